@@ -1,0 +1,206 @@
+"""The command line: thin click commands over the library, one error handler."""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from . import __version__
+from .display import make_console, print_plan
+from .errors import (
+    AvatarflowError,
+    JobTimeoutError,
+    LockError,
+    ServiceError,
+    TransportError,
+    UserError,
+)
+from .project import Project, TargetName
+from .secrets import redact
+
+EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Context:
+    def __init__(self, color: str) -> None:
+        self.color = color
+        self.out = make_console(sys.stdout, color)
+        self.err = make_console(sys.stderr, color)
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+def manifest_argument(func: F) -> F:
+    return click.argument(
+        "manifest", type=click.Path(dir_okay=False, path_type=Path), metavar="MANIFEST"
+    )(func)
+
+
+def emulator_option(func: F) -> F:
+    return click.option(
+        "--emulator",
+        is_flag=True,
+        help="Use the draft target: the embedded emulator, its own state and output folder.",
+    )(func)
+
+
+def _target(emulator: bool) -> TargetName:
+    return "emulator" if emulator else "azure"
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="avatarflow")
+@click.option(
+    "--color",
+    type=click.Choice(["auto", "always", "never"]),
+    default="auto",
+    show_default=True,
+    help="Colour output (NO_COLOR and TERM=dumb are honoured in auto).",
+)
+@click.pass_context
+def cli(ctx: click.Context, color: str) -> None:
+    """Plan and apply talking-avatar videos with Azure AI Speech batch synthesis."""
+    ctx.obj = Context(color)
+
+
+@cli.command()
+@manifest_argument
+@pass_ctx
+def validate(ctx: Context, manifest: Path) -> int:
+    """Load, render and check every video; no network."""
+    project = Project.open(manifest)
+    requests = project.requests
+    for warning in project.warnings():
+        ctx.err.print(f"warning: {warning}")
+    ctx.out.print(f"{manifest}: {len(requests)} video(s) valid.")
+    return EXIT_OK
+
+
+@cli.command()
+@manifest_argument
+@click.argument("video_id", metavar="ID")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead.")
+@pass_ctx
+def render(ctx: Context, manifest: Path, video_id: str, as_json: bool) -> int:
+    """Print the rendered SSML and the exact request body of one video."""
+    project = Project.open(manifest)
+    request = project.request(video_id)
+    if as_json:
+        data = {
+            "video": video_id,
+            "synthesis_id": request.synthesis_id,
+            "input_hash": request.content_hash,
+            "input": request.rendered.content,
+            "body": request.submit_body(),
+        }
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+        return EXIT_OK
+    click.echo(f"# video {video_id} → job {request.synthesis_id}")
+    click.echo(f"# input hash {request.content_hash}")
+    click.echo(f"# {request.rendered.input_kind} input:")
+    click.echo(request.rendered.content)
+    click.echo("# request body:")
+    click.echo(json.dumps(request.submit_body(), indent=2, ensure_ascii=False, sort_keys=True))
+    return EXIT_OK
+
+
+@cli.command()
+@manifest_argument
+@emulator_option
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON on stdout.")
+@click.option(
+    "--detailed-exitcode",
+    is_flag=True,
+    help="Exit 0 when there is nothing to do, 2 when there are changes, 1 on error.",
+)
+@pass_ctx
+def plan(ctx: Context, manifest: Path, emulator: bool, as_json: bool, detailed_exitcode: bool) -> int:
+    """Show which videos apply would render, and why."""
+    project = Project.open(manifest, _target(emulator))
+    the_plan = project.plan()
+    for warning in project.warnings():
+        ctx.err.print(f"warning: {warning}")
+    if as_json:
+        click.echo(json.dumps(the_plan.to_json(), indent=2, ensure_ascii=False))
+    else:
+        print_plan(ctx.out, the_plan)
+    if detailed_exitcode and the_plan.has_changes:
+        return EXIT_CHANGES
+    return EXIT_OK
+
+
+@cli.command()
+def schema() -> int:
+    """Print the JSON Schema of the manifest."""
+    from .schema import manifest_schema
+
+    click.echo(json.dumps(manifest_schema(), indent=2))
+    return EXIT_OK
+
+
+@cli.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path), default=".")
+@click.option("--name", default="my-course", show_default=True, help="Course name (job id prefix).")
+@pass_ctx
+def init(ctx: Context, directory: Path, name: str) -> int:
+    """Scaffold a manifest, a template and .gitignore lines."""
+    from .scaffold import scaffold
+
+    for path in scaffold(directory, name):
+        ctx.err.print(f"wrote {path}")
+    return EXIT_OK
+
+
+def _register_later_commands() -> None:
+    """Commands that need the runner live in their own module to keep this one thin."""
+    from . import cli_apply
+
+    for command in cli_apply.COMMANDS:
+        cli.add_command(command)
+
+
+_register_later_commands()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; every error family maps to its exit code here and only here."""
+    err = make_console(sys.stderr, "auto")
+    try:
+        result = cli.main(args=argv, prog_name="avatarflow", standalone_mode=False)
+    except KeyboardInterrupt:
+        err.print("Interrupted.")
+        return EXIT_INTERRUPTED
+    except click.exceptions.Abort:
+        err.print("Aborted.")
+        return EXIT_INTERRUPTED
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return EXIT_ERROR
+    except (UserError, ServiceError, TransportError, JobTimeoutError, LockError) as exc:
+        err.print(f"Error: {redact(str(exc))}", markup=False, highlight=False)
+        return EXIT_ERROR
+    except AvatarflowError as exc:
+        err.print(f"Error: {redact(str(exc))}", markup=False, highlight=False)
+        return EXIT_ERROR
+    except Exception as exc:  # a bug: keep the traceback, but out of the user's way
+        log = Path.cwd() / "avatarflow-crash.log"
+        try:
+            log.write_text(redact(traceback.format_exc()))
+            where = f"; details in {log.name}"
+        except OSError:
+            where = ""
+        err.print(f"Internal error: {redact(type(exc).__name__ + ': ' + str(exc))}{where}",
+                   markup=False, highlight=False)
+        return EXIT_ERROR
+    return int(result) if isinstance(result, int) else EXIT_OK

@@ -1,0 +1,155 @@
+"""The one exception tree of avatarflow.
+
+    AvatarflowError
+    ├── UserError                      tell the user, exit 1
+    │   ├── ManifestError              manifest file: YAML, schema, ids, text files
+    │   ├── TemplateError              Jinja template or rendered SSML
+    │   ├── RequestValidationError     request body breaks a documented service rule
+    │   ├── StateError                 state file corrupt, newer format, other lineage
+    │   │   └── StalePlanError         state changed since the plan was made
+    │   ├── LockError                  another process holds the state lock
+    │   ├── ConfigError                credentials / endpoint / CLI usage
+    │   └── SelectionError             --only/--exclude/--replace name unknown videos
+    ├── ServiceError                   the speech service answered with an error
+    │   ├── AuthError                  401 / 403
+    │   ├── BadRequestError            400
+    │   ├── NotFoundError              404
+    │   ├── ThrottledError             429 (carries retry_after)
+    │   └── ServerError                5xx
+    ├── TransportError                 the connection failed or dropped
+    ├── DownloadError                  a result download was short, expired or gone
+    └── JobTimeoutError                a job did not finish within --timeout
+
+The CLI maps families to exit codes in one place (``avatarflow.cli``). Messages never
+carry secrets: service messages pass through :func:`avatarflow.secrets.redact`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class AvatarflowError(Exception):
+    """Root of every error avatarflow raises on purpose."""
+
+
+class UserError(AvatarflowError):
+    """Something the user can fix; printed as one line, exit code 1."""
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where in which file a problem sits; ``file`` is relative to the manifest."""
+
+    file: str
+    line: int | None = None
+    key: str | None = None
+
+    def __str__(self) -> str:
+        text = self.file
+        if self.line is not None:
+            text += f":{self.line}"
+        if self.key:
+            text += f": {self.key}"
+        return text
+
+
+class LocatedError(UserError):
+    """A user error tied to a file, a line and a key path."""
+
+    def __init__(self, message: str, location: Location | None = None) -> None:
+        self.message = message
+        self.location = location
+        super().__init__(f"{location}: {message}" if location else message)
+
+
+class ManifestError(LocatedError, ValueError):
+    """The manifest (or a file it names) is not valid."""
+
+
+class TemplateError(LocatedError, ValueError):
+    """A template failed to render, or rendered SSML that the service would reject."""
+
+
+class RequestValidationError(LocatedError, ValueError):
+    """The request body for a video breaks a rule the service enforces."""
+
+
+class StateError(LocatedError):
+    """The state file cannot be read or must not be written."""
+
+
+class StalePlanError(StateError):
+    """The state changed between plan and apply."""
+
+
+class LockError(UserError):
+    """The state lock is held by another process."""
+
+
+class ConfigError(UserError):
+    """Missing or inconsistent configuration (credentials, endpoint, options)."""
+
+
+class SelectionError(UserError):
+    """A video selection names videos the manifest does not have."""
+
+
+class ServiceError(AvatarflowError):
+    """The service answered with an error status."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        code: str | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        self.message = message
+        self.status_code = status_code
+        self.code = code
+        self.request_id = request_id
+        parts = [f"HTTP {status_code}" if status_code else "service error"]
+        if code:
+            parts.append(code)
+        text = " ".join(parts) + f": {message}"
+        if request_id:
+            text += f" (request id {request_id})"
+        super().__init__(text)
+
+
+class AuthError(ServiceError):
+    """401/403: the key or token was refused."""
+
+
+class BadRequestError(ServiceError):
+    """400: the service rejected the request."""
+
+
+class NotFoundError(ServiceError):
+    """404: no such job (deleted, expired, never created)."""
+
+
+class ThrottledError(ServiceError):
+    """429: too many requests."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw: object) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, **kw)  # type: ignore[arg-type]
+
+
+class ServerError(ServiceError):
+    """5xx: the service failed."""
+
+
+class TransportError(AvatarflowError):
+    """The connection failed, timed out or was dropped."""
+
+
+class DownloadError(AvatarflowError):
+    """A result could not be downloaded intact."""
+
+
+class JobTimeoutError(AvatarflowError):
+    """A job did not reach a final status in time."""

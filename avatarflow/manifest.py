@@ -1,0 +1,314 @@
+"""The manifest: pydantic models, YAML loading with locations, and ``defaults`` merging.
+
+A manifest is read in two steps. :func:`load_manifest` validates the *shape* of the
+file (unknown keys, wrong types) with every error located at its file, line and key
+path. :meth:`Manifest.videos_resolved` then deep-merges ``defaults`` into every video
+and checks what only a complete video can tell (a text source, a character).
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import Location, ManifestError
+from .yamlsafe import KeyPath, LoadedYaml, format_path, load_yaml
+
+VIDEO_ID_RE = re.compile(r"^[A-Za-z0-9._-]+$")
+COLOR_RE = re.compile(r"^(#[0-9A-Fa-f]{8}|transparent)$")
+SERVICE_ID_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,62}[a-zA-Z0-9]$")
+
+ApiVersion = Literal["2024-08-01", "2024-04-15-preview", "3.1-preview1"]
+PREVIEW_API = "3.1-preview1"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Point(_Strict):
+    """A point or a size in pixels."""
+
+    x: float
+    y: float
+
+
+class Crop(_Strict):
+    """``avatarConfig.videoCrop``: the rectangle of the frame to keep."""
+
+    top_left: Point
+    bottom_right: Point
+
+
+class Scene(_Strict):
+    """``avatarConfig.scene`` of photo avatars."""
+
+    zoom: float | None = Field(default=None, gt=0)
+    position_x: float | None = Field(default=None, ge=-1, le=1)
+    position_y: float | None = Field(default=None, ge=-1, le=1)
+    rotation_x: float | None = Field(default=None, ge=-3.1416, le=3.1416)
+    rotation_y: float | None = Field(default=None, ge=-3.1416, le=3.1416)
+    rotation_z: float | None = Field(default=None, ge=-3.1416, le=3.1416)
+    amplitude: float | None = Field(default=None, gt=0, le=1)
+
+
+class AvatarSettings(_Strict):
+    """Who appears in the video (``avatarConfig`` character fields)."""
+
+    character: str | None = Field(default=None, min_length=1)
+    style: str | None = None
+    customized: bool | None = None
+    photo_avatar_base_model: Literal["vasa-1"] | None = None
+    scene: Scene | None = None
+    use_built_in_voice: bool | None = None
+    position: Point | None = None
+    size: Point | None = None
+
+
+class VideoSettings(_Strict):
+    """How the video is encoded and framed (``avatarConfig`` output fields)."""
+
+    format: Literal["mp4", "webm"] | None = None
+    codec: Literal["h264", "hevc", "vp9", "av1"] | None = None
+    bitrate_kbps: int | None = Field(default=None, gt=0)
+    subtitles: Literal["external_file", "soft_embedded", "hard_embedded", "none"] | None = None
+    background_color: str | None = Field(default=None, pattern=COLOR_RE.pattern)
+    background_image: str | None = Field(default=None, pattern=r"^https?://")
+    crop: Crop | None = None
+    resolution: Point | None = None
+
+
+class SynthesisSettings(_Strict):
+    """``synthesisConfig`` prosody of PlainText videos (the voice is ``voice``)."""
+
+    style: str | None = None
+    rate: str | None = None
+    pitch: str | None = None
+    volume: str | None = None
+
+
+class VideoFields(_Strict):
+    """Everything a video may set; also the shape of ``defaults``."""
+
+    template: str | None = None
+    input_kind: Literal["ssml", "plain_text"] | None = None
+    voice: str | None = Field(default=None, min_length=1)
+    avatar: AvatarSettings | None = None
+    video: VideoSettings | None = None
+    synthesis: SynthesisSettings | None = None
+    custom_voices: dict[str, str] | None = None
+    vars: dict[str, Any] | None = None
+    ttl_hours: int | None = Field(default=None, ge=1, le=744)
+    description: str | None = None
+    destination_container_url: str | None = None
+    destination_path: str | None = None
+
+    @field_validator("custom_voices")
+    @classmethod
+    def _deployment_ids(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        for name, deployment in (value or {}).items():
+            if not SERVICE_ID_RE.match(deployment):
+                raise ValueError(f"custom voice {name!r}: deployment id {deployment!r} is not valid")
+        return value
+
+
+class VideoEntry(VideoFields):
+    """One item of ``videos``."""
+
+    id: str
+    text: str | None = None
+    text_file: str | None = None
+    ssml: str | None = None
+
+    @field_validator("id")
+    @classmethod
+    def _id_chars(cls, value: str) -> str:
+        if not VIDEO_ID_RE.match(value) or value in {".", ".."}:
+            raise ValueError(f"id {value!r} may only use letters, digits, '.', '_' and '-'")
+        if len(value) > 120:
+            raise ValueError("id is longer than 120 characters")
+        return value
+
+
+class ServiceSettings(_Strict):
+    """Which API surface and endpoint to use. Keys come from the environment only."""
+
+    api_version: ApiVersion = "2024-08-01"
+    region: str | None = None
+    endpoint: str | None = None
+
+
+class Manifest(_Strict):
+    """The whole manifest file."""
+
+    version: Literal[1] = 1
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=40)
+    output_dir: str = "build/videos"
+    draft_dir: str | None = None
+    templates_dir: str = "templates"
+    state_dir: str = ".avatarflow"
+    service: ServiceSettings = ServiceSettings()
+    defaults: VideoFields = VideoFields()
+    videos: list[VideoEntry] = Field(min_length=1)
+
+
+@dataclass(frozen=True)
+class ResolvedVideo:
+    """A video with ``defaults`` merged in, ready to be rendered."""
+
+    id: str
+    index: int
+    fields: VideoEntry
+    location: Location
+
+    @property
+    def source(self) -> Literal["template", "ssml", "plain_text"]:
+        if self.fields.ssml is not None:
+            return "ssml"
+        if self.fields.input_kind == "plain_text":
+            return "plain_text"
+        return "template"
+
+
+@dataclass(frozen=True)
+class LoadedManifest:
+    """A validated manifest and where it lives."""
+
+    path: Path
+    model: Manifest
+    yaml: LoadedYaml
+    display_path: str
+
+    @property
+    def root(self) -> Path:
+        return self.path.parent
+
+    def location(self, path: KeyPath) -> Location:
+        return Location(self.display_path, self.yaml.line_of(path), format_path(path) or None)
+
+    def resolve_path(self, relative: str) -> Path:
+        return (self.root / relative).resolve()
+
+    @property
+    def templates_dir(self) -> Path:
+        return self.resolve_path(self.model.templates_dir)
+
+    def videos_resolved(self) -> list[ResolvedVideo]:
+        base = self.model.defaults.model_dump(exclude_unset=True)
+        resolved: list[ResolvedVideo] = []
+        seen: dict[str, int] = {}
+        for index, entry in enumerate(self.model.videos):
+            loc = self.location(("videos", index))
+            if entry.id in seen:
+                raise ManifestError(
+                    f"duplicate video id {entry.id!r} (first used at videos[{seen[entry.id]}])",
+                    self.location(("videos", index, "id")),
+                )
+            seen[entry.id] = index
+            merged = deep_merge(base, entry.model_dump(exclude_unset=True))
+            fields = VideoEntry.model_validate(merged)
+            _check_sources(fields, self.location(("videos", index)))
+            resolved.append(ResolvedVideo(entry.id, index, fields, loc))
+        return resolved
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Merge ``override`` into ``base``; nested mappings merge, everything else replaces."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _check_sources(fields: VideoEntry, loc: Location) -> None:
+    given = [name for name in ("text", "text_file", "ssml") if getattr(fields, name) is not None]
+    if not given:
+        raise ManifestError("needs one of 'text', 'text_file' or 'ssml'", loc)
+    if len(given) > 1:
+        raise ManifestError(f"give only one of 'text', 'text_file', 'ssml' (found {given})", loc)
+    if fields.ssml is not None and fields.input_kind == "plain_text":
+        raise ManifestError("'ssml' cannot be combined with input_kind: plain_text", loc)
+    if fields.avatar is None or not fields.avatar.character:
+        raise ManifestError("avatar.character is required (set it here or in defaults)", loc)
+
+
+def load_manifest(path: Path | str, display_path: str | None = None) -> LoadedManifest:
+    """Read and validate the manifest at ``path``."""
+    path = Path(path)
+    shown = display_path or path.name
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ManifestError("manifest file not found", Location(shown)) from None
+    except OSError as exc:
+        raise ManifestError(f"cannot read manifest: {exc.strerror}", Location(shown)) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ManifestError(
+            f"not UTF-8 text (byte {exc.start}); is it a binary file?", Location(shown)
+        ) from None
+    loaded = load_yaml(text, shown)
+    if not isinstance(loaded.data, dict):
+        raise ManifestError("the manifest must be a YAML mapping", Location(shown, 1))
+    try:
+        model = Manifest.model_validate(loaded.data)
+    except ValidationError as exc:
+        raise _located_error(exc, loaded, shown) from None
+    return LoadedManifest(path=path.resolve(), model=model, yaml=loaded, display_path=shown)
+
+
+def _located_error(exc: ValidationError, loaded: LoadedYaml, file: str) -> ManifestError:
+    """Turn the first pydantic error into one located, actionable line."""
+    error = exc.errors()[0]
+    path: KeyPath = tuple(p for p in error["loc"] if isinstance(p, str | int))
+    # pydantic adds the union member name (e.g. "literal['mp4']") to the loc; drop it.
+    path = tuple(p for p in path if not (isinstance(p, str) and ("[" in p or "'" in p)))
+    location = Location(file, loaded.line_of(path), format_path(path) or None)
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        allowed = _allowed_keys(path[:-1])
+        hint = difflib.get_close_matches(str(path[-1]), allowed, n=1)
+        message = "unknown key" + (f" (did you mean '{hint[0]}'?)" if hint else "")
+        if not hint and allowed:
+            message += f"; allowed: {', '.join(sorted(allowed))}"
+        return ManifestError(message, location)
+    if kind == "missing":
+        return ManifestError("required key is missing", location)
+    message = str(error["msg"])
+    if message.startswith("Value error, "):
+        message = message[len("Value error, ") :]
+    return ManifestError(message, location)
+
+
+def _allowed_keys(path: KeyPath) -> list[str]:
+    """Field names of the model found at ``path`` inside :class:`Manifest`."""
+    model: Any = Manifest
+    for part in path:
+        if isinstance(part, int):
+            continue
+        fields = getattr(model, "model_fields", None)
+        if fields is None or part not in fields:
+            return []
+        model = _model_of(fields[part].annotation)
+    fields = getattr(model, "model_fields", None)
+    return list(fields) if fields else []
+
+
+def _model_of(annotation: Any) -> Any:
+    """The BaseModel inside ``X | None`` or ``list[X]``, if any."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _model_of(arg)
+        if found is not None:
+            return found
+    return None

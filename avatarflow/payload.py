@@ -1,0 +1,319 @@
+"""A rendered video → the exact request body, its content hash and its synthesis id.
+
+The identity of a video is the sha256 of the canonical JSON of the request body that
+would be sent (plus a hash-format version and the API surface), never a hand-picked
+subset: whatever changes the request changes the hash, nothing else does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from . import catalog
+from .errors import Location, RequestValidationError
+from .manifest import PREVIEW_API, AvatarSettings, VideoEntry, VideoSettings
+from .render import RenderedVideo
+
+HASH_FORMAT = 1
+MAX_BODY_BYTES = 500 * 1024
+MAX_TTL_HOURS = 744
+ID_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,62}[a-zA-Z0-9]$")
+HASH_PROPERTY = "avatarflowHash"
+VIDEO_PROPERTY = "avatarflowVideo"
+
+_CODECS = {"mp4": ("h264", "hevc", "av1"), "webm": ("vp9", "av1")}
+
+
+def canonical_json(value: Any) -> str:
+    """Sorted keys, compact separators, UTF-8: one text for one value."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class VideoRequest:
+    """Everything needed to submit one video, and to recognise it later."""
+
+    rendered: RenderedVideo
+    surface: str  # "ga" or "preview"
+    body: dict[str, Any]  # identity body; for GA exactly what is PUT
+    content_hash: str
+    synthesis_id: str
+
+    @property
+    def video_id(self) -> str:
+        return self.rendered.id
+
+    def submit_body(self) -> dict[str, Any]:
+        """The body sent on create. Preview adds the identity fields it needs to be found."""
+        if self.surface == "ga":
+            return self.body
+        body = dict(self.body)
+        body["displayName"] = self.synthesis_id
+        body["customProperties"] = {
+            HASH_PROPERTY: self.content_hash,
+            VIDEO_PROPERTY: self.video_id[:256],
+        }
+        return body
+
+    def recorded_body(self) -> dict[str, Any]:
+        """The body as kept in state: inputs replaced by their digest to keep state small."""
+        body = dict(self.body)
+        key = "inputs"
+        body[key] = [
+            {"sha256": hashlib.sha256(_input_text(i).encode()).hexdigest(), "chars": len(_input_text(i))}
+            for i in self.body[key]
+        ]
+        return body
+
+
+def _input_text(item: dict[str, str]) -> str:
+    return item.get("content", item.get("text", ""))
+
+
+def content_hash(surface: str, body: dict[str, Any]) -> str:
+    envelope = {"format": HASH_FORMAT, "surface": surface, "body": body}
+    return hashlib.sha256(canonical_json(envelope).encode("utf-8")).hexdigest()
+
+
+def synthesis_id(name: str, video_id: str, digest: str) -> str:
+    """``{name}-{video id}-{hash12}`` within the service's id rule (3–64 characters)."""
+    suffix = digest[:12]
+    prefix = re.sub(r"[^A-Za-z0-9._-]", "-", f"{name}-{video_id}")
+    room = 64 - len(suffix) - 1
+    if len(prefix) > room:
+        # Keep the ids of long names distinct: the cut part is replaced by its own digest.
+        tag = hashlib.sha256(prefix.encode()).hexdigest()[:6]
+        prefix = f"{prefix[: room - 7]}-{tag}"
+    prefix = re.sub(r"^[^A-Za-z0-9]+", "", prefix) or "v"
+    return f"{prefix}-{suffix}"
+
+
+def build_request(rendered: RenderedVideo, name: str, api_version: str) -> VideoRequest:
+    """The request for one video, checked against the service's documented rules."""
+    fields = rendered.video.fields
+    loc = rendered.video.location
+    check_service_rules(fields, rendered.input_kind, loc)
+    if api_version == PREVIEW_API:
+        surface, body = "preview", _preview_body(rendered, fields, loc)
+    else:
+        surface, body = "ga", _ga_body(rendered, fields)
+    size = len(canonical_json(body).encode("utf-8"))
+    if size > MAX_BODY_BYTES:
+        raise RequestValidationError(
+            f"request body is {size // 1024} KB; the service accepts at most 500 KB", loc
+        )
+    digest = content_hash(surface, body)
+    return VideoRequest(rendered, surface, body, digest, synthesis_id(name, rendered.id, digest))
+
+
+def check_service_rules(fields: VideoEntry, input_kind: str, loc: Location) -> None:
+    """Rules the service enforces, checked before any request is made."""
+    avatar = fields.avatar or AvatarSettings()
+    video = fields.video or VideoSettings()
+    fmt = video.format or "mp4"
+    codec = video.codec or ("hevc" if fmt == "mp4" else "vp9")
+    if codec not in _CODECS[fmt]:
+        raise RequestValidationError(
+            f"codec {codec} cannot be used with format {fmt} "
+            f"(use one of {', '.join(_CODECS[fmt])})",
+            loc,
+        )
+    color = (video.background_color or "").lower()
+    if color in {"transparent", "#00000000"} and (fmt, codec) != ("webm", "vp9"):
+        raise RequestValidationError(
+            "a transparent background needs video.format: webm and video.codec: vp9", loc
+        )
+    if video.background_image and video.background_color:
+        raise RequestValidationError(
+            "set either video.background_image or video.background_color, not both", loc
+        )
+    _check_avatar(avatar, loc)
+    if input_kind == "PlainText" and not fields.voice:
+        raise RequestValidationError("a plain_text video needs a voice", loc)
+    if fields.destination_path and not fields.destination_container_url:
+        raise RequestValidationError(
+            "destination_path needs destination_container_url", loc
+        )
+
+
+def _check_avatar(avatar: AvatarSettings, loc: Location) -> None:
+    character = avatar.character or ""
+    photo = avatar.photo_avatar_base_model is not None
+    if photo:
+        if avatar.style:
+            raise RequestValidationError("photo avatars take no avatar.style", loc)
+        return
+    if avatar.scene is not None:
+        raise RequestValidationError("avatar.scene is for photo avatars only", loc)
+    if avatar.customized:
+        return
+    if catalog.is_photo_avatar(character):
+        raise RequestValidationError(
+            f"{character} is a photo avatar: set avatar.photo_avatar_base_model: vasa-1", loc
+        )
+    if not catalog.is_standard_character(character):
+        hint = catalog.closest(character, catalog.characters())
+        raise RequestValidationError(
+            f"unknown standard avatar {character!r}"
+            + (f" (did you mean '{hint}'?)" if hint else "")
+            + "; set avatar.customized: true for a custom avatar",
+            loc,
+        )
+    styles = catalog.styles(character)
+    if not avatar.style:
+        raise RequestValidationError(
+            f"avatar.style is required for standard avatar {character} "
+            f"(one of {', '.join(styles)})",
+            loc,
+        )
+    if avatar.style.lower() not in styles:
+        hint = catalog.closest(avatar.style, styles)
+        raise RequestValidationError(
+            f"unknown style {avatar.style!r} for {character}"
+            + (f" (did you mean '{hint}'?)" if hint else "")
+            + f"; valid: {', '.join(styles)}",
+            loc,
+        )
+
+
+def _drop_none(mapping: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in mapping.items() if v is not None}
+
+
+def _point(value: Any) -> dict[str, float] | None:
+    return None if value is None else {"x": value.x, "y": value.y}
+
+
+def _crop(video: VideoSettings) -> dict[str, Any] | None:
+    if video.crop is None:
+        return None
+    return {"topLeft": _point(video.crop.top_left), "bottomRight": _point(video.crop.bottom_right)}
+
+
+def _synthesis_config(fields: VideoEntry) -> dict[str, Any]:
+    synth = fields.synthesis
+    return _drop_none(
+        {
+            "voice": fields.voice,
+            "style": synth.style if synth else None,
+            "rate": synth.rate if synth else None,
+            "pitch": synth.pitch if synth else None,
+            "volume": synth.volume if synth else None,
+        }
+    )
+
+
+def _ga_body(rendered: RenderedVideo, fields: VideoEntry) -> dict[str, Any]:
+    avatar = fields.avatar or AvatarSettings()
+    video = fields.video or VideoSettings()
+    scene = None
+    if avatar.scene is not None:
+        s = avatar.scene
+        scene = _drop_none(
+            {
+                "zoom": s.zoom,
+                "positionX": s.position_x,
+                "positionY": s.position_y,
+                "rotationX": s.rotation_x,
+                "rotationY": s.rotation_y,
+                "rotationZ": s.rotation_z,
+                "amplitude": s.amplitude,
+            }
+        )
+    avatar_config = _drop_none(
+        {
+            "talkingAvatarCharacter": avatar.character,
+            "talkingAvatarStyle": avatar.style,
+            "customized": avatar.customized,
+            "photoAvatarBaseModel": avatar.photo_avatar_base_model,
+            "scene": scene,
+            "useBuiltInVoice": avatar.use_built_in_voice,
+            "avatarPosition": _point(avatar.position),
+            "avatarSize": _point(avatar.size),
+            "videoFormat": video.format,
+            "videoCodec": video.codec,
+            "bitrateKbps": video.bitrate_kbps,
+            "subtitleType": video.subtitles,
+            "backgroundColor": video.background_color,
+            "backgroundImage": video.background_image,
+            "videoCrop": _crop(video),
+            "resolution": _point(video.resolution),
+        }
+    )
+    properties = _drop_none(
+        {
+            "timeToLiveInHours": fields.ttl_hours,
+            "destinationContainerUrl": fields.destination_container_url,
+            "destinationPath": fields.destination_path,
+        }
+    )
+    body: dict[str, Any] = {
+        "inputKind": rendered.input_kind,
+        "inputs": [{"content": rendered.content}],
+        "avatarConfig": avatar_config,
+    }
+    if rendered.input_kind == "PlainText":
+        body["synthesisConfig"] = _synthesis_config(fields)
+    if fields.custom_voices:
+        body["customVoices"] = dict(fields.custom_voices)
+    if properties:
+        body["properties"] = properties
+    if fields.description:
+        body["description"] = fields.description
+    return body
+
+
+def _preview_body(rendered: RenderedVideo, fields: VideoEntry, loc: Location) -> dict[str, Any]:
+    avatar = fields.avatar or AvatarSettings()
+    video = fields.video or VideoSettings()
+    unsupported = [
+        name
+        for name, value in (
+            ("avatar.photo_avatar_base_model", avatar.photo_avatar_base_model),
+            ("avatar.scene", avatar.scene),
+            ("avatar.use_built_in_voice", avatar.use_built_in_voice),
+            ("avatar.position", avatar.position),
+            ("avatar.size", avatar.size),
+            ("video.background_image", video.background_image),
+            ("video.resolution", video.resolution),
+            ("destination_path", fields.destination_path),
+        )
+        if value is not None
+    ]
+    if unsupported:
+        raise RequestValidationError(
+            f"{', '.join(unsupported)} not supported by api_version {PREVIEW_API}", loc
+        )
+    if video.codec == "av1":
+        raise RequestValidationError(f"codec av1 is not supported by api_version {PREVIEW_API}", loc)
+    properties = _drop_none(
+        {
+            "talkingAvatarCharacter": avatar.character,
+            "talkingAvatarStyle": avatar.style,
+            "customized": avatar.customized,
+            "videoFormat": video.format,
+            "videoCodec": video.codec,
+            "kBitrate": video.bitrate_kbps,
+            "videoCrop": _crop(video),
+            "subtitleType": video.subtitles,
+            "backgroundColor": video.background_color,
+            "timeToLive": f"PT{fields.ttl_hours}H" if fields.ttl_hours else None,
+            "destinationContainerUrl": fields.destination_container_url,
+        }
+    )
+    body: dict[str, Any] = {
+        "textType": rendered.input_kind,
+        "inputs": [{"text": rendered.content}],
+        "properties": properties,
+    }
+    if rendered.input_kind == "PlainText":
+        body["synthesisConfig"] = _synthesis_config(fields)
+    if fields.custom_voices:
+        body["customVoices"] = dict(fields.custom_voices)
+    if fields.description:
+        body["description"] = fields.description
+    return body

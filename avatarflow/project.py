@@ -1,0 +1,135 @@
+"""A manifest together with its target: where state and videos live, and the plan."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from .errors import ManifestError
+from .manifest import LoadedManifest, load_manifest
+from .payload import VideoRequest, build_request
+from .planner import OutputCheck, Plan, make_plan
+from .render import Renderer
+from .state import State, StateRecord, load_state
+
+TargetName = Literal["azure", "emulator"]
+EMULATOR_DIR = "emulator"
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where one target keeps its state and its videos. Drafts never mix with finals."""
+
+    name: TargetName
+    state_dir: Path
+    output_dir: Path
+
+    @property
+    def is_emulator(self) -> bool:
+        return self.name == "emulator"
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class Project:
+    """Library entry point: ``Project.open("course.yaml").plan()``."""
+
+    def __init__(self, manifest: LoadedManifest, target: TargetName = "azure") -> None:
+        self.manifest = manifest
+        self.target = self._target(target)
+
+    @classmethod
+    def open(cls, path: Path | str, target: TargetName = "azure") -> Project:
+        path = Path(path)
+        return cls(load_manifest(path, display_path=path.name), target)
+
+    # -- paths ---------------------------------------------------------------------
+    def _inside(self, relative: str, key: str) -> Path:
+        root = self.manifest.root
+        path = (root / relative).resolve()
+        if not path.is_relative_to(root):
+            raise ManifestError(
+                f"{relative!r} points outside the manifest's folder", self.manifest.location((key,))
+            )
+        return path
+
+    def _target(self, name: TargetName) -> Target:
+        model = self.manifest.model
+        state_root = self._inside(model.state_dir, "state_dir") / model.name
+        output = self._inside(model.output_dir, "output_dir")
+        if name == "azure":
+            return Target(name, state_root, output)
+        draft = model.draft_dir or f"{model.output_dir.rstrip('/')}-drafts"
+        return Target(name, state_root / EMULATOR_DIR, self._inside(draft, "draft_dir"))
+
+    def display(self, path: Path) -> str:
+        """``path`` relative to the manifest, as every message shows paths."""
+        try:
+            return str(path.relative_to(self.manifest.root))
+        except ValueError:
+            return str(path)
+
+    @property
+    def emulator_data_dir(self) -> Path:
+        return self.target.state_dir / "service"
+
+    def output_path(self, request: VideoRequest) -> Path:
+        video = request.rendered.video.fields.video
+        ext = (video.format if video and video.format else "mp4")
+        return self.target.output_dir / f"{request.video_id}.{ext}"
+
+    # -- the pipeline --------------------------------------------------------------
+    @cached_property
+    def requests(self) -> list[VideoRequest]:
+        """Every video rendered and turned into its request; raises on the first problem."""
+        renderer = Renderer(self.manifest)
+        model = self.manifest.model
+        return [
+            build_request(rendered, model.name, model.service.api_version)
+            for rendered in renderer.render_all()
+        ]
+
+    def warnings(self) -> list[str]:
+        return [w for r in self.requests for w in r.rendered.warnings]
+
+    def request(self, video_id: str) -> VideoRequest:
+        for request in self.requests:
+            if request.video_id == video_id:
+                return request
+        ids = ", ".join(r.video_id for r in self.requests)
+        raise ManifestError(f"no video {video_id!r} in the manifest; videos: {ids}",
+                            self.manifest.location(("videos",)))
+
+    def load_state(self) -> State:
+        return load_state(self.target.state_dir, self.display(self.target.state_dir))
+
+    def check_output(self, record: StateRecord) -> OutputCheck:
+        if record.output is None:
+            return "missing"
+        path = self.manifest.root / record.output.path
+        if path.is_symlink() or not path.is_file():
+            return "missing" if not path.exists() else "modified"
+        if path.stat().st_size != record.output.size:
+            return "modified"
+        return "ok" if sha256_file(path) == record.output.sha256 else "modified"
+
+    def plan(
+        self,
+        state: State | None = None,
+        *,
+        remote_gone: frozenset[str] = frozenset(),
+        replace: frozenset[str] = frozenset(),
+    ) -> Plan:
+        state = state if state is not None else self.load_state()
+        return make_plan(
+            self.requests, state, self.check_output, remote_gone=remote_gone, replace=replace
+        )

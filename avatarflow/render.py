@@ -1,0 +1,282 @@
+"""Jinja2 → SSML: a sandboxed environment, XML-safe variables, and SSML checks."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import traceback
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from jinja2.sandbox import SandboxedEnvironment
+
+from . import catalog
+from .errors import Location, ManifestError, TemplateError
+from .manifest import LoadedManifest, ResolvedVideo
+
+GESTURE_PREFIX = "gesture."
+_DOCTYPE_RE = re.compile(r"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class RenderedVideo:
+    """A video whose input is final: the exact text or SSML the service will receive."""
+
+    video: ResolvedVideo
+    content: str
+    input_kind: str  # "SSML" or "PlainText"
+    sources: dict[str, str]  # what the input was made from, to explain re-renders
+    warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def id(self) -> str:
+        return self.video.id
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@lru_cache(maxsize=32)
+def _environment(templates_dir: Path) -> SandboxedEnvironment:
+    return SandboxedEnvironment(
+        loader=jinja2.FileSystemLoader(str(templates_dir)),
+        undefined=jinja2.StrictUndefined,
+        autoescape=True,
+        keep_trailing_newline=True,
+    )
+
+
+@lru_cache(maxsize=1)
+def _text_environment() -> SandboxedEnvironment:
+    # Narration is plain text; it is escaped where the SSML template inserts it.
+    return SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
+
+
+class Renderer:
+    """Renders every video of one manifest; caches templates and narration files."""
+
+    def __init__(self, manifest: LoadedManifest) -> None:
+        self.manifest = manifest
+        self.env = _environment(manifest.templates_dir)
+        self._texts: dict[str, str] = {}
+
+    def render_all(self) -> list[RenderedVideo]:
+        return [self.render(video) for video in self.manifest.videos_resolved()]
+
+    def render(self, video: ResolvedVideo) -> RenderedVideo:
+        fields = video.fields
+        if fields.ssml is not None:
+            loc = self.manifest.location(("videos", video.index, "ssml"))
+            content = fields.ssml.strip()
+            sources = {"ssml": sha256_text(content)}
+            return self._checked(video, content, sources, loc, "inline ssml")
+        raw_text, text_origin = self._narration(video)
+        text = self._render_text(raw_text, video, text_origin)
+        sources = {"script": sha256_text(raw_text), "vars": _vars_digest(fields.vars)}
+        if video.source == "plain_text":
+            return RenderedVideo(video, text.strip(), "PlainText", sources)
+        template = fields.template
+        if not template:
+            raise ManifestError(
+                "no template: set 'template' (here or in defaults) or input_kind: plain_text",
+                video.location,
+            )
+        content, template_source = self._render_template(template, video, text)
+        sources["template"] = f"{template}@{sha256_text(template_source)[:16]}"
+        sources["voice"] = fields.voice or ""
+        origin = f"{self._template_display(template)} (video {video.id})"
+        return self._checked(video, content.strip(), sources, None, origin)
+
+    # -- narration -----------------------------------------------------------------
+    def _narration(self, video: ResolvedVideo) -> tuple[str, Location]:
+        fields = video.fields
+        if fields.text is not None:
+            return fields.text, self.manifest.location(("videos", video.index, "text"))
+        assert fields.text_file is not None
+        loc = self.manifest.location(("videos", video.index, "text_file"))
+        return self._read_text_file(fields.text_file, loc), loc
+
+    def _read_text_file(self, relative: str, loc: Location) -> str:
+        if relative in self._texts:
+            return self._texts[relative]
+        root = self.manifest.root
+        path = (root / relative).resolve()
+        if not path.is_relative_to(root):
+            raise ManifestError(
+                f"text_file {relative!r} points outside the manifest's folder", loc
+            )
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise ManifestError(f"text file {relative!r} not found", loc) from None
+        except OSError as exc:
+            raise ManifestError(f"cannot read text file {relative!r}: {exc.strerror}", loc) from None
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ManifestError(f"text file {relative!r} is not UTF-8 text", loc) from None
+        if "\x00" in text:
+            raise ManifestError(f"text file {relative!r} is binary", loc)
+        self._texts[relative] = text
+        return text
+
+    def _render_text(self, raw: str, video: ResolvedVideo, loc: Location) -> str:
+        try:
+            return _text_environment().from_string(raw).render(self._context(video))
+        except jinja2.TemplateSyntaxError as exc:
+            raise TemplateError(f"template syntax error in narration: {exc.message}", loc) from None
+        except (jinja2.UndefinedError, jinja2.exceptions.SecurityError) as exc:
+            raise TemplateError(f"in narration: {_jinja_message(exc)}", loc) from None
+
+    # -- templates -----------------------------------------------------------------
+    def _template_display(self, name: str) -> str:
+        path = self.manifest.templates_dir / name
+        try:
+            return str(path.relative_to(self.manifest.root))
+        except ValueError:
+            return _relative(path, self.manifest.root)
+
+    def _render_template(self, name: str, video: ResolvedVideo, text: str) -> tuple[str, str]:
+        shown = self._template_display(name)
+        try:
+            template = self.env.get_template(name)
+        except jinja2.TemplateNotFound:
+            known = sorted(self.env.list_templates()) if self.manifest.templates_dir.is_dir() else []
+            hint = f"; available: {', '.join(known)}" if known else ""
+            raise ManifestError(
+                f"unknown template {name!r} (looked in {_relative(self.manifest.templates_dir, self.manifest.root)}){hint}",
+                self.manifest.location(("videos", video.index, "template"))
+                if video.fields.template
+                else video.location,
+            ) from None
+        except jinja2.TemplateSyntaxError as exc:
+            raise TemplateError(
+                f"template syntax error: {exc.message}", Location(shown, exc.lineno)
+            ) from None
+        context = self._context(video)
+        context["text"] = text
+        try:
+            rendered = template.render(context)
+        except (jinja2.UndefinedError, jinja2.exceptions.SecurityError) as exc:
+            line = _template_line(exc, template.filename)
+            raise TemplateError(
+                f"{_jinja_message(exc)} (video {video.id})", Location(shown, line)
+            ) from None
+        except jinja2.TemplateError as exc:
+            line = _template_line(exc, template.filename)
+            raise TemplateError(f"{exc} (video {video.id})", Location(shown, line)) from None
+        source = Path(template.filename).read_text("utf-8") if template.filename else ""
+        return rendered, source
+
+    def _context(self, video: ResolvedVideo) -> dict[str, Any]:
+        fields = video.fields
+        avatar = fields.avatar.model_dump() if fields.avatar else {}
+        context = dict(fields.vars or {})
+        context["video"] = {
+            "id": video.id,
+            "index": video.index,
+            "voice": fields.voice,
+            "avatar": avatar,
+        }
+        return context
+
+    # -- checks --------------------------------------------------------------------
+    def _checked(
+        self,
+        video: ResolvedVideo,
+        ssml: str,
+        sources: dict[str, str],
+        loc: Location | None,
+        origin: str,
+    ) -> RenderedVideo:
+        root = parse_ssml(ssml, loc, origin)
+        warnings = check_gestures(root, video, loc or video.location)
+        return RenderedVideo(video, ssml, "SSML", sources, tuple(warnings))
+
+
+def parse_ssml(ssml: str, loc: Location | None, origin: str) -> ET.Element:
+    """Parse SSML, refusing DTDs and entities (no XXE), and require a ``<speak>`` root."""
+
+    def fail(message: str, line: int | None = None) -> TemplateError:
+        where = loc or Location(origin)
+        if line is not None:
+            message += f" (line {line} of the rendered SSML from {origin})"
+        return TemplateError(message, where)
+
+    if _DOCTYPE_RE.search(ssml):
+        raise fail("SSML must not contain a DOCTYPE or ENTITY declaration")
+    try:
+        root = ET.fromstring(ssml)
+    except ET.ParseError as exc:
+        line = exc.position[0] if exc.position else None
+        raise fail(f"SSML is not well-formed XML: {exc.msg}", line) from None
+    if root.tag.rsplit("}", 1)[-1] != "speak":
+        raise fail(f"SSML root element must be <speak>, not <{root.tag.rsplit('}', 1)[-1]}>")
+    return root
+
+
+def check_gestures(root: ET.Element, video: ResolvedVideo, loc: Location) -> list[str]:
+    """Errors for gestures the chosen standard avatar does not have; warnings otherwise."""
+    marks = [
+        str(el.get("mark", ""))[len(GESTURE_PREFIX) :]
+        for el in root.iter()
+        if el.tag.rsplit("}", 1)[-1] == "bookmark"
+        and str(el.get("mark", "")).startswith(GESTURE_PREFIX)
+    ]
+    if not marks:
+        return []
+    avatar = video.fields.avatar
+    character = (avatar.character if avatar else None) or ""
+    style = (avatar.style if avatar else None) or ""
+    custom = bool(avatar and (avatar.customized or avatar.photo_avatar_base_model))
+    known = None if custom else catalog.gestures(character, style)
+    if known is None:
+        return [f"video {video.id}: gestures {', '.join(marks)} not checked for {character}"]
+    for mark in marks:
+        if mark not in known:
+            if not known:
+                raise TemplateError(
+                    f"gesture {mark!r}: {character}/{style} has no gestures", loc
+                )
+            hint = catalog.closest(mark, known)
+            raise TemplateError(
+                f"unknown gesture {mark!r} for {character}/{style}"
+                + (f" (did you mean '{hint}'?)" if hint else "")
+                + f"; valid: {', '.join(known)}",
+                loc,
+            )
+    return []
+
+
+def _vars_digest(values: dict[str, Any] | None) -> str:
+    return sha256_text(repr(sorted((values or {}).items())))[:16]
+
+
+def _jinja_message(exc: Exception) -> str:
+    message = getattr(exc, "message", None) or str(exc)
+    if isinstance(exc, jinja2.exceptions.SecurityError):
+        return f"not allowed in templates: {message}"
+    return f"undefined variable: {message}" if "undefined" in message else message
+
+
+def _template_line(exc: BaseException, filename: str | None) -> int | None:
+    """Jinja rewrites tracebacks so template frames carry the template's own line."""
+    line = None
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if filename and frame.filename == filename:
+            line = frame.lineno
+    return line
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        import os
+
+        return os.path.relpath(path, root)
