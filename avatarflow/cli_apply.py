@@ -2,6 +2,459 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import sys
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractContextManager, ExitStack, asynccontextmanager
+from pathlib import Path
+from typing import Any
+
 import click
+from rich.table import Table
+
+from .display import print_plan
+from .errors import ConfigError, StalePlanError
+from .lock import StateLock, command_line, force_unlock
+from .planner import ActionKind, Plan, select
+from .project import Project, TargetName
+from .runner import ApplyOptions, Event, Runner, Summary
+from .state import IN_FLIGHT, State, StateRecord
 
 COMMANDS: list[click.Command] = []
+EMULATOR_KEY = "emulator-local-key"
+
+
+def _command(func: click.Command) -> click.Command:
+    COMMANDS.append(func)
+    return func
+
+
+# -- the service connection -----------------------------------------------------------
+class Service:
+    """Opens the client lazily, so a run with nothing to do makes no request at all."""
+
+    def __init__(self, project: Project) -> None:
+        self.project = project
+        self._stack = ExitStack()
+        self._endpoint: tuple[str, str | None] | None = None
+
+    def endpoint(self) -> tuple[str, str | None]:
+        """(base URL, key) — starting the embedded emulator for the draft target."""
+        if self._endpoint is None:
+            if self.project.target.is_emulator:
+                from .emulator import Emulator, EmulatorConfig
+
+                emulator = Emulator(self.project.emulator_data_dir, EmulatorConfig.from_env())
+                self._stack.enter_context(emulator)
+                self._endpoint = (emulator.url, EMULATOR_KEY)
+            else:
+                self._endpoint = ("", None)
+        return self._endpoint
+
+    @asynccontextmanager
+    async def client(self) -> AsyncIterator[Any]:
+        from .client import ServiceConfig, SpeechClient
+        from .credentials import KeyCredential
+
+        service = self.project.manifest.model.service
+        url, key = self.endpoint()
+        if url:
+            config = ServiceConfig(
+                endpoint=url,
+                api_version=service.api_version,
+                credential=KeyCredential(key or EMULATOR_KEY),
+            )
+        else:
+            config = ServiceConfig.from_env(
+                service.api_version, region=service.region, endpoint=service.endpoint
+            )
+        async with SpeechClient(config) as client:
+            yield client
+
+    def options(self, **kw: Any) -> ApplyOptions:
+        if self.project.target.is_emulator:  # a local service: poll briskly
+            return ApplyOptions(poll_interval=0.2, poll_max_interval=1.0, **kw)
+        return ApplyOptions(**kw)
+
+    def close(self) -> None:
+        self._stack.close()
+
+
+def _needs_refresh(project: Project, record: StateRecord) -> bool:
+    return record.status in IN_FLIGHT or (
+        record.status == "downloaded" and project.check_output(record) != "ok"
+    )
+
+
+async def _gone(service: Service, project: Project, state: State) -> frozenset[str]:
+    """Video ids whose remote job no longer exists (only asked when it matters)."""
+    from .errors import NotFoundError
+    from .payload import HASH_PROPERTY
+
+    wanted = {r.video_id for r in project.requests}
+    records = [
+        r for r in state.records.values() if r.video_id in wanted and _needs_refresh(project, r)
+    ]
+    if not records:
+        return frozenset()
+    gone: set[str] = set()
+    async with service.client() as client:
+        listed: dict[str, Any] | None = None
+        for record in records:
+            if record.remote_id:
+                try:
+                    await client.get(record.remote_id)
+                except NotFoundError:
+                    gone.add(record.video_id)
+                continue
+            if listed is None:  # preview submit lost before the id was known
+                listed = {
+                    j.custom_properties.get(HASH_PROPERTY): j async for j in client.list_jobs()
+                }
+            if record.input_hash not in listed and record.status != "submitting":
+                gone.add(record.video_id)
+    return frozenset(gone)
+
+
+def _plan_with_refresh(
+    project: Project, service: Service, state: State, replace: frozenset[str]
+) -> Plan:
+    gone = asyncio.run(_gone(service, project, state))
+    return project.plan(state, remote_gone=gone, replace=replace)
+
+
+# -- reporting ------------------------------------------------------------------------
+def _reporter(as_json: bool, err: Any) -> Callable[[Event], None]:
+    def report(event: Event) -> None:
+        if as_json:
+            line = {
+                "event": event.kind,
+                "video": event.video_id,
+                "message": event.message,
+                **event.data,
+            }
+            click.echo(json.dumps(line, ensure_ascii=False))
+            return
+        who = f"[bold]{event.video_id}[/]: " if event.video_id else ""
+        style = {"failed": "red", "timeout": "red", "downloaded": "green"}.get(event.kind, "")
+        text = f"[{style}]{event.message}[/]" if style else event.message
+        err.print(f"{who}{text}", highlight=False)
+
+    return report
+
+
+def _summary_table(summary: Summary) -> Table:
+    table = Table(title="Apply summary", show_header=True)
+    for column in (
+        "created",
+        "re-rendered",
+        "adopted",
+        "downloaded",
+        "failed",
+        "timed out",
+        "characters",
+        "avatar seconds",
+    ):
+        table.add_column(column, justify="right")
+    c = summary.counts
+    table.add_row(
+        str(c["created"]),
+        str(c["rerendered"]),
+        str(c["adopted"]),
+        str(c["downloaded"]),
+        str(len(summary.failed)),
+        str(len(summary.timed_out)),
+        f"{summary.characters:,}",
+        f"{summary.avatar_seconds:,}",
+    )
+    return table
+
+
+def _confirm(yes: bool) -> None:
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise ConfigError("apply needs confirmation: run it on a terminal or pass --yes")
+    if not click.confirm("Apply this plan?", default=False):
+        raise click.exceptions.Abort()
+
+
+def _lock(project: Project, timeout: float, err: Any) -> AbstractContextManager[Any]:
+    return StateLock(
+        project.target.state_dir,
+        command_line(),
+        timeout,
+        on_wait=lambda msg: err.print(msg, highlight=False),
+    )
+
+
+def _ids(values: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(values)
+
+
+# -- commands -------------------------------------------------------------------------
+def _target(emulator: bool) -> TargetName:
+    return "emulator" if emulator else "azure"
+
+
+@_command
+@click.command()
+@click.argument("manifest", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--emulator", is_flag=True, help="Render drafts on the embedded emulator.")
+@click.option("--yes", "-y", is_flag=True, help="Apply without asking (for CI).")
+@click.option("--only", multiple=True, metavar="GLOB", help="Only these video ids (repeatable).")
+@click.option("--exclude", multiple=True, metavar="GLOB", help="Skip these video ids (repeatable).")
+@click.option(
+    "--replace", multiple=True, metavar="ID", help="Render this video again even if unchanged."
+)
+@click.option(
+    "--parallelism",
+    type=click.IntRange(1, 200),
+    default=20,
+    show_default=True,
+    help="Jobs in flight at once (the service allows 200 per resource).",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Seconds a job may take from submission before apply stops waiting.",
+)
+@click.option("--delete-remote", is_flag=True, help="Delete each remote job after its download.")
+@click.option(
+    "--lock-timeout",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Seconds to wait for the state lock.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print events as JSON lines on stdout.")
+@click.pass_obj
+def apply(
+    ctx: Any,
+    manifest: Path,
+    emulator: bool,
+    yes: bool,
+    only: tuple[str, ...],
+    exclude: tuple[str, ...],
+    replace: tuple[str, ...],
+    parallelism: int,
+    timeout: float | None,
+    delete_remote: bool,
+    lock_timeout: float,
+    as_json: bool,
+) -> int:
+    """Render what is new or changed, resuming anything already paid for."""
+    project = Project.open(manifest, _target(emulator))
+    known = [r.video_id for r in project.requests]
+    for video_id in replace:
+        project.request(video_id)  # unknown id: clear error before anything else
+    service = Service(project)
+    try:
+        with _lock(project, lock_timeout, ctx.err):
+            state = project.load_state()
+            plan = select(
+                _plan_with_refresh(project, service, state, _ids(replace)), only, exclude, known
+            )
+            if not as_json:
+                print_plan(ctx.out if not as_json else ctx.err, plan)
+            if not plan.has_changes:
+                return 0
+            _confirm(yes)
+            if project.load_state().serials() != plan.serials:
+                raise StalePlanError("the state changed since the plan was made; run apply again")
+            options = service.options(
+                parallelism=parallelism, timeout=timeout, delete_remote=delete_remote
+            )
+            summary = asyncio.run(
+                _run(project, state, service, plan, options, _reporter(as_json, ctx.err))
+            )
+    finally:
+        service.close()
+    if not as_json:
+        ctx.err.print(_summary_table(summary))
+    return 0 if summary.ok else 3
+
+
+async def _run(
+    project: Project,
+    state: State,
+    service: Service,
+    plan: Plan,
+    options: ApplyOptions,
+    report: Callable[[Event], None],
+) -> Summary:
+    async with service.client() as client:
+        runner = Runner(project, state, client, options, report)
+        return await runner.run(plan)
+
+
+@_command
+@click.command()
+@click.argument("manifest", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--emulator", is_flag=True, help="Show the draft target.")
+@click.option("--refresh", is_flag=True, help="Ask the service for each job's current state.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
+@click.pass_obj
+def status(ctx: Any, manifest: Path, emulator: bool, refresh: bool, as_json: bool) -> int:
+    """Per video: recorded status, output present and intact, remote job state."""
+    project = Project.open(manifest, _target(emulator))
+    state = project.load_state()
+    remote: dict[str, str] = {}
+    if refresh and state.records:
+        service = Service(project)
+        try:
+            remote = asyncio.run(_remote_status(service, state))
+        finally:
+            service.close()
+    rows = []
+    wanted = {r.video_id for r in project.requests}
+    for video_id in sorted(wanted | set(state.records)):
+        record = state.records.get(video_id)
+        rows.append(
+            {
+                "video": video_id,
+                "status": record.status if record else "not rendered",
+                "in_manifest": video_id in wanted,
+                "output": (project.check_output(record) if record and record.output else "none"),
+                "job": (record.remote_id or record.synthesis_id) if record else None,
+                "remote": remote.get(video_id),
+                "error": f"{record.error.code}: {record.error.message}"
+                if record and record.error
+                else None,
+            }
+        )
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return 0
+    table = Table(show_header=True)
+    for column in ("video", "status", "output", "job", *(["remote"] if refresh else []), "note"):
+        table.add_column(column)
+    for row in rows:
+        note = row["error"] or ("" if row["in_manifest"] else "removed from manifest")
+        cells = [
+            row["video"],
+            row["status"],
+            row["output"],
+            row["job"] or "",
+            *([row["remote"] or ""] if refresh else []),
+            note,
+        ]
+        table.add_row(*[str(c) for c in cells])
+    ctx.out.print(table)
+    return 0
+
+
+async def _remote_status(service: Service, state: State) -> dict[str, str]:
+    from .errors import NotFoundError
+
+    result: dict[str, str] = {}
+    async with service.client() as client:
+        for record in state.records.values():
+            if not record.remote_id:
+                result[record.video_id] = "unknown id"
+                continue
+            try:
+                job = await client.get(record.remote_id)
+                result[record.video_id] = job.status
+            except NotFoundError:
+                result[record.video_id] = "gone"
+    return result
+
+
+@_command
+@click.command()
+@click.argument("manifest", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--emulator", is_flag=True, help="Prune the draft target.")
+@click.option("--delete-files", is_flag=True, help="Also delete the outputs of removed videos.")
+@click.option("--remote", is_flag=True, help="Also delete the remote jobs of removed videos.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask.")
+@click.option("--lock-timeout", type=click.FloatRange(min=0), default=0.0)
+@click.pass_obj
+def prune(
+    ctx: Any,
+    manifest: Path,
+    emulator: bool,
+    delete_files: bool,
+    remote: bool,
+    yes: bool,
+    lock_timeout: float,
+) -> int:
+    """Forget videos removed from the manifest (optionally their files and jobs)."""
+    project = Project.open(manifest, _target(emulator))
+    service = Service(project)
+    try:
+        with _lock(project, lock_timeout, ctx.err):
+            state = project.load_state()
+            plan = project.plan(state)
+            removed = [a.record for a in plan.actions if a.kind is ActionKind.FORGET and a.record]
+            if not removed:
+                ctx.out.print("Nothing to prune.")
+                return 0
+            for record in removed:
+                ctx.out.print(f"  - {record.video_id}")
+            _confirm(yes)
+            if remote:
+                asyncio.run(_delete_jobs(service, removed))
+            for record in removed:
+                if delete_files and record.output:
+                    (project.manifest.root / record.output.path).unlink(missing_ok=True)
+                state.forget(record.video_id)
+            ctx.out.print(f"Pruned {len(removed)} video(s).")
+    finally:
+        service.close()
+    return 0
+
+
+async def _delete_jobs(service: Service, records: list[StateRecord]) -> None:
+    async with service.client() as client:
+        for record in records:
+            if record.remote_id:
+                await client.delete(record.remote_id)
+
+
+@_command
+@click.command("force-unlock")
+@click.argument("lock_id")
+@click.argument("manifest", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--emulator", is_flag=True, help="Unlock the draft target's state.")
+@click.pass_obj
+def force_unlock_command(ctx: Any, lock_id: str, manifest: Path, emulator: bool) -> int:
+    """Break a state lock left behind by a process that is gone."""
+    project = Project.open(manifest, _target(emulator))
+    info = force_unlock(project.target.state_dir, lock_id)
+    ctx.err.print(f"Removed {info.describe()}")
+    return 0
+
+
+@_command
+@click.command("emulator")
+@click.option("--port", type=int, default=0, help="Port on 127.0.0.1 (0: any free port).")
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path(".avatarflow-emulator"),
+    show_default=True,
+    help="Where jobs and videos are kept between runs.",
+)
+@click.option("--key", default=None, help="Require this key (default: any non-empty key).")
+@click.option("--faults", default=None, help="Fault injection spec (see the docs).")
+def emulator_command(port: int, data_dir: Path, key: str | None, faults: str | None) -> int:
+    """Serve the local Azure-compatible batch avatar API on a loopback port."""
+    from .emulator import EmulatorConfig, Faults
+    from .emulator.serve import serve
+
+    config = EmulatorConfig.from_env()
+    updates: dict[str, Any] = {}
+    if key:
+        updates["key"] = key
+    if faults:
+        updates["faults"] = Faults.parse(faults)
+    if updates:
+        from dataclasses import replace as dc_replace
+
+        config = dc_replace(config, **updates)
+    serve(data_dir, config, port=port)
+    return 0
+

@@ -23,10 +23,17 @@ _STYLES = {
 def make_console(stream: IO[str] | None = None, color: str = "auto") -> Console:
     """A console honouring ``--color``, ``NO_COLOR`` and ``TERM=dumb``."""
     stream = stream or sys.stdout
-    if color == "never" or (color == "auto" and (os.environ.get("NO_COLOR") or
-                                                 os.environ.get("TERM") == "dumb")):
-        return Console(file=stream, no_color=True, highlight=False, soft_wrap=True,
-                       force_terminal=False, color_system=None)
+    if color == "never" or (
+        color == "auto" and (os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb")
+    ):
+        return Console(
+            file=stream,
+            no_color=True,
+            highlight=False,
+            soft_wrap=True,
+            force_terminal=False,
+            color_system=None,
+        )
     force = True if color == "always" else None
     return Console(file=stream, highlight=False, soft_wrap=True, force_terminal=force)
 

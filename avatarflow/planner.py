@@ -151,11 +151,24 @@ def make_plan(
     for request in requests:
         wanted.add(request.video_id)
         record = state.records.get(request.video_id)
-        actions.append(_plan_video(request, record, outputs, request.video_id in remote_gone,
-                                   request.video_id in replace))
+        actions.append(
+            _plan_video(
+                request,
+                record,
+                outputs,
+                request.video_id in remote_gone,
+                request.video_id in replace,
+            )
+        )
     for video_id in sorted(set(state.records) - wanted):
-        actions.append(Action(ActionKind.FORGET, video_id, ("removed from the manifest",),
-                              record=state.records[video_id]))
+        actions.append(
+            Action(
+                ActionKind.FORGET,
+                video_id,
+                ("removed from the manifest",),
+                record=state.records[video_id],
+            )
+        )
     lineage = state.meta.lineage if state.meta else None
     return Plan(tuple(actions), lineage, state.serials())
 
@@ -183,7 +196,9 @@ def _plan_video(
     if record.status in IN_FLIGHT:
         if gone:
             return act(ActionKind.RERENDER, "remote job expired or was deleted before download")
-        return act(ActionKind.RESUME, f"job {record.remote_id or record.synthesis_id} is {record.status}")
+        return act(
+            ActionKind.RESUME, f"job {record.remote_id or record.synthesis_id} is {record.status}"
+        )
     check = outputs(record)
     if check == "ok":
         return act(ActionKind.NOOP)
@@ -210,8 +225,11 @@ def explain_change(record: StateRecord, request: VideoRequest) -> list[str]:
 
 def _input_reasons(old: Mapping[str, str], new: Mapping[str, str]) -> list[str]:
     named = {"script": "script", "ssml": "ssml", "template": "template", "vars": "template vars"}
-    reasons = [f"{label} changed" for key, label in named.items()
-               if key in new and old.get(key) != new.get(key) and key in old]
+    reasons = [
+        f"{label} changed"
+        for key, label in named.items()
+        if key in new and old.get(key) != new.get(key) and key in old
+    ]
     if set(old) != set(new) and ("ssml" in old) != ("ssml" in new):
         reasons.append("input kind changed")
     return reasons or ["input changed"]
@@ -222,7 +240,8 @@ def _config_reasons(old: Mapping[str, Any], new: Mapping[str, Any], surface: str
     old_avatar, new_avatar = _avatar_section(old, surface), _avatar_section(new, surface)
     avatar_changed = sorted(k for k in _changed_keys(old_avatar, new_avatar) if k in _AVATAR_KEYS)
     video_changed = sorted(
-        k for k in _changed_keys(old_avatar, new_avatar)
+        k
+        for k in _changed_keys(old_avatar, new_avatar)
         if k not in _AVATAR_KEYS and k not in _PREVIEW_PROPERTIES
     )
     if avatar_changed:
@@ -237,8 +256,11 @@ def _config_reasons(old: Mapping[str, Any], new: Mapping[str, Any], surface: str
         if key in {"inputs", "inputKind", "textType", "avatarConfig"}:
             continue
         if surface == "preview" and key == "properties":
-            props = sorted(k for k in _changed_keys(old.get(key) or {}, new.get(key) or {})
-                           if k in _PREVIEW_PROPERTIES)
+            props = sorted(
+                k
+                for k in _changed_keys(old.get(key) or {}, new.get(key) or {})
+                if k in _PREVIEW_PROPERTIES
+            )
             if props:
                 reasons.append("properties (" + ", ".join(props) + ")")
             continue
@@ -281,6 +303,9 @@ def select(plan: Plan, only: Iterable[str], exclude: Iterable[str], known: Itera
             return False
         return not any(fnmatch.fnmatchcase(video_id, p) for p in exclude)
 
-    kept = tuple(a if keep(a.video_id) else Action(ActionKind.NOOP, a.video_id, (), a.request, a.record)
-                 for a in plan.actions if keep(a.video_id) or a.kind is not ActionKind.FORGET)
+    kept = tuple(
+        a if keep(a.video_id) else Action(ActionKind.NOOP, a.video_id, (), a.request, a.record)
+        for a in plan.actions
+        if keep(a.video_id) or a.kind is not ActionKind.FORGET
+    )
     return Plan(kept, plan.lineage, plan.serials)

@@ -17,7 +17,19 @@ _known: set[str] = set()
 REDACTED = "***"
 
 # SAS and signed-URL parameters whose values are credentials.
-_SECRET_PARAMS = {"sig", "signature", "se", "st", "sp", "sv", "sr", "skoid", "sktid", "code", "token"}
+_SECRET_PARAMS = {
+    "sig",
+    "signature",
+    "se",
+    "st",
+    "sp",
+    "sv",
+    "sr",
+    "skoid",
+    "sktid",
+    "code",
+    "token",
+}
 _SIG_RE = re.compile(r"(?i)\b(sig|signature|code|token)=([^&\s\"'<>]+)")
 _BEARER_RE = re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]+")
 _KEY_HEADER_RE = re.compile(r"(?i)(ocp-apim-subscription-key['\"]?\s*[:=]\s*['\"]?)[^\s'\",}]+")
@@ -46,6 +58,9 @@ def strip_query_secrets(url: str) -> str:
     parts = urlsplit(url)
     if not parts.query:
         return url
-    kept = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
-            if k.lower() not in _SECRET_PARAMS]
+    kept = [
+        (k, v)
+        for k, v in parse_qsl(parts.query, keep_blank_values=True)
+        if k.lower() not in _SECRET_PARAMS
+    ]
     return urlunsplit(parts._replace(query=urlencode(kept)))

@@ -1,0 +1,528 @@
+"""Apply a Plan: submit or adopt, poll, download, record — resumable at every step.
+
+Money rules, in the order the code enforces them:
+
+1. A record is written (``submitting``) *before* a create request leaves, so a crash at
+   any point afterwards leaves a trace that the next run follows.
+2. A ``submitting`` record is never submitted blindly: the job is first looked up by its
+   deterministic id (GA) or by the content hash in ``customProperties`` (preview) and
+   adopted when it exists.
+3. ``create`` is retried only when the service certainly did not take the request;
+   any unknown outcome goes back through rule 2.
+4. Every transition is persisted atomically before the next step starts, so Ctrl-C or
+   SIGKILL lose at most the step in progress, never a paid job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .client import CreateOutcomeUnknown, JobExistsError, RemoteJob, SpeechClient
+from .errors import DownloadError, NotFoundError, ServiceError, ThrottledError, TransportError
+from .payload import HASH_PROPERTY, VideoRequest
+from .planner import Action, ActionKind, Plan
+from .project import Project, sha256_file
+from .secrets import redact
+from .state import IN_FLIGHT, JobError, OutputFile, State, StateRecord, utc_now
+
+MAX_ACTIVE_JOBS = 200
+GONE_CODE = "JobGone"
+TIMEOUT_CODE = "Timeout"
+
+
+@dataclass(frozen=True)
+class ApplyOptions:
+    parallelism: int = 20
+    timeout: float | None = None  # per job, from submission to a final status
+    delete_remote: bool = False
+    poll_interval: float = 5.0
+    poll_max_interval: float = 30.0
+    list_threshold: int = 4  # poll with the list endpoint above this many jobs in flight
+    download_attempts: int = 4
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.parallelism <= MAX_ACTIVE_JOBS:
+            raise ValueError(f"parallelism must be between 1 and {MAX_ACTIVE_JOBS}")
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something the user may want to see; the CLI decides how to show it."""
+
+    kind: str  # submitted, adopted, status, downloaded, failed, timeout, forgot, deleted, info
+    video_id: str | None
+    message: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+EventSink = Callable[[Event], None]
+
+
+@dataclass
+class Summary:
+    counts: Counter[str] = field(default_factory=Counter)
+    characters: int = 0
+    avatar_seconds: int = 0
+    failed: list[str] = field(default_factory=list)
+    timed_out: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.timed_out
+
+
+def _record_for(request: VideoRequest, status: str, previous: StateRecord | None) -> StateRecord:
+    now = utc_now()
+    return StateRecord(
+        video_id=request.video_id,
+        serial=previous.serial if previous else 0,
+        status=status,  # type: ignore[arg-type]
+        input_hash=request.content_hash,
+        synthesis_id=request.synthesis_id,
+        surface=request.surface,
+        remote_id=request.synthesis_id if request.surface == "ga" else None,
+        request=request.recorded_body(),
+        sources=dict(request.rendered.sources),
+        submitted_at=now,
+        updated_at=now,
+    )
+
+
+class Runner:
+    """Executes one plan against one service with one state."""
+
+    def __init__(
+        self,
+        project: Project,
+        state: State,
+        client: SpeechClient,
+        options: ApplyOptions | None = None,
+        on_event: EventSink | None = None,
+    ) -> None:
+        self.project = project
+        self.state = state
+        self.client = client
+        self.options = options or ApplyOptions()
+        self.emit: EventSink = on_event or (lambda event: None)
+        self.summary = Summary()
+        self.stopping = False  # set on Ctrl-C: no new submissions
+        self._slots = asyncio.Semaphore(self.options.parallelism)
+        self._create_lock = asyncio.Lock()
+        self._requests: dict[str, VideoRequest] = {}
+        self._waiters: dict[str, asyncio.Future[RemoteJob | None]] = {}
+        self._poller: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+
+    # -- entry point ---------------------------------------------------------------
+    async def run(self, plan: Plan) -> Summary:
+        self.state.ensure_meta(self.project.manifest.model.name)
+        for action in plan.actions:
+            if action.kind is ActionKind.FORGET:
+                self.state.forget(action.video_id)
+                self.summary.counts["forgotten"] += 1
+                self.emit(Event("forgot", action.video_id, "forgotten (removed from the manifest)"))
+        work = [a for a in plan.actions if a.kind not in (ActionKind.NOOP, ActionKind.FORGET)]
+        # Resume what is already paid for before submitting anything new.
+        resumes = [
+            a for a in work if a.kind is not ActionKind.CREATE and a.kind is not ActionKind.RERENDER
+        ]
+        paid = [a for a in work if a.kind in (ActionKind.CREATE, ActionKind.RERENDER)]
+        self._poller = asyncio.create_task(self._poll_loop())
+        try:
+            await self._gather(self._resume(a) for a in resumes)
+            await self._gather(self._render(a) for a in paid)
+        finally:
+            self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poller
+        return self.summary
+
+    async def _gather(self, coros: Iterable[Any]) -> None:
+        tasks = [asyncio.create_task(c) for c in coros]
+        if not tasks:
+            return
+        try:
+            await asyncio.gather(*tasks)
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+
+    # -- one video -----------------------------------------------------------------
+    async def _resume(self, action: Action) -> None:
+        assert action.request is not None and action.record is not None
+        request, record = action.request, action.record
+        if action.kind is ActionKind.DOWNLOAD:
+            job = await self._lookup(record)
+            if job is None:
+                self._fail(
+                    request, GONE_CODE, "the remote job is gone; the next plan re-renders it"
+                )
+                return
+            await self._finish(request, job)
+            return
+        # In flight: a lost submit is adopted, never repeated.
+        if record.status == "submitting":
+            job = await self._lookup(record)
+            if job is None:
+                await self._render(action)
+                return
+            self._adopted(request, job)
+        await self._follow(request)
+
+    async def _render(self, action: Action) -> None:
+        assert action.request is not None
+        request = action.request
+        async with self._slots:
+            if self.stopping:
+                return
+            job = await self._submit(request)
+            if job is None:
+                return
+            label = "rerendered" if action.kind is ActionKind.RERENDER else "created"
+            self.summary.counts[label] += 1
+            await self._follow(request)
+
+    async def _submit(self, request: VideoRequest) -> RemoteJob | None:
+        previous = self.state.records.get(request.video_id)
+        if (
+            previous is None
+            or previous.status != "submitting"
+            or previous.input_hash != request.content_hash
+        ):
+            self.state.put(_record_for(request, "submitting", previous))
+        async with self._create_lock:  # creates are throttled by the service: one at a time
+            while True:
+                try:
+                    job = await self.client.create(request.synthesis_id, request.submit_body())
+                    break
+                except ThrottledError as exc:
+                    await asyncio.sleep(exc.retry_after or self.options.poll_interval)
+                except JobExistsError:
+                    existing = await self._adopt_or_fail(request)
+                    if existing is not None:
+                        self._adopted(request, existing)
+                    return existing
+                except CreateOutcomeUnknown:
+                    found: RemoteJob | None = await self._lookup(self.state.records[request.video_id])
+                    if found is not None:
+                        self._adopted(request, found)
+                        return found
+                    # Certainly not created: sending it again costs nothing extra.
+        record = self.state.records[request.video_id]
+        self.state.put(
+            record.model_copy(
+                update={
+                    "status": "submitted",
+                    "remote_id": job.id,
+                    "remote_status": job.status,
+                    "submitted_at": utc_now(),
+                }
+            )
+        )
+        self.emit(Event("submitted", request.video_id, f"submitted as {job.id}", {"job": job.id}))
+        return job
+
+    async def _adopt_or_fail(self, request: VideoRequest) -> RemoteJob | None:
+        job = await self._lookup(self.state.records[request.video_id])
+        if job is None:
+            self._fail(
+                request, "Conflict", f"job id {request.synthesis_id} exists but cannot be read"
+            )
+        return job
+
+    def _adopted(self, request: VideoRequest, job: RemoteJob) -> None:
+        record = self.state.records[request.video_id]
+        self.state.put(
+            record.model_copy(
+                update={
+                    "status": "submitted",
+                    "remote_id": job.id,
+                    "remote_status": job.status,
+                }
+            )
+        )
+        self.summary.counts["adopted"] += 1
+        self.emit(
+            Event("adopted", request.video_id, f"adopted existing job {job.id} (no new render)")
+        )
+
+    async def _lookup(self, record: StateRecord) -> RemoteJob | None:
+        """The remote job of ``record``, or None when the service has no such job."""
+        if record.remote_id:
+            try:
+                return await self.client.get(record.remote_id)
+            except NotFoundError:
+                return None
+        # Preview jobs get their id from the server: find a lost one by its content hash.
+        async for job in self.client.list_jobs():
+            if job.custom_properties.get(HASH_PROPERTY) == record.input_hash:
+                return job
+        return None
+
+    async def _follow(self, request: VideoRequest) -> None:
+        """Wait for the job to finish, then download and record it."""
+        record = self.state.records[request.video_id]
+        if record.status == "succeeded":
+            job = await self._lookup(record)
+        else:
+            job = await self._wait_final(request)
+        if job is None:
+            return
+        await self._finish(request, job)
+
+    async def _wait_final(self, request: VideoRequest) -> RemoteJob | None:
+        record = self.state.records[request.video_id]
+        started = time.monotonic()
+        timeout = self.options.timeout
+        future: asyncio.Future[RemoteJob | None] = asyncio.get_running_loop().create_future()
+        remote_id = record.remote_id or record.synthesis_id
+        self._requests[remote_id] = request
+        self._waiters[remote_id] = future
+        self._wake.set()
+        try:
+            if timeout is None:
+                job = await future
+            else:
+                remaining = max(0.0, timeout - (time.monotonic() - started))
+                job = await asyncio.wait_for(future, remaining)
+        except TimeoutError:
+            current = self.state.records[request.video_id]
+            message = (
+                f"job {remote_id} still {current.remote_status or current.status} after "
+                f"{timeout:g} s; it stays recorded and the next apply resumes it"
+            )
+            self.summary.timed_out.append(request.video_id)
+            self.emit(Event("timeout", request.video_id, message))
+            return None
+        finally:
+            self._waiters.pop(remote_id, None)
+            self._requests.pop(remote_id, None)
+        if job is None:
+            self._fail(
+                request,
+                GONE_CODE,
+                "the remote job disappeared before it was downloaded; the next plan re-renders it",
+            )
+        return job
+
+    async def _finish(self, request: VideoRequest, job: RemoteJob) -> None:
+        if job.status == "Failed":
+            self._record_failed(request, job)
+            return
+        record = self.state.records[request.video_id]
+        if record.status != "succeeded":
+            record = self.state.put(
+                record.model_copy(
+                    update={
+                        "status": "succeeded",
+                        "remote_status": job.status,
+                        "completed_at": utc_now(),
+                        "duration_ms": job.duration_ms,
+                        "billing": dict(job.billing),
+                    }
+                )
+            )
+        await self._download(request, job)
+
+    def _record_failed(self, request: VideoRequest, job: RemoteJob) -> None:
+        code = job.error_code or "Failed"
+        message = redact(job.error_message or "the service reported a failure")
+        self._fail(request, code, message, remote_status=job.status)
+
+    def _fail(
+        self, request: VideoRequest, code: str, message: str, remote_status: str | None = None
+    ) -> None:
+        record = self.state.records.get(request.video_id) or _record_for(request, "failed", None)
+        self.state.put(
+            record.model_copy(
+                update={
+                    "status": "failed",
+                    "error": JobError(code=code, message=message),
+                    "remote_status": remote_status or record.remote_status,
+                    "completed_at": utc_now(),
+                }
+            )
+        )
+        self.summary.failed.append(request.video_id)
+        self.emit(Event("failed", request.video_id, f"failed: {code}: {message}", {"code": code}))
+
+    # -- download ------------------------------------------------------------------
+    async def _download(self, request: VideoRequest, job: RemoteJob) -> None:
+        target = self.project.output_path(request)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        for attempt in range(1, self.options.download_attempts + 1):
+            if not job.result_url:
+                self._fail(request, "NoResult", "the job succeeded but returned no result URL")
+                return
+            try:
+                size, digest = await self._fetch(job.result_url, target, job.size_in_bytes)
+                break
+            except DownloadError as exc:
+                self.emit(
+                    Event(
+                        "info",
+                        request.video_id,
+                        f"download attempt {attempt} failed: {redact(str(exc))}",
+                    )
+                )
+                if attempt == self.options.download_attempts:
+                    self._fail(request, "DownloadFailed", redact(str(exc)))
+                    return
+                # A fresh GET gives a fresh signed URL; a gone job cannot be downloaded.
+                try:
+                    job = await self.client.get(job.id)
+                except NotFoundError:
+                    self._fail(
+                        request, GONE_CODE, "the remote job expired before its video was downloaded"
+                    )
+                    return
+        record = self.state.records[request.video_id]
+        output = OutputFile(path=self.project.display(target), size=size, sha256=digest)
+        self.state.put(
+            record.model_copy(
+                update={
+                    "status": "downloaded",
+                    "output": output,
+                    "error": None,
+                    "duration_ms": job.duration_ms or record.duration_ms,
+                    "billing": dict(job.billing) or record.billing,
+                }
+            )
+        )
+        self.summary.counts["downloaded"] += 1
+        self.summary.characters += sum(v for k, v in job.billing.items() if "Characters" in k)
+        self.summary.avatar_seconds += job.billing.get("talkingAvatarDurationSeconds", 0)
+        self.emit(
+            Event(
+                "downloaded",
+                request.video_id,
+                f"saved {output.path} ({size:,} bytes)",
+                {"path": output.path, "size": size, "sha256": digest},
+            )
+        )
+        if self.options.delete_remote:
+            await self._delete_remote(request, job)
+
+    async def _fetch(self, url: str, target: Path, expected: int | None) -> tuple[int, str]:
+        fd, tmp_name = tempfile.mkstemp(
+            prefix=f".{target.name}.", suffix=".part", dir=target.parent
+        )
+        os.close(fd)
+        tmp = Path(tmp_name)
+        try:
+            size, digest = await self.client.download(url, tmp, expected_size=expected)
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
+        if sha256_file(target) != digest:  # the file on disk is what state vouches for
+            raise DownloadError(f"{target.name} changed while it was being saved")
+        return size, digest
+
+    async def _delete_remote(self, request: VideoRequest, job: RemoteJob) -> None:
+        try:
+            await self.client.delete(job.id)
+        except (ServiceError, TransportError) as exc:
+            self.emit(Event("info", request.video_id, f"could not delete job {job.id}: {exc}"))
+            return
+        self.emit(Event("deleted", request.video_id, f"deleted remote job {job.id}"))
+
+    # -- polling -------------------------------------------------------------------
+    async def _poll_loop(self) -> None:
+        interval = self.options.poll_interval
+        while True:
+            if not self._waiters:
+                self._wake.clear()
+                await self._wake.wait()
+                interval = self.options.poll_interval
+            changed = await self._poll_once()
+            interval = (
+                self.options.poll_interval
+                if changed
+                else min(interval * 1.5, self.options.poll_max_interval)
+            )
+            if self._waiters:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake_for_new(), interval)
+
+    async def _wake_for_new(self) -> None:
+        self._wake.clear()
+        await self._wake.wait()
+
+    async def _poll_once(self) -> bool:
+        ids = set(self._waiters)
+        if not ids:
+            return False
+        try:
+            if len(ids) > self.options.list_threshold:
+                seen = await self._poll_by_list(ids)
+            else:
+                seen = await self._poll_by_get(ids)
+        except (ServiceError, TransportError) as exc:
+            self.emit(Event("info", None, f"polling failed, will retry: {redact(str(exc))}"))
+            return False
+        changed = False
+        for remote_id, job in seen.items():
+            changed |= self._observe(remote_id, job)
+        return changed
+
+    async def _poll_by_get(self, ids: set[str]) -> dict[str, RemoteJob | None]:
+        seen: dict[str, RemoteJob | None] = {}
+        for remote_id in sorted(ids):
+            try:
+                seen[remote_id] = await self.client.get(remote_id)
+            except NotFoundError:
+                seen[remote_id] = None
+        return seen
+
+    async def _poll_by_list(self, ids: set[str]) -> dict[str, RemoteJob | None]:
+        seen: dict[str, RemoteJob | None] = {}
+        async for job in self.client.list_jobs():
+            if job.id in ids:
+                seen[job.id] = job
+                if len(seen) == len(ids):
+                    break
+        missing = ids - set(seen)
+        # Not listed can mean gone, or created after the listing began: confirm with GET.
+        seen.update(await self._poll_by_get(missing))
+        return seen
+
+    def _observe(self, remote_id: str, job: RemoteJob | None) -> bool:
+        future = self._waiters.get(remote_id)
+        request = self._requests.get(remote_id)
+        if future is None or request is None or future.done():
+            return False
+        if job is None:
+            future.set_result(None)
+            return True
+        record = self.state.records[request.video_id]
+        changed = record.remote_status != job.status
+        if changed:
+            status = "running" if job.status == "Running" else record.status
+            if job.status == "NotStarted":
+                status = "submitted"
+            self.state.put(
+                record.model_copy(update={"remote_status": job.status, "status": status})
+            )
+            self.emit(
+                Event(
+                    "status", request.video_id, f"{job.id} is {job.status}", {"status": job.status}
+                )
+            )
+        if job.is_final:
+            future.set_result(job)
+        return changed
+
+
+def in_flight(state: State) -> list[StateRecord]:
+    return [r for r in state.records.values() if r.status in IN_FLIGHT]
