@@ -145,29 +145,21 @@ def _reporter(as_json: bool, err: Any) -> Callable[[Event], None]:
 
 
 def _summary_table(summary: Summary) -> Table:
-    table = Table(title="Apply summary", show_header=True)
-    for column in (
-        "created",
-        "re-rendered",
-        "adopted",
-        "downloaded",
-        "failed",
-        "timed out",
-        "characters",
-        "avatar seconds",
-    ):
-        table.add_column(column, justify="right")
+    table = Table(title="Apply summary", show_header=False)
+    table.add_column("what")
+    table.add_column("count", justify="right")
     c = summary.counts
-    table.add_row(
-        str(c["created"]),
-        str(c["rerendered"]),
-        str(c["adopted"]),
-        str(c["downloaded"]),
-        str(len(summary.failed)),
-        str(len(summary.timed_out)),
-        f"{summary.characters:,}",
-        f"{summary.avatar_seconds:,}",
-    )
+    for label, value in (
+        ("created", c["created"]),
+        ("re-rendered", c["rerendered"]),
+        ("adopted (no new render)", c["adopted"]),
+        ("downloaded", c["downloaded"]),
+        ("failed", len(summary.failed)),
+        ("timed out (resumable)", len(summary.timed_out)),
+        ("characters billed", summary.characters),
+        ("avatar seconds billed", summary.avatar_seconds),
+    ):
+        table.add_row(label, f"{value:,}")
     return table
 
 

@@ -8,9 +8,10 @@ and checks what only a complete video can tell (a text source, a character).
 
 from __future__ import annotations
 
+import datetime
 import difflib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -142,6 +143,12 @@ class ServiceSettings(_Strict):
     region: str | None = None
     endpoint: str | None = None
 
+    @field_validator("api_version", mode="before")
+    @classmethod
+    def _unquoted_date(cls, value: Any) -> Any:
+        # YAML reads an unquoted 2024-08-01 as a date; the user meant the version string.
+        return value.isoformat() if isinstance(value, datetime.date) else value
+
 
 class Manifest(_Strict):
     """The whole manifest file."""
@@ -165,6 +172,22 @@ class ResolvedVideo:
     index: int
     fields: VideoEntry
     location: Location
+    yaml: LoadedYaml | None = field(default=None, repr=False, compare=False)
+
+    def locate(self, *keys: str) -> Location:
+        """Where ``keys`` (say ``"video", "codec"``) is set for this video.
+
+        The most specific key that exists wins: the video's own entry first, then
+        ``defaults``; the video itself when neither sets any part of the path.
+        """
+        if self.yaml is None:
+            return self.location
+        for depth in range(len(keys), 0, -1):
+            for path in (("videos", self.index, *keys[:depth]), ("defaults", *keys[:depth])):
+                line = self.yaml.lines.get(path)
+                if line is not None:
+                    return Location(self.location.file, line, format_path(path))
+        return self.location
 
     @property
     def source(self) -> Literal["template", "ssml", "plain_text"]:
@@ -213,7 +236,7 @@ class LoadedManifest:
             merged = deep_merge(base, entry.model_dump(exclude_unset=True))
             fields = VideoEntry.model_validate(merged)
             _check_sources(fields, self.location(("videos", index)))
-            resolved.append(ResolvedVideo(entry.id, index, fields, loc))
+            resolved.append(ResolvedVideo(entry.id, index, fields, loc, self.yaml))
         return resolved
 
 
@@ -253,8 +276,9 @@ def load_manifest(path: Path | str, display_path: str | None = None) -> LoadedMa
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
         raise ManifestError(
-            f"not UTF-8 text (byte {exc.start}); is it a binary file?", Location(shown)
+            f"not UTF-8 text (byte {exc.start}); is it a binary file?", Location(shown, line)
         ) from None
     loaded = load_yaml(text, shown)
     if not isinstance(loaded.data, dict):
@@ -267,8 +291,13 @@ def load_manifest(path: Path | str, display_path: str | None = None) -> LoadedMa
 
 
 def _located_error(exc: ValidationError, loaded: LoadedYaml, file: str) -> ManifestError:
-    """Turn the first pydantic error into one located, actionable line."""
-    error = exc.errors()[0]
+    """Turn the first pydantic error into one located, actionable line.
+
+    Unknown keys go first: a typo of a required key (``vidoes:``) is better reported as
+    the typo, with its suggestion, than as the required key that is missing.
+    """
+    errors = exc.errors()
+    error = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     path: KeyPath = tuple(p for p in error["loc"] if isinstance(p, str | int))
     # pydantic adds the union member name (e.g. "literal['mp4']") to the loc; drop it.
     path = tuple(p for p in path if not (isinstance(p, str) and ("[" in p or "'" in p)))
@@ -283,10 +312,24 @@ def _located_error(exc: ValidationError, loaded: LoadedYaml, file: str) -> Manif
         return ManifestError(message, location)
     if kind == "missing":
         return ManifestError("required key is missing", location)
+    if path == ("version",):
+        return ManifestError(
+            f"unsupported manifest version {error['input']!r}; this avatarflow reads version 1",
+            location,
+        )
+    if kind == "string_pattern_mismatch" and path and path[-1] in _PATTERN_HINTS:
+        return ManifestError(f"{error['input']!r} {_PATTERN_HINTS[str(path[-1])]}", location)
     message = str(error["msg"])
     if message.startswith("Value error, "):
         message = message[len("Value error, ") :]
     return ManifestError(message, location)
+
+
+_PATTERN_HINTS = {
+    "background_color": "is not a colour: use #RRGGBBAA (8 hex digits) or 'transparent'",
+    "background_image": "is not a URL: use an http:// or https:// address",
+    "name": "may only use letters, digits, '.', '_' and '-', starting with a letter or digit",
+}
 
 
 def _allowed_keys(path: KeyPath) -> list[str]:

@@ -24,6 +24,7 @@ MAX_TTL_HOURS = 744
 ID_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,62}[a-zA-Z0-9]$")
 HASH_PROPERTY = "avatarflowHash"
 VIDEO_PROPERTY = "avatarflowVideo"
+ATTEMPT_PROPERTY = "avatarflowAttempt"
 
 _CODECS = {"mp4": ("h264", "hevc", "av1"), "webm": ("vp9", "av1")}
 
@@ -47,14 +48,25 @@ class VideoRequest:
     def video_id(self) -> str:
         return self.rendered.id
 
-    def submit_body(self) -> dict[str, Any]:
+    def job_id(self, attempt: int = 0) -> str:
+        """The remote id of a submission. A video rendered again with the same request
+        (after a failure, an expired job or ``--replace``) needs a new id: the old job may
+        still exist under the first one."""
+        if attempt == 0:
+            return self.synthesis_id
+        tail = f"-{self.content_hash[:12]}-r{attempt}"
+        head = self.synthesis_id[: -len(self.content_hash[:12]) - 1]
+        return head[: 64 - len(tail)].rstrip("-._") + tail
+
+    def submit_body(self, attempt: int = 0) -> dict[str, Any]:
         """The body sent on create. Preview adds the identity fields it needs to be found."""
         if self.surface == "ga":
             return self.body
         body = dict(self.body)
-        body["displayName"] = self.synthesis_id
+        body["displayName"] = self.job_id(attempt)
         body["customProperties"] = {
             HASH_PROPERTY: self.content_hash,
+            ATTEMPT_PROPERTY: str(attempt),
             VIDEO_PROPERTY: self.video_id[:256],
         }
         return body

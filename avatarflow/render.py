@@ -20,6 +20,7 @@ from .manifest import LoadedManifest, ResolvedVideo
 
 GESTURE_PREFIX = "gesture."
 _DOCTYPE_RE = re.compile(r"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
+_POSITION_RE = re.compile(r": line \d+, column \d+$")
 
 
 @dataclass(frozen=True)
@@ -53,8 +54,11 @@ def _environment(templates_dir: Path) -> SandboxedEnvironment:
 
 @lru_cache(maxsize=1)
 def _text_environment() -> SandboxedEnvironment:
-    # Narration is plain text; it is escaped where the SSML template inserts it.
-    return SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
+    # Narration is plain text; it is escaped where the SSML template inserts it. It has
+    # no templates to include: the empty loader makes {% include %} a clean "not found".
+    return SandboxedEnvironment(
+        loader=jinja2.DictLoader({}), undefined=jinja2.StrictUndefined, autoescape=False
+    )
 
 
 class Renderer:
@@ -74,7 +78,7 @@ class Renderer:
             loc = self.manifest.location(("videos", video.index, "ssml"))
             content = fields.ssml.strip()
             sources = {"ssml": sha256_text(content)}
-            return self._checked(video, content, sources, loc, "inline ssml")
+            return self._checked(video, content, sources, loc, "the inline ssml", loc)
         raw_text, text_origin = self._narration(video)
         text = self._render_text(raw_text, video, text_origin)
         sources = {"script": sha256_text(raw_text), "vars": _vars_digest(fields.vars)}
@@ -89,8 +93,9 @@ class Renderer:
         content, template_source = self._render_template(template, video, text)
         sources["template"] = f"{template}@{sha256_text(template_source)[:16]}"
         sources["voice"] = fields.voice or ""
-        origin = f"{self._template_display(template)} (video {video.id})"
-        return self._checked(video, content.strip(), sources, None, origin)
+        where = Location(self._template_display(template))
+        origin = f"the SSML rendered for video {video.id}"
+        return self._checked(video, content.strip(), sources, where, origin, video.location)
 
     # -- narration -----------------------------------------------------------------
     def _narration(self, video: ResolvedVideo) -> tuple[str, Location]:
@@ -105,7 +110,7 @@ class Renderer:
         if relative in self._texts:
             return self._texts[relative]
         root = self.manifest.root
-        path = (root / relative).resolve()
+        path = (root / relative).resolve()  # the manifest loader refuses NUL characters
         if not path.is_relative_to(root):
             raise ManifestError(
                 f"text_file {relative!r} points outside the manifest's folder", loc
@@ -130,7 +135,7 @@ class Renderer:
             return _text_environment().from_string(raw).render(self._context(video))
         except jinja2.TemplateSyntaxError as exc:
             raise TemplateError(f"template syntax error in narration: {exc.message}", loc) from None
-        except (jinja2.UndefinedError, jinja2.exceptions.SecurityError) as exc:
+        except Exception as exc:  # narration is user code: any failure is the user's to fix
             raise TemplateError(f"in narration: {_jinja_message(exc)}", loc) from None
 
     # -- templates -----------------------------------------------------------------
@@ -146,30 +151,37 @@ class Renderer:
         try:
             template = self.env.get_template(name)
         except jinja2.TemplateNotFound:
-            known = sorted(self.env.list_templates()) if self.manifest.templates_dir.is_dir() else []
+            folder = self.manifest.templates_dir
+            known = sorted(self.env.list_templates()) if folder.is_dir() else []
             hint = f"; available: {', '.join(known)}" if known else ""
             raise ManifestError(
-                f"unknown template {name!r} (looked in {_relative(self.manifest.templates_dir, self.manifest.root)}){hint}",
-                self.manifest.location(("videos", video.index, "template"))
-                if video.fields.template
-                else video.location,
+                f"unknown template {name!r} (looked in {_relative(folder, self.manifest.root)})"
+                + hint,
+                video.locate("template"),
             ) from None
         except jinja2.TemplateSyntaxError as exc:
             raise TemplateError(
                 f"template syntax error: {exc.message}", Location(shown, exc.lineno)
             ) from None
+        except UnicodeDecodeError:
+            raise TemplateError("not UTF-8 text", Location(shown)) from None
+        except OSError as exc:
+            raise TemplateError(f"cannot read template: {exc.strerror}", Location(shown)) from None
         context = self._context(video)
         context["text"] = text
         try:
             rendered = template.render(context)
-        except (jinja2.UndefinedError, jinja2.exceptions.SecurityError) as exc:
+        except jinja2.TemplateSyntaxError as exc:  # in a template it includes
+            where = Location(self._template_display(exc.name), exc.lineno) if exc.name else None
+            raise TemplateError(
+                f"template syntax error: {exc.message} (video {video.id})",
+                where or Location(shown),
+            ) from None
+        except Exception as exc:  # templates are user code: any failure is the user's to fix
             line = _template_line(exc, template.filename)
             raise TemplateError(
                 f"{_jinja_message(exc)} (video {video.id})", Location(shown, line)
             ) from None
-        except jinja2.TemplateError as exc:
-            line = _template_line(exc, template.filename)
-            raise TemplateError(f"{exc} (video {video.id})", Location(shown, line)) from None
         source = Path(template.filename).read_text("utf-8") if template.filename else ""
         return rendered, source
 
@@ -191,32 +203,33 @@ class Renderer:
         video: ResolvedVideo,
         ssml: str,
         sources: dict[str, str],
-        loc: Location | None,
+        loc: Location,
         origin: str,
+        gesture_loc: Location,
     ) -> RenderedVideo:
         root = parse_ssml(ssml, loc, origin)
-        warnings = check_gestures(root, video, loc or video.location)
+        warnings = check_gestures(root, video, gesture_loc)
         return RenderedVideo(video, ssml, "SSML", sources, tuple(warnings))
 
 
-def parse_ssml(ssml: str, loc: Location | None, origin: str) -> ET.Element:
-    """Parse SSML, refusing DTDs and entities (no XXE), and require a ``<speak>`` root."""
+def parse_ssml(ssml: str, loc: Location, origin: str) -> ET.Element:
+    """Parse SSML, refusing DTDs and entities (no XXE), and require a ``<speak>`` root.
 
-    def fail(message: str, line: int | None = None) -> TemplateError:
-        where = loc or Location(origin)
-        if line is not None:
-            message += f" (line {line} of the rendered SSML from {origin})"
-        return TemplateError(message, where)
-
+    ``loc`` is where errors point; ``origin`` names the text for a line inside it.
+    """
     if _DOCTYPE_RE.search(ssml):
-        raise fail("SSML must not contain a DOCTYPE or ENTITY declaration")
+        raise TemplateError("SSML must not contain a DOCTYPE or ENTITY declaration", loc)
     try:
         root = ET.fromstring(ssml)
     except ET.ParseError as exc:
-        line = exc.position[0] if exc.position else None
-        raise fail(f"SSML is not well-formed XML: {exc.msg}", line) from None
+        # expat's message ends with ": line N, column M"; say which text the line is in.
+        message = _POSITION_RE.sub("", str(exc.msg))
+        if exc.position:
+            message += f" (line {exc.position[0]}, column {exc.position[1]} of {origin})"
+        raise TemplateError(f"SSML is not well-formed XML: {message}", loc) from None
     if root.tag.rsplit("}", 1)[-1] != "speak":
-        raise fail(f"SSML root element must be <speak>, not <{root.tag.rsplit('}', 1)[-1]}>")
+        tag = root.tag.rsplit("}", 1)[-1]
+        raise TemplateError(f"SSML root element must be <speak>, not <{tag}>", loc)
     return root
 
 
@@ -258,10 +271,16 @@ def _vars_digest(values: dict[str, Any] | None) -> str:
 
 
 def _jinja_message(exc: Exception) -> str:
+    if isinstance(exc, jinja2.TemplateNotFound):
+        return f"template {exc.name!r} not found"
     message = getattr(exc, "message", None) or str(exc)
     if isinstance(exc, jinja2.exceptions.SecurityError):
         return f"not allowed in templates: {message}"
-    return f"undefined variable: {message}" if "undefined" in message else message
+    if isinstance(exc, jinja2.UndefinedError):
+        return f"undefined variable: {message}" if "undefined" in message else message
+    if not isinstance(exc, jinja2.TemplateError):  # a Python error raised by the template
+        return f"{type(exc).__name__}: {message}"
+    return message
 
 
 def _template_line(exc: BaseException, filename: str | None) -> int | None:

@@ -28,13 +28,16 @@ from typing import Any
 
 from .client import CreateOutcomeUnknown, JobExistsError, RemoteJob, SpeechClient
 from .errors import DownloadError, NotFoundError, ServiceError, ThrottledError, TransportError
-from .payload import HASH_PROPERTY, VideoRequest
+from .killpoints import checkpoint
+from .payload import ATTEMPT_PROPERTY, HASH_PROPERTY, VideoRequest
 from .planner import Action, ActionKind, Plan
 from .project import Project, sha256_file
 from .secrets import redact
 from .state import IN_FLIGHT, JobError, OutputFile, State, StateRecord, utc_now
 
 MAX_ACTIVE_JOBS = 200
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
 GONE_CODE = "JobGone"
 TIMEOUT_CODE = "Timeout"
 
@@ -80,8 +83,15 @@ class Summary:
         return not self.failed and not self.timed_out
 
 
+def _download_progress(done: int, total: int | None) -> None:
+    checkpoint("mid-download")
+
+
 def _record_for(request: VideoRequest, status: str, previous: StateRecord | None) -> StateRecord:
+    """A fresh record for a new submission of ``request``."""
     now = utc_now()
+    same = previous is not None and previous.input_hash == request.content_hash
+    attempt = previous.attempt + 1 if same and previous is not None else 0
     return StateRecord(
         video_id=request.video_id,
         serial=previous.serial if previous else 0,
@@ -89,7 +99,8 @@ def _record_for(request: VideoRequest, status: str, previous: StateRecord | None
         input_hash=request.content_hash,
         synthesis_id=request.synthesis_id,
         surface=request.surface,
-        remote_id=request.synthesis_id if request.surface == "ga" else None,
+        attempt=attempt,
+        remote_id=request.job_id(attempt) if request.surface == "ga" else None,
         request=request.recorded_body(),
         sources=dict(request.rendered.sources),
         submitted_at=now,
@@ -125,6 +136,7 @@ class Runner:
     # -- entry point ---------------------------------------------------------------
     async def run(self, plan: Plan) -> Summary:
         self.state.ensure_meta(self.project.manifest.model.name)
+        self._remove_partial_downloads()
         for action in plan.actions:
             if action.kind is ActionKind.FORGET:
                 self.state.forget(action.video_id)
@@ -157,6 +169,14 @@ class Runner:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             raise
+
+    def _remove_partial_downloads(self) -> None:
+        """A crash mid-download leaves a ``.part`` file; the lock says nobody else writes."""
+        self.state.remove_stale_temp_files()
+        folder = self.project.target.output_dir
+        if folder.is_dir():
+            for part in folder.glob(".*.part"):
+                part.unlink(missing_ok=True)
 
     # -- one video -----------------------------------------------------------------
     async def _resume(self, action: Action) -> None:
@@ -204,7 +224,12 @@ class Runner:
         async with self._create_lock:  # creates are throttled by the service: one at a time
             while True:
                 try:
-                    job = await self.client.create(request.synthesis_id, request.submit_body())
+                    record = self.state.records[request.video_id]
+                    checkpoint("before-create")
+                    job = await self.client.create(
+                        request.job_id(record.attempt), request.submit_body(record.attempt)
+                    )
+                    checkpoint("after-create")
                     break
                 except ThrottledError as exc:
                     await asyncio.sleep(exc.retry_after or self.options.poll_interval)
@@ -265,8 +290,12 @@ class Runner:
             except NotFoundError:
                 return None
         # Preview jobs get their id from the server: find a lost one by its content hash.
+        attempt = str(record.attempt)
         async for job in self.client.list_jobs():
-            if job.custom_properties.get(HASH_PROPERTY) == record.input_hash:
+            props = job.custom_properties
+            if props.get(HASH_PROPERTY) == record.input_hash and (
+                props.get(ATTEMPT_PROPERTY, "0") == attempt
+            ):
                 return job
         return None
 
@@ -421,8 +450,12 @@ class Runner:
         os.close(fd)
         tmp = Path(tmp_name)
         try:
-            size, digest = await self.client.download(url, tmp, expected_size=expected)
+            size, digest = await self.client.download(
+                url, tmp, expected_size=expected, on_progress=_download_progress
+            )
+            os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs are ordinary files
             os.replace(tmp, target)
+            checkpoint("after-download")
         finally:
             tmp.unlink(missing_ok=True)
         if sha256_file(target) != digest:  # the file on disk is what state vouches for
@@ -519,6 +552,7 @@ class Runner:
                     "status", request.video_id, f"{job.id} is {job.status}", {"status": job.status}
                 )
             )
+        checkpoint("polling")
         if job.is_final:
             future.set_result(job)
         return changed

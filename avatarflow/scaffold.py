@@ -34,7 +34,7 @@ TEMPLATE = """\
 GITIGNORE_LINES = [
     "# avatarflow: rendered videos, locks and emulator data stay local",
     "build/",
-    ".avatarflow/*/state.lock",
+    ".avatarflow/**/state.lock",
     ".avatarflow/*/emulator/",
 ]
 

@@ -26,6 +26,7 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .errors import Location, StateError
+from .killpoints import checkpoint
 
 STATE_FORMAT = 1
 M = TypeVar("M", bound="BaseModel")
@@ -66,7 +67,8 @@ class StateRecord(BaseModel):
     input_hash: str
     synthesis_id: str
     surface: str
-    remote_id: str | None = None  # differs from synthesis_id on the preview API
+    attempt: int = 0  # submissions of this same request; each gets its own job id
+    remote_id: str | None = None  # the job's id; assigned by the server on the preview API
     request: dict[str, Any]
     sources: dict[str, str] = {}
     submitted_at: str | None = None
@@ -98,6 +100,7 @@ def atomic_write(path: Path, data: bytes) -> None:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+        checkpoint("mid-state-write")
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -161,6 +164,15 @@ class State:
         atomic_write(self.record_path(record.video_id), _dump(record))
         self.records[record.video_id] = record
         return record
+
+    def remove_stale_temp_files(self) -> int:
+        """Temp files of writes cut short by a crash; call only while holding the lock."""
+        removed = 0
+        for folder in (self.directory, self.directory / RECORDS_DIR):
+            for tmp in folder.glob(".*.tmp"):
+                tmp.unlink(missing_ok=True)
+                removed += 1
+        return removed
 
     def forget(self, video_id: str) -> None:
         self.record_path(video_id).unlink(missing_ok=True)

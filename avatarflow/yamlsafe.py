@@ -3,7 +3,8 @@
 PyYAML's safe loader forgets line numbers, silently keeps the last of two duplicate
 keys and happily expands "billion laughs" alias bombs. This loader composes the node
 tree itself so that it can report ``file:line`` for any key path, reject duplicate keys,
-and stop expanding aliases past a fixed budget.
+and stop expanding aliases past a fixed budget. Nesting is capped too (deep documents
+and self-referencing aliases would otherwise end in a ``RecursionError``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,13 @@ KeyPath = tuple[str | int, ...]
 
 MAX_NODES = 100_000
 MAX_BYTES = 5 * 1024 * 1024
+MAX_DEPTH = 64
+
+_MAP_TAG = "tag:yaml.org,2002:map"
+_SEQ_TAG = "tag:yaml.org,2002:seq"
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+_VALUE_TAG = "tag:yaml.org,2002:value"
+_TOO_DEEP = f"nested more than {MAX_DEPTH} levels deep"
 
 
 @dataclass
@@ -50,45 +58,137 @@ def format_path(path: KeyPath) -> str:
     return text
 
 
+class _Loader(yaml.SafeLoader):
+    """The safe loader with a nesting limit, checked while composing."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.depth = 0
+
+    def compose_node(self, parent: Node | None, index: Any) -> Node | None:
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                mark = self.peek_event().start_mark
+                raise yaml.composer.ComposerError(None, None, _TOO_DEEP, mark)
+            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+        finally:
+            self.depth -= 1
+
+
+def _short_tag(tag: str) -> str:
+    return tag.replace("tag:yaml.org,2002:", "!!", 1)
+
+
 class _Builder:
     def __init__(self, file: str) -> None:
         self.file = file
         self.nodes = 0
         self.constructor = SafeConstructor()
         self.lines: dict[KeyPath, int] = {}
+        self.merged: dict[int, list[tuple[Node, Node]]] = {}
+        self.merging: set[int] = set()
 
     def fail(self, node: Node, path: KeyPath, message: str) -> ManifestError:
         line = node.start_mark.line + 1
-        return ManifestError(message, Location(self.file, line, format_path(path) or None))
+        key = format_path(path)
+        if len(key) > 80:  # a runaway path (recursive alias) is not worth printing whole
+            key = key[:80] + "…"
+        return ManifestError(message, Location(self.file, line, key or None))
 
-    def build(self, node: Node, path: KeyPath) -> Any:
+    def build(self, node: Node, path: KeyPath, depth: int = 0) -> Any:
         self.nodes += 1
         if self.nodes > MAX_NODES:
             raise self.fail(
                 node, path, f"document expands to more than {MAX_NODES} nodes (alias bomb?)"
             )
+        if depth > MAX_DEPTH:  # only aliases get here: the composer stops deep documents
+            raise self.fail(node, path, f"{_TOO_DEEP} (recursive alias?)")
         self.lines.setdefault(path, node.start_mark.line + 1)
         if isinstance(node, MappingNode):
-            return self.build_mapping(node, path)
+            if node.tag != _MAP_TAG:
+                raise self.fail(node, path, f"unsupported YAML tag {_short_tag(node.tag)!r}")
+            return self.build_mapping(node, path, depth)
         if isinstance(node, SequenceNode):
-            return [self.build(child, (*path, i)) for i, child in enumerate(node.value)]
+            if node.tag != _SEQ_TAG:
+                raise self.fail(node, path, f"unsupported YAML tag {_short_tag(node.tag)!r}")
+            return [self.build(child, (*path, i), depth + 1) for i, child in enumerate(node.value)]
         if isinstance(node, ScalarNode):
-            return self.constructor.construct_object(node, deep=True)
+            return self.scalar(node, path)
         raise self.fail(node, path, "unsupported YAML node")
 
-    def build_mapping(self, node: MappingNode, path: KeyPath) -> dict[str, Any]:
-        self.constructor.flatten_mapping(node)  # resolves `<<: *anchor` merge keys
-        result: dict[str, Any] = {}
-        seen: set[str] = set()
+    def scalar(self, node: ScalarNode, path: KeyPath) -> Any:
+        try:
+            value = self.constructor.construct_object(node, deep=True)
+        except yaml.YAMLError as exc:
+            problem = getattr(exc, "problem", None) or str(exc)
+            raise self.fail(node, path, f"invalid YAML value: {problem}") from None
+        except (ValueError, TypeError, AttributeError, OverflowError) as exc:
+            # e.g. ``!!int lots``: PyYAML's scalar constructors raise plain Python errors
+            raise self.fail(node, path, f"invalid YAML value {node.value!r}: {exc}") from None
+        if isinstance(value, str) and "\x00" in value:
+            raise self.fail(node, path, "contains a NUL character")
+        return value
+
+    def key_name(self, key_node: Node, path: KeyPath) -> str:
+        if not isinstance(key_node, ScalarNode):
+            raise self.fail(key_node, path, "mapping keys must be plain strings")
+        if key_node.tag == _VALUE_TAG:  # a plain "=" key
+            return str(key_node.value)
+        key = self.scalar(key_node, path)
+        if not isinstance(key, str | int | float | bool) or key is None:
+            raise self.fail(key_node, path, "mapping keys must be plain strings")
+        return str(key)
+
+    def pairs(self, node: MappingNode, path: KeyPath) -> list[tuple[str, Node, Node, bool]]:
+        """``(name, key, value, own)`` of ``node`` with ``<<`` merges applied.
+
+        The mapping's own keys come first and win; merged keys fill in what is missing, the
+        earlier of several merged mappings winning (YAML merge key semantics).
+        """
+        own: list[tuple[str, Node, Node, bool]] = []
+        merged: list[tuple[Node, Node]] = []
         for key_node, value_node in node.value:
-            key = self.constructor.construct_object(key_node, deep=True)
-            if not isinstance(key, str | int | float | bool) or key is None:
-                raise self.fail(key_node, path, "mapping keys must be plain strings")
-            name = str(key)
-            if name in seen and key_node.tag != "tag:yaml.org,2002:merge":
+            if key_node.tag == _MERGE_TAG:
+                merged.extend(self.merge_sources(value_node, path))
+            else:
+                own.append((self.key_name(key_node, path), key_node, value_node, True))
+        taken = {name for name, *_ in own}
+        result = list(own)
+        for key_node, value_node in merged:
+            name = self.key_name(key_node, path)
+            if name not in taken:
+                taken.add(name)
+                result.append((name, key_node, value_node, False))
+        return result
+
+    def merge_sources(self, node: Node, path: KeyPath) -> list[tuple[Node, Node]]:
+        """The flattened key/value nodes that ``<<: node`` merges in (computed once per node)."""
+        sources = node.value if isinstance(node, SequenceNode) else [node]
+        found: list[tuple[Node, Node]] = []
+        for source in sources:
+            if not isinstance(source, MappingNode):
+                raise self.fail(source, path, "'<<' merges a mapping or a list of mappings")
+            if id(source) in self.merging:
+                raise self.fail(source, path, "'<<' merges a mapping into itself")
+            if id(source) not in self.merged:
+                self.merging.add(id(source))
+                self.merged[id(source)] = [(k, v) for _, k, v, _ in self.pairs(source, path)]
+                self.merging.discard(id(source))
+            self.nodes += len(self.merged[id(source)])
+            if self.nodes > MAX_NODES:
+                raise self.fail(
+                    source, path, f"document expands to more than {MAX_NODES} nodes (alias bomb?)"
+                )
+            found.extend(self.merged[id(source)])
+        return found
+
+    def build_mapping(self, node: MappingNode, path: KeyPath, depth: int) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        for name, key_node, value_node, _own in self.pairs(node, path):
+            if name in result:  # merged keys never repeat: only the mapping's own keys can
                 raise self.fail(key_node, (*path, name), "duplicate key")
-            seen.add(name)
-            result[name] = self.build(value_node, (*path, name))
+            result[name] = self.build(value_node, (*path, name), depth + 1)
             self.lines[(*path, name)] = key_node.start_mark.line + 1
         return result
 
@@ -98,24 +198,27 @@ def load_yaml(text: str, file: str) -> LoadedYaml:
     if len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
         raise ManifestError(f"file is larger than {MAX_BYTES // (1024 * 1024)} MB", Location(file))
     if "\x00" in text:
-        raise ManifestError("file contains NUL bytes; is it a binary file?", Location(file))
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        raise ManifestError("file contains NUL bytes; is it a binary file?", Location(file, line))
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
         problem = exc.problem or exc.context or "invalid YAML"
         raise ManifestError(f"invalid YAML: {problem}", Location(file, line)) from None
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        first = str(exc).splitlines()[0]
+        raise ManifestError(f"invalid YAML: {first}", Location(file, line)) from None
     except yaml.YAMLError as exc:
-        raise ManifestError(f"invalid YAML: {exc}", Location(file)) from None
+        first = str(exc).splitlines()[0]
+        raise ManifestError(f"invalid YAML: {first}", Location(file)) from None
     if node is None:
         return LoadedYaml(data=None)
     builder = _Builder(file)
     try:
         data = builder.build(node, ())
-    except yaml.constructor.ConstructorError as exc:
-        mark = exc.problem_mark
-        raise ManifestError(
-            f"invalid YAML value: {exc.problem}", Location(file, mark.line + 1 if mark else None)
-        ) from None
+    except RecursionError:  # the depth limits make this unreachable; never a traceback
+        raise ManifestError(f"document is {_TOO_DEEP}", Location(file)) from None
     return LoadedYaml(data=data, lines=builder.lines)

@@ -1,0 +1,5 @@
+"""``python -m avatarflow``."""
+
+from avatarflow.cli import main
+
+raise SystemExit(main())

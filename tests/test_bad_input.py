@@ -1,0 +1,1187 @@
+"""Bad input: every mistake is one clean, located line on stderr, exit code 1, no traceback.
+
+Each case writes its own files over a small course that already has a recorded state
+and rendered outputs, runs ``validate`` and ``plan`` in-process, and checks that the
+error names the file (and the line and key path where it has them) and that nothing on
+disk changed.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from .helpers import Result, course, make_tree, record_all, run_cli
+
+BOMB = """\
+version: 1
+name: demo
+a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]
+b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]
+c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]
+d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]
+e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]
+f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]
+g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f]
+h: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g]
+i: &i [*h, *h, *h, *h, *h, *h, *h, *h, *h]
+"""
+
+
+def merge_bomb(levels: int) -> str:
+    """``<<`` merge keys that double the number of keys at every level."""
+    lines = ["version: 1", "name: demo", "l0: &l0 {a: 1, b: 2}"]
+    lines += [f"l{i}: &l{i} {{<<: [*l{i - 1}, *l{i - 1}], k{i}: {i}}}" for i in range(1, levels)]
+    return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class Link:
+    """A symbolic link to ``target`` (relative to the course folder)."""
+
+    target: str
+
+
+@dataclass(frozen=True)
+class Bad:
+    """Files written over a valid, recorded course, and the error they must cause."""
+
+    files: dict[str, str | bytes | Link]
+    error: str  # the start of the message after "Error: " (file:line: key: message)
+    also: tuple[str, ...] = ()  # fragments that must appear in the message as well
+    manifest: str = "course.yaml"
+
+
+def bad(files: dict[str, str | bytes | Link], error: str, *also: str) -> Bad:
+    return Bad(files, error, also)
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    """Every file and link under ``root`` with its bytes (or its link target)."""
+    found: dict[str, bytes] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            path = Path(dirpath) / name
+            rel = str(path.relative_to(root))
+            if path.is_symlink():
+                found[rel] = b"-> " + os.readlink(path).encode()
+            elif path.is_file():
+                found[rel] = path.read_bytes()
+            else:
+                found[rel + "/"] = b""
+    return found
+
+
+def assert_one_error(result: Result, error: str, also: tuple[str, ...] = ()) -> str:
+    """Exit 1, nothing on stdout, exactly one ``Error: `` line on stderr, no traceback."""
+    assert "Traceback" not in result.out + result.err
+    assert "Internal error" not in result.err
+    assert result.code == 1, result
+    assert result.out == ""
+    lines = result.err.splitlines()
+    assert len(lines) == 1 and result.err.endswith("\n"), result.err
+    line = lines[0]
+    assert line.startswith("Error: " + error), f"\n{line}\n  does not start with\nError: {error}"
+    for fragment in also:
+        assert fragment in line, f"{fragment!r} not in {line!r}"
+    return line
+
+
+def write(root: Path, files: dict[str, str | bytes | Link]) -> None:
+    for rel, content in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, Link):
+            path.unlink(missing_ok=True)
+            path.symlink_to(content.target)
+        else:
+            make_tree(root, {rel: content})
+
+
+# -- the manifest ----------------------------------------------------------------------
+
+MANIFEST_CASES: dict[str, Bad] = {
+    "yaml-bad-indentation": bad(
+        {
+            "course.yaml": """\
+            version: 1
+            name: demo
+            defaults:
+              template: narration.ssml.j2
+               voice: en-US-AvaMultilingualNeural
+            videos: [{id: a, text: Hi}]
+            """
+        },
+        "course.yaml:5: invalid YAML: ",
+    ),
+    "yaml-unclosed-quote": bad(
+        {
+            "course.yaml": """\
+            version: 1
+            name: "demo
+            videos: [{id: a, text: Hi}]
+            """
+        },
+        "course.yaml:4: invalid YAML: found unexpected end of stream",
+    ),
+    "yaml-tab-indentation": bad(
+        {"course.yaml": "version: 1\nname: demo\ndefaults:\n\ttemplate: x.j2\n"},
+        "course.yaml:4: invalid YAML: found character '\\t' that cannot start any token",
+    ),
+    "yaml-control-character": bad(
+        {"course.yaml": "version: 1\nname: demo\ndescription: bell \x07\n"},
+        "course.yaml:3: invalid YAML: unacceptable character #x0007",
+    ),
+    "yaml-python-tag-on-sequence": bad(
+        {
+            "course.yaml": """\
+            version: 1
+            name: demo
+            videos: !!python/object/apply:os.system ["true"]
+            """
+        },
+        "course.yaml:3: videos: unsupported YAML tag '!!python/object/apply:os.system'",
+    ),
+    "yaml-python-tag-on-scalar": bad(
+        {
+            "course.yaml": """\
+            version: 1
+            name: !!python/name:os.system demo
+            """
+        },
+        "course.yaml:2: invalid YAML value: ",
+        "python/name:os.system",
+    ),
+    "yaml-bad-int-tag": bad(
+        {
+            "course.yaml": """\
+            version: 1
+            name: demo
+            defaults:
+              ttl_hours: !!int lots
+            """
+        },
+        "course.yaml:4: defaults.ttl_hours: invalid YAML value: ",
+        "lots",
+    ),
+    "yaml-mapping-as-key": bad(
+        {
+            "course.yaml": """\
+            version: 1
+            name: demo
+            ? {a: 1}
+            : b
+            """
+        },
+        "course.yaml:3: mapping keys must be plain strings",
+    ),
+    "empty-file": bad({"course.yaml": ""}, "course.yaml:1: the manifest must be a YAML mapping"),
+    "only-comments": bad(
+        {"course.yaml": "# nothing yet\n"}, "course.yaml:1: the manifest must be a YAML mapping"
+    ),
+    "top-level-list": bad(
+        {
+            "course.yaml": """\
+            - id: a
+              text: Hi
+            """
+        },
+        "course.yaml:1: the manifest must be a YAML mapping",
+    ),
+    "unknown-top-level-key": bad(
+        {
+            "course.yaml": """\
+            version: 1
+            name: demo
+            output_dri: build/videos
+            videos: [{id: a, text: Hi}]
+            """
+        },
+        "course.yaml:3: output_dri: unknown key (did you mean 'output_dir'?)",
+    ),
+    "unknown-nested-key": bad(
+        {
+            "course.yaml": """\
+            version: 1
+            name: demo
+            defaults:
+              template: narration.ssml.j2
+              voice: en-US-AvaMultilingualNeural
+              avatar: {character: lisa, style: graceful-sitting}
+              vars: {title: Intro}
+            videos:
+              - id: a
+                text: Hi
+              - id: b
+                text: Hello
+                avatar:
+                  stlye: casual-sitting
+            """
+        },
+        "course.yaml:14: videos[1].avatar.stlye: unknown key (did you mean 'style'?)",
+    ),
+    "unknown-key-without-near-match": bad(
+        {
+            "course.yaml": """\
+            version: 1
+            name: demo
+            videos:
+              - id: a
+                text: Hi
+                zzz: 1
+            """
+        },
+        "course.yaml:6: videos[0].zzz: unknown key; allowed: ",
+        "text_file",
+    ),
+    "wrong-type-ttl": bad(
+        {
+            "course.yaml": """\
+            version: 1
+            name: demo
+            defaults:
+              ttl_hours: lots
+            videos: [{id: a, text: Hi}]
+            """
+        },
+        "course.yaml:4: defaults.ttl_hours: Input should be a valid integer",
+    ),
+    "ttl-over-744": bad(
+        {
+            "course.yaml": """\
+            version: 1
+            name: demo
+            videos:
+              - id: a
+                text: Hi
+                ttl_hours: 745
+            """
+        },
+        "course.yaml:6: videos[0].ttl_hours: Input should be less than or equal to 744",
+    ),
+    "videos-not-a-list": bad(
+        {
+            "course.yaml": """\
+            version: 1
+            name: demo
+            videos: {id: a}
+            """
+        },
+        "course.yaml:3: videos: Input should be a valid list",
+    ),
+    "version-2": bad(
+        {
+            "course.yaml": """\
+            version: 2
+            name: demo
+            videos: [{id: a, text: Hi}]
+            """
+        },
+        "course.yaml:1: version: Input should be 1",
+    ),
+    "missing-name": bad(
+        {
+            "course.yaml": """\
+            version: 1
+            videos: [{id: a, text: Hi}]
+            """
+        },
+        "course.yaml:1: name: required key is missing",
+    ),
+    "duplicate-video-id": bad(
+        {
+            "course.yaml": """\
+            version: 1
+            name: demo
+            defaults:
+              template: narration.ssml.j2
+              voice: en-US-AvaMultilingualNeural
+              avatar: {character: lisa, style: graceful-sitting}
+              vars: {title: Intro}
+            videos:
+              - id: a
+                text: Hi
+              - id: a
+                text: Hi again
+            """
+        },
+        "course.yaml:11: videos[1].id: duplicate video id 'a' (first used at videos[0])",
+    ),
+    "duplicate-yaml-key": bad(
+        {
+            "course.yaml": """\
+            version: 1
+            name: demo
+            videos:
+              - id: a
+                text: Hi
+                text: Hello
+            """
+        },
+        "course.yaml:6: videos[0].text: duplicate key",
+    ),
+    "id-with-slash": bad(
+        {
+            "course.yaml": """\
+            version: 1
+            name: demo
+            videos:
+              - id: a/b
+                text: Hi
+            """
+        },
+        "course.yaml:4: videos[0].id: id 'a/b' may only use letters, digits, '.', '_' and '-'",
+    ),
+    "id-path-traversal": bad(
+        {
+            "course.yaml": """\
+            version: 1
+            name: demo
+            videos:
+              - id: ../../etc
+                text: Hi
+            """
+        },
+        "course.yaml:4: videos[0].id: id '../../etc' may only use letters, digits",
+    ),
+    "id-with-space": bad(
+        {
+            "course.yaml": """\
+            version: 1
+            name: demo
+            videos:
+              - id: my video
+                text: Hi
+            """
+        },
+        "course.yaml:4: videos[0].id: id 'my video' may only use letters, digits",
+    ),
+    "missing-text": bad(
+        {
+            "course.yaml": """\
+            version: 1
+            name: demo
+            defaults:
+              template: narration.ssml.j2
+              voice: en-US-AvaMultilingualNeural
+              avatar: {character: lisa, style: graceful-sitting}
+            videos:
+              - id: a
+                vars: {title: Intro}
+            """
+        },
+        "course.yaml:8: videos[0]: needs one of 'text', 'text_file' or 'ssml'",
+    ),
+    "two-text-sources": bad(
+        {
+            "course.yaml": """\
+            version: 1
+            name: demo
+            defaults:
+              template: narration.ssml.j2
+              voice: en-US-AvaMultilingualNeural
+              avatar: {character: lisa, style: graceful-sitting}
+            videos:
+              - id: a
+                text: Hi
+                text_file: scripts/a.txt
+            """,
+            "scripts/a.txt": "Hi from a file.",
+        },
+        "course.yaml:8: videos[0]: give only one of 'text', 'text_file', 'ssml'",
+    ),
+    "missing-text-file": bad(
+        {
+            "course.yaml": """\
+            version: 1
+            name: demo
+            defaults:
+              template: narration.ssml.j2
+              voice: en-US-AvaMultilingualNeural
+              avatar: {character: lisa, style: graceful-sitting}
+              vars: {title: Intro}
+            videos:
+              - id: a
+                text_file: scripts/nope.txt
+            """
+        },
+        "course.yaml:10: videos[0].text_file: text file 'scripts/nope.txt' not found",
+    ),
+    "text-file-escapes-folder": bad(
+        {
+            "course.yaml": """\
+            version: 1
+            name: demo
+            defaults:
+              template: narration.ssml.j2
+              voice: en-US-AvaMultilingualNeural
+              avatar: {character: lisa, style: graceful-sitting}
+              vars: {title: Intro}
+            videos:
+              - id: a
+                text_file: ../../etc/passwd
+            """
+        },
+        "course.yaml:10: videos[0].text_file: text_file '../../etc/passwd' points outside",
+    ),
+    "text-file-symlink-outside": bad(
+        {
+            "course.yaml": """\
+            version: 1
+            name: demo
+            defaults:
+              template: narration.ssml.j2
+              voice: en-US-AvaMultilingualNeural
+              avatar: {character: lisa, style: graceful-sitting}
+              vars: {title: Intro}
+            videos:
+              - id: a
+                text_file: scripts/a.txt
+            """,
+            "../secret.txt": "outside the course",
+            "scripts/a.txt": Link("../../secret.txt"),
+        },
+        "course.yaml:10: videos[0].text_file: text_file 'scripts/a.txt' points outside",
+    ),
+    "text-file-binary": bad(
+        {
+            "course.yaml": """\
+            version: 1
+            name: demo
+            defaults:
+              template: narration.ssml.j2
+              voice: en-US-AvaMultilingualNeural
+              avatar: {character: lisa, style: graceful-sitting}
+              vars: {title: Intro}
+            videos:
+              - id: a
+                text_file: scripts/a.png
+            """,
+            "scripts/a.png": b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe",
+        },
+        "course.yaml:10: videos[0].text_file: text file 'scripts/a.png' is not UTF-8 text",
+    ),
+    "text-file-with-nul": bad(
+        {
+            "course.yaml": """\
+            version: 1
+            name: demo
+            defaults:
+              template: narration.ssml.j2
+              voice: en-US-AvaMultilingualNeural
+              avatar: {character: lisa, style: graceful-sitting}
+              vars: {title: Intro}
+            videos:
+              - id: a
+                text_file: scripts/a.txt
+            """,
+            "scripts/a.txt": b"Hello\x00world",
+        },
+        "course.yaml:10: videos[0].text_file: text file 'scripts/a.txt' is binary",
+    ),
+    "text-file-nul-in-name": bad(
+        {
+            "course.yaml": """\
+            version: 1
+            name: demo
+            defaults:
+              template: narration.ssml.j2
+              voice: en-US-AvaMultilingualNeural
+              avatar: {character: lisa, style: graceful-sitting}
+              vars: {title: Intro}
+            videos:
+              - id: a
+                text_file: "scripts/a\\0.txt"
+            """
+        },
+        "course.yaml:10: videos[0].text_file: ",
+        "NUL",
+    ),
+    "manifest-not-utf8": bad(
+        {"course.yaml": "version: 1\nname: caf\xe9\n".encode("latin-1")},
+        "course.yaml: not UTF-8 text (byte 20); is it a binary file?",
+    ),
+    "manifest-with-nul": bad(
+        {"course.yaml": b"version: 1\nname: demo\x00\n"},
+        "course.yaml: file contains NUL bytes",
+    ),
+    "manifest-over-5mb": bad(
+        {"course.yaml": "version: 1\nname: demo\n# " + "x" * (5 * 1024 * 1024) + "\n"},
+        "course.yaml: file is larger than 5 MB",
+    ),
+    "billion-laughs": bad(
+        {"course.yaml": BOMB},
+        "course.yaml:",
+        "more than 100000 nodes (alias bomb?)",
+    ),
+    "merge-key-bomb": bad(
+        {"course.yaml": merge_bomb(40)},
+        "course.yaml:",
+        "more than 100000 nodes (alias bomb?)",
+    ),
+    "recursive-alias": bad(
+        {
+            "course.yaml": """\
+            version: 1
+            name: demo
+            defaults:
+              vars: &loop {self: *loop}
+            """
+        },
+        "course.yaml:4: defaults.vars",
+        "nested more than",
+    ),
+    "deeply-nested-flow": bad(
+        {"course.yaml": "version: 1\nname: demo\ndefaults:\n  vars: {x: " + "[" * 5000 + "]" * 5000 + "}\n"},
+        "course.yaml:4: ",
+        "nested more than",
+    ),
+    "deeply-nested-block": bad(
+        {
+            "course.yaml": "version: 1\nname: demo\nvars:\n"
+            + "".join(" " * i + f"k{i}:\n" for i in range(1, 400))
+        },
+        "course.yaml:",
+        "nested more than",
+    ),
+    # -- templates --------------------------------------------------------------------
+    "unknown-template": bad(
+        {
+            "course.yaml": """\
+            version: 1
+            name: demo
+            defaults:
+              voice: en-US-AvaMultilingualNeural
+              avatar: {character: lisa, style: graceful-sitting}
+              vars: {title: Intro}
+            videos:
+              - id: a
+                template: naration.ssml.j2
+                text: Hi
+            """,
+            "templates/outro.ssml.j2": "<speak/>",
+        },
+        "course.yaml:9: videos[0].template: unknown template 'naration.ssml.j2' "
+        "(looked in templates); available: narration.ssml.j2, outro.ssml.j2",
+    ),
+    "undefined-template-variable": bad(
+        {
+            "templates/narration.ssml.j2": """\
+            <speak version="1.0" xml:lang="en-US">
+              <voice name="{{ video.voice }}">
+                <s>{{ titel }}.</s>
+                {{ text }}
+              </voice>
+            </speak>
+            """
+        },
+        "templates/narration.ssml.j2:3: undefined variable: 'titel' is undefined (video a)",
+    ),
+    "template-syntax-error": bad(
+        {
+            "templates/narration.ssml.j2": """\
+            <speak version="1.0" xml:lang="en-US">
+              <voice name="{{ video.voice }}">
+                {% if title %}<s>{{ title }}.</s>
+                {{ text }}
+              </voice>
+            </speak>
+            """
+        },
+        "templates/narration.ssml.j2:6: template syntax error: ",
+        "endif",
+    ),
+    "template-runtime-error": bad(
+        {
+            "templates/narration.ssml.j2": """\
+            <speak version="1.0" xml:lang="en-US">
+              <voice name="{{ video.voice }}">
+                <s>{{ title }} {{ 1 // 0 }}.</s>
+                {{ text }}
+              </voice>
+            </speak>
+            """
+        },
+        "templates/narration.ssml.j2:3: ",
+        "division",
+        "(video a)",
+    ),
+    "template-not-utf8": bad(
+        {"templates/narration.ssml.j2": b"<speak>caf\xe9 {{ text }}</speak>"},
+        "templates/narration.ssml.j2: not UTF-8 text",
+    ),
+    "template-sandbox-mro": bad(
+        {
+            "templates/narration.ssml.j2": """\
+            <speak version="1.0" xml:lang="en-US">
+              <voice name="{{ video.voice }}">{{ ''.__class__.__mro__ }} {{ text }}</voice>
+            </speak>
+            """
+        },
+        "templates/narration.ssml.j2:2: not allowed in templates: ",
+        "'__class__'",
+    ),
+    "template-sandbox-globals": bad(
+        {
+            "templates/narration.ssml.j2": """\
+            <speak version="1.0" xml:lang="en-US">
+              <voice name="{{ video.voice }}">
+                {{ cycler.__init__.__globals__ }} {{ text }}
+              </voice>
+            </speak>
+            """
+        },
+        "templates/narration.ssml.j2:3: not allowed in templates: ",
+        "'__init__'",
+    ),
+    "template-include-outside": bad(
+        {
+            "templates/narration.ssml.j2": """\
+            <speak version="1.0" xml:lang="en-US">
+              <voice name="{{ video.voice }}">
+                {% include '../../etc/passwd' %} {{ text }}
+              </voice>
+            </speak>
+            """
+        },
+        "templates/narration.ssml.j2:3: template '../../etc/passwd' not found",
+    ),
+    "narration-sandbox-mro": bad(
+        {
+            "course.yaml": """\
+            version: 1
+            name: demo
+            defaults:
+              template: narration.ssml.j2
+              voice: en-US-AvaMultilingualNeural
+              avatar: {character: lisa, style: graceful-sitting}
+              vars: {title: Intro}
+            videos:
+              - id: a
+                text: "{{ ''.__class__.__mro__ }}"
+            """
+        },
+        "course.yaml:10: videos[0].text: in narration: not allowed in templates: ",
+        "'__class__'",
+    ),
+    "narration-sandbox-globals": bad(
+        {
+            "course.yaml": """\
+            version: 1
+            name: demo
+            defaults:
+              template: narration.ssml.j2
+              voice: en-US-AvaMultilingualNeural
+              avatar: {character: lisa, style: graceful-sitting}
+              vars: {title: Intro}
+            videos:
+              - id: a
+                text: "{{ cycler.__init__.__globals__ }}"
+            """
+        },
+        "course.yaml:10: videos[0].text: in narration: not allowed in templates: ",
+        "'__init__'",
+    ),
+    "narration-include": bad(
+        {
+            "course.yaml": """\
+            version: 1
+            name: demo
+            defaults:
+              template: narration.ssml.j2
+              voice: en-US-AvaMultilingualNeural
+              avatar: {character: lisa, style: graceful-sitting}
+              vars: {title: Intro}
+            videos:
+              - id: a
+                text: "{% include '../../etc/passwd' %}"
+            """
+        },
+        "course.yaml:10: videos[0].text: in narration: ",
+        "include",
+    ),
+    "narration-undefined": bad(
+        {
+            "course.yaml": """\
+            version: 1
+            name: demo
+            defaults:
+              template: narration.ssml.j2
+              voice: en-US-AvaMultilingualNeural
+              avatar: {character: lisa, style: graceful-sitting}
+              vars: {title: Intro}
+            videos:
+              - id: a
+                text: Welcome to {{ corse }}.
+            """
+        },
+        "course.yaml:10: videos[0].text: in narration: undefined variable: 'corse' is undefined",
+    ),
+    "narration-runtime-error": bad(
+        {
+            "course.yaml": """\
+            version: 1
+            name: demo
+            defaults:
+              template: narration.ssml.j2
+              voice: en-US-AvaMultilingualNeural
+              avatar: {character: lisa, style: graceful-sitting}
+              vars: {title: Intro}
+            videos:
+              - id: a
+                text: "{{ title + 1 }}"
+            """
+        },
+        "course.yaml:10: videos[0].text: in narration: ",
+        "str",
+    ),
+    # -- SSML ---------------------------------------------------------------------------
+    "ssml-not-well-formed": bad(
+        {
+            "course.yaml": """\
+            version: 1
+            name: demo
+            defaults:
+              voice: en-US-AvaMultilingualNeural
+              avatar: {character: lisa, style: graceful-sitting}
+            videos:
+              - id: a
+                ssml: |
+                  <speak version='1.0' xml:lang='en-US'>
+                    <voice name='en-US-AvaMultilingualNeural'>Hi</voce>
+                  </speak>
+            """
+        },
+        "course.yaml:8: videos[0].ssml: SSML is not well-formed XML: mismatched tag "
+        "(line 2 of the rendered SSML from inline ssml)",
+    ),
+    "ssml-root-not-speak": bad(
+        {
+            "course.yaml": """\
+            version: 1
+            name: demo
+            defaults:
+              voice: en-US-AvaMultilingualNeural
+              avatar: {character: lisa, style: graceful-sitting}
+            videos:
+              - id: a
+                ssml: <voice name='en-US-AvaMultilingualNeural'>Hi</voice>
+            """
+        },
+        "course.yaml:8: videos[0].ssml: SSML root element must be <speak>, not <voice>",
+    ),
+    "ssml-xxe": bad(
+        {
+            "course.yaml": """\
+            version: 1
+            name: demo
+            defaults:
+              voice: en-US-AvaMultilingualNeural
+              avatar: {character: lisa, style: graceful-sitting}
+            videos:
+              - id: a
+                ssml: |
+                  <?xml version="1.0"?>
+                  <!DOCTYPE speak [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>
+                  <speak version='1.0' xml:lang='en-US'>&xxe;</speak>
+            """
+        },
+        "course.yaml:8: videos[0].ssml: SSML must not contain a DOCTYPE or ENTITY declaration",
+    ),
+    "template-renders-bad-ssml": bad(
+        {
+            "templates/narration.ssml.j2": """\
+            <speak version="1.0" xml:lang="en-US">
+              <voice name="{{ video.voice }}">{{ text }}
+            </speak>
+            """
+        },
+        "templates/narration.ssml.j2 (video a): SSML is not well-formed XML: mismatched tag",
+    ),
+    # -- gestures and avatars -------------------------------------------------------------
+    "unknown-gesture": bad(
+        {
+            "course.yaml": """\
+            version: 1
+            name: demo
+            defaults:
+              voice: en-US-AvaMultilingualNeural
+            videos:
+              - id: a
+                avatar: {character: harry, style: business}
+                ssml: |
+                  <speak version='1.0' xml:lang='en-US'>
+                    <bookmark mark='gesture.thank-you'/>Thanks.
+                  </speak>
+            """
+        },
+        "course.yaml:8: videos[0].ssml: unknown gesture 'thank-you' for harry/business "
+        "(did you mean 'thanks'?); valid: 123, calm-down, come-on, five-star-reviews, good, "
+        "hello, introduce, invite, thanks, welcome",
+    ),
+    "gesture-on-style-without-gestures": bad(
+        {
+            "course.yaml": """\
+            version: 1
+            name: demo
+            defaults:
+              voice: en-US-AvaMultilingualNeural
+            videos:
+              - id: a
+                avatar: {character: lisa, style: graceful-standing}
+                ssml: "<speak version='1.0'><bookmark mark='gesture.hello'/>Hi</speak>"
+            """
+        },
+        "course.yaml:8: videos[0].ssml: gesture 'hello': lisa/graceful-standing has no gestures",
+    ),
+    "transparent-background-mp4": bad(
+        {
+            "course.yaml": """\
+            version: 1
+            name: demo
+            defaults:
+              template: narration.ssml.j2
+              voice: en-US-AvaMultilingualNeural
+              avatar: {character: lisa, style: graceful-sitting}
+              vars: {title: Intro}
+            videos:
+              - id: a
+                text: Hi
+                video: {format: mp4, codec: h264, background_color: transparent}
+            """
+        },
+        "course.yaml:11: videos[0].video: a transparent background needs video.format: webm "
+        "and video.codec: vp9",
+    ),
+    "codec-format-mismatch": bad(
+        {
+            "course.yaml": """\
+            version: 1
+            name: demo
+            defaults:
+              template: narration.ssml.j2
+              voice: en-US-AvaMultilingualNeural
+              avatar: {character: lisa, style: graceful-sitting}
+              video: {format: mp4, codec: vp9}
+              vars: {title: Intro}
+            videos:
+              - id: a
+                text: Hi
+            """
+        },
+        "course.yaml:7: defaults.video: codec vp9 cannot be used with format mp4 "
+        "(use one of h264, hevc, av1)",
+    ),
+    "missing-style": bad(
+        {
+            "course.yaml": """\
+            version: 1
+            name: demo
+            defaults:
+              template: narration.ssml.j2
+              voice: en-US-AvaMultilingualNeural
+              avatar: {character: lisa}
+              vars: {title: Intro}
+            videos:
+              - id: a
+                text: Hi
+            """
+        },
+        "course.yaml:6: defaults.avatar: avatar.style is required for standard avatar lisa "
+        "(one of casual-sitting, graceful-sitting, graceful-standing, technical-sitting, "
+        "technical-standing)",
+    ),
+    "unknown-style": bad(
+        {
+            "course.yaml": """\
+            version: 1
+            name: demo
+            defaults:
+              template: narration.ssml.j2
+              voice: en-US-AvaMultilingualNeural
+              vars: {title: Intro}
+            videos:
+              - id: a
+                avatar: {character: lisa, style: graceful-sittin}
+                text: Hi
+            """
+        },
+        "course.yaml:9: videos[0].avatar: unknown style 'graceful-sittin' for lisa "
+        "(did you mean 'graceful-sitting'?); valid: ",
+    ),
+    "unknown-standard-character": bad(
+        {
+            "course.yaml": """\
+            version: 1
+            name: demo
+            defaults:
+              template: narration.ssml.j2
+              voice: en-US-AvaMultilingualNeural
+              vars: {title: Intro}
+            videos:
+              - id: a
+                avatar: {character: lissa, style: graceful-sitting}
+                text: Hi
+            """
+        },
+        "course.yaml:9: videos[0].avatar: unknown standard avatar 'lissa' (did you mean 'lisa'?); "
+        "set avatar.customized: true for a custom avatar",
+    ),
+    "missing-character": bad(
+        {
+            "course.yaml": """\
+            version: 1
+            name: demo
+            defaults:
+              template: narration.ssml.j2
+              voice: en-US-AvaMultilingualNeural
+              vars: {title: Intro}
+            videos:
+              - id: a
+                avatar: {style: graceful-sitting}
+                text: Hi
+            """
+        },
+        "course.yaml:8: videos[0]: avatar.character is required (set it here or in defaults)",
+    ),
+    "plain-text-without-voice": bad(
+        {
+            "course.yaml": """\
+            version: 1
+            name: demo
+            defaults:
+              avatar: {character: lisa, style: graceful-sitting}
+            videos:
+              - id: a
+                input_kind: plain_text
+                text: Hi
+            """
+        },
+        "course.yaml:6: videos[0]: a plain_text video needs a voice",
+    ),
+    "photo-avatar-on-preview-api": bad(
+        {
+            "course.yaml": """\
+            version: 1
+            name: demo
+            service: {api_version: 3.1-preview1}
+            defaults:
+              voice: en-US-AvaMultilingualNeural
+            videos:
+              - id: a
+                input_kind: plain_text
+                avatar: {character: anika, photo_avatar_base_model: vasa-1}
+                text: Hi
+            """
+        },
+        "course.yaml:9: videos[0].avatar: avatar.photo_avatar_base_model not supported by "
+        "api_version 3.1-preview1",
+    ),
+    "payload-over-500kb": bad(
+        {
+            "course.yaml": """\
+            version: 1
+            name: demo
+            defaults:
+              voice: en-US-AvaMultilingualNeural
+              avatar: {character: lisa, style: graceful-sitting}
+            videos:
+              - id: a
+                input_kind: plain_text
+                text: "%s"
+            """
+            % ("blah " * 120_000)
+        },
+        "course.yaml:6: videos[0]: request body is 585 KB; the service accepts at most 500 KB",
+    ),
+    "output-dir-escapes-folder": bad(
+        {
+            "course.yaml": """\
+            version: 1
+            name: demo
+            output_dir: ../../tmp/x
+            videos: [{id: a, text: Hi}]
+            """
+        },
+        "course.yaml:3: output_dir: '../../tmp/x' points outside the manifest's folder",
+    ),
+    "state-dir-escapes-folder": bad(
+        {
+            "course.yaml": """\
+            version: 1
+            name: demo
+            state_dir: /tmp/state
+            videos: [{id: a, text: Hi}]
+            """
+        },
+        "course.yaml:3: state_dir: '/tmp/state' points outside the manifest's folder",
+    ),
+    "invalid-background-colour": bad(
+        {
+            "course.yaml": """\
+            version: 1
+            name: demo
+            videos:
+              - id: a
+                text: Hi
+                video: {background_color: white}
+            """
+        },
+        "course.yaml:6: videos[0].video.background_color: ",
+        "#RRGGBBAA",
+    ),
+    "invalid-custom-voice-deployment": bad(
+        {
+            "course.yaml": """\
+            version: 1
+            name: demo
+            videos:
+              - id: a
+                text: Hi
+                custom_voices: {MyVoice: "not a deployment id"}
+            """
+        },
+        "course.yaml:6: videos[0].custom_voices: custom voice 'MyVoice': deployment id "
+        "'not a deployment id' is not valid",
+    ),
+    "missing-manifest": Bad({}, "nope.yaml: manifest file not found", manifest="nope.yaml"),
+    "manifest-is-a-directory": Bad(
+        {"folder.yaml/keep": "x"}, "folder.yaml: cannot read manifest: ", manifest="folder.yaml"
+    ),
+}
+
+
+@pytest.fixture
+def recorded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A valid course with state and outputs under ``tmp_path/course``; cwd is tmp_path."""
+    monkeypatch.chdir(tmp_path)
+    root = tmp_path / "course"
+    record_all(course(root))
+    assert (root / ".avatarflow/demo/videos/a.json").is_file()
+    assert (root / "build/videos/a.mp4").is_file()
+    return root
+
+
+@pytest.mark.parametrize("case", MANIFEST_CASES.values(), ids=MANIFEST_CASES.keys())
+@pytest.mark.parametrize("command", ["validate", "plan"])
+def test_bad_manifest_is_one_clean_error(recorded: Path, case: Bad, command: str) -> None:
+    write(recorded, case.files)
+    before = snapshot(recorded.parent)
+    result = run_cli(command, str(recorded / case.manifest))
+    assert_one_error(result, case.error, case.also)
+    assert snapshot(recorded.parent) == before
+    assert not (recorded.parent / "avatarflow-crash.log").exists()
+
+
+# -- the state ---------------------------------------------------------------------------
+
+META = ".avatarflow/demo/state.json"
+RECORD = ".avatarflow/demo/videos/b.json"
+
+STATE_CASES: dict[str, Bad] = {
+    "meta-invalid-json": bad(
+        {META: '{"format": 1,\n "lineage": \n'},
+        ".avatarflow/demo/state.json:3: state file is corrupt (invalid JSON: Expecting value); "
+        "restore it from git",
+    ),
+    "record-invalid-json": bad(
+        {RECORD: "{\n  'video_id': 'b'\n}\n"},
+        ".avatarflow/demo/videos/b.json:2: state file is corrupt (invalid JSON: ",
+    ),
+    "record-empty-file": bad(
+        {RECORD: ""},
+        ".avatarflow/demo/videos/b.json:1: state file is corrupt (invalid JSON: ",
+    ),
+    "record-wrong-shape": bad(
+        {RECORD: '["b", "downloaded"]\n'},
+        ".avatarflow/demo/videos/b.json: state file is corrupt (Input should be a valid "
+        "dictionary",
+    ),
+    "record-missing-fields": bad(
+        {RECORD: '{"video_id": "b", "serial": 1}\n'},
+        ".avatarflow/demo/videos/b.json: status: state file is corrupt (Field required)",
+    ),
+    "record-wrong-status": bad(
+        {
+            RECORD: """\
+            {"video_id": "b", "status": "exploded", "input_hash": "x", "synthesis_id": "x",
+             "surface": "ga", "request": {}, "updated_at": "2025-01-01T00:00:00Z"}
+            """
+        },
+        ".avatarflow/demo/videos/b.json: status: state file is corrupt (Input should be ",
+    ),
+    "record-for-another-video": bad(
+        {
+            RECORD: """\
+            {"video_id": "c", "status": "downloaded", "input_hash": "x", "synthesis_id": "x",
+             "surface": "ga", "request": {}, "updated_at": "2025-01-01T00:00:00Z"}
+            """
+        },
+        ".avatarflow/demo/videos/b.json: record is for video 'c' but the file is named b.json",
+    ),
+    "meta-newer-format": bad(
+        {
+            META: """\
+            {"created_at": "2025-01-01T00:00:00Z", "format": 99,
+             "lineage": "0b7e1c9e-1111-4222-8333-944455556666", "name": "demo"}
+            """
+        },
+        ".avatarflow/demo/state.json: state format 99 is newer than this avatarflow "
+        "understands (1); upgrade avatarflow",
+    ),
+    "meta-not-an-object": bad(
+        {META: "[1, 2, 3]\n"},
+        ".avatarflow/demo/state.json: state file is corrupt (Input should be a valid dictionary",
+    ),
+    "record-merge-conflict": bad(
+        {
+            RECORD: """\
+            {
+            <<<<<<< HEAD
+              "input_hash": "aaa",
+            =======
+              "input_hash": "bbb",
+            >>>>>>> feature
+              "video_id": "b"
+            }
+            """
+        },
+        ".avatarflow/demo/videos/b.json: state file has unresolved git merge conflict markers",
+    ),
+    "record-not-utf8": bad(
+        {RECORD: b'{"video_id": "b\xff"}'},
+        ".avatarflow/demo/videos/b.json: cannot read state file: ",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", STATE_CASES.values(), ids=STATE_CASES.keys())
+def test_bad_state_is_one_clean_error_and_left_alone(recorded: Path, case: Bad) -> None:
+    write(recorded, case.files)
+    before = snapshot(recorded.parent)
+    for args in (["plan"], ["plan", "--json"], ["plan", "--detailed-exitcode"]):
+        result = run_cli(*args, str(recorded / "course.yaml"))
+        assert_one_error(result, case.error, case.also)
+    assert snapshot(recorded.parent) == before
+    # validate does not read the state: a broken state does not make the manifest invalid.
+    assert run_cli("validate", str(recorded / "course.yaml")).code == 0
+
+
+def test_missing_meta_with_records_is_an_error(recorded: Path) -> None:
+    (recorded / META).unlink()
+    before = snapshot(recorded.parent)
+    result = run_cli("plan", str(recorded / "course.yaml"))
+    assert_one_error(
+        result,
+        ".avatarflow/demo/state.json: state.json is missing but video records exist; "
+        "restore it from git",
+    )
+    assert snapshot(recorded.parent) == before
+
+
+def test_case_count() -> None:
+    """The brief: at least 40 distinct bad inputs."""
+    assert len(MANIFEST_CASES) + len(STATE_CASES) + 1 >= 40

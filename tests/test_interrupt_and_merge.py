@@ -1,0 +1,92 @@
+"""Ctrl-C in the middle of an apply, and state that merges cleanly in git."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from avatarflow.emulator.requestlog import create_counts
+from avatarflow.project import Project
+
+from .test_apply import VIDEOS, apply, assert_all_rendered, data_dir, example
+
+
+def start_apply(manifest: Path, config: dict[str, object]) -> tuple[subprocess.Popen[str], list[str]]:
+    env = dict(os.environ, AVATARFLOW_EMULATOR_CONFIG=json.dumps(config), NO_COLOR="1")
+    env.pop("AVATARFLOW_EMULATOR_FAULTS", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "avatarflow", "apply", str(manifest), "--emulator", "--yes"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    lines: list[str] = []
+    assert proc.stderr is not None
+    stream = proc.stderr
+    threading.Thread(target=lambda: lines.extend(stream), daemon=True).start()
+    return proc, lines
+
+
+def wait_for(lines: list[str], needle: str, count: int, proc: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 60
+    while sum(needle in line for line in lines) < count:
+        assert proc.poll() is None, "".join(lines)
+        assert time.monotonic() < deadline, "".join(lines)
+        time.sleep(0.05)
+
+
+def test_ctrl_c_leaves_valid_state_and_the_next_apply_pays_nothing_twice(tmp_path: Path) -> None:
+    manifest = example(tmp_path)
+    proc, lines = start_apply(manifest, {"width": 160, "height": 90, "queue_seconds": 30})
+    wait_for(lines, "submitted as", 3, proc)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=60) == 130, "".join(lines)
+
+    state = Project.open(manifest, "emulator").load_state()
+    assert state.records, "the submitted jobs must be recorded"
+    assert {r.status for r in state.records.values()} <= {"submitting", "submitted", "running"}
+
+    code, _, err = apply(manifest)  # a new emulator on the same folder continues the jobs
+    assert code == 0, err
+    assert_all_rendered(manifest)
+    assert sorted(create_counts(data_dir(manifest)).values()) == [1] * len(VIDEOS)
+
+
+def git(cwd: Path, *args: str) -> str:
+    env = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@e", GIT_COMMITTER_NAME="t",
+               GIT_COMMITTER_EMAIL="t@e")
+    done = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+@pytest.mark.parametrize("pair", [("01-welcome", "05-recap"), ("02-commits", "03-branches")])
+def test_two_branches_rendering_different_videos_merge_cleanly(
+    tmp_path: Path, pair: tuple[str, str]
+) -> None:
+    manifest = example(tmp_path)
+    root = tmp_path
+    (root / ".gitignore").write_text("build/\n**/.avatarflow/**/state.lock\n**/.avatarflow/*/emulator/service/\n")
+    assert apply(manifest)[0] == 0
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", ".")
+    git(root, "commit", "-qm", "base")
+
+    for branch, video in zip(("one", "two"), pair, strict=True):
+        git(root, "checkout", "-q", "-b", branch, "main")
+        assert apply(manifest, "--replace", video, "--only", video)[0] == 0
+        git(root, "add", ".")
+        git(root, "commit", "-qm", f"re-render {video}")
+        changed = git(root, "diff", "--name-only", "main", branch).split()
+        assert changed == [f"manifests/.avatarflow/git-course/emulator/videos/{video}.json"]
+
+    git(root, "checkout", "-q", "one")
+    git(root, "merge", "-q", "--no-edit", "two")  # fails the test on any conflict
+    result = apply(manifest)
+    assert result[0] == 0 and "No changes" in result[1]
