@@ -40,9 +40,9 @@ pass_ctx = click.make_pass_decorator(Context)
 
 
 def manifest_argument(func: F) -> F:
-    return click.argument(
-        "manifest", type=click.Path(dir_okay=False, path_type=Path), metavar="MANIFEST"
-    )(func)
+    # Not click's existence checks: load_manifest reports a missing or unreadable manifest
+    # as one located line, with the path relative like every other message.
+    return click.argument("manifest", type=click.Path(path_type=Path), metavar="MANIFEST")(func)
 
 
 def emulator_option(func: F) -> F:
@@ -123,7 +123,9 @@ def render(ctx: Context, manifest: Path, video_id: str, as_json: bool) -> int:
     help="Exit 0 when there is nothing to do, 2 when there are changes, 1 on error.",
 )
 @pass_ctx
-def plan(ctx: Context, manifest: Path, emulator: bool, as_json: bool, detailed_exitcode: bool) -> int:
+def plan(
+    ctx: Context, manifest: Path, emulator: bool, as_json: bool, detailed_exitcode: bool
+) -> int:
     """Show which videos apply would render, and why."""
     project = Project.open(manifest, _target(emulator))
     the_plan = project.plan()
@@ -171,6 +173,13 @@ def _register_later_commands() -> None:
 _register_later_commands()
 
 
+def _print_error(text: str) -> None:
+    """One line on stderr, whatever the message holds: no markup, no emoji, no newlines."""
+    line = " ".join(part.strip() for part in redact(text).splitlines() if part.strip())
+    err = make_console(sys.stderr, "auto")
+    err.print(line, markup=False, highlight=False, emoji=False)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; every error family maps to its exit code here and only here."""
     err = make_console(sys.stderr, "auto")
@@ -184,14 +193,18 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except click.exceptions.Exit as exc:
         return exc.exit_code
+    except click.UsageError as exc:
+        hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
+        _print_error(f"Error: {exc.format_message()}{hint}")
+        return EXIT_ERROR
     except click.ClickException as exc:
-        exc.show()
+        _print_error(f"Error: {exc.format_message()}")
         return EXIT_ERROR
     except (UserError, ServiceError, TransportError, JobTimeoutError, LockError) as exc:
-        err.print(f"Error: {redact(str(exc))}", markup=False, highlight=False)
+        _print_error(f"Error: {exc}")
         return EXIT_ERROR
     except AvatarflowError as exc:
-        err.print(f"Error: {redact(str(exc))}", markup=False, highlight=False)
+        _print_error(f"Error: {exc}")
         return EXIT_ERROR
     except Exception as exc:  # a bug: keep the traceback, but out of the user's way
         log = Path.cwd() / "avatarflow-crash.log"
@@ -200,7 +213,6 @@ def main(argv: list[str] | None = None) -> int:
             where = f"; details in {log.name}"
         except OSError:
             where = ""
-        err.print(f"Internal error: {redact(type(exc).__name__ + ': ' + str(exc))}{where}",
-                   markup=False, highlight=False)
+        _print_error(f"Internal error: {type(exc).__name__}: {exc}{where}")
         return EXIT_ERROR
     return int(result) if isinstance(result, int) else EXIT_OK

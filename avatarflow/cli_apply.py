@@ -13,7 +13,7 @@ from typing import Any
 import click
 from rich.table import Table
 
-from .display import print_plan
+from .display import ApplyProgress, print_plan
 from .errors import ConfigError, StalePlanError
 from .lock import StateLock, command_line, force_unlock
 from .planner import ActionKind, Plan, select
@@ -250,7 +250,7 @@ def apply(
                 _plan_with_refresh(project, service, state, _ids(replace)), only, exclude, known
             )
             if not as_json:
-                print_plan(ctx.out if not as_json else ctx.err, plan)
+                print_plan(ctx.out, plan)
             if not plan.has_changes:
                 return 0
             _confirm(yes)
@@ -259,9 +259,14 @@ def apply(
             options = service.options(
                 parallelism=parallelism, timeout=timeout, delete_remote=delete_remote
             )
-            summary = asyncio.run(
-                _run(project, state, service, plan, options, _reporter(as_json, ctx.err))
-            )
+            if as_json:
+                click.echo(json.dumps({"event": "plan", **plan.to_json()}, ensure_ascii=False))
+            if not as_json and ctx.err.is_terminal:
+                with ApplyProgress(ctx.err, len(plan.changes)) as progress:
+                    summary = asyncio.run(_run(project, state, service, plan, options, progress))
+            else:
+                report = _reporter(as_json, ctx.err)
+                summary = asyncio.run(_run(project, state, service, plan, options, report))
     finally:
         service.close()
     if not as_json:
@@ -449,4 +454,3 @@ def emulator_command(port: int, data_dir: Path, key: str | None, faults: str | N
         config = dc_replace(config, **updates)
     serve(data_dir, config, port=port)
     return 0
-

@@ -8,8 +8,10 @@ from typing import IO
 
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import TaskID
 
 from .planner import LEGEND, SYMBOLS, ActionKind, Plan
+from .runner import Event
 
 _STYLES = {
     ActionKind.CREATE: "green",
@@ -67,3 +69,55 @@ def print_plan(console: Console, plan: Plan) -> None:
             f"about {minutes:.1f} minutes of video."
         )
     console.print(f"[bold]{escape(plan.footer())}[/]")
+
+
+class ApplyProgress:
+    """On a terminal: one bar for the whole apply and one line per active video."""
+
+    _DONE = frozenset({"downloaded", "failed", "timeout"})
+
+    def __init__(self, console: Console, total: int) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            SpinnerColumn,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        self.progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+        )
+        self.overall = self.progress.add_task("[bold]videos[/]", total=total)
+        self.tasks: dict[str, TaskID] = {}
+
+    def __enter__(self) -> ApplyProgress:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def __call__(self, event: Event) -> None:
+        video = event.video_id
+        if video is None:
+            self.progress.console.print(escape(event.message))
+            return
+        label = f"{escape(video)}: {escape(event.message)}"
+        if event.kind in self._DONE:
+            task = self.tasks.pop(video, None)
+            if task is not None:
+                self.progress.remove_task(task)
+            self.progress.advance(self.overall)
+            style = "green" if event.kind == "downloaded" else "red"
+            self.progress.console.print(f"[{style}]{label}[/]")
+        elif video in self.tasks:
+            self.progress.update(self.tasks[video], description=label)
+        else:
+            self.tasks[video] = self.progress.add_task(label, total=None)

@@ -84,7 +84,7 @@ class Project:
 
     def output_path(self, request: VideoRequest) -> Path:
         video = request.rendered.video.fields.video
-        ext = (video.format if video and video.format else "mp4")
+        ext = video.format if video and video.format else "mp4"
         return self.target.output_dir / f"{request.video_id}.{ext}"
 
     # -- the pipeline --------------------------------------------------------------
@@ -106,8 +106,10 @@ class Project:
             if request.video_id == video_id:
                 return request
         ids = ", ".join(r.video_id for r in self.requests)
-        raise ManifestError(f"no video {video_id!r} in the manifest; videos: {ids}",
-                            self.manifest.location(("videos",)))
+        raise ManifestError(
+            f"no video {video_id!r} in the manifest; videos: {ids}",
+            self.manifest.location(("videos",)),
+        )
 
     def load_state(self) -> State:
         return load_state(self.target.state_dir, self.display(self.target.state_dir))

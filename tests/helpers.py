@@ -55,7 +55,10 @@ def make_tree(root: Path, files: dict[str, str | bytes]) -> Path:
 
 def course(root: Path, manifest: str = MANIFEST, **extra: str | bytes) -> Path:
     """A small valid course; returns the manifest path."""
-    files: dict[str, str | bytes] = {"course.yaml": manifest, "templates/narration.ssml.j2": TEMPLATE}
+    files: dict[str, str | bytes] = {
+        "course.yaml": manifest,
+        "templates/narration.ssml.j2": TEMPLATE,
+    }
     files.update({k.replace("__", "/"): v for k, v in extra.items()})
     make_tree(root, files)
     return root / "course.yaml"

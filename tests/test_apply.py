@@ -35,7 +35,8 @@ def example(tmp_path: Path, api_version: str | None = None) -> Path:
     manifest = tmp_path / "manifests" / "git-course.yaml"
     if api_version:
         text = manifest.read_text().replace(
-            "templates_dir: ../templates", f"templates_dir: ../templates\nservice: {{api_version: {api_version}}}"
+            "templates_dir: ../templates",
+            f"templates_dir: ../templates\nservice: {{api_version: {api_version}}}",
         )
         manifest.write_text(text)
     return manifest
@@ -86,7 +87,9 @@ def test_quickstart_renders_everything_once_then_nothing(tmp_path: Path, api_ver
 
 
 @pytest.mark.parametrize("api_version", ["2024-08-01", "3.1-preview1"])
-def test_editing_one_narration_rerenders_exactly_that_video(tmp_path: Path, api_version: str) -> None:
+def test_editing_one_narration_rerenders_exactly_that_video(
+    tmp_path: Path, api_version: str
+) -> None:
     manifest = example(tmp_path, api_version)
     assert apply(manifest)[0] == 0
     first = requests_by_kind(manifest)["create"]
@@ -182,7 +185,9 @@ def test_apply_without_a_terminal_and_without_yes_is_an_error(tmp_path: Path) ->
     assert not data_dir(manifest).exists()
 
 
-def test_failed_job_is_recorded_and_others_go_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failed_job_is_recorded_and_others_go_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     manifest = example(tmp_path)
     monkeypatch.setenv("AVATARFLOW_EMULATOR_FAULTS", "fail=*04-merging*:InvalidSsml")
     code, _, err = apply(manifest)

@@ -19,12 +19,18 @@ from avatarflow.project import Project
 from .test_apply import VIDEOS, apply, assert_all_rendered, data_dir, example
 
 
-def start_apply(manifest: Path, config: dict[str, object]) -> tuple[subprocess.Popen[str], list[str]]:
+def start_apply(
+    manifest: Path, config: dict[str, object]
+) -> tuple[subprocess.Popen[str], list[str]]:
     env = dict(os.environ, AVATARFLOW_EMULATOR_CONFIG=json.dumps(config), NO_COLOR="1")
     env.pop("AVATARFLOW_EMULATOR_FAULTS", None)
     proc = subprocess.Popen(
         [sys.executable, "-m", "avatarflow", "apply", str(manifest), "--emulator", "--yes"],
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     lines: list[str] = []
     assert proc.stderr is not None
@@ -59,8 +65,13 @@ def test_ctrl_c_leaves_valid_state_and_the_next_apply_pays_nothing_twice(tmp_pat
 
 
 def git(cwd: Path, *args: str) -> str:
-    env = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@e", GIT_COMMITTER_NAME="t",
-               GIT_COMMITTER_EMAIL="t@e")
+    env = dict(
+        os.environ,
+        GIT_AUTHOR_NAME="t",
+        GIT_AUTHOR_EMAIL="t@e",
+        GIT_COMMITTER_NAME="t",
+        GIT_COMMITTER_EMAIL="t@e",
+    )
     done = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
@@ -72,7 +83,9 @@ def test_two_branches_rendering_different_videos_merge_cleanly(
 ) -> None:
     manifest = example(tmp_path)
     root = tmp_path
-    (root / ".gitignore").write_text("build/\n**/.avatarflow/**/state.lock\n**/.avatarflow/*/emulator/service/\n")
+    (root / ".gitignore").write_text(
+        "build/\n**/.avatarflow/**/state.lock\n**/.avatarflow/*/emulator/service/\n"
+    )
     assert apply(manifest)[0] == 0
     git(root, "init", "-q", "-b", "main")
     git(root, "add", ".")

@@ -22,7 +22,10 @@ def kinds(plan: Plan) -> dict[str, ActionKind]:
 def test_fresh_course_creates_everything(tmp_path: Path) -> None:
     plan = plan_of(course(tmp_path))
     assert set(kinds(plan).values()) == {ActionKind.CREATE}
-    assert plan.footer() == "Plan: 3 to create, 0 to re-render, 0 to resume, 0 to download, 0 to forget."
+    assert (
+        plan.footer()
+        == "Plan: 3 to create, 0 to re-render, 0 to resume, 0 to download, 0 to forget."
+    )
 
 
 def test_recorded_course_has_no_changes(tmp_path: Path) -> None:
@@ -46,10 +49,15 @@ def test_edited_script_is_one_rerender_with_reason(tmp_path: Path) -> None:
 def test_reasons_name_voice_avatar_video_and_template(tmp_path: Path) -> None:
     manifest = course(tmp_path)
     record_all(manifest)
-    changed = (MANIFEST.replace("AvaMultilingualNeural", "AndrewNeural")
-               .replace("graceful-sitting", "casual-sitting").replace("h264", "hevc"))
+    changed = (
+        MANIFEST.replace("AvaMultilingualNeural", "AndrewNeural")
+        .replace("graceful-sitting", "casual-sitting")
+        .replace("h264", "hevc")
+    )
     manifest.write_text(changed)
-    (tmp_path / "templates/narration.ssml.j2").write_text(TEMPLATE.replace("<s>", "<p><s>").replace("</s>", "</s></p>"))
+    (tmp_path / "templates/narration.ssml.j2").write_text(
+        TEMPLATE.replace("<s>", "<p><s>").replace("</s>", "</s></p>")
+    )
     reasons = plan_of(manifest).changes[0].reasons
     assert "template changed" in reasons
     assert "voice en-US-AvaMultilingualNeural → en-US-AndrewNeural" in reasons
@@ -87,8 +95,15 @@ def test_failed_render_is_retried_with_the_service_error_as_reason(tmp_path: Pat
     project = Project.open(manifest)
     state = project.load_state()
     record = record_rendered(project, state, project.requests[0])
-    state.put(record.model_copy(update={"status": "failed", "output": None,
-                                        "error": JobError(code="InvalidSsml", message="bad")}))
+    state.put(
+        record.model_copy(
+            update={
+                "status": "failed",
+                "output": None,
+                "error": JobError(code="InvalidSsml", message="bad"),
+            }
+        )
+    )
     action = plan_of(manifest).actions[0]
     assert action.kind is ActionKind.RERENDER
     assert action.reasons == ("last render failed (InvalidSsml: bad)",)
