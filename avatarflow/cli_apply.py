@@ -93,8 +93,12 @@ async def _gone(service: Service, project: Project, state: State) -> frozenset[s
     from .payload import HASH_PROPERTY
 
     wanted = {r.video_id for r in project.requests}
+    # A "submitting" record is never gone: the runner adopts its job, or submits it under
+    # the same id when the create never reached the service (no expiry to report).
     records = [
-        r for r in state.records.values() if r.video_id in wanted and _needs_refresh(project, r)
+        r
+        for r in state.records.values()
+        if r.video_id in wanted and r.status != "submitting" and _needs_refresh(project, r)
     ]
     if not records:
         return frozenset()
@@ -112,7 +116,7 @@ async def _gone(service: Service, project: Project, state: State) -> frozenset[s
                 listed = {
                     j.custom_properties.get(HASH_PROPERTY): j async for j in client.list_jobs()
                 }
-            if record.input_hash not in listed and record.status != "submitting":
+            if record.input_hash not in listed:
                 gone.add(record.video_id)
     return frozenset(gone)
 

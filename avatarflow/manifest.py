@@ -114,7 +114,9 @@ class VideoFields(_Strict):
     def _deployment_ids(cls, value: dict[str, str] | None) -> dict[str, str] | None:
         for name, deployment in (value or {}).items():
             if not SERVICE_ID_RE.match(deployment):
-                raise ValueError(f"custom voice {name!r}: deployment id {deployment!r} is not valid")
+                raise ValueError(
+                    f"custom voice {name!r}: deployment id {deployment!r} is not valid"
+                )
         return value
 
 
@@ -183,7 +185,11 @@ class ResolvedVideo:
         if self.yaml is None:
             return self.location
         for depth in range(len(keys), 0, -1):
-            for path in (("videos", self.index, *keys[:depth]), ("defaults", *keys[:depth])):
+            paths: tuple[KeyPath, ...] = (
+                ("videos", self.index, *keys[:depth]),
+                ("defaults", *keys[:depth]),
+            )
+            for path in paths:
                 line = self.yaml.lines.get(path)
                 if line is not None:
                     return Location(self.location.file, line, format_path(path))
@@ -322,6 +328,9 @@ def _located_error(exc: ValidationError, loaded: LoadedYaml, file: str) -> Manif
     message = str(error["msg"])
     if message.startswith("Value error, "):
         message = message[len("Value error, ") :]
+    if kind == "string_type" and isinstance(error["input"], int | float):
+        # YAML read `id: 12` or `id: yes` as a number or a boolean
+        message += " (YAML read a number or a boolean here: put the value in quotes)"
     return ManifestError(message, location)
 
 

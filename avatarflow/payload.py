@@ -10,12 +10,13 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from . import catalog
 from .errors import Location, RequestValidationError
-from .manifest import PREVIEW_API, AvatarSettings, VideoEntry, VideoSettings
+from .manifest import PREVIEW_API, AvatarSettings, ResolvedVideo, VideoEntry, VideoSettings
 from .render import RenderedVideo
 
 HASH_FORMAT = 1
@@ -76,7 +77,10 @@ class VideoRequest:
         body = dict(self.body)
         key = "inputs"
         body[key] = [
-            {"sha256": hashlib.sha256(_input_text(i).encode()).hexdigest(), "chars": len(_input_text(i))}
+            {
+                "sha256": hashlib.sha256(_input_text(i).encode()).hexdigest(),
+                "chars": len(_input_text(i)),
+            }
             for i in self.body[key]
         ]
         return body
@@ -108,9 +112,9 @@ def build_request(rendered: RenderedVideo, name: str, api_version: str) -> Video
     """The request for one video, checked against the service's documented rules."""
     fields = rendered.video.fields
     loc = rendered.video.location
-    check_service_rules(fields, rendered.input_kind, loc)
+    check_service_rules(rendered.video, rendered.input_kind)
     if api_version == PREVIEW_API:
-        surface, body = "preview", _preview_body(rendered, fields, loc)
+        surface, body = "preview", _preview_body(rendered, fields)
     else:
         surface, body = "ga", _ga_body(rendered, fields)
     size = len(canonical_json(body).encode("utf-8"))
@@ -122,8 +126,13 @@ def build_request(rendered: RenderedVideo, name: str, api_version: str) -> Video
     return VideoRequest(rendered, surface, body, digest, synthesis_id(name, rendered.id, digest))
 
 
-def check_service_rules(fields: VideoEntry, input_kind: str, loc: Location) -> None:
-    """Rules the service enforces, checked before any request is made."""
+def check_service_rules(resolved: ResolvedVideo, input_kind: str) -> None:
+    """Rules the service enforces, checked before any request is made.
+
+    Each error points at the key that breaks the rule, in the video or in ``defaults``.
+    """
+    fields = resolved.fields
+    where = resolved.locate
     avatar = fields.avatar or AvatarSettings()
     video = fields.video or VideoSettings()
     fmt = video.format or "mp4"
@@ -132,40 +141,47 @@ def check_service_rules(fields: VideoEntry, input_kind: str, loc: Location) -> N
         raise RequestValidationError(
             f"codec {codec} cannot be used with format {fmt} "
             f"(use one of {', '.join(_CODECS[fmt])})",
-            loc,
+            where("video", "codec"),
         )
     color = (video.background_color or "").lower()
     if color in {"transparent", "#00000000"} and (fmt, codec) != ("webm", "vp9"):
         raise RequestValidationError(
-            "a transparent background needs video.format: webm and video.codec: vp9", loc
+            "a transparent background needs video.format: webm and video.codec: vp9",
+            where("video", "background_color"),
         )
     if video.background_image and video.background_color:
         raise RequestValidationError(
-            "set either video.background_image or video.background_color, not both", loc
+            "set either video.background_image or video.background_color, not both",
+            where("video", "background_image"),
         )
-    _check_avatar(avatar, loc)
+    _check_avatar(avatar, where)
     if input_kind == "PlainText" and not fields.voice:
-        raise RequestValidationError("a plain_text video needs a voice", loc)
+        raise RequestValidationError("a plain_text video needs a voice", where("input_kind"))
     if fields.destination_path and not fields.destination_container_url:
         raise RequestValidationError(
-            "destination_path needs destination_container_url", loc
+            "destination_path needs destination_container_url", where("destination_path")
         )
 
 
-def _check_avatar(avatar: AvatarSettings, loc: Location) -> None:
+def _check_avatar(avatar: AvatarSettings, where: Callable[..., Location]) -> None:
     character = avatar.character or ""
     photo = avatar.photo_avatar_base_model is not None
     if photo:
         if avatar.style:
-            raise RequestValidationError("photo avatars take no avatar.style", loc)
+            raise RequestValidationError(
+                "photo avatars take no avatar.style", where("avatar", "style")
+            )
         return
     if avatar.scene is not None:
-        raise RequestValidationError("avatar.scene is for photo avatars only", loc)
+        raise RequestValidationError(
+            "avatar.scene is for photo avatars only", where("avatar", "scene")
+        )
     if avatar.customized:
         return
     if catalog.is_photo_avatar(character):
         raise RequestValidationError(
-            f"{character} is a photo avatar: set avatar.photo_avatar_base_model: vasa-1", loc
+            f"{character} is a photo avatar: set avatar.photo_avatar_base_model: vasa-1",
+            where("avatar", "character"),
         )
     if not catalog.is_standard_character(character):
         hint = catalog.closest(character, catalog.characters())
@@ -173,14 +189,14 @@ def _check_avatar(avatar: AvatarSettings, loc: Location) -> None:
             f"unknown standard avatar {character!r}"
             + (f" (did you mean '{hint}'?)" if hint else "")
             + "; set avatar.customized: true for a custom avatar",
-            loc,
+            where("avatar", "character"),
         )
     styles = catalog.styles(character)
     if not avatar.style:
         raise RequestValidationError(
             f"avatar.style is required for standard avatar {character} "
             f"(one of {', '.join(styles)})",
-            loc,
+            where("avatar", "style"),
         )
     if avatar.style.lower() not in styles:
         hint = catalog.closest(avatar.style, styles)
@@ -188,7 +204,7 @@ def _check_avatar(avatar: AvatarSettings, loc: Location) -> None:
             f"unknown style {avatar.style!r} for {character}"
             + (f" (did you mean '{hint}'?)" if hint else "")
             + f"; valid: {', '.join(styles)}",
-            loc,
+            where("avatar", "style"),
         )
 
 
@@ -279,7 +295,7 @@ def _ga_body(rendered: RenderedVideo, fields: VideoEntry) -> dict[str, Any]:
     return body
 
 
-def _preview_body(rendered: RenderedVideo, fields: VideoEntry, loc: Location) -> dict[str, Any]:
+def _preview_body(rendered: RenderedVideo, fields: VideoEntry) -> dict[str, Any]:
     avatar = fields.avatar or AvatarSettings()
     video = fields.video or VideoSettings()
     unsupported = [
@@ -298,10 +314,14 @@ def _preview_body(rendered: RenderedVideo, fields: VideoEntry, loc: Location) ->
     ]
     if unsupported:
         raise RequestValidationError(
-            f"{', '.join(unsupported)} not supported by api_version {PREVIEW_API}", loc
+            f"{', '.join(unsupported)} not supported by api_version {PREVIEW_API}",
+            rendered.video.locate(*unsupported[0].split(".")),
         )
     if video.codec == "av1":
-        raise RequestValidationError(f"codec av1 is not supported by api_version {PREVIEW_API}", loc)
+        raise RequestValidationError(
+            f"codec av1 is not supported by api_version {PREVIEW_API}",
+            rendered.video.locate("video", "codec"),
+        )
     properties = _drop_none(
         {
             "talkingAvatarCharacter": avatar.character,

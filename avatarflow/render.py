@@ -112,15 +112,15 @@ class Renderer:
         root = self.manifest.root
         path = (root / relative).resolve()  # the manifest loader refuses NUL characters
         if not path.is_relative_to(root):
-            raise ManifestError(
-                f"text_file {relative!r} points outside the manifest's folder", loc
-            )
+            raise ManifestError(f"text_file {relative!r} points outside the manifest's folder", loc)
         try:
             data = path.read_bytes()
         except FileNotFoundError:
             raise ManifestError(f"text file {relative!r} not found", loc) from None
         except OSError as exc:
-            raise ManifestError(f"cannot read text file {relative!r}: {exc.strerror}", loc) from None
+            raise ManifestError(
+                f"cannot read text file {relative!r}: {exc.strerror}", loc
+            ) from None
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError:
@@ -253,9 +253,7 @@ def check_gestures(root: ET.Element, video: ResolvedVideo, loc: Location) -> lis
     for mark in marks:
         if mark not in known:
             if not known:
-                raise TemplateError(
-                    f"gesture {mark!r}: {character}/{style} has no gestures", loc
-                )
+                raise TemplateError(f"gesture {mark!r}: {character}/{style} has no gestures", loc)
             hint = catalog.closest(mark, known)
             raise TemplateError(
                 f"unknown gesture {mark!r} for {character}/{style}"

@@ -239,7 +239,8 @@ class Runner:
                         self._adopted(request, existing)
                     return existing
                 except CreateOutcomeUnknown:
-                    found: RemoteJob | None = await self._lookup(self.state.records[request.video_id])
+                    record = self.state.records[request.video_id]
+                    found: RemoteJob | None = await self._lookup(record)
                     if found is not None:
                         self._adopted(request, found)
                         return found

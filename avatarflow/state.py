@@ -191,13 +191,16 @@ def load_state(directory: Path, display: str) -> State:
             )
         return state
     meta_data = _read_json(meta_path, f"{display}/{META_FILE}")
-    if isinstance(meta_data, dict) and isinstance(meta_data.get("format"), int):
-        if meta_data["format"] > STATE_FORMAT:
-            raise StateError(
-                f"state format {meta_data['format']} is newer than this avatarflow understands "
-                f"({STATE_FORMAT}); upgrade avatarflow",
-                Location(f"{display}/{META_FILE}"),
-            )
+    if (
+        isinstance(meta_data, dict)
+        and isinstance(meta_data.get("format"), int)
+        and meta_data["format"] > STATE_FORMAT
+    ):
+        raise StateError(
+            f"state format {meta_data['format']} is newer than this avatarflow understands "
+            f"({STATE_FORMAT}); upgrade avatarflow",
+            Location(f"{display}/{META_FILE}"),
+        )
     state.meta = _validate(StateMeta, meta_data, f"{display}/{META_FILE}")
     records_dir = directory / RECORDS_DIR
     if records_dir.is_dir():

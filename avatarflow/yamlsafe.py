@@ -69,9 +69,9 @@ class _Loader(yaml.SafeLoader):
         self.depth += 1
         try:
             if self.depth > MAX_DEPTH:
-                mark = self.peek_event().start_mark
+                mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
                 raise yaml.composer.ComposerError(None, None, _TOO_DEEP, mark)
-            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+            return super().compose_node(parent, index)
         finally:
             self.depth -= 1
 
@@ -198,8 +198,10 @@ def load_yaml(text: str, file: str) -> LoadedYaml:
     if len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
         raise ManifestError(f"file is larger than {MAX_BYTES // (1024 * 1024)} MB", Location(file))
     if "\x00" in text:
-        line = text.count("\n", 0, text.index("\x00")) + 1
-        raise ManifestError("file contains NUL bytes; is it a binary file?", Location(file, line))
+        nul_line = text.count("\n", 0, text.index("\x00")) + 1
+        raise ManifestError(
+            "file contains NUL bytes; is it a binary file?", Location(file, nul_line)
+        )
     try:
         node = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
@@ -208,9 +210,9 @@ def load_yaml(text: str, file: str) -> LoadedYaml:
         problem = exc.problem or exc.context or "invalid YAML"
         raise ManifestError(f"invalid YAML: {problem}", Location(file, line)) from None
     except yaml.reader.ReaderError as exc:
-        line = text.count("\n", 0, exc.position) + 1
+        bad_line = text.count("\n", 0, exc.position) + 1
         first = str(exc).splitlines()[0]
-        raise ManifestError(f"invalid YAML: {first}", Location(file, line)) from None
+        raise ManifestError(f"invalid YAML: {first}", Location(file, bad_line)) from None
     except yaml.YAMLError as exc:
         first = str(exc).splitlines()[0]
         raise ManifestError(f"invalid YAML: {first}", Location(file)) from None

@@ -76,24 +76,26 @@ class Api:
 
     def __init__(self, emulator: Emulator, headers: dict[str, str] | None = None) -> None:
         self.emulator = emulator
-        self.http = httpx.Client(base_url=emulator.url, headers=HEADERS if headers is None
-                                 else headers, timeout=30)
+        self.http = httpx.Client(
+            base_url=emulator.url, headers=HEADERS if headers is None else headers, timeout=30
+        )
 
     def close(self) -> None:
         self.http.close()
 
     # GA
     def put(self, job_id: str, body: Any, **kw: Any) -> httpx.Response:
-        return self.http.put(f"/avatar/batchsyntheses/{job_id}",
-                             params={"api-version": GA_VERSION}, json=body, **kw)
+        return self.http.put(
+            f"/avatar/batchsyntheses/{job_id}", params={"api-version": GA_VERSION}, json=body, **kw
+        )
 
     def get(self, job_id: str) -> httpx.Response:
-        return self.http.get(f"/avatar/batchsyntheses/{job_id}",
-                             params={"api-version": GA_VERSION})
+        return self.http.get(f"/avatar/batchsyntheses/{job_id}", params={"api-version": GA_VERSION})
 
     def delete(self, job_id: str) -> httpx.Response:
-        return self.http.delete(f"/avatar/batchsyntheses/{job_id}",
-                                params={"api-version": GA_VERSION})
+        return self.http.delete(
+            f"/avatar/batchsyntheses/{job_id}", params={"api-version": GA_VERSION}
+        )
 
     # preview
     def post(self, body: Any) -> httpx.Response:
@@ -102,8 +104,14 @@ class Api:
     def pget(self, job_id: str) -> httpx.Response:
         return self.http.get(f"{PREVIEW_ROOT}/{job_id}")
 
-    def wait(self, job_id: str, statuses: tuple[str, ...] = FINAL, *, preview: bool = False,
-             timeout: float = 60.0) -> dict[str, Any]:
+    def wait(
+        self,
+        job_id: str,
+        statuses: tuple[str, ...] = FINAL,
+        *,
+        preview: bool = False,
+        timeout: float = 60.0,
+    ) -> dict[str, Any]:
         """Poll until the job reaches one of ``statuses``; returns the job body."""
         deadline = time.monotonic() + timeout
         while True:
@@ -130,8 +138,9 @@ def make_emulator(tmp_path: Path) -> Iterator[EmulatorFactory]:
     """Start emulators on ``tmp_path/"emu"`` (or ``data_dir``); all are stopped at the end."""
     started: list[Emulator] = []
 
-    def factory(config: EmulatorConfig | None = None, data_dir: Path | None = None,
-                **fields: Any) -> Emulator:
+    def factory(
+        config: EmulatorConfig | None = None, data_dir: Path | None = None, **fields: Any
+    ) -> Emulator:
         emulator = Emulator(data_dir or tmp_path / "emu", config or EmulatorConfig(**fields))
         started.append(emulator.start())
         return emulator

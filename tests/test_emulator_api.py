@@ -29,8 +29,9 @@ PREVIEW_TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
 
 def test_ga_create_answers_201_with_operation_headers_and_echoed_defaults(queued_api: Api):
-    body = ga_body(avatarConfig__videoFormat=None, avatarConfig__videoCodec=None,
-                   description="hash:abc")
+    body = ga_body(
+        avatarConfig__videoFormat=None, avatarConfig__videoCodec=None, description="hash:abc"
+    )
     response = queued_api.put("intro-01", body)
 
     assert response.status_code == 201
@@ -61,8 +62,10 @@ def test_ga_create_answers_201_with_operation_headers_and_echoed_defaults(queued
 
 
 def test_ga_create_never_echoes_destination_container(queued_api: Api):
-    body = ga_body(inputs=[{"content": "one"}, {"content": "two"}],
-                   properties={"destinationContainerUrl": "https://acct.blob.example/videos?sig=s"})
+    body = ga_body(
+        inputs=[{"content": "one"}, {"content": "two"}],
+        properties={"destinationContainerUrl": "https://acct.blob.example/videos?sig=s"},
+    )
     response = queued_api.put("multi-01", body)
     assert response.status_code == 201, response.text
     assert "destinationContainerUrl" not in response.text
@@ -73,8 +76,9 @@ def test_ga_create_uses_the_operation_id_header_and_operation_route(queued_api: 
     response = queued_api.put("op-01", ga_body(), headers={"Operation-Id": "my-op-1"})
     assert response.headers["Operation-Id"] == "my-op-1"
 
-    operation = queued_api.http.get("/avatar/operations/my-op-1",
-                                    params={"api-version": GA_VERSION})
+    operation = queued_api.http.get(
+        "/avatar/operations/my-op-1", params={"api-version": GA_VERSION}
+    )
     assert operation.status_code == 200
     assert operation.json() == {"id": "my-op-1", "status": "NotStarted"}
 
@@ -93,14 +97,15 @@ def test_ga_get_of_a_succeeded_job_has_outputs_billing_and_no_z(api: Api):
     assert props["succeededCount"] == 1 and props["failedCount"] == 0
     assert props["sizeInBytes"] > 1000
     assert props["durationInMilliseconds"] == 4000  # 10 words at 150 words per minute
-    assert props["billingDetails"] == {"neuralCharacters": 50,
-                                       "talkingAvatarDurationSeconds": 4}
+    assert props["billingDetails"] == {"neuralCharacters": 50, "talkingAvatarDurationSeconds": 4}
     result = job["outputs"]["result"]
-    assert re.match(rf"^{api.emulator.url}/_blob/batchsynthesis-output/[0-9a-f]{{32}}/done-01/"
-                    r"0001\.mp4\?.*sig=", result)
+    assert re.match(
+        rf"^{api.emulator.url}/_blob/batchsynthesis-output/[0-9a-f]{{32}}/done-01/"
+        r"0001\.mp4\?.*sig=",
+        result,
+    )
     assert job["outputs"]["summary"].split("?")[0].endswith("/done-01/summary.json")
-    operation = api.http.get(
-        f"/avatar/operations/{job['id']}", params={"api-version": GA_VERSION})
+    operation = api.http.get(f"/avatar/operations/{job['id']}", params={"api-version": GA_VERSION})
     assert operation.status_code == 404  # operation ids are not job ids
 
 
@@ -138,15 +143,17 @@ def test_ga_list_pages_with_value_and_next_link(queued_api: Api, path: str):
 
 
 def test_ga_list_caps_maxpagesize_at_100(queued_api: Api):
-    response = queued_api.http.get("/avatar/batchsyntheses",
-                                   params={"api-version": GA_VERSION, "maxpagesize": 500})
+    response = queued_api.http.get(
+        "/avatar/batchsyntheses", params={"api-version": GA_VERSION, "maxpagesize": 500}
+    )
     assert response.status_code == 200
     assert response.json() == {"value": []}
 
 
 def test_ga_list_rejects_negative_skip(queued_api: Api):
-    response = queued_api.http.get("/avatar/batchsyntheses",
-                                   params={"api-version": GA_VERSION, "skip": -1})
+    response = queued_api.http.get(
+        "/avatar/batchsyntheses", params={"api-version": GA_VERSION, "skip": -1}
+    )
     assert response.status_code == 400
 
 
@@ -177,22 +184,24 @@ def test_ga_routes_require_an_api_version(queued_api: Api):
     response = queued_api.http.get("/avatar/batchsyntheses/x-01")
     assert response.status_code == 400
     assert "api-version" in response.json()["error"]["message"]
-    unsupported = queued_api.http.get("/avatar/batchsyntheses", params={"api-version": "2025-01-01"})
+    unsupported = queued_api.http.get(
+        "/avatar/batchsyntheses", params={"api-version": "2025-01-01"}
+    )
     assert unsupported.status_code == 400
 
 
 @pytest.mark.parametrize("version", ["2024-08-01", "2024-04-15-preview", "2024-04-01-preview"])
 def test_ga_accepts_each_published_api_version(queued_api: Api, version: str):
-    response = queued_api.http.put(f"/avatar/batchsyntheses/v-{version}",
-                                   params={"api-version": version}, json=ga_body())
+    response = queued_api.http.put(
+        f"/avatar/batchsyntheses/v-{version}", params={"api-version": version}, json=ga_body()
+    )
     assert response.status_code == 201
     assert response.headers["Operation-Location"].endswith(f"api-version={version}")
 
 
 def test_unknown_routes_are_404(queued_api: Api):
     assert queued_api.http.get("/nothing/here").status_code == 404
-    response = queued_api.http.delete("/avatar/batchsyntheses",
-                                      params={"api-version": GA_VERSION})
+    response = queued_api.http.delete("/avatar/batchsyntheses", params={"api-version": GA_VERSION})
     assert response.status_code == 404
 
 
@@ -206,18 +215,22 @@ def test_missing_key_is_401_on_both_surfaces(emu: Emulator):
 
 
 def test_any_key_or_bearer_token_is_accepted_without_a_configured_key(emu: Emulator):
-    for headers in ({"Ocp-Apim-Subscription-Key": "whatever"},
-                    {"Authorization": "Bearer eyJ0eXAi.token"}):
-        response = httpx.get(f"{emu.url}/avatar/batchsyntheses",
-                             params={"api-version": GA_VERSION}, headers=headers)
+    for headers in (
+        {"Ocp-Apim-Subscription-Key": "whatever"},
+        {"Authorization": "Bearer eyJ0eXAi.token"},
+    ):
+        response = httpx.get(
+            f"{emu.url}/avatar/batchsyntheses", params={"api-version": GA_VERSION}, headers=headers
+        )
         assert response.status_code == 200
 
 
 def test_a_configured_key_must_match(make_emulator: EmulatorFactory):
     emulator = make_emulator(key=KEY)
     url = f"{emulator.url}/avatar/batchsyntheses"
-    wrong = httpx.get(url, params={"api-version": GA_VERSION},
-                      headers={"Ocp-Apim-Subscription-Key": "wrong"})
+    wrong = httpx.get(
+        url, params={"api-version": GA_VERSION}, headers={"Ocp-Apim-Subscription-Key": "wrong"}
+    )
     assert wrong.status_code == 401
     assert KEY not in wrong.text
     right = httpx.get(url, params={"api-version": GA_VERSION}, headers=HEADERS)
@@ -228,8 +241,11 @@ def test_a_configured_key_must_match(make_emulator: EmulatorFactory):
 
 
 def test_preview_create_answers_201_with_a_server_id_and_echo(queued_api: Api):
-    body = preview_body(customProperties={"avatarflow.hash": "abc123"}, description="d",
-                        properties__timeToLive="PT12H")
+    body = preview_body(
+        customProperties={"avatarflow.hash": "abc123"},
+        description="d",
+        properties__timeToLive="PT12H",
+    )
     response = queued_api.post(body)
 
     assert response.status_code == 201

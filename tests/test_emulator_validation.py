@@ -15,57 +15,99 @@ GA_RULES: dict[str, tuple[dict[str, Any], str]] = {
     "input kind required": ({"inputKind": None}, "inputKind is required"),
     "input kind enum": ({"inputKind": "PreSynthesizedAudio"}, "$.inputKind invalid"),
     "voice required for plain text": ({"synthesisConfig__voice": None}, "voice is required"),
-    "synthesis config required for plain text": ({"synthesisConfig": None},
-                                                  "synthesisConfig is required"),
+    "synthesis config required for plain text": (
+        {"synthesisConfig": None},
+        "synthesisConfig is required",
+    ),
     "inputs required": ({"inputs": None}, "The inputs is required."),
     "inputs not empty": ({"inputs": []}, "non-empty array"),
-    "at most 1000 inputs": ({"inputs": [{"content": "x"}] * 1001,
-                             "properties": {"destinationContainerUrl": "https://a.example/videos?sig=s"}},
-                            "at most 1000"),
+    "at most 1000 inputs": (
+        {
+            "inputs": [{"content": "x"}] * 1001,
+            "properties": {"destinationContainerUrl": "https://a.example/videos?sig=s"},
+        },
+        "at most 1000",
+    ),
     "content not empty": ({"inputs": [{"content": " "}]}, "inputs[0].content must not be empty"),
     "content required": ({"inputs": [{}]}, "inputs[0].content is required"),
     "several inputs need a destination": ({"inputs": TWO_INPUTS}, "destinationContainerUrl"),
-    "destination must be a url": ({"properties": {"destinationContainerUrl": "nope"}},
-                                  "container SAS URL"),
+    "destination must be a url": (
+        {"properties": {"destinationContainerUrl": "nope"}},
+        "container SAS URL",
+    ),
     "expired destination sas": (
-        {"inputs": TWO_INPUTS, "properties": {
-            "destinationContainerUrl": "https://a.example/videos?se=2020-01-01T00:00:00Z&sig=s"}},
-        "expired SAS URI"),
-    "destination path needs a destination": ({"properties": {"destinationPath": "x"}},
-                                             "needs properties.destinationContainerUrl"),
-    "character required": ({"avatarConfig__talkingAvatarCharacter": None},
-                           "talkingAvatarCharacter is required"),
+        {
+            "inputs": TWO_INPUTS,
+            "properties": {
+                "destinationContainerUrl": "https://a.example/videos?se=2020-01-01T00:00:00Z&sig=s"
+            },
+        },
+        "expired SAS URI",
+    ),
+    "destination path needs a destination": (
+        {"properties": {"destinationPath": "x"}},
+        "needs properties.destinationContainerUrl",
+    ),
+    "character required": (
+        {"avatarConfig__talkingAvatarCharacter": None},
+        "talkingAvatarCharacter is required",
+    ),
     "avatar config required": ({"avatarConfig": None}, "avatarConfig is required"),
-    "style required for standard video avatars": ({"avatarConfig__talkingAvatarStyle": None},
-                                                  "talkingAvatarStyle is required"),
+    "style required for standard video avatars": (
+        {"avatarConfig__talkingAvatarStyle": None},
+        "talkingAvatarStyle is required",
+    ),
     "video format enum": ({"avatarConfig__videoFormat": "avi"}, "videoFormat invalid"),
     "video codec enum": ({"avatarConfig__videoCodec": "mpeg2"}, "videoCodec invalid"),
     "mp4 cannot carry vp9": ({"avatarConfig__videoCodec": "vp9"}, "cannot be used"),
     "webm cannot carry h264": ({"avatarConfig__videoFormat": "webm"}, "cannot be used"),
     "webm cannot carry hevc (the default codec)": (
-        {"avatarConfig__videoFormat": "webm", "avatarConfig__videoCodec": None}, "cannot be used"),
+        {"avatarConfig__videoFormat": "webm", "avatarConfig__videoCodec": None},
+        "cannot be used",
+    ),
     "subtitle type enum": ({"avatarConfig__subtitleType": "burned"}, "subtitleType invalid"),
-    "transparent needs webm and vp9": ({"avatarConfig__backgroundColor": "transparent"},
-                                       "transparent background"),
+    "transparent needs webm and vp9": (
+        {"avatarConfig__backgroundColor": "transparent"},
+        "transparent background",
+    ),
     "alpha 00 counts as transparent": (
-        {"avatarConfig__videoFormat": "webm", "avatarConfig__videoCodec": "av1",
-         "avatarConfig__backgroundColor": "#00000000"}, "transparent background"),
+        {
+            "avatarConfig__videoFormat": "webm",
+            "avatarConfig__videoCodec": "av1",
+            "avatarConfig__backgroundColor": "#00000000",
+        },
+        "transparent background",
+    ),
     "background colour format": ({"avatarConfig__backgroundColor": "red"}, "#RRGGBBAA"),
     "ttl at most 744 hours": ({"properties": {"timeToLiveInHours": 745}}, "timeToLiveInHours"),
     "ttl at least one hour": ({"properties": {"timeToLiveInHours": 0}}, "timeToLiveInHours"),
     "bitrate positive": ({"avatarConfig__bitrateKbps": 0}, "bitrateKbps must be positive"),
     "customized is a boolean": ({"avatarConfig__customized": "yes"}, "true or false"),
-    "photo avatar base model enum": ({"avatarConfig__photoAvatarBaseModel": "vasa-9"},
-                                     "photoAvatarBaseModel invalid"),
-    "crop needs both corners": ({"avatarConfig__videoCrop": {"topLeft": {"x": 0, "y": 0}}},
-                                "bottomRight is required"),
+    "photo avatar base model enum": (
+        {"avatarConfig__photoAvatarBaseModel": "vasa-9"},
+        "photoAvatarBaseModel invalid",
+    ),
+    "crop needs both corners": (
+        {"avatarConfig__videoCrop": {"topLeft": {"x": 0, "y": 0}}},
+        "bottomRight is required",
+    ),
     "crop must be a rectangle": (
-        {"avatarConfig__videoCrop": {"topLeft": {"x": 10, "y": 10},
-                                     "bottomRight": {"x": 5, "y": 50}}}, "non-empty rectangle"),
-    "custom voice deployment id": ({"customVoices": {"my-voice": "not valid!"}},
-                                   "valid deployment id"),
-    "background image is a url": ({"avatarConfig__backgroundImage": "file:///x.png"},
-                                  "http(s) URL"),
+        {
+            "avatarConfig__videoCrop": {
+                "topLeft": {"x": 10, "y": 10},
+                "bottomRight": {"x": 5, "y": 50},
+            }
+        },
+        "non-empty rectangle",
+    ),
+    "custom voice deployment id": (
+        {"customVoices": {"my-voice": "not valid!"}},
+        "valid deployment id",
+    ),
+    "background image is a url": (
+        {"avatarConfig__backgroundImage": "file:///x.png"},
+        "http(s) URL",
+    ),
     "scene zoom positive": ({"avatarConfig__scene": {"zoom": 0}}, "scene.zoom is out of range"),
 }
 
@@ -84,13 +126,19 @@ def test_ga_rule(queued_api: Api, rule: str):
     "changes",
     [
         {"inputKind": "plaintext"},
-        {"inputKind": "SSML", "synthesisConfig": None,
-         "inputs": [{"content": "<speak version='1.0' xml:lang='en-US'>Hi there</speak>"}]},
+        {
+            "inputKind": "SSML",
+            "synthesisConfig": None,
+            "inputs": [{"content": "<speak version='1.0' xml:lang='en-US'>Hi there</speak>"}],
+        },
         {"inputKind": "ssml", "inputs": [{"content": "<speak>Hi</speak>"}]},
         {"avatarConfig__talkingAvatarStyle": None, "avatarConfig__customized": True},
         {"avatarConfig__talkingAvatarStyle": None, "avatarConfig__photoAvatarBaseModel": "vasa-1"},
-        {"avatarConfig__videoFormat": "WEBM", "avatarConfig__videoCodec": "vp9",
-         "avatarConfig__backgroundColor": "transparent"},
+        {
+            "avatarConfig__videoFormat": "WEBM",
+            "avatarConfig__videoCodec": "vp9",
+            "avatarConfig__backgroundColor": "transparent",
+        },
         {"avatarConfig__videoFormat": "webm", "avatarConfig__videoCodec": "av1"},
         {"avatarConfig__videoCodec": "av1"},
         {"avatarConfig__subtitleType": "External_File"},
@@ -137,8 +185,9 @@ def test_body_over_500_kib_is_rejected(queued_api: Api):
 
 
 def test_body_that_is_not_json_is_rejected(queued_api: Api):
-    response = queued_api.put("not-json", None, content=b"{nope",
-                              headers={"Content-Type": "application/json"})
+    response = queued_api.put(
+        "not-json", None, content=b"{nope", headers={"Content-Type": "application/json"}
+    )
     assert response.status_code == 400
     assert "not valid JSON" in response.json()["error"]["message"]
 
@@ -164,9 +213,10 @@ PREVIEW_RULES: dict[str, tuple[dict[str, Any], str]] = {
     "ttl iso format": ({"properties__timeToLive": "12 hours"}, "ISO-8601"),
     "ttl at most 31 days": ({"properties__timeToLive": "P32D"}, "at most P31D"),
     "custom properties at most 10": (
-        {"customProperties": {f"k{n}": "v" for n in range(11)}}, "at most 10"),
-    "custom property value at most 256": (
-        {"customProperties": {"k": "v" * 257}}, "at most 256"),
+        {"customProperties": {f"k{n}": "v" for n in range(11)}},
+        "at most 10",
+    ),
+    "custom property value at most 256": ({"customProperties": {"k": "v" * 257}}, "at most 256"),
     "style required": ({"properties__talkingAvatarStyle": None}, "talkingAvatarStyle"),
     "kBitrate positive": ({"properties__kBitrate": -1}, "kBitrate must be positive"),
 }

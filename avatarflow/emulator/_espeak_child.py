@@ -25,12 +25,19 @@ def main() -> int:
     lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
     lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
     lib.espeak_Synth.argtypes = [
-        ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int, ctypes.c_uint,
-        ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p,
+        ctypes.c_char_p,
+        ctypes.c_size_t,
+        ctypes.c_uint,
+        ctypes.c_int,
+        ctypes.c_uint,
+        ctypes.c_uint,
+        ctypes.c_void_p,
+        ctypes.c_void_p,
     ]
     # espeak wants the folder that holds "espeak-ng-data".
-    rate = lib.espeak_Initialize(AUDIO_OUTPUT_SYNCHRONOUS, 0,
-                                 os.path.dirname(data_dir.rstrip("/")).encode(), 0)
+    rate = lib.espeak_Initialize(
+        AUDIO_OUTPUT_SYNCHRONOUS, 0, os.path.dirname(data_dir.rstrip("/")).encode(), 0
+    )
     if rate <= 0:
         return 2
     chunks = []

@@ -104,9 +104,7 @@ class Timing:
     ttl_seconds_per_hour: float
 
 
-def advance(
-    record: JobRecord, now: float, timing: Timing, is_stuck: Callable[[str], bool]
-) -> bool:
+def advance(record: JobRecord, now: float, timing: Timing, is_stuck: Callable[[str], bool]) -> bool:
     """Move ``record`` along its state machine as far as ``now`` allows; True if it moved."""
     moved = False
     if (

@@ -215,6 +215,5 @@ def webvtt(cues: list[Cue]) -> str:
 def srt(cues: list[Cue]) -> str:
     lines: list[str] = []
     for number, cue in enumerate(cues, start=1):
-        lines += [str(number), f"{_stamp(cue.start, ',')} --> {_stamp(cue.end, ',')}",
-                  cue.text, ""]
+        lines += [str(number), f"{_stamp(cue.start, ',')} --> {_stamp(cue.end, ',')}", cue.text, ""]
     return "\n".join(lines)

@@ -34,7 +34,9 @@ def probe(path: str | Path) -> MediaInfo:
     """Describe ``path``; raises ``ValueError`` when ffmpeg cannot read it."""
     result = subprocess.run(
         [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path)],
-        capture_output=True, check=False, timeout=60,
+        capture_output=True,
+        check=False,
+        timeout=60,
     )
     text = result.stderr.decode(errors="replace")
     header = _INPUT_RE.search(text)

@@ -87,12 +87,20 @@ class Emulator:
         store = JobStore(self.data_dir / "jobs")
         store.load()
         worker = Worker(
-            store, self.data_dir / "blobs", self.data_dir / "work", signer.account_hash,
-            lambda: self.config, lambda: self._injector.faults,
+            store,
+            self.data_dir / "blobs",
+            self.data_dir / "work",
+            signer.account_hash,
+            lambda: self.config,
+            lambda: self._injector.faults,
         )
         services = Services(
-            config=self.config, store=store, worker=worker, signer=signer,
-            requests=RequestLog(self.data_dir), blobs=self.data_dir / "blobs",
+            config=self.config,
+            store=store,
+            worker=worker,
+            signer=signer,
+            requests=RequestLog(self.data_dir),
+            blobs=self.data_dir / "blobs",
             injector=self._injector,
             throttle=CreateThrottle(self.config.creates_per_minute, self.config.time_scale),
         )
@@ -100,8 +108,10 @@ class Emulator:
         worker.start()
         self._services, self._server, self._worker = services, server, worker
         self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.1},
-            name="emulator-http", daemon=True,
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name="emulator-http",
+            daemon=True,
         )
         self._thread.start()
 

@@ -32,8 +32,11 @@ def serve(
     try:
         auth = "the configured key" if config.key else "any non-empty key or bearer token"
         print(f"avatarflow emulator listening on {emulator.url}", flush=True)
-        print(f"data: {emulator.data_dir}  auth: {auth}  press Ctrl-C to stop",
-              file=sys.stderr, flush=True)
+        print(
+            f"data: {emulator.data_dir}  auth: {auth}  press Ctrl-C to stop",
+            file=sys.stderr,
+            flush=True,
+        )
         while not stop.wait(0.5):
             pass
     except KeyboardInterrupt:

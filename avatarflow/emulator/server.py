@@ -81,7 +81,7 @@ class Route:
 def _segments(path: str, root: str) -> list[str] | None:
     if path != root and not path.startswith(root + "/"):
         return None
-    return [unquote(s) for s in path[len(root):].split("/") if s]
+    return [unquote(s) for s in path[len(root) :].split("/") if s]
 
 
 def classify(method: str, path: str) -> Route:
@@ -165,9 +165,15 @@ class Handler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         self.query = parse_qs(parts.query, keep_blank_values=True)
         self.route = classify(self.command, parts.path)
-        self.entry: dict[str, Any] = {"fault": None, "created": False, "name": None,
-                                      "job_id": self.route.job_id, "status": 0}
+        self.entry: dict[str, Any] = {
+            "fault": None,
+            "created": False,
+            "name": None,
+            "job_id": self.route.job_id,
+            "status": 0,
+        }
         try:
+            self._consume_body()
             self._dispatch()
         except Dropped:
             self._drop()
@@ -179,12 +185,20 @@ class Handler(BaseHTTPRequestHandler):
             log.exception("emulator request failed: %s %s", self.command, parts.path)
             self._send_error(ApiError(500, "InternalServerError", "Unexpected emulator error."))
         finally:
-            self.svc.requests.append(RequestRecord(
-                time=time.time(), method=self.command, kind=self.route.kind,
-                surface=self.route.surface, path=parts.path, status=self.entry["status"],
-                job_id=self.entry["job_id"], name=self.entry["name"],
-                created=self.entry["created"], fault=self.entry["fault"],
-            ))
+            self.svc.requests.append(
+                RequestRecord(
+                    time=time.time(),
+                    method=self.command,
+                    kind=self.route.kind,
+                    surface=self.route.surface,
+                    path=parts.path,
+                    status=self.entry["status"],
+                    job_id=self.entry["job_id"],
+                    name=self.entry["name"],
+                    created=self.entry["created"],
+                    fault=self.entry["fault"],
+                )
+            )
 
     def _drop(self) -> None:
         self.close_connection = True
@@ -196,8 +210,13 @@ class Handler(BaseHTTPRequestHandler):
         host = self.headers.get("Host") or "{}:{}".format(*self.server.server_address[:2])
         return f"http://{host}"
 
-    def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None,
-              content_type: str = "application/json; charset=utf-8") -> None:
+    def _send(
+        self,
+        status: int,
+        body: bytes,
+        headers: dict[str, str] | None = None,
+        content_type: str = "application/json; charset=utf-8",
+    ) -> None:
         self.entry["status"] = status
         self.send_response(status)
         self.send_header("apim-request-id", str(uuid.uuid4()))
@@ -215,24 +234,35 @@ class Handler(BaseHTTPRequestHandler):
 
     def _send_error(self, error: ApiError) -> None:
         if isinstance(error, _BlobError):
-            self._send(error.status, error.xml(), {"x-ms-error-code": error.code},
-                       "application/xml")
+            self._send(
+                error.status, error.xml(), {"x-ms-error-code": error.code}, "application/xml"
+            )
             return
         surface = "preview" if self.route.surface == "preview" else "ga"
         headers = {"x-ms-error-code": error.wire_code(surface), **error.headers}
         self._send_json(error.status, error.body(surface), headers)
 
+    def _consume_body(self) -> None:
+        """Read the whole request body first, so that an early answer (an error, a fault)
+        never leaves unread bytes in a keep-alive connection."""
+        try:
+            self.body_length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            self.body_length = 0
+            self.close_connection = True
+        if self.headers.get("Transfer-Encoding") or self.body_length > DISCARD_LIMIT_BYTES:
+            self.raw_body = b""
+            self.close_connection = True
+        else:
+            self.raw_body = self.rfile.read(self.body_length) if self.body_length > 0 else b""
+
     def _read_body(self) -> bytes:
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY_BYTES:
-            if length > DISCARD_LIMIT_BYTES:
-                self.close_connection = True
-            else:
-                self.rfile.read(length)
+        if self.body_length > MAX_BODY_BYTES:
             raise bad_request(
-                f"The request body has {length} bytes; at most {MAX_BODY_BYTES} are allowed."
+                f"The request body has {self.body_length} bytes; at most {MAX_BODY_BYTES} are "
+                "allowed."
             )
-        return self.rfile.read(length) if length > 0 else b""
+        return self.raw_body
 
     # -- checks ----------------------------------------------------------------------
     def _inject_request_fault(self) -> None:
@@ -246,8 +276,12 @@ class Handler(BaseHTTPRequestHandler):
             raise Dropped()
         faults = self.svc.injector.faults
         if fault == "throttle":
-            raise ApiError(429, "TooManyRequests", "Too many requests (injected fault).",
-                           headers=_retry_headers(faults.retry_after))
+            raise ApiError(
+                429,
+                "TooManyRequests",
+                "Too many requests (injected fault).",
+                headers=_retry_headers(faults.retry_after),
+            )
         status = faults.error_status
         code = "ServiceUnavailable" if status == 503 else "InternalServerError"
         raise ApiError(status, code, "The service failed (injected fault).")
@@ -263,7 +297,8 @@ class Handler(BaseHTTPRequestHandler):
             ok = any(hmac.compare_digest(v.encode(), expected.encode()) for v in (key, token) if v)
         if not ok:
             raise ApiError(
-                401, "Unauthorized",
+                401,
+                "Unauthorized",
                 "Access denied due to invalid subscription key or wrong API endpoint. Make sure "
                 "to provide a valid key for an active subscription and use a correct regional "
                 "API endpoint for your resource.",
@@ -285,9 +320,12 @@ class Handler(BaseHTTPRequestHandler):
         wait = self.svc.throttle.admit()
         if wait is not None:
             self.entry["fault"] = "create_throttle"
-            raise ApiError(429, "TooManyRequests",
-                           "Too many requests: the create limit of this resource is reached.",
-                           headers=_retry_headers(wait))
+            raise ApiError(
+                429,
+                "TooManyRequests",
+                "Too many requests: the create limit of this resource is reached.",
+                headers=_retry_headers(wait),
+            )
 
     # -- dispatch --------------------------------------------------------------------
     def _dispatch(self) -> None:
@@ -317,8 +355,10 @@ class Handler(BaseHTTPRequestHandler):
 
     def _view(self, record: JobRecord, urls: UrlPolicy | None = None) -> dict[str, Any]:
         urls = urls or self._url_policy()
-        if record.outcome is not None and record.status not in ACTIVE and (
-            self.svc.injector.expire_urls()
+        if (
+            record.outcome is not None
+            and record.status not in ACTIVE
+            and (self.svc.injector.expire_urls())
         ):
             self.entry["fault"] = "expire_urls"
             urls = UrlPolicy(urls.base_url, urls.signer, urls.account_hash, time.time() - 1)
@@ -359,8 +399,13 @@ class Handler(BaseHTTPRequestHandler):
                     "finished; wait for some to finish before creating more."
                 )
             record = JobRecord(
-                surface=surface, id=job_id, name=name, internal_id=str(uuid.uuid4()),
-                created_at=time.time(), request=request, body_sha256=digest,
+                surface=surface,
+                id=job_id,
+                name=name,
+                internal_id=str(uuid.uuid4()),
+                created_at=time.time(),
+                request=request,
+                body_sha256=digest,
                 operation_id=(operation_id or str(uuid.uuid4())) if surface == "ga" else None,
             )
             store.add(record)
@@ -416,13 +461,17 @@ class Handler(BaseHTTPRequestHandler):
         if skip < 0:
             raise bad_request("The query parameter 'skip' must not be negative.")
         if size < 1 or (surface == "preview" and size > MAX_PAGE):
-            raise bad_request(f"The query parameter '{size_name}' must be between 1 and "
-                              f"{MAX_PAGE}.")
+            raise bad_request(
+                f"The query parameter '{size_name}' must be between 1 and {MAX_PAGE}."
+            )
         size = min(size, MAX_PAGE)  # GA: maxpagesize is a wish, capped by the service
         with self.svc.store.lock:
-            jobs = [r for r in self.svc.store.newest_first(surface)
-                    if self.svc.worker.refresh(r) is not None]
-        page = jobs[skip:skip + size]
+            jobs = [
+                r
+                for r in self.svc.store.newest_first(surface)
+                if self.svc.worker.refresh(r) is not None
+            ]
+        page = jobs[skip : skip + size]
         urls = self._url_policy()
         items = [self._view(r, urls) for r in page]
         more = skip + size < len(jobs)
@@ -430,8 +479,9 @@ class Handler(BaseHTTPRequestHandler):
         if surface == "ga":
             body: dict[str, Any] = {"value": items}
             if more:
-                body["nextLink"] = (f"{base}{GA_ROOT}/?api-version={version}"
-                                    f"&skip={skip + size}&maxpagesize={size}")
+                body["nextLink"] = (
+                    f"{base}{GA_ROOT}/?api-version={version}&skip={skip + size}&maxpagesize={size}"
+                )
         else:
             body = {"values": items}
             if more:
@@ -459,8 +509,11 @@ class Handler(BaseHTTPRequestHandler):
     # -- blobs -----------------------------------------------------------------------
     def _blob(self) -> None:
         if self.route.blob is None:
-            raise _blob_error(400, "InvalidUri", "The requested URI does not represent any "
-                              "resource on the server.")
+            raise _blob_error(
+                400,
+                "InvalidUri",
+                "The requested URI does not represent any resource on the server.",
+            )
         container, folder, name = self.route.blob
         owner = self._blob_owner(container, folder)
         if owner is not None:
@@ -470,7 +523,8 @@ class Handler(BaseHTTPRequestHandler):
         reason = self.svc.signer.check(container, folder, expiry, sig, time.time())
         if reason is not None and not self._destination_signature(container, folder, sig):
             raise _blob_error(
-                403, "AuthenticationFailed",
+                403,
+                "AuthenticationFailed",
                 "Server failed to authenticate the request. Make sure the value of "
                 f"Authorization header is formed correctly including the signature. {reason}",
             )
@@ -485,9 +539,10 @@ class Handler(BaseHTTPRequestHandler):
         job_id = folder.rsplit("/", 1)[-1]
         for surface in ("ga", "preview"):
             record = self.svc.store.get(surface, job_id)
-            if record is not None and blob_location(
-                record, self.svc.worker.account_hash
-            ) == (container, folder):
+            if record is not None and blob_location(record, self.svc.worker.account_hash) == (
+                container,
+                folder,
+            ):
                 return record
         return None
 
@@ -503,8 +558,12 @@ class Handler(BaseHTTPRequestHandler):
     def _stream_file(self, path: Path) -> None:
         size = path.stat().st_size
         truncate = self.command == "GET" and self.svc.injector.truncate_download()
-        content_type = {"json": "application/json", "mp4": "video/mp4", "webm": "video/webm",
-                        "vtt": "text/vtt"}.get(path.suffix.lstrip("."), "application/octet-stream")
+        content_type = {
+            "json": "application/json",
+            "mp4": "video/mp4",
+            "webm": "video/webm",
+            "vtt": "text/vtt",
+        }.get(path.suffix.lstrip("."), "application/octet-stream")
         self.entry["status"] = 200
         self.send_response(200)
         self.send_header("Content-Type", content_type)
@@ -557,6 +616,7 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
 
     daemon_threads = False
     block_on_close = True
+    request_queue_size = 512  # the listen backlog: hundreds of pollers connect at once
 
     def __init__(self, address: tuple[str, int], services: Services) -> None:
         self.services = services

@@ -52,13 +52,15 @@ class UrlSigner:
     def query(self, container: str, folder: str, expires_at: float) -> str:
         """The query string (``sv``, ``se``, ``sr``, ``sp``, ``sig``) of a signed URL."""
         expiry = datetime.fromtimestamp(int(expires_at), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        return urlencode({
-            "sv": SAS_VERSION,
-            "se": expiry,
-            "sr": "d",
-            "sp": "r",
-            "sig": self._signature(container, folder, expiry),
-        })
+        return urlencode(
+            {
+                "sv": SAS_VERSION,
+                "se": expiry,
+                "sr": "d",
+                "sp": "r",
+                "sig": self._signature(container, folder, expiry),
+            }
+        )
 
     def check(self, container: str, folder: str, expiry: str, sig: str, now: float) -> str | None:
         """``None`` if valid, else the reason (for an ``AuthenticationFailed`` answer)."""

@@ -292,29 +292,28 @@ def _avatar(
     )
     style = _str(config.get("talkingAvatarStyle"), f"{path}.talkingAvatarStyle")
     customized = _bool(config.get("customized"), f"{path}.customized")
-    photo_model = _enum(config.get("photoAvatarBaseModel"), f"{path}.photoAvatarBaseModel",
-                        PHOTO_MODELS)
+    photo_model = _enum(
+        config.get("photoAvatarBaseModel"), f"{path}.photoAvatarBaseModel", PHOTO_MODELS
+    )
     if not customized and photo_model is None and not (style and style.strip()):
-        raise bad_request(
-            f"The {path}.talkingAvatarStyle is required for a standard video avatar."
-        )
+        raise bad_request(f"The {path}.talkingAvatarStyle is required for a standard video avatar.")
     video_format = _enum(config.get("videoFormat"), f"{path}.videoFormat", FORMATS) or "Mp4"
     fmt = video_format.lower()
-    codec = _enum(config.get("videoCodec"), f"{path}.videoCodec",
-                  ("h264", "hevc", "vp9", "av1")) or "hevc"
+    codec = (
+        _enum(config.get("videoCodec"), f"{path}.videoCodec", ("h264", "hevc", "vp9", "av1"))
+        or "hevc"
+    )
     if codec not in CODECS_BY_FORMAT[fmt]:
         raise bad_request(
             f"{path}.videoCodec '{codec}' cannot be used with videoFormat '{fmt}' "
             f"(allowed: {', '.join(CODECS_BY_FORMAT[fmt])})."
         )
-    subtitle = _enum(config.get("subtitleType"), f"{path}.subtitleType",
-                     SUBTITLE_TYPES) or "soft_embedded"
-    background, transparent = _background(config.get("backgroundColor"),
-                                          f"{path}.backgroundColor")
+    subtitle = (
+        _enum(config.get("subtitleType"), f"{path}.subtitleType", SUBTITLE_TYPES) or "soft_embedded"
+    )
+    background, transparent = _background(config.get("backgroundColor"), f"{path}.backgroundColor")
     if transparent and (fmt, codec) != ("webm", "vp9"):
-        raise bad_request(
-            "A transparent background needs videoFormat 'webm' and videoCodec 'vp9'."
-        )
+        raise bad_request("A transparent background needs videoFormat 'webm' and videoCodec 'vp9'.")
     bitrate = _int(config.get(bitrate_key), f"{path}.{bitrate_key}")
     if bitrate is not None and bitrate <= 0:
         raise bad_request(f"{path}.{bitrate_key} must be positive.")
@@ -375,9 +374,7 @@ def validate_ga(body: Any) -> JobRequest:
     props = _obj(data.get("properties"), "properties")
     ttl = _int(props.get("timeToLiveInHours"), "properties.timeToLiveInHours")
     if ttl is not None and not 1 <= ttl <= MAX_TTL_HOURS:
-        raise bad_request(
-            f"properties.timeToLiveInHours must be between 1 and {MAX_TTL_HOURS}."
-        )
+        raise bad_request(f"properties.timeToLiveInHours must be between 1 and {MAX_TTL_HOURS}.")
     destination = _destination(
         props.get("destinationContainerUrl"), props.get("destinationPath"), "properties"
     )
@@ -409,8 +406,9 @@ def _custom_properties(value: Any) -> dict[str, str] | None:
         if not key or len(key) > 64:
             raise bad_request("customProperties keys must have 1 to 64 characters.")
         if not isinstance(val, str) or len(val) > 256:
-            raise bad_request(f"customProperties['{key}'] must be a string of at most 256 "
-                              "characters.")
+            raise bad_request(
+                f"customProperties['{key}'] must be a string of at most 256 characters."
+            )
     return dict(props)
 
 
@@ -438,8 +436,11 @@ def validate_preview(body: Any) -> JobRequest:
             raise bad_request("properties.timeToLive must be more than zero and at most P31D.")
     destination = _destination(props.get("destinationContainerUrl"), None, "properties")
     _check_multi_input(inputs, destination, "properties")
-    avatar_fields = {k: v for k, v in props.items()
-                     if k not in ("timeToLive", "destinationContainerUrl", "outputFormat")}
+    avatar_fields = {
+        k: v
+        for k, v in props.items()
+        if k not in ("timeToLive", "destinationContainerUrl", "outputFormat")
+    }
     render, echo = _avatar(avatar_fields, "properties", "kBitrate", voice)
     echo = {"timeToLive": ttl_text or "P31D", "outputFormat": PREVIEW_OUTPUT_FORMAT} | echo
     return JobRequest(

@@ -38,8 +38,16 @@ _FONT_CANDIDATES = (
 _FONT_DIRS = ("/usr/share/fonts", "/usr/local/share/fonts", "/Library/Fonts")
 _VIDEO_ENCODERS = {
     "h264": ["-c:v", "libx264", "-preset", "ultrafast"],
-    "hevc": ["-c:v", "libx265", "-preset", "ultrafast", "-x265-params", "log-level=error",
-             "-tag:v", "hvc1"],
+    "hevc": [
+        "-c:v",
+        "libx265",
+        "-preset",
+        "ultrafast",
+        "-x265-params",
+        "log-level=error",
+        "-tag:v",
+        "hvc1",
+    ],
     "av1": ["-c:v", "libaom-av1", "-usage", "realtime", "-cpu-used", "8", "-row-mt", "1"],
     "vp9": ["-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-row-mt", "1"],
 }
@@ -94,7 +102,9 @@ class ProcessGroup:
             if self._closed:
                 raise RenderCancelledError("the emulator is stopping")
             process = subprocess.Popen(
-                command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
             )
             self._running.add(process)
@@ -208,11 +218,15 @@ def _video_filters(
             words.write_text(cue.text, encoding="utf-8")
             when = f"enable='between(t,{cue.start:.3f},{cue.end:.3f})'"
             # The words being spoken, beside the figure (every subtitle type).
-            filters.append(_text_filter(font, words, "8", f"{14 + size}",
-                                        max(8, height // 22), when))
+            filters.append(
+                _text_filter(font, words, "8", f"{14 + size}", max(8, height // 22), when)
+            )
             if settings.subtitle_type == "hard_embedded":
-                filters.append(_text_filter(font, words, "(w-text_w)/2", "h-text_h-10",
-                                            max(8, height // 14), when))
+                filters.append(
+                    _text_filter(
+                        font, words, "(w-text_w)/2", "h-text_h-10", max(8, height // 14), when
+                    )
+                )
     box = crop_box(settings, width, height)
     if box:
         filters.append("crop={}:{}:{}:{}".format(*box))
@@ -250,8 +264,18 @@ def build_command(
     rgb, alpha = _rgb(settings.background)
     color = f"{rgb}@{alpha}" if has_alpha(settings) else rgb
     cues = narration.cues()
-    command = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
-               "-f", "lavfi", "-i", f"color=c={color}:s={width}x{height}:r={fps}:d={seconds:.3f}"]
+    command = [
+        ffmpeg_exe(),
+        "-hide_banner",
+        "-nostdin",
+        "-loglevel",
+        "error",
+        "-y",
+        "-f",
+        "lavfi",
+        "-i",
+        f"color=c={color}:s={width}x{height}:r={fps}:d={seconds:.3f}",
+    ]
     if speech is None:
         command += ["-f", "lavfi", "-i", f"sine=frequency=220:sample_rate=24000:d={seconds:.3f}"]
     else:
@@ -265,14 +289,27 @@ def build_command(
         "-filter_complex",
         f"[0:v]{_video_filters(settings, cues, width, height, work)}[v];"
         f"[1:a]{_audio_filter(speech, seconds)}[a]",
-        "-map", "[v]", "-map", "[a]",
+        "-map",
+        "[v]",
+        "-map",
+        "[a]",
     ]
     if soft:
-        command += ["-map", "2:s", "-c:s", "mov_text" if settings.video_format == "mp4"
-                    else "webvtt"]
+        command += [
+            "-map",
+            "2:s",
+            "-c:s",
+            "mov_text" if settings.video_format == "mp4" else "webvtt",
+        ]
     command += _VIDEO_ENCODERS[settings.codec]
-    command += ["-pix_fmt", "yuva420p" if has_alpha(settings) else "yuv420p",
-                "-b:v", _bitrate(settings, width, height), "-g", str(fps * 2)]
+    command += [
+        "-pix_fmt",
+        "yuva420p" if has_alpha(settings) else "yuv420p",
+        "-b:v",
+        _bitrate(settings, width, height),
+        "-g",
+        str(fps * 2),
+    ]
     if settings.video_format == "mp4":
         command += ["-c:a", "aac", "-b:a", "64k", "-movflags", "+faststart", "-f", "mp4"]
     else:
@@ -296,8 +333,9 @@ def render_video(
     """Render one input to ``out_path``; ``work`` is a scratch folder the caller removes."""
     work.mkdir(parents=True, exist_ok=True)
     spoken = synthesize(narration, work / "speech.wav") if speech else None
-    command = build_command(settings, narration, spoken, out_path, work,
-                            width=width, height=height, fps=fps)
+    command = build_command(
+        settings, narration, spoken, out_path, work, width=width, height=height, fps=fps
+    )
     processes.run(command)
     return RenderResult(narration.duration, "tone" if spoken is None else "espeak")
 

@@ -147,7 +147,9 @@ class Worker:
                 ):
                     self._in_flight.add(record.key)
                     self._pool.submit(self._render, record)
-                next_due = min(next_due, _deadline(record, timing, next_due))
+                due = _deadline(record, timing, next_due)
+                if due > now:  # a past deadline means a stuck job: only a fault change moves it
+                    next_due = min(next_due, due)
         return max(0.005, next_due - time.time())
 
     # -- rendering -------------------------------------------------------------------
@@ -159,7 +161,9 @@ class Worker:
         except Exception as exc:  # a bug or an ffmpeg failure fails the job, not the server
             log.exception("render of %s failed", record.id)
             outcome = RenderOutcome(
-                done_at=time.time(), succeeded=0, failed=len(record.request.inputs),
+                done_at=time.time(),
+                succeeded=0,
+                failed=len(record.request.inputs),
                 error={"code": "InternalServerError", "message": f"Rendering failed: {exc}"},
             )
         finally:
@@ -179,7 +183,9 @@ class Worker:
         rule = self._faults().failure_for(record.name)
         if rule is not None:
             outcome = RenderOutcome(
-                done_at=time.time(), succeeded=0, failed=len(record.request.inputs),
+                done_at=time.time(),
+                succeeded=0,
+                failed=len(record.request.inputs),
                 error={"code": rule.code, "message": rule.message},
             )
             _write_summary(record, target, folder, self.account_hash, outcome, [])
@@ -203,9 +209,14 @@ class Worker:
             try:
                 narration = narration_of(content, request.input_kind, request.render.voice)
                 done = render_video(
-                    request.render, narration, scratch / f"{index:04d}.part.{ext}",
-                    scratch / f"w{index:04d}", self._processes,
-                    width=config.width, height=config.height, fps=config.fps,
+                    request.render,
+                    narration,
+                    scratch / f"{index:04d}.part.{ext}",
+                    scratch / f"w{index:04d}",
+                    self._processes,
+                    width=config.width,
+                    height=config.height,
+                    fps=config.fps,
                     speech=config.speech,
                 )
             except (InvalidSsmlError, RenderFailedError) as exc:
@@ -223,8 +234,7 @@ class Worker:
             _account(outcome, narration, request.custom_voices, target / name, done.seconds)
             outcome.audio = done.audio
             outcome.succeeded += 1
-            results.append({"content": content, "ok": True, "file": name,
-                            "narration": narration})
+            results.append({"content": content, "ok": True, "file": name, "narration": narration})
         outcome.done_at = time.time()
         _write_summary(record, target, folder, self.account_hash, outcome, results)
         return outcome
@@ -294,8 +304,11 @@ def _write_summary(
                 "TalkingAvatarDuration": str(int(narration.duration)),
             }
         entries.append(entry)
-    summary = {"jobID": record.internal_id if record.surface == "ga" else record.id,
-               "status": status, "results": entries}
+    summary = {
+        "jobID": record.internal_id if record.surface == "ga" else record.id,
+        "status": status,
+        "results": entries,
+    }
     temp = target / ".summary.json.tmp"
     temp.write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
     os.replace(temp, target / "summary.json")

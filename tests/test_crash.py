@@ -1,0 +1,189 @@
+"""Crash suite: SIGKILL apply at every transition; the next apply pays nothing twice.
+
+Each case runs ``avatarflow apply`` in a subprocess that kills itself at a named point
+(``AVATARFLOW_KILL_AT``, see :mod:`avatarflow.killpoints`), together with its embedded
+emulator, then applies again in-process on the same folders. The proof comes from the
+emulator's own request log on disk: one create per video, under its first job id.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from avatarflow.emulator.requestlog import create_counts, read_request_log
+from avatarflow.project import Project
+
+from .test_apply import apply, assert_all_rendered, data_dir, example
+
+SMALL = {"width": 160, "height": 90}
+
+
+@pytest.fixture(autouse=True)
+def fast_emulator(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AVATARFLOW_EMULATOR_CONFIG", json.dumps(SMALL))
+    monkeypatch.delenv("AVATARFLOW_EMULATOR_FAULTS", raising=False)
+    monkeypatch.delenv("AVATARFLOW_KILL_AT", raising=False)
+
+
+def run_killed(manifest: Path, kill_at: str, *args: str, faults: str = "") -> str:
+    """Run apply in a subprocess that must die by SIGKILL at ``kill_at``; its stderr."""
+    env = dict(
+        os.environ,
+        AVATARFLOW_KILL_AT=kill_at,
+        AVATARFLOW_EMULATOR_CONFIG=json.dumps(SMALL),
+        AVATARFLOW_EMULATOR_FAULTS=faults,
+        NO_COLOR="1",
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "avatarflow", "apply", str(manifest), "--emulator", "--yes", *args],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode == -signal.SIGKILL, (
+        f"apply was not killed at {kill_at} (exit {done.returncode}):\n{done.stderr}"
+    )
+    return done.stderr
+
+
+def state_dir(manifest: Path) -> Path:
+    return Project.open(manifest, "emulator").target.state_dir
+
+
+def temp_files(manifest: Path) -> list[Path]:
+    """Temp files of our own writes: state records and downloads (not the service's)."""
+    service = data_dir(manifest)
+    state = [p for p in state_dir(manifest).rglob("*.tmp") if not p.is_relative_to(service)]
+    return state + list((manifest.parent / "build").rglob("*.part"))
+
+
+def assert_paid_once_and_complete(manifest: Path) -> None:
+    """Every video rendered, on disk, vouched for by state, and created exactly once."""
+    requests = Project.open(manifest, "emulator").requests
+    # Under its first job id: a re-submission would show up as a ``-r1`` id, a repeated
+    # create of the same id (or a second preview job of the same name) as a 2.
+    assert create_counts(data_dir(manifest)) == {r.synthesis_id: 1 for r in requests}
+    assert_all_rendered(manifest)
+    assert temp_files(manifest) == []
+
+
+def resume(manifest: Path) -> str:
+    code, out, err = apply(manifest)
+    assert code == 0, err
+    # Nothing expired: a job the killed run never got to create is resumed, not
+    # planned as a re-render of an expired job.
+    assert "~ " not in out and "expired" not in out, out
+    return err
+
+
+def outputs(manifest: Path) -> list[Path]:
+    return sorted((manifest.parent / "build").rglob("*.mp4"))
+
+
+def check_killed(manifest: Path, kill_at: str) -> None:
+    """What the killed run must have left behind, so the case tests what it names."""
+    state = Project.open(manifest, "emulator").load_state()  # readable after any kill
+    assert all(r.status != "failed" for r in state.records.values())
+    assert set(create_counts(data_dir(manifest)).values()) <= {1}
+    point = kill_at.partition(":")[0]
+    if point == "mid-download":
+        assert [p for p in temp_files(manifest) if p.suffix == ".part"], "no partial download"
+        assert sum(r.output is not None for r in state.records.values()) == len(outputs(manifest))
+    if point == "after-download":
+        # One file more on disk than state vouches for.
+        recorded = {r.video_id for r in state.records.values() if r.output is not None}
+        unrecorded = [p.stem for p in outputs(manifest) if p.stem not in recorded]
+        assert len(unrecorded) == 1
+        assert state.records[unrecorded[0]].status == "succeeded"
+    if point == "after-create":
+        # The last create reached the service, but its job id never reached the state.
+        created = set(create_counts(data_dir(manifest)))
+        recorded = {r.remote_id for r in state.records.values() if r.status != "submitting"}
+        assert created - recorded
+
+
+KILL_POINTS = [
+    "before-create",
+    "before-create:3",
+    "after-create",
+    "after-create:3",
+    "polling:2",
+    "mid-download",
+    "mid-download:3",
+    "after-download",
+    "after-download:3",
+    "mid-state-write",  # the state's meta file, the very first write
+    "mid-state-write:2",  # the first "submitting" record, before any create
+    "mid-state-write:9",
+    "mid-state-write:20",
+]
+
+
+@pytest.mark.parametrize("kill_at", KILL_POINTS)
+def test_kill_at_every_transition_then_apply_finishes_without_paying_twice(
+    tmp_path: Path, kill_at: str
+) -> None:
+    manifest = example(tmp_path)
+    run_killed(manifest, kill_at)
+    check_killed(manifest, kill_at)
+
+    err = resume(manifest)
+
+    assert_paid_once_and_complete(manifest)
+    if kill_at.startswith("after-create"):
+        # The job the killed run created but never recorded is adopted, not paid again.
+        assert "adopted existing job" in err
+
+
+@pytest.mark.parametrize("kill_at", ["before-create:2", "after-create:2", "mid-download:2"])
+def test_kill_on_the_preview_surface_finds_lost_jobs_by_their_hash(
+    tmp_path: Path, kill_at: str
+) -> None:
+    manifest = example(tmp_path, "3.1-preview1")
+    run_killed(manifest, kill_at)
+    check_killed(manifest, kill_at)
+    err = resume(manifest)
+    assert_paid_once_and_complete(manifest)
+    if kill_at.startswith("after-create"):
+        assert "adopted existing job" in err
+
+
+def test_create_response_lost_is_adopted_not_repeated(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    manifest = example(tmp_path)
+    monkeypatch.setenv("AVATARFLOW_EMULATOR_FAULTS", "lose_create=3")
+    code, _, err = apply(manifest)
+    assert code == 0, err
+    assert err.count("adopted existing job") == 3
+    log = read_request_log(data_dir(manifest))
+    assert sum(r.fault == "lose_create" and r.created for r in log) == 3
+    assert_paid_once_and_complete(manifest)
+
+
+@pytest.mark.parametrize("api_version", ["2024-08-01", "3.1-preview1"])
+def test_kill_while_recording_a_lost_create_then_adopt_on_the_next_apply(
+    tmp_path: Path, api_version: str
+) -> None:
+    manifest = example(tmp_path, api_version)
+    # One job at a time makes the writes countable: 1 meta, 2 "submitting" of the first
+    # video, then its create (made, answer lost), its lookup, and 3 the adoption record.
+    run_killed(manifest, "mid-state-write:3", "--parallelism", "1", faults="lose_create=1")
+    log = read_request_log(data_dir(manifest))
+    lost = [r for r in log if r.fault == "lose_create"]
+    assert len(lost) == 1 and lost[0].created
+    state = Project.open(manifest, "emulator").load_state()
+    assert [r.status for r in state.records.values()] == ["submitting"]
+
+    err = resume(manifest)
+    assert "adopted existing job" in err
+    assert_paid_once_and_complete(manifest)
