@@ -40,6 +40,7 @@ _UMASK = os.umask(0o022)
 os.umask(_UMASK)
 GONE_CODE = "JobGone"
 TIMEOUT_CODE = "Timeout"
+DOWNLOAD_CODE = "DownloadFailed"
 
 
 @dataclass(frozen=True)
@@ -387,6 +388,24 @@ class Runner:
         self.summary.failed.append(request.video_id)
         self.emit(Event("failed", request.video_id, f"failed: {code}: {message}", {"code": code}))
 
+    def _download_failed(self, request: VideoRequest, message: str) -> None:
+        """The job is paid for and may still be there: it stays in flight (``succeeded``),
+        so the next apply downloads it again instead of planning a new render."""
+        record = self.state.records[request.video_id]
+        self.state.put(
+            record.model_copy(update={"error": JobError(code=DOWNLOAD_CODE, message=message)})
+        )
+        self.summary.failed.append(request.video_id)
+        self.emit(
+            Event(
+                "failed",
+                request.video_id,
+                f"failed: {DOWNLOAD_CODE}: {message}; the next apply downloads it again "
+                "(no new render)",
+                {"code": DOWNLOAD_CODE},
+            )
+        )
+
     # -- download ------------------------------------------------------------------
     async def _download(self, request: VideoRequest, job: RemoteJob) -> None:
         target = self.project.output_path(request)
@@ -407,7 +426,7 @@ class Runner:
                     )
                 )
                 if attempt == self.options.download_attempts:
-                    self._fail(request, "DownloadFailed", redact(str(exc)))
+                    self._download_failed(request, redact(str(exc)))
                     return
                 # A fresh GET gives a fresh signed URL; a gone job cannot be downloaded.
                 try:

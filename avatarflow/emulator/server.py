@@ -172,6 +172,7 @@ class Handler(BaseHTTPRequestHandler):
             "job_id": self.route.job_id,
             "status": 0,
         }
+        self.logged = False
         try:
             self._consume_body()
             self._dispatch()
@@ -185,24 +186,38 @@ class Handler(BaseHTTPRequestHandler):
             log.exception("emulator request failed: %s %s", self.command, parts.path)
             self._send_error(ApiError(500, "InternalServerError", "Unexpected emulator error."))
         finally:
-            self.svc.requests.append(
-                RequestRecord(
-                    time=time.time(),
-                    method=self.command,
-                    kind=self.route.kind,
-                    surface=self.route.surface,
-                    path=parts.path,
-                    status=self.entry["status"],
-                    job_id=self.entry["job_id"],
-                    name=self.entry["name"],
-                    created=self.entry["created"],
-                    fault=self.entry["fault"],
-                )
+            self._log_request()
+
+    def _log_request(self) -> None:
+        """Append this request to the request log, once.
+
+        Called just before an answer's status line leaves (and at the end for dropped
+        connections): a client that dies the moment it reads an answer takes an embedded
+        emulator down with it, and the service's record of a paid create must survive.
+        """
+        if self.logged:
+            return
+        self.logged = True
+        self.svc.requests.append(
+            RequestRecord(
+                time=time.time(),
+                method=self.command,
+                kind=self.route.kind,
+                surface=self.route.surface,
+                path=urlsplit(self.path).path,
+                status=self.entry["status"],
+                job_id=self.entry["job_id"],
+                name=self.entry["name"],
+                created=self.entry["created"],
+                fault=self.entry["fault"],
             )
+        )
 
     def _drop(self) -> None:
         self.close_connection = True
-        self.entry["status"] = 0
+        if not self.logged:
+            self.entry["status"] = 0
+        self._log_request()
         with contextlib.suppress(OSError):
             self.connection.shutdown(socket.SHUT_RDWR)
 
@@ -218,6 +233,7 @@ class Handler(BaseHTTPRequestHandler):
         content_type: str = "application/json; charset=utf-8",
     ) -> None:
         self.entry["status"] = status
+        self._log_request()
         self.send_response(status)
         self.send_header("apim-request-id", str(uuid.uuid4()))
         if body or status != 204:
@@ -565,6 +581,9 @@ class Handler(BaseHTTPRequestHandler):
             "vtt": "text/vtt",
         }.get(path.suffix.lstrip("."), "application/octet-stream")
         self.entry["status"] = 200
+        if truncate:
+            self.entry["fault"] = "truncate"
+        self._log_request()
         self.send_response(200)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(size))
@@ -583,10 +602,8 @@ class Handler(BaseHTTPRequestHandler):
                 self.wfile.write(chunk)
                 sent += len(chunk)
         if truncate:
-            self.entry["fault"] = "truncate"
             self.wfile.flush()
             self._drop()
-            self.entry["status"] = 200
 
 
 def _retry_headers(seconds: float) -> dict[str, str]:

@@ -1,0 +1,262 @@
+"""Fault suite: every fault the emulator can inject, driven through a real ``apply``.
+
+Each case runs the CLI in-process against the embedded emulator with a fault plan
+(``AVATARFLOW_EMULATOR_FAULTS``) and proves, from the emulator's own request log, what
+the user paid for: exactly one create per video, and every video on disk with the
+sha256 that state vouches for. The faults come back only in the request log and the
+exit code; never as a second render.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from avatarflow.emulator.requestlog import RequestRecord, create_counts, read_request_log
+from avatarflow.project import Project
+
+from .helpers import run_cli
+from .test_apply import VIDEOS, apply, assert_all_rendered, data_dir, delete_remote_job, example
+from .test_crash import SMALL, assert_paid_once_and_complete, temp_files
+
+
+@pytest.fixture(autouse=True)
+def fast_emulator(monkeypatch: pytest.MonkeyPatch) -> None:
+    emulate(monkeypatch, "")
+
+
+def emulate(monkeypatch: pytest.MonkeyPatch, faults: str, **config: Any) -> None:
+    """The next in-process apply starts its embedded emulator with these faults."""
+    monkeypatch.setenv("AVATARFLOW_EMULATOR_CONFIG", json.dumps({**SMALL, **config}))
+    monkeypatch.setenv("AVATARFLOW_EMULATOR_FAULTS", faults)
+
+
+def log_of(manifest: Path) -> list[RequestRecord]:
+    return read_request_log(data_dir(manifest))
+
+
+def faults_by_kind(manifest: Path) -> Counter[tuple[str, str | None]]:
+    return Counter((r.kind, r.fault) for r in log_of(manifest) if r.fault)
+
+
+def synthesis_id(manifest: Path, video_id: str) -> str:
+    return Project.open(manifest, "emulator").request(video_id).synthesis_id
+
+
+def assert_settled(manifest: Path) -> None:
+    """Nothing left to do: the plan has no changes and asks nothing of the service."""
+    before = len(log_of(manifest))
+    result = run_cli("plan", str(manifest), "--emulator")
+    assert result.code == 0, result.err
+    assert "No changes" in result.out, result.out
+    assert len(log_of(manifest)) == before
+
+
+# -- request faults: retried, never paid twice ---------------------------------------------
+
+
+@pytest.mark.parametrize("api_version", ["2024-08-01", "3.1-preview1"])
+def test_429_bursts_with_retry_after_are_waited_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, api_version: str
+) -> None:
+    manifest = example(tmp_path, api_version)
+    emulate(monkeypatch, "throttle=8@create/get/list,retry_after=0")
+    code, _, err = apply(manifest)
+    assert code == 0, err
+    assert sum(faults_by_kind(manifest).values()) == 8
+    assert faults_by_kind(manifest)[("create", "throttle")] >= 1
+    assert_paid_once_and_complete(manifest)
+    assert_settled(manifest)
+
+
+def test_the_documented_create_throttle_is_honoured(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    manifest = example(tmp_path)
+    # Two creates per half second: six videos must be throttled at least twice.
+    emulate(monkeypatch, "", creates_per_minute=2, time_scale=120.0)
+    code, _, err = apply(manifest)
+    assert code == 0, err
+    assert faults_by_kind(manifest)[("create", "create_throttle")] >= 2
+    assert_paid_once_and_complete(manifest)
+
+
+@pytest.mark.parametrize("status", [500, 503])
+def test_server_errors_on_every_kind_of_request(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, status: int
+) -> None:
+    manifest = example(tmp_path)
+    # The first answers are 5xx: creates among them have an unknown outcome, are looked
+    # up and only then sent again.
+    emulate(monkeypatch, f"error=4,error_status={status}")
+    code, _, err = apply(manifest)
+    assert code == 0, err
+    assert faults_by_kind(manifest)[("create", "error")] >= 1
+    assert_paid_once_and_complete(manifest)
+
+
+@pytest.mark.parametrize("api_version", ["2024-08-01", "3.1-preview1"])
+def test_dropped_connections_everywhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, api_version: str
+) -> None:
+    manifest = example(tmp_path, api_version)
+    emulate(monkeypatch, "drop=25%@create/get/list/download,seed=3")
+    code, _, err = apply(manifest)
+    assert code == 0, err
+    dropped = faults_by_kind(manifest)
+    assert dropped[("create", "drop")] >= 1 and dropped[("download", "drop")] >= 1
+    assert_paid_once_and_complete(manifest)
+
+
+@pytest.mark.parametrize("api_version", ["2024-08-01", "3.1-preview1"])
+def test_lost_create_responses_are_adopted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, api_version: str
+) -> None:
+    manifest = example(tmp_path, api_version)
+    emulate(monkeypatch, "lose_create=*0[246]-*")
+    code, _, err = apply(manifest)
+    assert code == 0, err
+    lost = [r for r in log_of(manifest) if r.fault == "lose_create"]
+    assert len(lost) == 3 and all(r.created for r in lost)
+    assert err.count("adopted existing job") == 3
+    assert_paid_once_and_complete(manifest)
+
+
+# -- job faults -------------------------------------------------------------------------
+
+
+def test_stuck_job_times_out_clearly_and_a_later_apply_finishes_it_without_paying(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    manifest = example(tmp_path)
+    emulate(monkeypatch, "stuck=*02-commits*,stuck=*05-recap*")
+    code, _, err = apply(manifest, "--timeout", "2")
+    assert code == 3, err
+    timeouts = [line for line in err.splitlines() if "after 2 s" in line]
+    assert len(timeouts) == 2, err
+    assert "02-commits" in timeouts[0] + timeouts[1] and "05-recap" in timeouts[0] + timeouts[1]
+    assert all("still NotStarted" in line and "next apply resumes" in line for line in timeouts)
+    state = Project.open(manifest, "emulator").load_state()
+    assert {k: r.status for k, r in state.records.items() if r.status != "downloaded"} == {
+        "02-commits": "submitted",
+        "05-recap": "submitted",
+    }
+    assert sum(create_counts(data_dir(manifest)).values()) == 6
+
+    emulate(monkeypatch, "")  # the service unsticks
+    plan = run_cli("plan", str(manifest), "--emulator")
+    assert "> 02-commits" in plan.out and "> 05-recap" in plan.out, plan.out
+    code, _, err = apply(manifest)
+    assert code == 0, err
+    assert_paid_once_and_complete(manifest)
+
+
+def test_failed_job_records_the_service_error_and_the_others_go_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    manifest = example(tmp_path)
+    emulate(monkeypatch, "fail=*04-merging*:InvalidSsml:The SSML is not valid here.")
+    code, out, err = apply(manifest, "--json")
+    assert code == 3, err
+    events = [json.loads(line) for line in out.splitlines()]
+    failed = [e for e in events if e["event"] == "failed"]
+    assert [(e["video"], e["code"]) for e in failed] == [("04-merging", "InvalidSsml")]
+    state = Project.open(manifest, "emulator").load_state()
+    record = state.records["04-merging"]
+    assert record.status == "failed" and record.error is not None
+    assert (record.error.code, record.error.message) == (
+        "InvalidSsml",
+        "The SSML is not valid here.",
+    )
+    assert [k for k, r in state.records.items() if r.status == "downloaded"] == [
+        v for v in VIDEOS if v != "04-merging"
+    ]
+    assert create_counts(data_dir(manifest)) == {synthesis_id(manifest, v): 1 for v in VIDEOS}
+    assert temp_files(manifest) == []
+
+
+# -- download faults ----------------------------------------------------------------------
+
+
+def test_truncated_downloads_are_detected_and_fetched_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    manifest = example(tmp_path)
+    emulate(monkeypatch, "truncate=3")
+    code, _, err = apply(manifest)
+    assert code == 0, err
+    downloads = [r for r in log_of(manifest) if r.kind == "download"]
+    assert sum(r.fault == "truncate" for r in downloads) == 3
+    assert len(downloads) == 6 + 3
+    assert_paid_once_and_complete(manifest)
+
+
+def test_expired_result_urls_are_fetched_fresh_without_a_new_render(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    manifest = example(tmp_path)
+    emulate(monkeypatch, "expire_urls=4")
+    code, _, err = apply(manifest)
+    assert code == 0, err
+    refused = [r for r in log_of(manifest) if r.kind == "download" and r.status == 403]
+    assert len(refused) >= 1
+    assert "result URL has expired" in err
+    assert_paid_once_and_complete(manifest)
+
+
+def test_a_result_that_never_downloads_stays_paid_for_and_is_fetched_next_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    manifest = example(tmp_path)
+    emulate(monkeypatch, "expire_urls=1000")  # every URL the service hands out is stale
+    code, _, err = apply(manifest, "--only", "01-*")
+    assert code == 3, err
+    assert "01-welcome" in err and "downloads it again" in err
+    record = Project.open(manifest, "emulator").load_state().records["01-welcome"]
+    assert record.status == "succeeded" and record.output is None
+    assert record.error is not None and record.error.code == "DownloadFailed"
+
+    emulate(monkeypatch, "")
+    plan = run_cli("plan", str(manifest), "--emulator")
+    assert "> 01-welcome" in plan.out, plan.out
+    code, _, err = apply(manifest, "--only", "01-*")
+    assert code == 0, err
+    assert create_counts(data_dir(manifest)) == {synthesis_id(manifest, "01-welcome"): 1}
+    record = Project.open(manifest, "emulator").load_state().records["01-welcome"]
+    assert record.status == "downloaded" and record.error is None
+
+
+def test_a_job_gone_before_its_download_is_rerendered_and_the_plan_says_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    manifest = example(tmp_path)
+    emulate(monkeypatch, "expire_urls=1000")
+    assert apply(manifest, "--only", "01-*")[0] == 3
+    job_id = synthesis_id(manifest, "01-welcome")
+    delete_remote_job(manifest, job_id)  # its time-to-live ran out
+
+    emulate(monkeypatch, "")
+    code, out, err = apply(manifest, "--only", "01-*")  # apply plans with the service
+    assert code == 0, err
+    assert "~ 01-welcome" in out, out
+    assert "remote job expired or was deleted before download" in out
+    # Paid twice only because the first render is truly gone, under a new job id.
+    assert create_counts(data_dir(manifest)) == {job_id: 1, f"{job_id}-r1": 1}
+
+
+def test_all_faults_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    manifest = example(tmp_path)
+    emulate(
+        monkeypatch,
+        "throttle=10%,retry_after=0,error=10%,drop=10%@create/get/list/download,"
+        "lose_create=2,truncate=2,expire_urls=2,seed=11",
+    )
+    code, _, err = apply(manifest)
+    assert code == 0, err
+    assert_paid_once_and_complete(manifest)
+    assert_all_rendered(manifest)
+    assert_settled(manifest)
