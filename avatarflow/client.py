@@ -55,7 +55,7 @@ from .retry import (
     retry_after_from_headers,
     retrying,
 )
-from .secrets import redact, strip_query_secrets
+from .secrets import redact, redact_logger, strip_query_secrets
 
 __all__ = [
     "API_VERSIONS",
@@ -75,6 +75,7 @@ __all__ = [
 ]
 
 log = logging.getLogger("avatarflow.client")
+redact_logger("httpx")  # it logs each request's full URL, result signatures included
 
 GA_API_VERSION = "2024-08-01"
 PREVIEW_API_VERSION = "3.1-preview1"

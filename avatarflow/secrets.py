@@ -7,6 +7,7 @@ query string or a bearer token from text before it is shown or stored.
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -64,3 +65,22 @@ def strip_query_secrets(url: str) -> str:
         if k.lower() not in _SECRET_PARAMS
     ]
     return urlunsplit(parts._replace(query=urlencode(kept)))
+
+
+class RedactingFilter(logging.Filter):
+    """Redacts each record of a logger in place: for libraries that log whole URLs
+    (httpx logs every request, a result URL's SAS signature included, at INFO)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = redact(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True
+
+
+def redact_logger(name: str) -> None:
+    """Make sure every record of logger ``name`` passes through :func:`redact`."""
+    logger = logging.getLogger(name)
+    if not any(isinstance(f, RedactingFilter) for f in logger.filters):
+        logger.addFilter(RedactingFilter())

@@ -53,6 +53,7 @@ from avatarflow.emulator.validation import ID_RE, body_hash, check_id, validate
 from avatarflow.emulator.views import UrlPolicy, job_view
 from avatarflow.emulator.wire import ApiError, bad_request, not_found
 from avatarflow.emulator.worker import Worker
+from avatarflow.secrets import redact
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +155,8 @@ class Handler(BaseHTTPRequestHandler):
         self._handle()
 
     def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s " + format, self.address_string(), *args)
+        # The request line of a blob download carries its signature.
+        log.debug("%s %s", self.address_string(), redact(format % args))
 
     # -- plumbing --------------------------------------------------------------------
     @property

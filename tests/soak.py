@@ -1,0 +1,252 @@
+"""Randomised soak: a seeded storm of faults and SIGKILLs, then the money invariants.
+
+One soak run generates a course of ``videos`` tiny videos, then runs ``avatarflow apply
+--emulator`` as a subprocess again and again against the same folders (so the embedded
+emulator's jobs and request log persist on disk), each round with random fault rates and,
+most rounds, a SIGKILL at a random named kill point. Rounds repeat until an apply exits
+0 in a round without a kill. Then it checks, from the emulator's own records:
+
+* no job id was created twice, and every extra render of a video is explained by an
+  earlier job of it that the service really failed (an injected ``fail``);
+* every video is on disk with the size and sha256 its state record vouches for;
+* no temp file (state write or partial download) is left;
+* ``plan`` says "No changes." and sends nothing.
+
+Everything random comes from one ``random.Random(seed)``, so a failing seed replays.
+Used by ``tests/test_soak.py`` (a few seeds) and ``benchmarks/soak.py`` (many).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from avatarflow.emulator.requestlog import read_request_log
+from avatarflow.project import Project, sha256_file
+
+NAME = "soak"
+KILL_POINTS = (
+    "before-create",
+    "after-create",
+    "polling",
+    "mid-download",
+    "after-download",
+    "mid-state-write",
+)
+# Tiny, fast renders: the soak is about bookkeeping, not pixels.
+EMULATOR = {"width": 16, "height": 16, "fps": 5, "speech": False, "render_workers": 2}
+TEMPLATE = (
+    '<speak version="1.0" xml:lang="en-US">'
+    '<voice name="{{ video.voice }}">{{ text }}</voice></speak>\n'
+)
+
+
+@dataclass
+class SoakResult:
+    seed: int
+    videos: int
+    rounds: int = 0
+    kills: int = 0
+    creates: int = 0
+    duplicates: int = 0  # the same job id created more than once
+    unexplained: int = 0  # extra renders of a video not caused by a failed job
+    injected_failures: int = 0
+    seconds: float = 0.0
+    exits: Counter[int] = field(default_factory=Counter)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def write_course(root: Path, videos: int, api_version: str | None = None) -> Path:
+    """A course of ``videos`` one-sentence videos; returns the manifest path."""
+    (root / "templates").mkdir(parents=True, exist_ok=True)
+    (root / "templates" / "t.ssml.j2").write_text(TEMPLATE, "utf-8")
+    service = f"service: {{api_version: {api_version}}}\n" if api_version else ""
+    lines = [
+        "version: 1",
+        f"name: {NAME}",
+        "templates_dir: templates",
+        service.rstrip("\n"),
+        "defaults:",
+        "  template: t.ssml.j2",
+        "  voice: en-US-AvaMultilingualNeural",
+        "  avatar: {character: lisa, style: graceful-sitting}",
+        "videos:",
+    ]
+    lines += [f"  - {{id: v{i:04d}, text: Clip {i}.}}" for i in range(videos)]
+    manifest = root / "course.yaml"
+    manifest.write_text("\n".join(line for line in lines if line) + "\n", "utf-8")
+    return manifest
+
+
+def random_faults(rng: random.Random, videos: int) -> str:
+    """A fault plan with random rates of every request, job and download fault."""
+
+    def pct(high: float) -> str:
+        return f"{rng.uniform(0, high):.1f}%"
+
+    items = [
+        f"throttle={pct(6)}",
+        "retry_after=0",
+        f"error={pct(6)}",
+        f"error_status={rng.choice((500, 502, 503, 504))}",
+        f"drop={pct(5)}@create/get/list/download",
+        f"lose_create={rng.randint(0, 3)}",
+        f"truncate={rng.randint(0, 3)}",
+        f"expire_urls={rng.randint(0, 3)}",
+        f"seed={rng.randrange(1 << 30)}",
+    ]
+    if rng.random() < 0.3:
+        items.append(f"stuck=*-v{rng.randrange(videos):04d}-*")
+    if rng.random() < 0.3:
+        items.append(f"fail=*-v{rng.randrange(videos):04d}-*:SoakFailure:injected")
+    return ",".join(items)
+
+
+def random_kill(rng: random.Random, videos: int) -> str:
+    point = rng.choice(KILL_POINTS)
+    # Early enough that the point is still reached when much of the work is done.
+    limit = videos if point == "mid-state-write" else videos // 4
+    return f"{point}:{rng.randint(1, max(1, limit))}"
+
+
+def apply_once(manifest: Path, faults: str, kill_at: str | None, timeout: float | None) -> int:
+    env = dict(
+        os.environ,
+        AVATARFLOW_EMULATOR_CONFIG=json.dumps(EMULATOR),
+        AVATARFLOW_EMULATOR_FAULTS=faults,
+        NO_COLOR="1",
+    )
+    env.pop("AVATARFLOW_KILL_AT", None)
+    if kill_at:
+        env["AVATARFLOW_KILL_AT"] = kill_at
+    args = [sys.executable, "-m", "avatarflow", "apply", str(manifest), "--emulator", "--yes"]
+    args += ["--parallelism", "50"]
+    if timeout is not None:
+        args += ["--timeout", str(timeout)]
+    done = subprocess.run(
+        args,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    if done.returncode not in (0, 3, -signal.SIGKILL):
+        # 1 is allowed too (a request that failed all its retries), but say why.
+        tail = done.stderr.strip().splitlines()[-1:] or ["(no output)"]
+        print(f"  apply exited {done.returncode}: {tail[0]}", file=sys.stderr)
+    return done.returncode
+
+
+def soak(
+    root: Path,
+    videos: int,
+    seed: int,
+    *,
+    max_rounds: int = 30,
+    stormy_rounds: int = 6,
+    sure_kills: int = 3,
+    api_version: str | None = None,
+    verbose: bool = False,
+) -> SoakResult:
+    """Apply until done under faults and kills; return the figures and any broken rule."""
+    rng = random.Random(seed)
+    result = SoakResult(seed=seed, videos=videos)
+    manifest = write_course(root, videos, api_version)
+    started = time.monotonic()
+    for round_no in range(max_rounds):
+        stormy = round_no < stormy_rounds
+        faults = random_faults(rng, videos) if stormy else ""
+        # The first rounds are always killed; later ones only sometimes, to finish.
+        killed = round_no < sure_kills or rng.random() < 0.5
+        kill_at = random_kill(rng, videos) if stormy and killed else None
+        # A stuck job needs a timeout to give the round back.
+        timeout = 3.0 if "stuck=" in faults else None
+        began = time.monotonic()
+        code = apply_once(manifest, faults, kill_at, timeout)
+        result.rounds += 1
+        result.exits[code] += 1
+        result.kills += code == -signal.SIGKILL
+        if verbose:
+            took = time.monotonic() - began
+            print(f"  round {round_no}: {took:.1f} s, kill {kill_at}, exit {code}, {faults}")
+        if code == 0:
+            break
+    else:
+        result.problems.append(f"not done after {max_rounds} rounds: exits {dict(result.exits)}")
+    result.seconds = time.monotonic() - started
+    check_invariants(manifest, result)
+    return result
+
+
+def data_dir(manifest: Path) -> Path:
+    return Project.open(manifest, "emulator").emulator_data_dir
+
+
+def job_statuses(service: Path) -> dict[str, str]:
+    """Final status of every job the emulator holds, by job key (GA id / preview name)."""
+    statuses: dict[str, str] = {}
+    for path in (service / "jobs").glob("*/*.json"):
+        job = json.loads(path.read_text("utf-8"))
+        statuses[job["name"]] = job["status"]
+    return statuses
+
+
+def check_invariants(manifest: Path, result: SoakResult) -> None:
+    project = Project.open(manifest, "emulator")
+    state = project.load_state()
+    service = project.emulator_data_dir
+    creates = Counter(r.name for r in read_request_log(service) if r.created and r.name)
+    statuses = job_statuses(service)
+    result.creates = sum(creates.values())
+    result.duplicates = sum(n - 1 for n in creates.values())
+    problems = result.problems
+    if result.duplicates:
+        problems.append(f"job ids created twice: {[k for k, n in creates.items() if n > 1]}")
+    for request in project.requests:
+        record = state.records.get(request.video_id)
+        if record is None or record.status != "downloaded" or record.output is None:
+            problems.append(f"{request.video_id}: not downloaded ({record and record.status})")
+            continue
+        path = project.manifest.root / record.output.path
+        if not path.is_file() or sha256_file(path) != record.output.sha256:
+            problems.append(f"{request.video_id}: output missing or not what state says")
+        jobs = [k for k in creates if k.startswith(request.synthesis_id)]
+        failed = [k for k in jobs if statuses.get(k) == "Failed"]
+        result.injected_failures += len(failed)
+        extra = len(jobs) - 1 - len(failed)
+        if extra:
+            result.unexplained += extra
+            problems.append(f"{request.video_id}: {len(jobs)} renders, {len(failed)} failed")
+    leftovers = [p for p in state.directory.rglob(".*.tmp") if not p.is_relative_to(service)]
+    leftovers += list(project.target.output_dir.glob(".*.part"))
+    if leftovers:
+        problems.append(f"temp files left: {[p.name for p in leftovers]}")
+    before = len(read_request_log(service))
+    plan = project.plan(project.load_state())
+    if plan.has_changes:
+        problems.append(f"plan still has changes: {plan.footer()}")
+    if len(read_request_log(service)) != before:
+        problems.append("planning sent requests")
+
+
+def describe(result: SoakResult) -> str:
+    return (
+        f"seed {result.seed}: {result.videos} videos, {result.rounds} applies, "
+        f"{result.kills} kills, {result.creates} creates ({result.injected_failures} after "
+        f"injected failures), {result.duplicates} duplicates, {result.unexplained} unexplained, "
+        f"{result.seconds:.1f} s, exits {dict(sorted(result.exits.items()))}"
+    )

@@ -1,0 +1,94 @@
+"""Secrets: a full run, failing requests included, leaves no key and no SAS signature.
+
+The service is a separately started emulator that requires one distinctive key, reached
+through ``AZURE_SPEECH_ENDPOINT``/``AZURE_SPEECH_KEY`` like Azure itself. Faults make
+requests fail (429, 5xx, drops, lost creates, expired and truncated downloads), one job
+fails with a service message that quotes a signed URL and the key, and a second run uses
+a wrong key (401). Then stdout (``--json``), stderr, every log record and every file
+under the course folder (state, outputs) are searched for the keys and for any
+signature value.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from avatarflow.emulator import Emulator, EmulatorConfig, Faults
+
+from .helpers import course, run_cli
+
+KEY = "AFKEY-7d1e0c5b9a3f4e2d8c6b0a1f2e3d4c5b"
+WRONG_KEY = "AFWRONG-0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d"
+LEAKED_SIG = "LEAKEDsig0123456789abcdefXYZ"
+# Any signature value that is not the redaction mark.
+SIGNATURE = re.compile(r"(?i)\bsig(?:nature)?=(?!\*\*\*)[^&\s\"'<>\\]+")
+FAULTS = (
+    "throttle=2,retry_after=0,error=2,drop=1@create/get/list/download,lose_create=1,"
+    "truncate=1,expire_urls=2,"
+    f"fail=*-c-*:InvalidSsml:see https://acct.blob.core.windows.net/c/x.mp4?sv=2024&"
+    f"se=2030&sig={LEAKED_SIG} (key {KEY})"
+)
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[Emulator]:
+    config = EmulatorConfig(width=16, height=16, key=KEY, faults=Faults.parse(FAULTS))
+    with Emulator(tmp_path / "service", config) as emulator:
+        yield emulator
+
+
+def use_service(monkeypatch: pytest.MonkeyPatch, emulator: Emulator, key: str) -> None:
+    monkeypatch.setenv("AZURE_SPEECH_ENDPOINT", emulator.url)
+    monkeypatch.setenv("AZURE_SPEECH_KEY", key)
+    monkeypatch.delenv("AZURE_SPEECH_REGION", raising=False)
+
+
+def leaks(text: str) -> list[str]:
+    found = [secret for secret in (KEY, WRONG_KEY, LEAKED_SIG) if secret in text]
+    return found + SIGNATURE.findall(text)
+
+
+def test_no_key_or_signature_in_output_logs_state_or_files(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    service: Emulator,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    caplog.set_level(logging.DEBUG)
+    manifest = course(tmp_path / "course")
+    use_service(monkeypatch, service, KEY)
+
+    runs = [run_cli("apply", str(manifest), "--yes", "--json")]
+    assert runs[0].code == 3, runs[0].err  # video c failed, a and b were delivered
+    failed = (tmp_path / "course/.avatarflow/demo/videos/c.json").read_text()
+    assert "InvalidSsml" in failed and "blob.core.windows.net" in failed
+    runs.append(run_cli("status", str(manifest), "--refresh", "--json"))
+    runs.append(run_cli("apply", str(manifest), "--yes"))  # c again, human output
+    use_service(monkeypatch, service, WRONG_KEY)
+    runs.append(run_cli("apply", str(manifest), "--yes", "--replace", "a"))
+    assert runs[-1].code == 1 and "AZURE_SPEECH_KEY" in runs[-1].err, runs[-1].err
+
+    # The run really met the secrets it must hide.
+    log = service.request_log()
+    assert any(r.status == 401 for r in log)
+    assert any(r.kind == "download" and r.status == 403 for r in log)
+    assert any(r.fault == "truncate" for r in log) and any(r.fault == "error" for r in log)
+
+    assert leaks(failed) == []
+    for number, run in enumerate(runs):
+        assert leaks(run.out) == [], f"run {number} stdout"
+        assert leaks(run.err) == [], f"run {number} stderr"
+    assert leaks(caplog.text) == []
+    assert [r for r in caplog.records if leaks(r.getMessage())] == []
+    files = [p for p in tmp_path.rglob("*") if p.is_file() and "service" not in p.parts]
+    assert any(p.suffix == ".mp4" for p in files)
+    for path in files:
+        data = path.read_bytes()
+        assert KEY.encode() not in data and WRONG_KEY.encode() not in data, path
+        assert leaks(data.decode("utf-8", "replace")) == [], path
