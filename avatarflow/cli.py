@@ -128,6 +128,7 @@ def plan(
 ) -> int:
     """Show which videos apply would render, and why."""
     project = Project.open(manifest, _target(emulator))
+    project.check_output_paths()
     the_plan = project.plan()
     for warning in project.warnings():
         ctx.err.print(f"warning: {warning}")

@@ -246,6 +246,7 @@ def apply(
     known = [r.video_id for r in project.requests]
     for video_id in replace:
         project.request(video_id)  # unknown id: clear error before anything else
+    project.check_output_paths()  # so is a path apply could not safely write
     service = Service(project)
     try:
         with _lock(project, lock_timeout, ctx.err):

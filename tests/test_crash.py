@@ -104,6 +104,10 @@ def check_killed(manifest: Path, kill_at: str) -> None:
         unrecorded = [p.stem for p in outputs(manifest) if p.stem not in recorded]
         assert len(unrecorded) == 1
         assert state.records[unrecorded[0]].status == "succeeded"
+    if point == "mid-state-write":
+        # Killed between the temp file's fsync and its rename: the temp file is there for
+        # the next apply to clean up, and the record it was replacing is intact.
+        assert [p for p in temp_files(manifest) if p.suffix == ".tmp"], "no half-written state"
     if point == "after-create":
         # The last create reached the service, but its job id never reached the state.
         created = set(create_counts(data_dir(manifest)))

@@ -154,10 +154,11 @@ class Worker:
 
     # -- rendering -------------------------------------------------------------------
     def _render(self, record: JobRecord) -> None:
+        outcome: RenderOutcome | None = None
         try:
             outcome = self._produce(record)
         except RenderCancelledError:
-            return
+            pass
         except Exception as exc:  # a bug or an ffmpeg failure fails the job, not the server
             log.exception("render of %s failed", record.id)
             outcome = RenderOutcome(
@@ -167,12 +168,17 @@ class Worker:
                 error={"code": "InternalServerError", "message": f"Rendering failed: {exc}"},
             )
         finally:
+            # One step frees the job and records its outcome: in between, the clock would
+            # see a Running job without an outcome, render it again and wipe these files.
             with self.store.lock:
                 self._in_flight.discard(record.key)
-        with self.store.lock:
-            if self.store.get(*record.key) is record and not self._stopping.is_set():
-                record.outcome = outcome
-                self.store.save(record)
+                if (
+                    outcome is not None
+                    and self.store.get(*record.key) is record
+                    and not self._stopping.is_set()
+                ):
+                    record.outcome = outcome
+                    self.store.save(record)
         self._wake.set()
 
     def _produce(self, record: JobRecord) -> RenderOutcome:

@@ -1,0 +1,50 @@
+"""Reading files the user points at: regular files only, never more than a limit.
+
+A manifest or a narration file may be anything a path can name: a FIFO (reading it
+would block forever), a device (``/dev/zero`` never ends) or a file of gigabytes. Each
+is refused after one ``fstat``, before a byte is read.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+
+class UnsuitableFile(Exception):
+    """The path names something that is not a small enough regular file."""
+
+
+class NotRegularFile(UnsuitableFile):
+    """A directory, FIFO, socket or device."""
+
+
+class FileTooLarge(UnsuitableFile):
+    """More bytes than the caller accepts."""
+
+
+def read_regular_file(path: Path, limit: int) -> bytes:
+    """The bytes of the regular file ``path`` if it holds at most ``limit`` bytes.
+
+    Raises :class:`NotRegularFile` or :class:`FileTooLarge` for anything else, and
+    ``OSError`` when it cannot be opened (``FileNotFoundError`` included).
+    """
+    # O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer.
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise NotRegularFile("not a regular file")
+        if info.st_size > limit:
+            raise FileTooLarge(f"larger than {_size(limit)}")
+        data = handle.read(limit + 1)
+    if len(data) > limit:  # it grew while being read
+        raise FileTooLarge(f"larger than {_size(limit)}")
+    return data
+
+
+def _size(limit: int) -> str:
+    if limit % (1024 * 1024) == 0:
+        return f"{limit // (1024 * 1024)} MB"
+    return f"{limit // 1024} KB"
