@@ -10,11 +10,15 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
-from avatarflow.emulator import DataDirBusyError, Emulator, EmulatorConfig, probe
+from avatarflow.emulator import DataDirBusyError, Emulator, EmulatorConfig, Faults, probe
+from avatarflow.emulator.jobs import JobRecord, JobStore, RenderOutcome
+from avatarflow.emulator.validation import validate
+from avatarflow.emulator.worker import Worker
 
 from .emulator_fixtures import Api, EmulatorFactory, ga_body, preview_body
 
@@ -184,3 +188,71 @@ def test_stop_during_a_render_does_not_hang(tmp_path: Path):
     emulator.stop()
     api.close()
     assert emulator.idle()
+
+
+class _TickOnRelease:
+    """The job store's lock, with one hook: once ``armed``, the next time a render thread
+    lets go of it, the clock ticks right there, as the clock thread may at that moment."""
+
+    def __init__(self, worker: Worker) -> None:
+        self.inner = threading.RLock()
+        self.worker = worker
+        self.armed = False
+
+    def __enter__(self) -> _TickOnRelease:
+        self.inner.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.inner.release()
+        if self.armed and threading.current_thread().name.startswith("emulator-render"):
+            self.armed = False
+            self.worker._tick()
+
+
+class _CountingWorker(Worker):
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.renders = 0
+
+    def _produce(self, record: JobRecord) -> RenderOutcome:
+        self.renders += 1
+        outcome = super()._produce(record)
+        lock = self.store.lock
+        assert isinstance(lock, _TickOnRelease)
+        lock.armed = True  # from here until the outcome is recorded, a tick must not re-render
+        return outcome
+
+
+def test_a_finished_render_is_never_started_again(tmp_path: Path) -> None:
+    """The clock must not see a job between "render done" and "outcome recorded": it would
+    render it again, wiping the files of a job that clients already see Succeeded."""
+    config = EmulatorConfig(width=16, height=16, speech=False)
+    store = JobStore(tmp_path / "jobs")
+    worker = _CountingWorker(
+        store, tmp_path / "blobs", tmp_path / "work", "acct", lambda: config, Faults
+    )
+    store.lock = _TickOnRelease(worker)  # type: ignore[assignment]
+    record = JobRecord(
+        surface="ga",
+        id="race-01",
+        name="race-01",
+        internal_id="0",
+        created_at=time.time(),
+        request=validate("ga", ga_body()),
+        body_sha256="0",
+    )
+    store.add(record)
+
+    worker._tick()  # NotStarted → Running, render queued (the clock thread is not started)
+    deadline = time.monotonic() + 60
+    while worker.busy() or record.outcome is None:  # also any render the hook's tick queued
+        assert time.monotonic() < deadline, "the render did not finish"
+        time.sleep(0.01)
+    worker._pool.shutdown(wait=True)
+
+    assert worker.renders == 1
+    assert worker.refresh(record) is record and record.status == "Succeeded"
+    assert (
+        tmp_path / "blobs" / "batchsynthesis-output" / "acct" / "race-01" / "0001.mp4"
+    ).is_file()
