@@ -18,6 +18,7 @@ from . import catalog
 from .errors import Location, RequestValidationError
 from .manifest import PREVIEW_API, AvatarSettings, ResolvedVideo, VideoEntry, VideoSettings
 from .render import RenderedVideo
+from .secrets import strip_query_secrets
 
 HASH_FORMAT = 1
 MAX_BODY_BYTES = 500 * 1024
@@ -26,6 +27,7 @@ ID_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,62}[a-zA-Z0-9]$")
 HASH_PROPERTY = "avatarflowHash"
 VIDEO_PROPERTY = "avatarflowVideo"
 ATTEMPT_PROPERTY = "avatarflowAttempt"
+_DESTINATION = "destinationContainerUrl"
 
 _CODECS = {"mp4": ("h264", "hevc", "av1"), "webm": ("vp9", "av1")}
 
@@ -73,8 +75,12 @@ class VideoRequest:
         return body
 
     def recorded_body(self) -> dict[str, Any]:
-        """The body as kept in state: inputs replaced by their digest to keep state small."""
+        """The body as kept in state: inputs replaced by their digest to keep state small,
+        and no SAS in the destination container URL (it is a credential)."""
         body = dict(self.body)
+        props = body.get("properties")
+        if isinstance(props, dict) and isinstance(props.get(_DESTINATION), str):
+            body["properties"] = {**props, _DESTINATION: strip_query_secrets(props[_DESTINATION])}
         key = "inputs"
         body[key] = [
             {

@@ -20,7 +20,7 @@ import pytest
 
 from avatarflow.emulator import Emulator, EmulatorConfig, Faults
 
-from .helpers import course, run_cli
+from .helpers import MANIFEST, course, record_all, run_cli
 
 KEY = "AFKEY-7d1e0c5b9a3f4e2d8c6b0a1f2e3d4c5b"
 WRONG_KEY = "AFWRONG-0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d"
@@ -92,3 +92,26 @@ def test_no_key_or_signature_in_output_logs_state_or_files(
         data = path.read_bytes()
         assert KEY.encode() not in data and WRONG_KEY.encode() not in data, path
         assert leaks(data.decode("utf-8", "replace")) == [], path
+
+
+def test_a_destination_container_sas_stays_out_of_state_and_plan(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    container = "https://acct.blob.core.windows.net/videos"
+    manifest = course(
+        tmp_path / "course",
+        MANIFEST.replace(
+            "  video: {format: mp4, codec: h264}\n",
+            "  video: {format: mp4, codec: h264}\n"
+            f"  destination_container_url: {container}?sv=2024-05-04&sp=rw&sig={LEAKED_SIG}\n",
+        ),
+    )
+    record_all(manifest)  # state written as apply writes it
+    runs = [run_cli("plan", str(manifest), "--json"), run_cli("status", str(manifest), "--json")]
+    assert all(run.code == 0 for run in runs), runs
+
+    state = "".join(p.read_text() for p in (tmp_path / "course/.avatarflow").rglob("*.json"))
+    assert f'"destinationContainerUrl": "{container}' in state  # the container, not its key
+    assert leaks(state) == [] and "sv=2024" not in state
+    assert [leaks(run.out + run.err) for run in runs] == [[], []]
