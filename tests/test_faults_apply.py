@@ -9,6 +9,7 @@ exit code; never as a second render.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections import Counter
 from pathlib import Path
@@ -71,6 +72,21 @@ def test_429_bursts_with_retry_after_are_waited_out(
     assert faults_by_kind(manifest)[("create", "throttle")] >= 1
     assert_paid_once_and_complete(manifest)
     assert_settled(manifest)
+
+
+def test_retry_after_is_waited_out_before_a_create_is_sent_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    manifest = example(tmp_path)
+    emulate(monkeypatch, "throttle=2@create,retry_after=1")
+    code, _, err = apply(manifest, "--only", "01-*")
+    assert code == 0, err
+    creates = [r for r in log_of(manifest) if r.kind == "create"]
+    assert [(r.status, r.fault) for r in creates] == [(429, "throttle")] * 2 + [(201, None)]
+    # The service's own clock: each attempt came no sooner than the Retry-After it was given.
+    gaps = [later.time - earlier.time for earlier, later in itertools.pairwise(creates)]
+    assert all(gap >= 0.95 for gap in gaps), gaps
+    assert create_counts(data_dir(manifest)) == {synthesis_id(manifest, "01-welcome"): 1}
 
 
 def test_the_documented_create_throttle_is_honoured(
