@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Literal
 
 from .errors import ManifestError
-from .manifest import LoadedManifest, load_manifest
+from .manifest import LoadedManifest, Manifest, load_manifest
 from .payload import VideoRequest, build_request
 from .planner import OutputCheck, Plan, make_plan
 from .render import Renderer
@@ -30,6 +30,11 @@ class Target:
     @property
     def is_emulator(self) -> bool:
         return self.name == "emulator"
+
+
+def _draft_setting(model: Manifest) -> str:
+    """The draft folder as the manifest gives it, or its default beside the outputs."""
+    return model.draft_dir or f"{model.output_dir.rstrip('/')}-drafts"
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -67,9 +72,7 @@ class Project:
         state_root = self._inside(model.state_dir, "state_dir") / model.name
         output = self._inside(model.output_dir, "output_dir")
         # Checked for both targets, so that validate reports what apply --emulator refuses.
-        draft = self._inside(
-            model.draft_dir or f"{model.output_dir.rstrip('/')}-drafts", "draft_dir"
-        )
+        draft = self._inside(_draft_setting(model), "draft_dir")
         if name == "azure":
             return Target(name, state_root, output)
         return Target(name, state_root / EMULATOR_DIR, draft)
@@ -100,7 +103,7 @@ class Project:
             key, configured = "output_dir", model.output_dir
             if self.target.is_emulator:
                 key = "draft_dir" if model.draft_dir else key
-                configured = model.draft_dir or f"{model.output_dir.rstrip('/')}-drafts"
+                configured = _draft_setting(model)
             raise ManifestError(
                 f"output folder {configured!r} exists and is not a folder",
                 self.manifest.location((key,)),

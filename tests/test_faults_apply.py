@@ -36,6 +36,23 @@ def emulate(monkeypatch: pytest.MonkeyPatch, faults: str, **config: Any) -> None
     monkeypatch.setenv("AVATARFLOW_EMULATOR_FAULTS", faults)
 
 
+def apply_faulty(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    faults: str,
+    *args: str,
+    api_version: str | None = None,
+    expect: int = 0,
+    **config: Any,
+) -> tuple[Path, str, str]:
+    """A fresh example course applied once under ``faults``: manifest, stdout, stderr."""
+    manifest = example(tmp_path, api_version)
+    emulate(monkeypatch, faults, **config)
+    code, out, err = apply(manifest, *args)
+    assert code == expect, err
+    return manifest, out, err
+
+
 def log_of(manifest: Path) -> list[RequestRecord]:
     return read_request_log(data_dir(manifest))
 
@@ -64,10 +81,9 @@ def assert_settled(manifest: Path) -> None:
 def test_429_bursts_with_retry_after_are_waited_out(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, api_version: str
 ) -> None:
-    manifest = example(tmp_path, api_version)
-    emulate(monkeypatch, "throttle=8@create/get/list,retry_after=0")
-    code, _, err = apply(manifest)
-    assert code == 0, err
+    manifest, _, _ = apply_faulty(
+        tmp_path, monkeypatch, "throttle=8@create/get/list,retry_after=0", api_version=api_version
+    )
     assert sum(faults_by_kind(manifest).values()) == 8
     assert faults_by_kind(manifest)[("create", "throttle")] >= 1
     assert_paid_once_and_complete(manifest)
@@ -77,10 +93,9 @@ def test_429_bursts_with_retry_after_are_waited_out(
 def test_retry_after_is_waited_out_before_a_create_is_sent_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    manifest = example(tmp_path)
-    emulate(monkeypatch, "throttle=2@create,retry_after=1")
-    code, _, err = apply(manifest, "--only", "01-*")
-    assert code == 0, err
+    manifest, _, _ = apply_faulty(
+        tmp_path, monkeypatch, "throttle=2@create,retry_after=1", "--only", "01-*"
+    )
     creates = [r for r in log_of(manifest) if r.kind == "create"]
     assert [(r.status, r.fault) for r in creates] == [(429, "throttle")] * 2 + [(201, None)]
     # The service's own clock: each attempt came no sooner than the Retry-After it was given.
@@ -92,11 +107,8 @@ def test_retry_after_is_waited_out_before_a_create_is_sent_again(
 def test_the_documented_create_throttle_is_honoured(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    manifest = example(tmp_path)
     # Two creates per half second: six videos must be throttled at least twice.
-    emulate(monkeypatch, "", creates_per_minute=2, time_scale=120.0)
-    code, _, err = apply(manifest)
-    assert code == 0, err
+    manifest, _, _ = apply_faulty(tmp_path, monkeypatch, "", creates_per_minute=2, time_scale=120.0)
     assert faults_by_kind(manifest)[("create", "create_throttle")] >= 2
     assert_paid_once_and_complete(manifest)
 
@@ -105,12 +117,9 @@ def test_the_documented_create_throttle_is_honoured(
 def test_server_errors_on_every_kind_of_request(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, status: int
 ) -> None:
-    manifest = example(tmp_path)
     # The first answers are 5xx: creates among them have an unknown outcome, are looked
     # up and only then sent again.
-    emulate(monkeypatch, f"error=4,error_status={status}")
-    code, _, err = apply(manifest)
-    assert code == 0, err
+    manifest, _, _ = apply_faulty(tmp_path, monkeypatch, f"error=4,error_status={status}")
     assert faults_by_kind(manifest)[("create", "error")] >= 1
     assert_paid_once_and_complete(manifest)
 
@@ -127,10 +136,7 @@ def test_server_errors_on_every_kind_of_request(
 def test_dropped_connections(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, api_version: str, faults: str, kinds: set[str]
 ) -> None:
-    manifest = example(tmp_path, api_version)
-    emulate(monkeypatch, faults)
-    code, _, err = apply(manifest)
-    assert code == 0, err
+    manifest, _, _ = apply_faulty(tmp_path, monkeypatch, faults, api_version=api_version)
     dropped = [r for r in log_of(manifest) if r.fault == "drop"]
     assert len(dropped) == 3 and {r.kind for r in dropped} <= kinds
     assert all(r.status == 0 and not r.created for r in dropped)
@@ -141,10 +147,9 @@ def test_dropped_connections(
 def test_lost_create_responses_are_adopted(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, api_version: str
 ) -> None:
-    manifest = example(tmp_path, api_version)
-    emulate(monkeypatch, "lose_create=*0[246]-*")
-    code, _, err = apply(manifest)
-    assert code == 0, err
+    manifest, _, err = apply_faulty(
+        tmp_path, monkeypatch, "lose_create=*0[246]-*", api_version=api_version
+    )
     lost = [r for r in log_of(manifest) if r.fault == "lose_create"]
     assert len(lost) == 3 and all(r.created for r in lost)
     assert err.count("adopted existing job") == 3
@@ -157,10 +162,16 @@ def test_lost_create_responses_are_adopted(
 def test_stuck_job_times_out_clearly_and_a_later_apply_finishes_it_without_paying(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    manifest = example(tmp_path)
-    emulate(monkeypatch, "stuck=*02-commits*,stuck=*05-recap*")
-    code, _, err = apply(manifest, "--only", "0[25]-*", "--timeout", "1")
-    assert code == 3, err
+    manifest, _, err = apply_faulty(
+        tmp_path,
+        monkeypatch,
+        "stuck=*02-commits*,stuck=*05-recap*",
+        "--only",
+        "0[25]-*",
+        "--timeout",
+        "1",
+        expect=3,
+    )
     timeouts = sorted(line for line in err.splitlines() if "after 1 s" in line)
     assert [line.split(":")[0] for line in timeouts] == ["02-commits", "05-recap"], err
     assert all("still NotStarted" in line and "next apply resumes" in line for line in timeouts)
@@ -181,10 +192,13 @@ def test_stuck_job_times_out_clearly_and_a_later_apply_finishes_it_without_payin
 def test_failed_job_records_the_service_error_and_the_others_go_on(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    manifest = example(tmp_path)
-    emulate(monkeypatch, "fail=*04-merging*:InvalidSsml:The SSML is not valid here.")
-    code, out, err = apply(manifest, "--json")
-    assert code == 3, err
+    manifest, out, _ = apply_faulty(
+        tmp_path,
+        monkeypatch,
+        "fail=*04-merging*:InvalidSsml:The SSML is not valid here.",
+        "--json",
+        expect=3,
+    )
     events = [json.loads(line) for line in out.splitlines()]
     failed = [e for e in events if e["event"] == "failed"]
     assert [(e["video"], e["code"]) for e in failed] == [("04-merging", "InvalidSsml")]
@@ -208,10 +222,7 @@ def test_failed_job_records_the_service_error_and_the_others_go_on(
 def test_truncated_downloads_are_detected_and_fetched_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    manifest = example(tmp_path)
-    emulate(monkeypatch, "truncate=3")
-    code, _, err = apply(manifest)
-    assert code == 0, err
+    manifest, _, _ = apply_faulty(tmp_path, monkeypatch, "truncate=3")
     downloads = [r for r in log_of(manifest) if r.kind == "download"]
     assert sum(r.fault == "truncate" for r in downloads) == 3
     assert len(downloads) == 6 + 3
@@ -221,10 +232,7 @@ def test_truncated_downloads_are_detected_and_fetched_again(
 def test_expired_result_urls_are_fetched_fresh_without_a_new_render(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    manifest = example(tmp_path)
-    emulate(monkeypatch, "expire_urls=4")
-    code, _, err = apply(manifest)
-    assert code == 0, err
+    manifest, _, err = apply_faulty(tmp_path, monkeypatch, "expire_urls=4")
     refused = [r for r in log_of(manifest) if r.kind == "download" and r.status == 403]
     assert len(refused) >= 1
     assert "result URL has expired" in err
@@ -234,10 +242,10 @@ def test_expired_result_urls_are_fetched_fresh_without_a_new_render(
 def test_a_result_that_never_downloads_stays_paid_for_and_is_fetched_next_time(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    manifest = example(tmp_path)
-    emulate(monkeypatch, "expire_urls=1000")  # every URL the service hands out is stale
-    code, _, err = apply(manifest, "--only", "01-*")
-    assert code == 3, err
+    # Every URL the service hands out is stale.
+    manifest, _, err = apply_faulty(
+        tmp_path, monkeypatch, "expire_urls=1000", "--only", "01-*", expect=3
+    )
     assert "01-welcome" in err and "downloads it again" in err
     record = Project.open(manifest, "emulator").load_state().records["01-welcome"]
     assert record.status == "succeeded" and record.output is None
@@ -256,9 +264,9 @@ def test_a_result_that_never_downloads_stays_paid_for_and_is_fetched_next_time(
 def test_a_job_gone_before_its_download_is_rerendered_and_the_plan_says_why(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    manifest = example(tmp_path)
-    emulate(monkeypatch, "expire_urls=1000")
-    assert apply(manifest, "--only", "01-*")[0] == 3
+    manifest, _, _ = apply_faulty(
+        tmp_path, monkeypatch, "expire_urls=1000", "--only", "01-*", expect=3
+    )
     job_id = synthesis_id(manifest, "01-welcome")
     delete_remote_job(manifest, job_id)  # its time-to-live ran out
 
@@ -272,14 +280,12 @@ def test_a_job_gone_before_its_download_is_rerendered_and_the_plan_says_why(
 
 
 def test_all_faults_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    manifest = example(tmp_path)
-    emulate(
+    manifest, _, _ = apply_faulty(
+        tmp_path,
         monkeypatch,
         "throttle=5%,retry_after=0,error=5%,drop=5%@create/get/list/download,"
         "lose_create=2,truncate=2,expire_urls=2,seed=11",
     )
-    code, _, err = apply(manifest)
-    assert code == 0, err
     assert_paid_once_and_complete(manifest)
     assert_all_rendered(manifest)
     assert_settled(manifest)
