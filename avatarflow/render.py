@@ -22,7 +22,8 @@ from .manifest import LoadedManifest, ResolvedVideo
 from .userfiles import FileTooLarge, NotRegularFile, read_regular_file
 
 GESTURE_PREFIX = "gesture."
-MAX_TEXT_BYTES = 500 * 1024  # the service's request limit: a longer narration never fits
+# The service's request limit: a longer narration or template never fits in a request.
+MAX_TEXT_BYTES = 500 * 1024
 _DOCTYPE_RE = re.compile(r"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
 _POSITION_RE = re.compile(r": line \d+, column \d+$")
 
@@ -46,14 +47,19 @@ def sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-class _TemplateOutside(jinja2.TemplateNotFound):
-    """A template name that leads out of the templates folder (through a symlink)."""
+class _TemplateRefused(jinja2.TemplateNotFound):
+    """A template that exists but must not be read: outside the folder, not a regular
+    file, or too large."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(name)
+        self.reason = reason
 
 
 class _ConfinedLoader(jinja2.FileSystemLoader):
     """Templates from the templates folder only. Jinja already refuses ``..`` and
-    absolute names; a symlink leading out of the folder is refused here, before the file
-    is read, so no template can include or extend a file beyond it."""
+    absolute names; a symlink leading out of the folder is refused here, and so is a
+    FIFO, a device or a huge file, all before a byte is read."""
 
     def __init__(self, folder: Path) -> None:
         super().__init__(str(folder))
@@ -63,9 +69,16 @@ class _ConfinedLoader(jinja2.FileSystemLoader):
         self, environment: jinja2.Environment, template: str
     ) -> tuple[str, str, Callable[[], bool]]:
         path = self.folder.joinpath(*split_template_path(template))
-        if path.exists() and not path.resolve().is_relative_to(self.folder):
-            raise _TemplateOutside(template)
-        return super().get_source(environment, template)
+        if not path.exists():
+            raise jinja2.TemplateNotFound(template)
+        if not path.resolve().is_relative_to(self.folder):
+            raise _TemplateRefused(template, "points outside the templates folder")
+        try:
+            source = read_regular_file(path, MAX_TEXT_BYTES).decode("utf-8")
+        except (NotRegularFile, FileTooLarge) as exc:
+            raise _TemplateRefused(template, f"is {exc}") from None
+        mtime = path.stat().st_mtime
+        return source, str(path), lambda: path.exists() and path.stat().st_mtime == mtime
 
 
 @lru_cache(maxsize=32)
@@ -182,9 +195,9 @@ class Renderer:
         shown = self._template_display(name)
         try:
             template = self.env.get_template(name)
-        except _TemplateOutside:
+        except _TemplateRefused as exc:
             raise ManifestError(
-                f"template {name!r} points outside the templates folder", video.locate("template")
+                f"template {name!r} {exc.reason}", video.locate("template")
             ) from None
         except jinja2.TemplateNotFound:
             folder = self.manifest.templates_dir
@@ -305,8 +318,8 @@ def _vars_digest(values: dict[str, Any] | None) -> str:
 
 
 def _jinja_message(exc: Exception) -> str:
-    if isinstance(exc, _TemplateOutside):
-        return f"template {exc.name!r} points outside the templates folder"
+    if isinstance(exc, _TemplateRefused):
+        return f"template {exc.name!r} {exc.reason}"
     if isinstance(exc, jinja2.TemplateNotFound):
         return f"template {exc.name!r} not found"
     message = getattr(exc, "message", None) or str(exc)

@@ -1208,6 +1208,25 @@ MANIFEST_CASES: dict[str, Bad] = {
         "course.yaml:4: defaults.template: template 'narration.ssml.j2' points outside the "
         "templates folder",
     ),
+    "template-is-a-fifo": bad(
+        {"templates/narration.ssml.j2": Fifo()},
+        "course.yaml:4: defaults.template: template 'narration.ssml.j2' is not a regular file",
+    ),
+    "template-huge": bad(
+        {"templates/narration.ssml.j2": "<speak>{{ text }}</speak>" + " " * 600_000},
+        "course.yaml:4: defaults.template: template 'narration.ssml.j2' is larger than 500 KB",
+    ),
+    "template-include-a-fifo": bad(
+        {
+            "templates/pipe.j2": Fifo(),
+            "templates/narration.ssml.j2": """\
+            <speak version="1.0" xml:lang="en-US">
+              <voice name="{{ video.voice }}">{% include 'pipe.j2' %} {{ text }}</voice>
+            </speak>
+            """,
+        },
+        "templates/narration.ssml.j2:2: template 'pipe.j2' is not a regular file (video a)",
+    ),
     "template-include-symlinked-outside": bad(
         {
             "../secret.j2": "secret",
