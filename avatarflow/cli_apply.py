@@ -14,8 +14,8 @@ import click
 from rich.table import Table
 
 from .display import ApplyProgress, print_plan
-from .errors import ConfigError, StalePlanError
-from .lock import StateLock, command_line, force_unlock
+from .errors import ConfigError, Location, StalePlanError
+from .lock import command_line
 from .planner import ActionKind, Plan, select
 from .project import Project, TargetName
 from .runner import ApplyOptions, Event, Runner, Summary
@@ -177,12 +177,19 @@ def _confirm(yes: bool) -> None:
 
 
 def _lock(project: Project, timeout: float, err: Any) -> AbstractContextManager[Any]:
-    return StateLock(
-        project.target.state_dir,
-        command_line(),
-        timeout,
-        on_wait=lambda msg: err.print(msg, highlight=False),
+    return project.store().lock(
+        command_line(), timeout, on_wait=lambda msg: err.print(msg, highlight=False)
     )
+
+
+def _check_unchanged(project: Project, plan: Plan) -> None:
+    """Refuse a plan whose state was changed meanwhile (a git pull, a hand edit, a push)."""
+    now = project.load_state()
+    lineage = now.meta.lineage if now.meta else None
+    if now.serials() != plan.serials or (plan.lineage and lineage != plan.lineage):
+        raise StalePlanError(
+            "the state changed since the plan was made; run apply again", Location(now.display)
+        )
 
 
 def _ids(values: tuple[str, ...]) -> frozenset[str]:
@@ -258,8 +265,7 @@ def apply(
             if not plan.has_changes:
                 return 0
             _confirm(yes)
-            if project.load_state().serials() != plan.serials:
-                raise StalePlanError("the state changed since the plan was made; run apply again")
+            _check_unchanged(project, plan)
             options = service.options(
                 parallelism=parallelism, timeout=timeout, delete_remote=delete_remote
             )
@@ -424,7 +430,7 @@ async def _delete_jobs(service: Service, records: list[StateRecord]) -> None:
 def force_unlock_command(ctx: Any, lock_id: str, manifest: Path, emulator: bool) -> int:
     """Break a state lock left behind by a process that is gone."""
     project = Project.open(manifest, _target(emulator))
-    info = force_unlock(project.target.state_dir, lock_id)
+    info = project.store().force_unlock(lock_id)
     ctx.err.print(f"Removed {info.describe()}")
     return 0
 

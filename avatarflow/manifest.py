@@ -15,7 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from .errors import Location, ManifestError
 from .yamlsafe import KeyPath, LoadedYaml, format_path, load_yaml
@@ -138,12 +145,43 @@ class VideoEntry(VideoFields):
         return value
 
 
+class StateSettings(_Strict):
+    """Where the Azure target keeps its state; credentials come from the environment only.
+
+    The draft target (``--emulator``) always keeps its own local state: drafts never
+    reach a team's shared state.
+    """
+
+    backend: Literal["local", "azureblob"] = "local"
+    container_url: str | None = Field(default=None, pattern=r"^https?://[^?#\s]+$")
+    name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=200)
+
+    @field_validator("container_url", mode="before")
+    @classmethod
+    def _no_credentials(cls, value: Any) -> Any:
+        if isinstance(value, str) and "?" in value:
+            raise ValueError(
+                "container_url must not carry a query (a SAS belongs in the environment: "
+                "AZURE_STORAGE_SAS_TOKEN)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _container_for_azureblob(self) -> StateSettings:
+        if self.backend == "azureblob" and not self.container_url:
+            raise ValueError("backend azureblob needs container_url")
+        if self.backend == "local" and (self.container_url or self.name):
+            raise ValueError("container_url and name are only used with backend: azureblob")
+        return self
+
+
 class ServiceSettings(_Strict):
     """Which API surface and endpoint to use. Keys come from the environment only."""
 
     api_version: ApiVersion = "2024-08-01"
     region: str | None = None
     endpoint: str | None = None
+    state: StateSettings = StateSettings()
 
     @field_validator("api_version", mode="before")
     @classmethod
@@ -337,6 +375,7 @@ def _located_error(exc: ValidationError, loaded: LoadedYaml, file: str) -> Manif
 _PATTERN_HINTS = {
     "background_color": "is not a colour: use #RRGGBBAA (8 hex digits) or 'transparent'",
     "background_image": "is not a URL: use an http:// or https:// address",
+    "container_url": "is not a container URL: use https://ACCOUNT.blob.core.windows.net/CONTAINER",
     "name": "may only use letters, digits, '.', '_' and '-', starting with a letter or digit",
 }
 

@@ -8,12 +8,13 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
+from .backends.local import LocalStore
 from .errors import ManifestError
 from .manifest import LoadedManifest, load_manifest
 from .payload import VideoRequest, build_request
 from .planner import OutputCheck, Plan, make_plan
 from .render import Renderer
-from .state import State, StateRecord, load_state
+from .state import State, StateRecord, StateStore
 
 TargetName = Literal["azure", "emulator"]
 EMULATOR_DIR = "emulator"
@@ -111,8 +112,28 @@ class Project:
             self.manifest.location(("videos",)),
         )
 
+    def local_store(self) -> LocalStore:
+        """The target's state directory beside the manifest."""
+        return LocalStore(self.target.state_dir, self.display(self.target.state_dir))
+
+    def remote_store(self) -> StateStore | None:
+        """The team's remote state, when the manifest names one (never for drafts)."""
+        settings = self.manifest.model.service.state
+        if self.target.is_emulator or settings.backend == "local":
+            return None
+        from .backends.azureblob import AzureBlobStore
+
+        assert settings.container_url is not None  # the manifest model checks it
+        return AzureBlobStore(
+            settings.container_url, settings.name or f"{self.manifest.model.name}.json"
+        )
+
+    def store(self) -> StateStore:
+        """Where this target's state lives; each call reads afresh from a new store."""
+        return self.remote_store() or self.local_store()
+
     def load_state(self) -> State:
-        return load_state(self.target.state_dir, self.display(self.target.state_dir))
+        return self.store().load()
 
     def check_output(self, record: StateRecord) -> OutputCheck:
         if record.output is None:
