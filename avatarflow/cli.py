@@ -164,9 +164,9 @@ def init(ctx: Context, directory: Path, name: str) -> int:
 
 def _register_later_commands() -> None:
     """Commands that need the runner live in their own module to keep this one thin."""
-    from . import cli_apply
+    from . import cli_apply, cli_state
 
-    for command in cli_apply.COMMANDS:
+    for command in (*cli_apply.COMMANDS, *cli_state.COMMANDS):
         cli.add_command(command)
 
 
