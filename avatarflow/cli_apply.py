@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractContextManager, ExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import click
 from rich.table import Table
@@ -23,6 +25,7 @@ from .state import IN_FLIGHT, State, StateRecord
 
 COMMANDS: list[click.Command] = []
 EMULATOR_KEY = "emulator-local-key"
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 def _command(func: click.Command) -> click.Command:
@@ -73,9 +76,19 @@ class Service:
             yield client
 
     def options(self, **kw: Any) -> ApplyOptions:
-        if self.project.target.is_emulator:  # a local service: poll briskly
+        if self._is_local():  # a service on this machine: poll briskly
             return ApplyOptions(poll_interval=0.2, poll_max_interval=1.0, **kw)
         return ApplyOptions(**kw)
+
+    def _is_local(self) -> bool:
+        """The draft target, or an endpoint on loopback (``avatarflow emulator``)."""
+        if self.project.target.is_emulator:
+            return True
+        from .client import ENV_ENDPOINT
+
+        service = self.project.manifest.model.service
+        url = service.endpoint or ("" if service.region else os.environ.get(ENV_ENDPOINT, ""))
+        return urlsplit(url.strip()).hostname in LOOPBACK_HOSTS
 
     def close(self) -> None:
         self._stack.close()
