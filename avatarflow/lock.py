@@ -1,10 +1,12 @@
-"""The exclusive state lock.
+"""The exclusive state lock, and what every lock shares: holder info, wait, refusal.
 
-The lock is an ``flock`` on ``state.lock`` that also holds who took it (pid, host,
+The local lock is an ``flock`` on ``state.lock`` that also holds who took it (pid, host,
 user, command, time, lock id). The kernel drops an ``flock`` when its process dies, so
 a SIGKILLed apply never leaves the next apply locked out on the same machine; the
 holder info stays in the file for the message. ``force-unlock LOCK_ID`` removes the
 file for the rare lock that outlives its holder (a network filesystem, a hung process).
+The remote state's blob lease (:mod:`avatarflow.backends.azureblob`) reuses
+:class:`LockInfo`, :func:`wait_for_lock` and :func:`locked_error`, so both say the same.
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ import socket
 import sys
 import time
 import uuid
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 from .errors import LockError
 from .state import utc_now
@@ -123,7 +127,31 @@ def wait_for_lock(
         time.sleep(interval)
 
 
-class StateLock:
+class HeldLock(ABC):
+    """A lock used as ``with lock: ...``; ``info`` names the holder once acquired."""
+
+    info: LockInfo | None = None
+
+    @abstractmethod
+    def acquire(self) -> LockInfo: ...
+
+    @abstractmethod
+    def release(self) -> None: ...
+
+    def __enter__(self) -> Self:
+        self.acquire()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
+
+
+class StateLock(HeldLock):
     """``with StateLock(dir, command): ...`` — fails at once, or waits ``timeout`` seconds."""
 
     def __init__(
@@ -172,18 +200,6 @@ class StateLock:
         finally:
             os.close(self._fd)
             self._fd = None
-
-    def __enter__(self) -> StateLock:
-        self.acquire()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.release()
 
 
 def force_unlock(directory: Path, lock_id: str) -> LockInfo:

@@ -20,7 +20,6 @@ import os
 import tempfile
 import uuid
 from collections.abc import Callable, Mapping
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,7 +31,7 @@ from .errors import Location, StateError
 from .killpoints import checkpoint
 
 if TYPE_CHECKING:
-    from .lock import LockInfo
+    from .lock import HeldLock, LockInfo
 
 STATE_FORMAT = 1
 M = TypeVar("M", bound="BaseModel")
@@ -142,7 +141,7 @@ class StateStore(Protocol):
     def remove_stale_temp_files(self) -> int: ...
     def lock(
         self, command: str, timeout: float = 0.0, on_wait: Callable[[str], None] | None = None
-    ) -> AbstractContextManager[object]: ...
+    ) -> HeldLock: ...
     def force_unlock(self, lock_id: str) -> LockInfo: ...
 
 

@@ -30,12 +30,11 @@ import contextlib
 import os
 import threading
 from collections.abc import Callable, Mapping
-from types import TracebackType
 from typing import Any
 
 from ..errors import ConcurrentWriteError, Location, LockError, StateError
 from ..killpoints import checkpoint
-from ..lock import LockInfo, new_lock_info, wait_for_lock
+from ..lock import HeldLock, LockInfo, new_lock_info, wait_for_lock
 from ..state import (
     State,
     StateMeta,
@@ -202,7 +201,7 @@ def _metadata(info: LockInfo) -> dict[str, str]:
     return {k: " ".join(v.encode("ascii", "replace").decode().split()) for k, v in values.items()}
 
 
-class BlobLease:
+class BlobLease(HeldLock):
     """``with store.lock(command): ...`` — a renewed blob lease with holder metadata."""
 
     def __init__(
@@ -219,7 +218,6 @@ class BlobLease:
         self.timeout = timeout
         self.on_wait = on_wait
         self.info: LockInfo | None = None
-        self.renewal_error: str | None = None  # set when a renewal failed (lease broken?)
         self._lease: Any = None
         self._stop = threading.Event()
         self._renewer: threading.Thread | None = None
@@ -256,11 +254,10 @@ class BlobLease:
     def _renew(self) -> None:
         # A third of the lease: two renewals may fail (a network blip) before it lapses.
         while not self._stop.wait(LEASE_SECONDS / 3):
-            try:
+            # A lease that lapses or is broken lets another writer in; the ETag condition
+            # of every state write then stops whichever of the two writes second.
+            with contextlib.suppress(Exception):  # the SDK raises many types
                 self._lease.renew()
-                self.renewal_error = None
-            except Exception as exc:  # the SDK raises many types; all mean "not renewed"
-                self.renewal_error = type(exc).__name__
 
     def release(self) -> None:
         if self._lease is None:
@@ -276,15 +273,3 @@ class BlobLease:
         except AzureError:
             pass  # broken by force-unlock, or lapsed: either way it is no longer ours
         self._lease = None
-
-    def __enter__(self) -> BlobLease:
-        self.acquire()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.release()
