@@ -10,11 +10,13 @@ from __future__ import annotations
 import json
 import os
 import socket
+import time
 from pathlib import Path
 
 import pytest
 
-from avatarflow.errors import ConcurrentWriteError
+from avatarflow.backends.azureblob import AzureBlobStore
+from avatarflow.errors import ConcurrentWriteError, LockError
 from avatarflow.project import Project
 
 from .azurite import ACCOUNT_KEY, Azurite
@@ -118,7 +120,7 @@ def test_lock_timeout_waits_for_the_lease(manifest: Path) -> None:
     with store.lock("first") as first:
         assert first.info is not None
         second = store.lock("second", timeout=0.6, on_wait=waits.append)
-        with pytest.raises(Exception, match="the state is locked"):
+        with pytest.raises(LockError, match="the state is locked"):
             second.acquire()
     assert waits and first.info.id in waits[0]
 
@@ -226,3 +228,15 @@ def test_bad_state_settings_are_located_manifest_errors(
     assert result.code == 1
     assert result.err.startswith(f"Error: {error}"), result.err
     assert "sig=abc" not in result.err
+
+
+def test_the_lease_is_renewed_while_its_holder_runs(container_url: str) -> None:
+    # The shortest lease the service grants; the holder outlives it by renewing it.
+    store = AzureBlobStore(container_url, "team.json", lease_seconds=15)
+    with store.lock("long apply") as holder:
+        assert holder.info is not None
+        time.sleep(17)
+        with pytest.raises(LockError, match=f"lock {holder.info.id} held by pid {os.getpid()}"):
+            store.lock("second").acquire()
+    with store.lock("after release"):  # released at once, without waiting for expiry
+        pass

@@ -55,9 +55,14 @@ class AzureBlobStore:
     """A state kept in the blob ``name`` of the container at ``container_url``."""
 
     def __init__(
-        self, container_url: str, name: str, environ: Mapping[str, str] | None = None
+        self,
+        container_url: str,
+        name: str,
+        environ: Mapping[str, str] | None = None,
+        lease_seconds: int = LEASE_SECONDS,
     ) -> None:
         self.container_url = container_url.rstrip("/")
+        self.lease_seconds = lease_seconds  # 15 to 60, the range the service grants
         self.name = name
         self.display = f"{self.container_url}/{name}"
         self._environ = dict(os.environ if environ is None else environ)
@@ -74,11 +79,12 @@ class AzureBlobStore:
     # -- reading -------------------------------------------------------------------
     def load(self) -> State:
         """Read the state; an absent blob is an empty state."""
+        blob = self._blob(self.name)  # first: a missing SDK is a ConfigError, not a crash
         from azure.core.exceptions import ResourceNotFoundError
 
         with storage_errors(self.display):
             try:
-                download = self._blob(self.name).download_blob()
+                download = blob.download_blob()
                 raw, etag = download.readall(), download.properties.etag
             except ResourceNotFoundError as exc:
                 if getattr(exc, "error_code", None) != "BlobNotFound":
@@ -161,15 +167,16 @@ class AzureBlobStore:
     def lock(
         self, command: str, timeout: float = 0.0, on_wait: Callable[[str], None] | None = None
     ) -> BlobLease:
+        lock_blob = self._blob(self.name + LOCK_SUFFIX)
         return BlobLease(
-            self._blob(self.name + LOCK_SUFFIX), self.display, command, timeout, on_wait
+            lock_blob, self.display, command, timeout, on_wait, duration=self.lease_seconds
         )
 
     def force_unlock(self, lock_id: str) -> LockInfo:
         """Break the lease of the lock blob if its holder is ``lock_id``."""
+        blob = self._blob(self.name + LOCK_SUFFIX)
         from azure.storage.blob import BlobLeaseClient
 
-        blob = self._blob(self.name + LOCK_SUFFIX)
         with storage_errors(self.display + LOCK_SUFFIX):
             if not blob.exists():
                 raise LockError("the remote state has never been locked; nothing to unlock")
@@ -180,7 +187,7 @@ class AzureBlobStore:
             if info is None:
                 raise LockError(
                     "the lease holds no holder info (its holder died while taking it); "
-                    f"it expires within {LEASE_SECONDS} s"
+                    f"it expires within {self.lease_seconds} s"
                 )
             if info.id != lock_id:
                 raise LockError(f"the lock id is {info.id}, not {lock_id}; {info.describe()}")
@@ -211,8 +218,10 @@ class BlobLease(HeldLock):
         command: str,
         timeout: float = 0.0,
         on_wait: Callable[[str], None] | None = None,
+        duration: int = LEASE_SECONDS,
     ) -> None:
         self.blob = blob
+        self.duration = duration
         self.where = display + LOCK_SUFFIX
         self.command = command
         self.timeout = timeout
@@ -241,7 +250,7 @@ class BlobLease(HeldLock):
         from azure.core.exceptions import ResourceExistsError
 
         try:
-            self._lease = self.blob.acquire_lease(lease_duration=LEASE_SECONDS)
+            self._lease = self.blob.acquire_lease(lease_duration=self.duration)
         except ResourceExistsError as exc:
             if getattr(exc, "error_code", None) == "LeaseAlreadyPresent":
                 return False
@@ -253,7 +262,7 @@ class BlobLease(HeldLock):
 
     def _renew(self) -> None:
         # A third of the lease: two renewals may fail (a network blip) before it lapses.
-        while not self._stop.wait(LEASE_SECONDS / 3):
+        while not self._stop.wait(self.duration / 3):
             # A lease that lapses or is broken lets another writer in; the ETag condition
             # of every state write then stops whichever of the two writes second.
             with contextlib.suppress(Exception):  # the SDK raises many types
