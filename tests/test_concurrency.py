@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -46,8 +47,12 @@ class Apply:
         )
         self.out: list[bytes] = []
         self.err: list[bytes] = []
-        for stream, sink in ((self.proc.stdout, self.out), (self.proc.stderr, self.err)):
-            threading.Thread(target=_drain, args=(stream, sink), daemon=True).start()
+        self._readers = [
+            threading.Thread(target=_drain, args=(stream, sink), daemon=True)
+            for stream, sink in ((self.proc.stdout, self.out), (self.proc.stderr, self.err))
+        ]
+        for reader in self._readers:
+            reader.start()
 
     @property
     def pid(self) -> int:
@@ -70,13 +75,14 @@ class Apply:
 
     def wait(self) -> int:
         code = self.proc.wait(timeout=120)
-        time.sleep(0.1)  # let the readers drain the last lines
+        for reader in self._readers:  # everything it wrote, up to the end of its pipes
+            reader.join(timeout=10)
         return code
 
 
-def _drain(stream: object, sink: list[bytes]) -> None:
-    read = getattr(stream, "read1")  # noqa: B009 - whatever is there, without waiting for more
-    while chunk := read(4096):
+def _drain(stream: IO[bytes], sink: list[bytes]) -> None:
+    # os.read returns what is there (a prompt without a newline too) without waiting.
+    while chunk := os.read(stream.fileno(), 4096):
         sink.append(chunk)
 
 
