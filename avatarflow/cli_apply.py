@@ -7,7 +7,7 @@ import json
 import os
 import sys
 from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractContextManager, ExitStack, asynccontextmanager
+from contextlib import ExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -17,7 +17,7 @@ from rich.table import Table
 
 from .display import ApplyProgress, print_plan
 from .errors import ConfigError, Location, StalePlanError
-from .lock import command_line
+from .lock import HeldLock, command_line
 from .planner import ActionKind, Plan, select
 from .project import Project, TargetName
 from .runner import ApplyOptions, Event, Runner, Summary
@@ -189,7 +189,7 @@ def _confirm(yes: bool) -> None:
         raise click.exceptions.Abort()
 
 
-def _lock(project: Project, timeout: float, err: Any) -> AbstractContextManager[Any]:
+def _lock(project: Project, timeout: float, err: Any) -> HeldLock:
     return project.store().lock(
         command_line(), timeout, on_wait=lambda msg: err.print(msg, highlight=False)
     )

@@ -12,6 +12,7 @@ import os
 import socket
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -42,13 +43,17 @@ def manifest(tmp_path: Path, container_url: str) -> Path:
     return course(tmp_path, remote_manifest(container_url))
 
 
-def blob_text(azurite: Azurite, container_url: str, name: str = "team.json") -> str:
+def container_of(azurite: Azurite, container_url: str) -> Any:
+    """The container seen directly through the SDK, bypassing avatarflow."""
     from azure.storage.blob import ContainerClient
 
-    container = ContainerClient.from_connection_string(
-        azurite.connection_string, container_url.rsplit("/", 1)[1]
-    )
-    return str(container.get_blob_client(name).download_blob().readall().decode())
+    name = container_url.rsplit("/", 1)[1]
+    return ContainerClient.from_connection_string(azurite.connection_string, name)
+
+
+def blob_text(azurite: Azurite, container_url: str, name: str = "team.json") -> str:
+    blob = container_of(azurite, container_url).get_blob_client(name)
+    return str(blob.download_blob().readall().decode())
 
 
 def test_records_go_to_the_blob_and_plan_reads_them_back(
@@ -162,10 +167,18 @@ def test_state_commands_need_a_remote_backend(tmp_path: Path) -> None:
     assert result.code == 1 and "service.state.backend: azureblob" in result.err
 
 
-def test_drafts_keep_their_local_state(manifest: Path, azurite: Azurite) -> None:
-    project = Project.open(manifest, "emulator")
-    assert project.remote_store() is None
-    assert project.store().display == ".avatarflow/demo/emulator"
+def test_drafts_keep_their_local_state(
+    manifest: Path, azurite: Azurite, container_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AVATARFLOW_EMULATOR_CONFIG", json.dumps({"width": 160, "height": 90}))
+    result = run_cli("apply", str(manifest), "--emulator", "--yes")
+    assert result.code == 0, result.err
+
+    drafts = Project.open(manifest, "emulator").load_state()
+    assert drafts.display == ".avatarflow/demo/emulator"
+    assert sorted(drafts.records) == ["a", "b", "c"]
+    container = container_of(azurite, container_url)
+    assert list(container.list_blob_names()) == []  # the team's state never saw a draft
 
 
 def test_a_sas_token_from_the_environment_works_and_never_shows(
