@@ -35,6 +35,11 @@ def container_name(container_url: str) -> str:
     return name
 
 
+def _same_place(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme.lower()}://{parts.netloc.lower()}{parts.path.rstrip('/')}"
+
+
 def _register_connection_string(connection_string: str) -> None:
     for part in connection_string.split(";"):
         key, _, value = part.partition("=")
@@ -58,9 +63,16 @@ def open_container(container_url: str, environ: dict[str, str]) -> Any:
     connection_string = environ.get(ENV_CONNECTION_STRING, "").strip()
     if connection_string:
         _register_connection_string(connection_string)
-        return ContainerClient.from_connection_string(
+        client = ContainerClient.from_connection_string(
             connection_string, container_name(container_url), **options
         )
+        # The string names its own account: never let it send the state somewhere else.
+        if _same_place(client.url) != _same_place(container_url):
+            raise ConfigError(
+                f"{ENV_CONNECTION_STRING} is for {client.url}, not for the manifest's "
+                f"container_url {container_url}"
+            )
+        return client
     sas = environ.get(ENV_SAS_TOKEN, "").strip().lstrip("?")
     if sas:
         register_secret(sas)

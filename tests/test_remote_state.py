@@ -211,6 +211,12 @@ def test_storage_failures_are_one_clean_line_without_the_key(
         f"Error: {azurite.blob_url}/no-such-box/team.json: the container does not exist"
     )
 
+    elsewhere = course(tmp_path / "elsewhere", remote_manifest("https://other.example/box"))
+    result = run_cli("plan", str(elsewhere))
+    assert result.code == 1
+    assert "AZURE_STORAGE_CONNECTION_STRING is for " in result.err
+    assert "not for the manifest's container_url https://other.example/box" in result.err
+
     wrong_key = "A" * 20 + ACCOUNT_KEY[20:]
     monkeypatch.setenv(
         "AZURE_STORAGE_CONNECTION_STRING", azurite.connection_string.replace(ACCOUNT_KEY, wrong_key)
