@@ -157,6 +157,7 @@ def _summary_table(summary: Summary) -> Table:
         ("created", c["created"]),
         ("re-rendered", c["rerendered"]),
         ("adopted (no new render)", c["adopted"]),
+        ("jobs created (paid creates)", c["jobs"]),
         ("downloaded", c["downloaded"]),
         ("failed", len(summary.failed)),
         ("timed out (resumable)", len(summary.timed_out)),
