@@ -398,7 +398,10 @@ def prune(
                 ctx.out.print(f"  - {record.video_id}")
             _confirm(yes)
             if remote:
-                asyncio.run(_delete_jobs(service, removed))
+                # A packed job also holds videos that stay: it is not this prune's to delete.
+                gone = {r.video_id for r in removed}
+                kept = {r.remote_id for r in state.records.values() if r.video_id not in gone}
+                asyncio.run(_delete_jobs(service, [r for r in removed if r.remote_id not in kept]))
             for record in removed:
                 if delete_files and record.output:
                     (project.manifest.root / record.output.path).unlink(missing_ok=True)

@@ -341,18 +341,13 @@ class Runner:
         ):
             await self._delete_remote(requests[0], job)
 
-    def _submitted(self, request: VideoRequest, job: RemoteJob) -> None:
+    def _record_submitted(self, request: VideoRequest, job: RemoteJob, **more: Any) -> StateRecord:
         record = self.state.records[request.video_id]
-        self.state.put(
-            record.model_copy(
-                update={
-                    "status": "submitted",
-                    "remote_id": job.id,
-                    "remote_status": job.status,
-                    "submitted_at": utc_now(),
-                }
-            )
-        )
+        update = {"status": "submitted", "remote_id": job.id, "remote_status": job.status}
+        return self.state.put(record.model_copy(update=update | more))
+
+    def _submitted(self, request: VideoRequest, job: RemoteJob) -> None:
+        record = self._record_submitted(request, job, submitted_at=utc_now())
         where = f" as input {record.pack_index}" if record.pack_index is not None else ""
         self.emit(
             Event("submitted", request.video_id, f"submitted{where} as {job.id}", {"job": job.id})
@@ -410,16 +405,7 @@ class Runner:
         self._fail(request, "Conflict", f"job id {job_id} exists but cannot be read")
 
     def _adopted(self, request: VideoRequest, job: RemoteJob) -> None:
-        record = self.state.records[request.video_id]
-        self.state.put(
-            record.model_copy(
-                update={
-                    "status": "submitted",
-                    "remote_id": job.id,
-                    "remote_status": job.status,
-                }
-            )
-        )
+        self._record_submitted(request, job)
         self.summary.counts["adopted"] += 1
         self.emit(
             Event("adopted", request.video_id, f"adopted existing job {job.id} (no new render)")

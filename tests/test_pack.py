@@ -196,6 +196,22 @@ def test_a_new_sas_renders_nothing_again(
     assert len(creates(manifest)) == 1
 
 
+def test_a_sas_is_signed_from_a_connection_string_when_no_token_is_set(
+    tmp_path: Path, container: tuple[str, str], azurite: Azurite, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, _ = container
+    monkeypatch.delenv("AZURE_STORAGE_SAS_TOKEN")
+    monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", azurite.connection_string)
+    manifest = packed_course(tmp_path, url, 2)
+
+    code, _, err = apply(manifest)
+
+    assert code == 0, err
+    assert len(creates(manifest)) == 1
+    assert_downloaded_and_intact(manifest)
+    assert "AccountKey" not in err and "sig=" not in state_text(manifest)
+
+
 def test_packs_are_split_by_settings_and_by_the_input_limit(
     tmp_path: Path, container: tuple[str, str]
 ) -> None:
@@ -249,6 +265,21 @@ def test_a_pack_stays_under_the_500_kb_body_limit(tmp_path: Path) -> None:
         assert len(canonical_json(pack.body(destination)).encode()) <= MAX_BODY_BYTES
     one_more = Pack("x", tuple(Member(r, 0, i) for i, r in enumerate(requests[:13], 1)))
     assert len(canonical_json(one_more.body(destination)).encode()) > MAX_BODY_BYTES
+
+
+def test_prune_remote_keeps_a_packed_job_that_other_videos_still_use(
+    tmp_path: Path, container: tuple[str, str]
+) -> None:
+    url, _ = container
+    manifest = packed_course(tmp_path, url, 3)
+    assert apply(manifest)[0] == 0
+    manifest.write_text(manifest.read_text().replace("  - id: v0003\n    text: Hi 3.\n", ""))
+
+    result = run_cli("prune", str(manifest), "--emulator", "--remote", "--yes")
+
+    assert result.code == 0, result.err
+    assert sorted(records(manifest)) == ["v0001", "v0002"]
+    assert not [r for r in read_request_log(data_dir(manifest)) if r.kind == "delete"]
 
 
 # -- crash safety ---------------------------------------------------------------------------
