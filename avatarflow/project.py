@@ -85,6 +85,12 @@ class Project:
     def emulator_data_dir(self) -> Path:
         return self.target.state_dir / "service"
 
+    @property
+    def pack_max_inputs(self) -> int | None:
+        """Inputs per packed job, or None when videos are not packed."""
+        service = self.manifest.model.service
+        return service.pack_max_inputs if service.pack else None
+
     def destination(self) -> Destination:
         """The container packed jobs write to, with its SAS from the environment."""
         service = self.manifest.model.service

@@ -148,7 +148,11 @@ class Runner:
 
     # -- entry point ---------------------------------------------------------------
     async def run(self, plan: Plan) -> Summary:
-        if self.packing and plan.paid():
+        packed = any(
+            a.record and a.record.pack_index is not None and a.kind is not ActionKind.FORGET
+            for a in plan.changes
+        )
+        if (self.packing and plan.paid()) or packed:
             # Without a SAS: a clear error before anything is written or sent.
             self._destination = self.project.destination()
         self.state.ensure_meta(self.project.manifest.model.name)

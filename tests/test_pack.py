@@ -165,6 +165,7 @@ def test_120_changed_videos_take_one_create_and_3_edits_take_one_more(
     manifest.write_text(text)
     plan = run_cli("plan", str(manifest), "--emulator")
     assert "Plan: 0 to create, 3 to re-render" in plan.out, plan.out
+    assert "Estimated render: 3 video(s) in 1 packed job(s)" in plan.out
 
     code, _, err = apply(manifest)
 
@@ -194,6 +195,11 @@ def test_a_new_sas_renders_nothing_again(
     assert code == 0, err
     assert "No changes" in out
     assert len(creates(manifest)) == 1
+    # The two videos share one job: status asks the service about it once.
+    gets = len([r for r in read_request_log(data_dir(manifest)) if r.kind == "get"])
+    result = run_cli("status", str(manifest), "--emulator", "--refresh", "--json")
+    assert [row["remote"] for row in json.loads(result.out)] == ["Succeeded", "Succeeded"]
+    assert len([r for r in read_request_log(data_dir(manifest)) if r.kind == "get"]) == gets + 1
 
 
 def test_a_sas_is_signed_from_a_connection_string_when_no_token_is_set(
