@@ -142,7 +142,7 @@ class Runner:
         self._wake = asyncio.Event()
         service = project.manifest.model.service
         self.packing = service.pack
-        self._pack_max_inputs = service.pack_max_inputs
+        self._pack_max_inputs = service.pack_max_inputs  # used only when packing
         self._destination: Destination | None = None
         self._repack: list[Action] = []  # packed submits that never reached the service
 
@@ -210,7 +210,7 @@ class Runner:
                 packs.setdefault(record.remote_id or "", []).append(action)
             else:
                 coros.append(self._resume(action))
-        coros.extend(self._resume_pack(group) for group in packs.values())
+        coros.extend(self._resume_pack(members) for members in packs.values())
         return coros
 
     def _remove_partial_downloads(self) -> None:
@@ -315,7 +315,8 @@ class Runner:
     async def _resume_pack(self, actions: list[Action]) -> None:
         """Follow a pack already submitted; a pack whose create was lost is adopted."""
         unsure = [a for a in actions if self.state.records[a.video_id].status == "submitting"]
-        sure = [a for a in actions if a not in unsure]
+        unsure_ids = {a.video_id for a in unsure}
+        sure = [a for a in actions if a.video_id not in unsure_ids]
         if unsure:
             job = await self._lookup(self.state.records[unsure[0].video_id])
             if job is None:  # never created: these videos join the new packs

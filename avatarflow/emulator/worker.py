@@ -38,6 +38,7 @@ from avatarflow.emulator.video import (
     ProcessGroup,
     RenderCancelledError,
     RenderFailedError,
+    RenderResult,
     render_video,
 )
 
@@ -229,23 +230,34 @@ class Worker:
         config = self._settings()
         request = record.request
         ext = request.render.video_format
+
+        def render(index: int, content: str) -> tuple[Narration, RenderResult]:
+            narration = narration_of(content, request.input_kind, request.render.voice)
+            done = render_video(
+                request.render,
+                narration,
+                scratch / f"{index:04d}.part.{ext}",
+                scratch / f"w{index:04d}",
+                self._processes,
+                width=config.width,
+                height=config.height,
+                fps=config.fps,
+                speech=config.speech,
+            )
+            return narration, done
+
+        # The inputs of a multi-input job render side by side, like separate jobs do.
+        with ThreadPoolExecutor(config.render_workers, "emulator-input") as pool:
+            futures = [
+                pool.submit(render, index, content)
+                for index, content in enumerate(request.inputs, start=1)
+            ]
         results: list[dict[str, Any]] = []
         outcome = RenderOutcome(done_at=0.0, succeeded=0, failed=0)
-        for index, content in enumerate(request.inputs, start=1):
+        for index, (content, future) in enumerate(zip(request.inputs, futures, strict=True), 1):
             name = f"{index:04d}.{ext}"
             try:
-                narration = narration_of(content, request.input_kind, request.render.voice)
-                done = render_video(
-                    request.render,
-                    narration,
-                    scratch / f"{index:04d}.part.{ext}",
-                    scratch / f"w{index:04d}",
-                    self._processes,
-                    width=config.width,
-                    height=config.height,
-                    fps=config.fps,
-                    speech=config.speech,
-                )
+                narration, done = future.result()
             except (InvalidSsmlError, RenderFailedError) as exc:
                 code = "InvalidSsml" if isinstance(exc, InvalidSsmlError) else "InternalServerError"
                 outcome.failed += 1
