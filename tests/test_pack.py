@@ -153,9 +153,10 @@ def test_120_changed_videos_take_one_create_and_3_edits_take_one_more(
     assert f"{folder}/0120.mp4" in blobs
     v7 = state["v0007"]
     assert blobs[f"{folder}/{v7.pack_index:04d}.mp4"] == v7.output.size
-    # No SAS anywhere in the state.
+    # No SAS anywhere in the state or the output.
     text = state_text(manifest)
     assert sas not in text and "sig=" not in text
+    assert "sig=" not in err and sas not in err
     before = {vid: r.serial for vid, r in state.items()}
 
     # Edit 3 narrations: only those 3 are rendered again, together, in one more create.
