@@ -134,7 +134,7 @@ def plan(
     if as_json:
         click.echo(json.dumps(the_plan.to_json(), indent=2, ensure_ascii=False))
     else:
-        print_plan(ctx.out, the_plan)
+        print_plan(ctx.out, the_plan, project.pack_max_inputs)
     if detailed_exitcode and the_plan.has_changes:
         return EXIT_CHANGES
     return EXIT_OK

@@ -118,11 +118,16 @@ async def _gone(service: Service, project: Project, state: State) -> frozenset[s
     gone: set[str] = set()
     async with service.client() as client:
         listed: dict[str, Any] | None = None
+        exists: dict[str, bool] = {}  # the videos of one pack share one job: ask once
         for record in records:
             if record.remote_id:
-                try:
-                    await client.get(record.remote_id)
-                except NotFoundError:
+                if record.remote_id not in exists:
+                    try:
+                        await client.get(record.remote_id)
+                        exists[record.remote_id] = True
+                    except NotFoundError:
+                        exists[record.remote_id] = False
+                if not exists[record.remote_id]:
                     gone.add(record.video_id)
                 continue
             if listed is None:  # preview submit lost before the id was known
@@ -170,6 +175,7 @@ def _summary_table(summary: Summary) -> Table:
         ("created", c["created"]),
         ("re-rendered", c["rerendered"]),
         ("adopted (no new render)", c["adopted"]),
+        ("jobs created (paid creates)", c["jobs"]),
         ("downloaded", c["downloaded"]),
         ("failed", len(summary.failed)),
         ("timed out (resumable)", len(summary.timed_out)),
@@ -274,7 +280,7 @@ def apply(
                 _plan_with_refresh(project, service, state, _ids(replace)), only, exclude, known
             )
             if not as_json:
-                print_plan(ctx.out, plan)
+                print_plan(ctx.out, plan, project.pack_max_inputs)
             if not plan.has_changes:
                 return 0
             _confirm(yes)
@@ -370,16 +376,18 @@ async def _remote_status(service: Service, state: State) -> dict[str, str]:
     from .errors import NotFoundError
 
     result: dict[str, str] = {}
+    by_job: dict[str, str] = {}  # the videos of one pack share one job: ask once
     async with service.client() as client:
         for record in state.records.values():
             if not record.remote_id:
                 result[record.video_id] = "unknown id"
                 continue
-            try:
-                job = await client.get(record.remote_id)
-                result[record.video_id] = job.status
-            except NotFoundError:
-                result[record.video_id] = "gone"
+            if record.remote_id not in by_job:
+                try:
+                    by_job[record.remote_id] = (await client.get(record.remote_id)).status
+                except NotFoundError:
+                    by_job[record.remote_id] = "gone"
+            result[record.video_id] = by_job[record.remote_id]
     return result
 
 
@@ -416,7 +424,10 @@ def prune(
                 ctx.out.print(f"  - {record.video_id}")
             _confirm(yes)
             if remote:
-                asyncio.run(_delete_jobs(service, removed))
+                # A packed job also holds videos that stay: it is not this prune's to delete.
+                gone = {r.video_id for r in removed}
+                kept = {r.remote_id for r in state.records.values() if r.video_id not in gone}
+                asyncio.run(_delete_jobs(service, [r for r in removed if r.remote_id not in kept]))
             for record in removed:
                 if delete_files and record.output:
                     (project.manifest.root / record.output.path).unlink(missing_ok=True)

@@ -9,8 +9,11 @@ from pathlib import Path
 from typing import Literal
 
 from .backends.local import LocalStore
-from .errors import ManifestError
+from .destination import Destination
+from .destination import resolve as resolve_destination
+from .errors import ConfigError, ManifestError
 from .manifest import LoadedManifest, load_manifest
+from .packing import check_packable
 from .payload import VideoRequest, build_request
 from .planner import OutputCheck, Plan, make_plan
 from .render import Renderer
@@ -83,6 +86,26 @@ class Project:
     def emulator_data_dir(self) -> Path:
         return self.target.state_dir / "service"
 
+    @property
+    def pack_max_inputs(self) -> int | None:
+        """Inputs per packed job, or None when videos are not packed."""
+        service = self.manifest.model.service
+        return service.pack_max_inputs if service.pack else None
+
+    def destination(self) -> Destination:
+        """The container packed jobs write to, with its SAS from the environment."""
+        service = self.manifest.model.service
+        if not service.destination_container_url:
+            raise ConfigError(
+                "this state holds packed videos but the manifest names no "
+                "service.destination_container_url to read them from"
+            )
+        return resolve_destination(
+            service.destination_container_url,
+            service.destination_path,
+            drafts=self.target.is_emulator,
+        )
+
     def output_path(self, request: VideoRequest) -> Path:
         video = request.rendered.video.fields.video
         ext = video.format if video and video.format else "mp4"
@@ -94,10 +117,14 @@ class Project:
         """Every video rendered and turned into its request; raises on the first problem."""
         renderer = Renderer(self.manifest)
         model = self.manifest.model
-        return [
+        requests = [
             build_request(rendered, model.name, model.service.api_version)
             for rendered in renderer.render_all()
         ]
+        if model.service.pack:
+            for request in requests:
+                check_packable(request)
+        return requests
 
     def warnings(self) -> list[str]:
         return [w for r in self.requests for w in r.rendered.warnings]

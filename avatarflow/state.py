@@ -72,6 +72,7 @@ class StateRecord(BaseModel):
     surface: str
     attempt: int = 0  # submissions of this same request; each gets its own job id
     remote_id: str | None = None  # the job's id; assigned by the server on the preview API
+    pack_index: int | None = None  # 1-based input of a packed (multi-input) job ``remote_id``
     request: dict[str, Any]
     sources: dict[str, str] = {}
     submitted_at: str | None = None
