@@ -135,7 +135,7 @@ def plan(
     if as_json:
         click.echo(json.dumps(the_plan.to_json(), indent=2, ensure_ascii=False))
     else:
-        print_plan(ctx.out, the_plan)
+        print_plan(ctx.out, the_plan, project.pack_max_inputs)
     if detailed_exitcode and the_plan.has_changes:
         return EXIT_CHANGES
     return EXIT_OK
@@ -165,9 +165,9 @@ def init(ctx: Context, directory: Path, name: str) -> int:
 
 def _register_later_commands() -> None:
     """Commands that need the runner live in their own module to keep this one thin."""
-    from . import cli_apply
+    from . import cli_apply, cli_state
 
-    for command in cli_apply.COMMANDS:
+    for command in (*cli_apply.COMMANDS, *cli_state.COMMANDS):
         cli.add_command(command)
 
 

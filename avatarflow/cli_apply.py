@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractContextManager, ExitStack, asynccontextmanager
+from contextlib import ExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import click
 from rich.table import Table
 
 from .display import ApplyProgress, print_plan
-from .errors import ConfigError, StalePlanError
-from .lock import StateLock, command_line, force_unlock
+from .errors import ConfigError, Location, StalePlanError
+from .lock import HeldLock, command_line
 from .planner import ActionKind, Plan, select
 from .project import Project, TargetName
 from .runner import ApplyOptions, Event, Runner, Summary
@@ -23,6 +25,7 @@ from .state import IN_FLIGHT, State, StateRecord
 
 COMMANDS: list[click.Command] = []
 EMULATOR_KEY = "emulator-local-key"
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 def _command(func: click.Command) -> click.Command:
@@ -73,9 +76,19 @@ class Service:
             yield client
 
     def options(self, **kw: Any) -> ApplyOptions:
-        if self.project.target.is_emulator:  # a local service: poll briskly
+        if self._is_local():  # a service on this machine: poll briskly
             return ApplyOptions(poll_interval=0.2, poll_max_interval=1.0, **kw)
         return ApplyOptions(**kw)
+
+    def _is_local(self) -> bool:
+        """The draft target, or an endpoint on loopback (``avatarflow emulator``)."""
+        if self.project.target.is_emulator:
+            return True
+        from .client import ENV_ENDPOINT
+
+        service = self.project.manifest.model.service
+        url = service.endpoint or ("" if service.region else os.environ.get(ENV_ENDPOINT, ""))
+        return urlsplit(url.strip()).hostname in LOOPBACK_HOSTS
 
     def close(self) -> None:
         self._stack.close()
@@ -105,11 +118,16 @@ async def _gone(service: Service, project: Project, state: State) -> frozenset[s
     gone: set[str] = set()
     async with service.client() as client:
         listed: dict[str, Any] | None = None
+        exists: dict[str, bool] = {}  # the videos of one pack share one job: ask once
         for record in records:
             if record.remote_id:
-                try:
-                    await client.get(record.remote_id)
-                except NotFoundError:
+                if record.remote_id not in exists:
+                    try:
+                        await client.get(record.remote_id)
+                        exists[record.remote_id] = True
+                    except NotFoundError:
+                        exists[record.remote_id] = False
+                if not exists[record.remote_id]:
                     gone.add(record.video_id)
                 continue
             if listed is None:  # preview submit lost before the id was known
@@ -157,6 +175,7 @@ def _summary_table(summary: Summary) -> Table:
         ("created", c["created"]),
         ("re-rendered", c["rerendered"]),
         ("adopted (no new render)", c["adopted"]),
+        ("jobs created (paid creates)", c["jobs"]),
         ("downloaded", c["downloaded"]),
         ("failed", len(summary.failed)),
         ("timed out (resumable)", len(summary.timed_out)),
@@ -176,13 +195,20 @@ def _confirm(yes: bool) -> None:
         raise click.exceptions.Abort()
 
 
-def _lock(project: Project, timeout: float, err: Any) -> AbstractContextManager[Any]:
-    return StateLock(
-        project.target.state_dir,
-        command_line(),
-        timeout,
-        on_wait=lambda msg: err.print(msg, highlight=False),
+def _lock(project: Project, timeout: float, err: Any) -> HeldLock:
+    return project.store().lock(
+        command_line(), timeout, on_wait=lambda msg: err.print(msg, highlight=False)
     )
+
+
+def _check_unchanged(project: Project, plan: Plan) -> None:
+    """Refuse a plan whose state was changed meanwhile (a git pull, a hand edit, a push)."""
+    now = project.load_state()
+    lineage = now.meta.lineage if now.meta else None
+    if now.serials() != plan.serials or (plan.lineage and lineage != plan.lineage):
+        raise StalePlanError(
+            "the state changed since the plan was made; run apply again", Location(now.display)
+        )
 
 
 def _ids(values: tuple[str, ...]) -> frozenset[str]:
@@ -255,12 +281,11 @@ def apply(
                 _plan_with_refresh(project, service, state, _ids(replace)), only, exclude, known
             )
             if not as_json:
-                print_plan(ctx.out, plan)
+                print_plan(ctx.out, plan, project.pack_max_inputs)
             if not plan.has_changes:
                 return 0
             _confirm(yes)
-            if project.load_state().serials() != plan.serials:
-                raise StalePlanError("the state changed since the plan was made; run apply again")
+            _check_unchanged(project, plan)
             options = service.options(
                 parallelism=parallelism, timeout=timeout, delete_remote=delete_remote
             )
@@ -352,16 +377,18 @@ async def _remote_status(service: Service, state: State) -> dict[str, str]:
     from .errors import NotFoundError
 
     result: dict[str, str] = {}
+    by_job: dict[str, str] = {}  # the videos of one pack share one job: ask once
     async with service.client() as client:
         for record in state.records.values():
             if not record.remote_id:
                 result[record.video_id] = "unknown id"
                 continue
-            try:
-                job = await client.get(record.remote_id)
-                result[record.video_id] = job.status
-            except NotFoundError:
-                result[record.video_id] = "gone"
+            if record.remote_id not in by_job:
+                try:
+                    by_job[record.remote_id] = (await client.get(record.remote_id)).status
+                except NotFoundError:
+                    by_job[record.remote_id] = "gone"
+            result[record.video_id] = by_job[record.remote_id]
     return result
 
 
@@ -398,7 +425,10 @@ def prune(
                 ctx.out.print(f"  - {record.video_id}")
             _confirm(yes)
             if remote:
-                asyncio.run(_delete_jobs(service, removed))
+                # A packed job also holds videos that stay: it is not this prune's to delete.
+                gone = {r.video_id for r in removed}
+                kept = {r.remote_id for r in state.records.values() if r.video_id not in gone}
+                asyncio.run(_delete_jobs(service, [r for r in removed if r.remote_id not in kept]))
             for record in removed:
                 if delete_files and record.output:
                     (project.manifest.root / record.output.path).unlink(missing_ok=True)
@@ -425,7 +455,7 @@ async def _delete_jobs(service: Service, records: list[StateRecord]) -> None:
 def force_unlock_command(ctx: Any, lock_id: str, manifest: Path, emulator: bool) -> int:
     """Break a state lock left behind by a process that is gone."""
     project = Project.open(manifest, _target(emulator))
-    info = force_unlock(project.target.state_dir, lock_id)
+    info = project.store().force_unlock(lock_id)
     ctx.err.print(f"Removed {info.describe()}")
     return 0
 

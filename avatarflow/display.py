@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import TaskID
 
+from .packing import group
 from .planner import LEGEND, SYMBOLS, ActionKind, Plan
 from .runner import Event
 
@@ -40,7 +41,8 @@ def make_console(stream: IO[str] | None = None, color: str = "auto") -> Console:
     return Console(file=stream, highlight=False, soft_wrap=True, force_terminal=force)
 
 
-def print_plan(console: Console, plan: Plan) -> None:
+def print_plan(console: Console, plan: Plan, pack_max_inputs: int | None = None) -> None:
+    """Print ``plan``; ``pack_max_inputs`` when the videos to render travel in packs."""
     changes = plan.changes
     if not changes:
         console.print("No changes. Every video is up to date.")
@@ -55,7 +57,8 @@ def print_plan(console: Console, plan: Plan) -> None:
         style = _STYLES[action.kind]
         reasons = "; ".join(action.reasons)
         target = ""
-        if action.request is not None and action.kind in (ActionKind.CREATE, ActionKind.RERENDER):
+        paid = action.kind in (ActionKind.CREATE, ActionKind.RERENDER)
+        if action.request is not None and paid and pack_max_inputs is None:
             target = f"  [dim]→ {escape(action.request.synthesis_id)}[/]"
         console.print(
             f"  [{style}]{escape(action.symbol)} {escape(action.video_id.ljust(width))}[/]"
@@ -64,9 +67,14 @@ def print_plan(console: Console, plan: Plan) -> None:
     console.print()
     chars, minutes = plan.estimate()
     if plan.paid():
+        jobs = f"{len(plan.paid())} job(s)"
+        if pack_max_inputs is not None:
+            requests = [a.request for a in plan.paid() if a.request is not None]
+            jobs = (
+                f"{len(requests)} video(s) in {len(group(requests, pack_max_inputs))} packed job(s)"
+            )
         console.print(
-            f"Estimated render: {len(plan.paid())} job(s), {chars:,} characters, "
-            f"about {minutes:.1f} minutes of video."
+            f"Estimated render: {jobs}, {chars:,} characters, about {minutes:.1f} minutes of video."
         )
     console.print(f"[bold]{escape(plan.footer())}[/]")
 

@@ -6,9 +6,11 @@
     │   ├── TemplateError              Jinja template or rendered SSML
     │   ├── RequestValidationError     request body breaks a documented service rule
     │   ├── StateError                 state file corrupt, newer format, other lineage
-    │   │   └── StalePlanError         state changed since the plan was made
+    │   │   ├── StalePlanError         state changed since the plan was made
+    │   │   └── ConcurrentWriteError   another writer changed the remote state (ETag mismatch)
     │   ├── LockError                  another process holds the state lock
     │   ├── ConfigError                credentials / endpoint / CLI usage
+    │   ├── StorageError               remote state storage refused, missing or unreachable
     │   └── SelectionError             --only/--exclude/--replace name unknown videos
     ├── ServiceError                   the speech service answered with an error
     │   ├── AuthError                  401 / 403
@@ -83,12 +85,20 @@ class StalePlanError(StateError):
     """The state changed between plan and apply."""
 
 
+class ConcurrentWriteError(StateError):
+    """Another writer changed the remote state since it was read; nothing was overwritten."""
+
+
 class LockError(UserError):
     """The state lock is held by another process."""
 
 
 class ConfigError(UserError):
     """Missing or inconsistent configuration (credentials, endpoint, options)."""
+
+
+class StorageError(UserError):
+    """The storage holding a remote state refused a request, is missing or unreachable."""
 
 
 class SelectionError(UserError):

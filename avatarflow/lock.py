@@ -1,10 +1,12 @@
-"""The exclusive state lock.
+"""The exclusive state lock, and what every lock shares: holder info, wait, refusal.
 
-The lock is an ``flock`` on ``state.lock`` that also holds who took it (pid, host,
+The local lock is an ``flock`` on ``state.lock`` that also holds who took it (pid, host,
 user, command, time, lock id). The kernel drops an ``flock`` when its process dies, so
 a SIGKILLed apply never leaves the next apply locked out on the same machine; the
 holder info stays in the file for the message. ``force-unlock LOCK_ID`` removes the
 file for the rare lock that outlives its holder (a network filesystem, a hung process).
+The remote state's blob lease (:mod:`avatarflow.backends.azureblob`) reuses
+:class:`LockInfo`, :func:`wait_for_lock` and :func:`locked_error`, so both say the same.
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ import socket
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 from .errors import LockError
 from .state import utc_now
@@ -37,6 +41,21 @@ class LockInfo:
     command: str
     created: str
 
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, object]) -> LockInfo | None:
+        """Holder info read back from a file or from blob metadata; None if incomplete."""
+        try:
+            return cls(
+                id=str(data["id"]),
+                pid=int(str(data["pid"])),
+                host=str(data["host"]),
+                user=str(data["user"]),
+                command=str(data["command"]),
+                created=str(data["created"]),
+            )
+        except (KeyError, ValueError):
+            return None
+
     def describe(self) -> str:
         return (
             f"lock {self.id} held by pid {self.pid} on {self.host} (user {self.user}), "
@@ -47,12 +66,92 @@ class LockInfo:
 def _read_info(path: Path) -> LockInfo | None:
     try:
         data = json.loads(path.read_text("utf-8"))
-        return LockInfo(**data)
-    except (OSError, ValueError, TypeError):
+    except (OSError, ValueError):
         return None
+    return LockInfo.from_mapping(data) if isinstance(data, dict) else None
 
 
-class StateLock:
+def new_lock_info(command: str) -> LockInfo:
+    """Who is taking a lock now: this process."""
+    return LockInfo(
+        id=str(uuid.uuid4()),
+        pid=os.getpid(),
+        host=socket.gethostname(),
+        user=_user(),
+        command=command,
+        created=utc_now(),
+    )
+
+
+def _gone_hint(holder: LockInfo) -> str:
+    """Say so when the holder is a process of this machine that no longer runs."""
+    if holder.host != socket.gethostname():
+        return ""
+    try:
+        os.kill(holder.pid, 0)
+    except ProcessLookupError:
+        return f" (process {holder.pid} is no longer running: the lock is stale)"
+    except PermissionError:
+        pass
+    return ""
+
+
+def locked_error(holder: LockInfo | None) -> LockError:
+    """The refusal every lock gives: who holds it, and how to wait or break it."""
+    who = holder.describe() + _gone_hint(holder) if holder else "another process"
+    return LockError(
+        f"the state is locked: {who}. Wait for it to finish, use --lock-timeout, "
+        "or if that process is gone, run `avatarflow force-unlock "
+        f"{holder.id if holder else 'LOCK_ID'} MANIFEST`"
+    )
+
+
+def wait_for_lock(
+    try_acquire: Callable[[], bool],
+    holder: Callable[[], LockInfo | None],
+    timeout: float,
+    on_wait: Callable[[str], None] | None,
+    interval: float = 0.1,
+) -> None:
+    """Call ``try_acquire`` until it succeeds or ``timeout`` seconds have passed."""
+    deadline = time.monotonic() + timeout
+    announced = False
+    while not try_acquire():
+        current = holder()
+        if time.monotonic() >= deadline:
+            raise locked_error(current)
+        if not announced and on_wait:
+            who = current.describe() if current else "another process"
+            on_wait(f"Waiting for the state lock: {who}")
+            announced = True
+        time.sleep(interval)
+
+
+class HeldLock(ABC):
+    """A lock used as ``with lock: ...``; ``info`` names the holder once acquired."""
+
+    info: LockInfo | None = None
+
+    @abstractmethod
+    def acquire(self) -> LockInfo: ...
+
+    @abstractmethod
+    def release(self) -> None: ...
+
+    def __enter__(self) -> Self:
+        self.acquire()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
+
+
+class StateLock(HeldLock):
     """``with StateLock(dir, command): ...`` — fails at once, or waits ``timeout`` seconds."""
 
     def __init__(
@@ -72,34 +171,20 @@ class StateLock:
     def acquire(self) -> LockInfo:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        deadline = time.monotonic() + self.timeout
-        announced = False
-        while True:
+
+        def try_flock() -> bool:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
             except BlockingIOError:
-                holder = _read_info(self.path)
-                who = holder.describe() if holder else "another process"
-                if time.monotonic() >= deadline:
-                    os.close(fd)
-                    raise LockError(
-                        f"the state is locked: {who}. Wait for it to finish, use --lock-timeout, "
-                        "or if that process is gone, run `avatarflow force-unlock "
-                        f"{holder.id if holder else 'LOCK_ID'} MANIFEST`"
-                    ) from None
-                if not announced and self.on_wait:
-                    self.on_wait(f"Waiting for the state lock: {who}")
-                    announced = True
-                time.sleep(0.1)
-        info = LockInfo(
-            id=str(uuid.uuid4()),
-            pid=os.getpid(),
-            host=socket.gethostname(),
-            user=_user(),
-            command=self.command,
-            created=utc_now(),
-        )
+                return False
+            return True
+
+        try:
+            wait_for_lock(try_flock, lambda: _read_info(self.path), self.timeout, self.on_wait)
+        except BaseException:
+            os.close(fd)
+            raise
+        info = new_lock_info(self.command)
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(asdict(info)).encode(), 0)
         os.fsync(fd)
@@ -115,18 +200,6 @@ class StateLock:
         finally:
             os.close(self._fd)
             self._fd = None
-
-    def __enter__(self) -> StateLock:
-        self.acquire()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.release()
 
 
 def force_unlock(directory: Path, lock_id: str) -> LockInfo:

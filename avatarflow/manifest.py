@@ -14,8 +14,16 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from .errors import Location, ManifestError
 from .userfiles import FileTooLarge, NotRegularFile, read_regular_file
@@ -139,18 +147,93 @@ class VideoEntry(VideoFields):
         return value
 
 
+class StateSettings(_Strict):
+    """Where the Azure target keeps its state; credentials come from the environment only.
+
+    The draft target (``--emulator``) always keeps its own local state: drafts never
+    reach a team's shared state.
+    """
+
+    backend: Literal["local", "azureblob"] = "local"
+    container_url: str | None = Field(default=None, pattern=r"^https?://[^?#\s]+$")
+    name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=200)
+
+    @field_validator("container_url", mode="before")
+    @classmethod
+    def _no_credentials(cls, value: Any) -> Any:
+        if isinstance(value, str) and "?" in value:
+            raise ValueError(
+                "container_url must not carry a query (a SAS belongs in the environment: "
+                "AZURE_STORAGE_SAS_TOKEN)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _container_for_azureblob(self) -> StateSettings:
+        if self.backend == "azureblob" and not self.container_url:
+            raise ValueError("backend azureblob needs container_url")
+        if self.backend == "local" and (self.container_url or self.name):
+            raise ValueError("container_url and name are only used with backend: azureblob")
+        return self
+
+
 class ServiceSettings(_Strict):
     """Which API surface and endpoint to use. Keys come from the environment only."""
 
     api_version: ApiVersion = "2024-08-01"
     region: str | None = None
     endpoint: str | None = None
+    state: StateSettings = StateSettings()
+    pack: bool = False
+    """Send videos that differ only in their input as one multi-input job (GA only)."""
+    destination_container_url: str | None = None
+    """Blob container the service writes packed outputs to; no SAS here (see destination)."""
+    destination_path: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$"
+    )
+    """Folder inside the container; outputs land in ``{destination_path}/{job id}/``."""
+    pack_max_inputs: int = Field(default=1000, ge=1, le=1000)
+    """Inputs per packed job (the service allows 1,000); lower it to spread the renders."""
 
     @field_validator("api_version", mode="before")
     @classmethod
     def _unquoted_date(cls, value: Any) -> Any:
         # YAML reads an unquoted 2024-08-01 as a date; the user meant the version string.
         return value.isoformat() if isinstance(value, datetime.date) else value
+
+    @field_validator("destination_container_url")
+    @classmethod
+    def _plain_container_url(cls, value: str | None) -> str | None:
+        # The value is never quoted back: it may carry a SAS the user pasted by mistake.
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.query or parts.fragment or parts.username or parts.password:
+            raise ValueError(
+                "must be the plain container URL without a query string: the SAS comes from "
+                "AZURE_STORAGE_SAS_TOKEN or AZURE_STORAGE_CONNECTION_STRING at run time, "
+                "never from the manifest"
+            )
+        if parts.scheme not in ("http", "https") or not parts.netloc or not parts.path.strip("/"):
+            raise ValueError(
+                "must be a blob container URL like https://ACCOUNT.blob.core.windows.net/CONTAINER"
+            )
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _packing_rules(self) -> ServiceSettings:
+        if self.pack and not self.destination_container_url:
+            raise ValueError(
+                "pack: true needs destination_container_url "
+                "(the service writes multi-input jobs there)"
+            )
+        if self.pack and self.api_version == PREVIEW_API:
+            raise ValueError(
+                f"pack: true needs the GA API; api_version {PREVIEW_API} has no destinationPath"
+            )
+        if self.destination_path and not self.destination_container_url:
+            raise ValueError("destination_path needs destination_container_url")
+        return self
 
 
 class Manifest(_Strict):
@@ -342,6 +425,7 @@ def _located_error(exc: ValidationError, loaded: LoadedYaml, file: str) -> Manif
 _PATTERN_HINTS = {
     "background_color": "is not a colour: use #RRGGBBAA (8 hex digits) or 'transparent'",
     "background_image": "is not a URL: use an http:// or https:// address",
+    "container_url": "is not a container URL: use https://ACCOUNT.blob.core.windows.net/CONTAINER",
     "name": "may only use letters, digits, '.', '_' and '-', starting with a letter or digit",
 }
 

@@ -8,12 +8,16 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from .errors import ManifestError
+from .backends.local import LocalStore
+from .destination import Destination
+from .destination import resolve as resolve_destination
+from .errors import ConfigError, ManifestError
 from .manifest import LoadedManifest, Manifest, load_manifest
+from .packing import check_packable
 from .payload import VideoRequest, build_request
 from .planner import OutputCheck, Plan, make_plan
 from .render import Renderer
-from .state import State, StateRecord, load_state
+from .state import State, StateRecord, StateStore
 
 TargetName = Literal["azure", "emulator"]
 EMULATOR_DIR = "emulator"
@@ -88,6 +92,26 @@ class Project:
     def emulator_data_dir(self) -> Path:
         return self.target.state_dir / "service"
 
+    @property
+    def pack_max_inputs(self) -> int | None:
+        """Inputs per packed job, or None when videos are not packed."""
+        service = self.manifest.model.service
+        return service.pack_max_inputs if service.pack else None
+
+    def destination(self) -> Destination:
+        """The container packed jobs write to, with its SAS from the environment."""
+        service = self.manifest.model.service
+        if not service.destination_container_url:
+            raise ConfigError(
+                "this state holds packed videos but the manifest names no "
+                "service.destination_container_url to read them from"
+            )
+        return resolve_destination(
+            service.destination_container_url,
+            service.destination_path,
+            drafts=self.target.is_emulator,
+        )
+
     def output_path(self, request: VideoRequest) -> Path:
         video = request.rendered.video.fields.video
         ext = video.format if video and video.format else "mp4"
@@ -128,10 +152,14 @@ class Project:
         """Every video rendered and turned into its request; raises on the first problem."""
         renderer = Renderer(self.manifest)
         model = self.manifest.model
-        return [
+        requests = [
             build_request(rendered, model.name, model.service.api_version)
             for rendered in renderer.render_all()
         ]
+        if model.service.pack:
+            for request in requests:
+                check_packable(request)
+        return requests
 
     def warnings(self) -> list[str]:
         return [w for r in self.requests for w in r.rendered.warnings]
@@ -146,8 +174,28 @@ class Project:
             self.manifest.location(("videos",)),
         )
 
+    def local_store(self) -> LocalStore:
+        """The target's state directory beside the manifest."""
+        return LocalStore(self.target.state_dir, self.display(self.target.state_dir))
+
+    def remote_store(self) -> StateStore | None:
+        """The team's remote state, when the manifest names one (never for drafts)."""
+        settings = self.manifest.model.service.state
+        if self.target.is_emulator or settings.backend == "local":
+            return None
+        from .backends.azureblob import AzureBlobStore
+
+        assert settings.container_url is not None  # the manifest model checks it
+        return AzureBlobStore(
+            settings.container_url, settings.name or f"{self.manifest.model.name}.json"
+        )
+
+    def store(self) -> StateStore:
+        """Where this target's state lives; each call reads afresh from a new store."""
+        return self.remote_store() or self.local_store()
+
     def load_state(self) -> State:
-        return load_state(self.target.state_dir, self.display(self.target.state_dir))
+        return self.store().load()
 
     def check_output(self, record: StateRecord) -> OutputCheck:
         if record.output is None:

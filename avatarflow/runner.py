@@ -21,14 +21,16 @@ import os
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .client import CreateOutcomeUnknown, JobExistsError, RemoteJob, SpeechClient
+from .destination import Destination
 from .errors import DownloadError, NotFoundError, ServiceError, ThrottledError, TransportError
 from .killpoints import checkpoint
+from .packing import Member, Pack, group, pack_job_id
 from .payload import ATTEMPT_PROPERTY, HASH_PROPERTY, VideoRequest
 from .planner import Action, ActionKind, Plan
 from .project import Project, sha256_file
@@ -84,6 +86,12 @@ class Summary:
         return not self.failed and not self.timed_out
 
 
+@dataclass(frozen=True)
+class _Created:
+    job: RemoteJob | None
+    adopted: bool  # the job existed already (a lost answer, a crash): nothing new was paid
+
+
 def _download_progress(done: int, total: int | None) -> None:
     checkpoint("mid-download")
 
@@ -129,13 +137,25 @@ class Runner:
         self.stopping = False  # set on Ctrl-C: no new submissions
         self._slots = asyncio.Semaphore(self.options.parallelism)
         self._create_lock = asyncio.Lock()
-        self._requests: dict[str, VideoRequest] = {}
+        self._requests: dict[str, list[VideoRequest]] = {}  # remote id -> its videos
         self._waiters: dict[str, asyncio.Future[RemoteJob | None]] = {}
         self._poller: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        service = project.manifest.model.service
+        self.packing = service.pack
+        self._pack_max_inputs = service.pack_max_inputs  # used only when packing
+        self._destination: Destination | None = None
+        self._repack: list[Action] = []  # packed submits that never reached the service
 
     # -- entry point ---------------------------------------------------------------
     async def run(self, plan: Plan) -> Summary:
+        packed = any(
+            a.record and a.record.pack_index is not None and a.kind is not ActionKind.FORGET
+            for a in plan.changes
+        )
+        if (self.packing and plan.paid()) or packed:
+            # Without a SAS: a clear error before anything is written or sent.
+            self._destination = self.project.destination()
         self.state.ensure_meta(self.project.manifest.model.name)
         self._remove_partial_downloads()
         for action in plan.actions:
@@ -151,8 +171,11 @@ class Runner:
         paid = [a for a in work if a.kind in (ActionKind.CREATE, ActionKind.RERENDER)]
         self._poller = asyncio.create_task(self._poll_loop())
         try:
-            await self._gather(self._resume(a) for a in resumes)
-            await self._gather(self._render(a) for a in paid)
+            await self._gather(self._resumes(resumes))
+            if self.packing:
+                await self._gather(self._render_packs([*paid, *self._repack]))
+            else:
+                await self._gather(self._render(a) for a in paid)
         finally:
             self._poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -170,6 +193,26 @@ class Runner:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             raise
+
+    @property
+    def destination(self) -> Destination:
+        """The container of packed jobs; resolved (SAS included) on first use only."""
+        if self._destination is None:
+            self._destination = self.project.destination()
+        return self._destination
+
+    def _resumes(self, actions: list[Action]) -> list[Any]:
+        """One coroutine per single job, one per packed job in flight."""
+        packs: dict[str, list[Action]] = {}
+        coros: list[Any] = []
+        for action in actions:
+            record = action.record
+            if action.kind is ActionKind.RESUME and record and record.pack_index is not None:
+                packs.setdefault(record.remote_id or "", []).append(action)
+            else:
+                coros.append(self._resume(action))
+        coros.extend(self._resume_pack(members) for members in packs.values())
+        return coros
 
     def _remove_partial_downloads(self) -> None:
         """A crash mid-download leaves a ``.part`` file; the lock says nobody else writes."""
@@ -196,7 +239,10 @@ class Runner:
         if record.status == "submitting":
             job = await self._lookup(record)
             if job is None:
-                await self._render(action)
+                if self.packing:  # never created: it joins the new packs
+                    self._repack.append(action)
+                else:
+                    await self._render(action)
                 return
             self._adopted(request, job)
         await self._follow(request)
@@ -214,6 +260,105 @@ class Runner:
             self.summary.counts[label] += 1
             await self._follow(request)
 
+    # -- packed jobs (service.pack: true) -------------------------------------------
+    def _render_packs(self, actions: list[Action]) -> list[Any]:
+        """One coroutine per pack of the videos to submit."""
+        by_id = {a.video_id: a for a in actions}
+        requests = [a.request for a in actions if a.request is not None]
+        chunks = group(requests, self._pack_max_inputs)
+        return [self._render_pack([by_id[r.video_id] for r in chunk]) for chunk in chunks]
+
+    async def _render_pack(self, actions: list[Action]) -> None:
+        async with self._slots:
+            if self.stopping:
+                return
+            pack = self._record_pack(actions)
+            requests = [m.request for m in pack.members]
+            first = self.state.records[requests[0].video_id]
+            created = await self._create(pack.job_id, pack.body(self.destination), first)
+            if created.job is None:
+                for request in requests:
+                    self._conflict(request)
+                return
+            for action, request in zip(actions, requests, strict=True):
+                if created.adopted:
+                    self._adopted(request, created.job)
+                    continue
+                self._submitted(request, created.job)
+                label = "rerendered" if action.kind is ActionKind.RERENDER else "created"
+                self.summary.counts[label] += 1
+            await self._follow_pack(requests)
+
+    def _record_pack(self, actions: list[Action]) -> Pack:
+        """Persist every member as ``submitting`` in its pack before the create leaves."""
+        fresh: list[StateRecord] = []
+        for action in actions:
+            assert action.request is not None
+            previous = self.state.records.get(action.video_id)
+            if (
+                previous is not None
+                and previous.status == "submitting"
+                and previous.input_hash == action.request.content_hash
+            ):
+                fresh.append(previous)  # its create never reached the service: same attempt
+            else:
+                fresh.append(_record_for(action.request, "submitting", previous))
+        job_id = pack_job_id(
+            self.project.manifest.model.name, ((r.input_hash, r.attempt) for r in fresh)
+        )
+        members: list[Member] = []
+        for index, (action, record) in enumerate(zip(actions, fresh, strict=True), start=1):
+            assert action.request is not None
+            self.state.put(record.model_copy(update={"remote_id": job_id, "pack_index": index}))
+            members.append(Member(action.request, record.attempt, index))
+        return Pack(job_id, tuple(members))
+
+    async def _resume_pack(self, actions: list[Action]) -> None:
+        """Follow a pack already submitted; a pack whose create was lost is adopted."""
+        unsure = [a for a in actions if self.state.records[a.video_id].status == "submitting"]
+        unsure_ids = {a.video_id for a in unsure}
+        sure = [a for a in actions if a.video_id not in unsure_ids]
+        if unsure:
+            job = await self._lookup(self.state.records[unsure[0].video_id])
+            if job is None:  # never created: these videos join the new packs
+                self._repack.extend(unsure)
+            else:
+                for action in unsure:
+                    assert action.request is not None
+                    self._adopted(action.request, job)
+                sure = actions
+        requests = [a.request for a in sure if a.request is not None]
+        if requests:
+            await self._follow_pack(requests)
+
+    async def _follow_pack(self, requests: list[VideoRequest]) -> None:
+        """Wait for the pack's job, then download and record each video on its own."""
+        if all(self.state.records[r.video_id].status == "succeeded" for r in requests):
+            job = await self._lookup(self.state.records[requests[0].video_id])
+        else:
+            job = await self._wait_final(requests)
+        if job is None:
+            return
+        for request in requests:
+            await self._finish(request, job)
+        self._count_billing(job)
+        if self.options.delete_remote and all(
+            self.state.records[r.video_id].status == "downloaded" for r in requests
+        ):
+            await self._delete_remote(requests[0], job)
+
+    def _record_submitted(self, request: VideoRequest, job: RemoteJob, **more: Any) -> StateRecord:
+        record = self.state.records[request.video_id]
+        update = {"status": "submitted", "remote_id": job.id, "remote_status": job.status}
+        return self.state.put(record.model_copy(update=update | more))
+
+    def _submitted(self, request: VideoRequest, job: RemoteJob) -> None:
+        record = self._record_submitted(request, job, submitted_at=utc_now())
+        where = f" as input {record.pack_index}" if record.pack_index is not None else ""
+        self.emit(
+            Event("submitted", request.video_id, f"submitted{where} as {job.id}", {"job": job.id})
+        )
+
     async def _submit(self, request: VideoRequest) -> RemoteJob | None:
         previous = self.state.records.get(request.video_id)
         if (
@@ -222,63 +367,51 @@ class Runner:
             or previous.input_hash != request.content_hash
         ):
             self.state.put(_record_for(request, "submitting", previous))
-        async with self._create_lock:  # creates are throttled by the service: one at a time
+        record = self.state.records[request.video_id]
+        created = await self._create(
+            request.job_id(record.attempt), request.submit_body(record.attempt), record
+        )
+        if created.job is None:
+            self._conflict(request)
+            return None
+        if created.adopted:
+            self._adopted(request, created.job)
+            return created.job
+        self._submitted(request, created.job)
+        return created.job
+
+    async def _create(self, job_id: str, body: dict[str, Any], record: StateRecord) -> _Created:
+        """Send one create, one at a time (the service throttles creates).
+
+        ``record`` (already persisted as ``submitting``) finds the job when the outcome of
+        the create is unknown or its id is taken: an existing job is adopted, never paid
+        twice. ``job`` is None when the id is taken by a job that cannot be read.
+        """
+        async with self._create_lock:
             while True:
                 try:
-                    record = self.state.records[request.video_id]
                     checkpoint("before-create")
-                    job = await self.client.create(
-                        request.job_id(record.attempt), request.submit_body(record.attempt)
-                    )
+                    job = await self.client.create(job_id, body)
                     checkpoint("after-create")
-                    break
+                    self.summary.counts["jobs"] += 1
+                    return _Created(job, adopted=False)
                 except ThrottledError as exc:
                     await asyncio.sleep(exc.retry_after or self.options.poll_interval)
                 except JobExistsError:
-                    existing = await self._adopt_or_fail(request)
-                    if existing is not None:
-                        self._adopted(request, existing)
-                    return existing
+                    return _Created(await self._lookup(record), adopted=True)
                 except CreateOutcomeUnknown:
-                    record = self.state.records[request.video_id]
-                    found: RemoteJob | None = await self._lookup(record)
+                    found = await self._lookup(record)
                     if found is not None:
-                        self._adopted(request, found)
-                        return found
+                        return _Created(found, adopted=True)
                     # Certainly not created: sending it again costs nothing extra.
-        record = self.state.records[request.video_id]
-        self.state.put(
-            record.model_copy(
-                update={
-                    "status": "submitted",
-                    "remote_id": job.id,
-                    "remote_status": job.status,
-                    "submitted_at": utc_now(),
-                }
-            )
-        )
-        self.emit(Event("submitted", request.video_id, f"submitted as {job.id}", {"job": job.id}))
-        return job
 
-    async def _adopt_or_fail(self, request: VideoRequest) -> RemoteJob | None:
-        job = await self._lookup(self.state.records[request.video_id])
-        if job is None:
-            self._fail(
-                request, "Conflict", f"job id {request.synthesis_id} exists but cannot be read"
-            )
-        return job
+    def _conflict(self, request: VideoRequest) -> None:
+        record = self.state.records[request.video_id]
+        job_id = record.remote_id or request.synthesis_id
+        self._fail(request, "Conflict", f"job id {job_id} exists but cannot be read")
 
     def _adopted(self, request: VideoRequest, job: RemoteJob) -> None:
-        record = self.state.records[request.video_id]
-        self.state.put(
-            record.model_copy(
-                update={
-                    "status": "submitted",
-                    "remote_id": job.id,
-                    "remote_status": job.status,
-                }
-            )
-        )
+        self._record_submitted(request, job)
         self.summary.counts["adopted"] += 1
         self.emit(
             Event("adopted", request.video_id, f"adopted existing job {job.id} (no new render)")
@@ -307,18 +440,19 @@ class Runner:
         if record.status == "succeeded":
             job = await self._lookup(record)
         else:
-            job = await self._wait_final(request)
+            job = await self._wait_final([request])
         if job is None:
             return
         await self._finish(request, job)
 
-    async def _wait_final(self, request: VideoRequest) -> RemoteJob | None:
-        record = self.state.records[request.video_id]
+    async def _wait_final(self, requests: Sequence[VideoRequest]) -> RemoteJob | None:
+        """Wait until the job of ``requests`` (one video, or the videos of one pack) ends."""
+        record = self.state.records[requests[0].video_id]
         started = time.monotonic()
         timeout = self.options.timeout
         future: asyncio.Future[RemoteJob | None] = asyncio.get_running_loop().create_future()
         remote_id = record.remote_id or record.synthesis_id
-        self._requests[remote_id] = request
+        self._requests[remote_id] = list(requests)
         self._waiters[remote_id] = future
         self._wake.set()
         try:
@@ -328,23 +462,26 @@ class Runner:
                 remaining = max(0.0, timeout - (time.monotonic() - started))
                 job = await asyncio.wait_for(future, remaining)
         except TimeoutError:
-            current = self.state.records[request.video_id]
-            message = (
-                f"job {remote_id} still {current.remote_status or current.status} after "
-                f"{timeout:g} s; it stays recorded and the next apply resumes it"
-            )
-            self.summary.timed_out.append(request.video_id)
-            self.emit(Event("timeout", request.video_id, message))
+            for request in requests:
+                current = self.state.records[request.video_id]
+                message = (
+                    f"job {remote_id} still {current.remote_status or current.status} after "
+                    f"{timeout:g} s; it stays recorded and the next apply resumes it"
+                )
+                self.summary.timed_out.append(request.video_id)
+                self.emit(Event("timeout", request.video_id, message))
             return None
         finally:
             self._waiters.pop(remote_id, None)
             self._requests.pop(remote_id, None)
         if job is None:
-            self._fail(
-                request,
-                GONE_CODE,
-                "the remote job disappeared before it was downloaded; the next plan re-renders it",
-            )
+            for request in requests:
+                self._fail(
+                    request,
+                    GONE_CODE,
+                    "the remote job disappeared before it was downloaded; "
+                    "the next plan re-renders it",
+                )
         return job
 
     async def _finish(self, request: VideoRequest, job: RemoteJob) -> None:
@@ -353,14 +490,15 @@ class Runner:
             return
         record = self.state.records[request.video_id]
         if record.status != "succeeded":
+            packed = record.pack_index is not None  # the job's totals are the whole pack's
             record = self.state.put(
                 record.model_copy(
                     update={
                         "status": "succeeded",
                         "remote_status": job.status,
                         "completed_at": utc_now(),
-                        "duration_ms": job.duration_ms,
-                        "billing": dict(job.billing),
+                        "duration_ms": None if packed else job.duration_ms,
+                        "billing": {} if packed else dict(job.billing),
                     }
                 )
             )
@@ -410,12 +548,21 @@ class Runner:
     async def _download(self, request: VideoRequest, job: RemoteJob) -> None:
         target = self.project.output_path(request)
         target.parent.mkdir(parents=True, exist_ok=True)
+        index = self.state.records[request.video_id].pack_index
         for attempt in range(1, self.options.download_attempts + 1):
-            if not job.result_url:
+            if index is not None:
+                # Packed: the service wrote input N to {path}/{job id}/000N.{ext} in our
+                # container; the blob's own length is what the download is checked against.
+                ext = target.suffix.lstrip(".")
+                url: str | None = self.destination.output_url(job.id, index, ext)
+                expected = None
+            else:
+                url, expected = job.result_url, job.size_in_bytes
+            if not url:
                 self._fail(request, "NoResult", "the job succeeded but returned no result URL")
                 return
             try:
-                size, digest = await self._fetch(job.result_url, target, job.size_in_bytes)
+                size, digest = await self._fetch(url, target, expected)
                 break
             except DownloadError as exc:
                 self.emit(
@@ -438,20 +585,21 @@ class Runner:
                     return
         record = self.state.records[request.video_id]
         output = OutputFile(path=self.project.display(target), size=size, sha256=digest)
+        packed = index is not None
         self.state.put(
             record.model_copy(
                 update={
                     "status": "downloaded",
                     "output": output,
                     "error": None,
-                    "duration_ms": job.duration_ms or record.duration_ms,
-                    "billing": dict(job.billing) or record.billing,
+                    "duration_ms": record.duration_ms if packed else job.duration_ms,
+                    "billing": record.billing if packed else dict(job.billing) or record.billing,
                 }
             )
         )
         self.summary.counts["downloaded"] += 1
-        self.summary.characters += sum(v for k, v in job.billing.items() if "Characters" in k)
-        self.summary.avatar_seconds += job.billing.get("talkingAvatarDurationSeconds", 0)
+        if not packed:  # a pack's bill is counted once, for the whole pack
+            self._count_billing(job)
         self.emit(
             Event(
                 "downloaded",
@@ -460,8 +608,12 @@ class Runner:
                 {"path": output.path, "size": size, "sha256": digest},
             )
         )
-        if self.options.delete_remote:
+        if self.options.delete_remote and not packed:
             await self._delete_remote(request, job)
+
+    def _count_billing(self, job: RemoteJob) -> None:
+        self.summary.characters += sum(v for k, v in job.billing.items() if "Characters" in k)
+        self.summary.avatar_seconds += job.billing.get("talkingAvatarDurationSeconds", 0)
 
     async def _fetch(self, url: str, target: Path, expected: int | None) -> tuple[int, str]:
         fd, tmp_name = tempfile.mkstemp(
@@ -552,15 +704,18 @@ class Runner:
 
     def _observe(self, remote_id: str, job: RemoteJob | None) -> bool:
         future = self._waiters.get(remote_id)
-        request = self._requests.get(remote_id)
-        if future is None or request is None or future.done():
+        requests = self._requests.get(remote_id)
+        if future is None or requests is None or future.done():
             return False
         if job is None:
             future.set_result(None)
             return True
-        record = self.state.records[request.video_id]
-        changed = record.remote_status != job.status
-        if changed:
+        changed = False
+        for request in requests:
+            record = self.state.records[request.video_id]
+            if record.remote_status == job.status:
+                continue
+            changed = True
             status = "running" if job.status == "Running" else record.status
             if job.status == "NotStarted":
                 status = "submitted"

@@ -1,15 +1,16 @@
 """The state: which request produced which video file.
 
-Layout (one directory per course, meant to be committed)::
+A :class:`State` is the course's meta (format, lineage, name) plus one
+:class:`StateRecord` per video. It is kept by a :class:`StateStore`:
 
-    .avatarflow/<name>/state.json           {"format": 1, "lineage": "…", "name": "…"}
-    .avatarflow/<name>/videos/<id>.json     one record per video, sorted keys
+- :mod:`avatarflow.backends.local` — a directory beside the manifest, meant to be
+  committed, one file per video so that two branches merge without conflicts;
+- :mod:`avatarflow.backends.azureblob` — one blob in Azure Storage shared by a team
+  and CI, guarded by a blob lease and written with ETag conditions.
 
-Why one file per video rather than one big file: two branches that render different
-videos touch different files, so ``git merge`` never conflicts, and a write after a
-transition rewrites one small file instead of the whole state (O(1) per transition at
-any catalogue size). Each record carries its own ``serial``, bumped on every write, and
-a saved plan remembers the serials it saw, so a stale plan is still refused.
+Both hold the same models and feed the same planner. Each record carries its own
+``serial``, bumped on every write, and a plan remembers the serials it saw, so a plan
+made on a state that changed before it is applied is refused.
 """
 
 from __future__ import annotations
@@ -18,20 +19,22 @@ import json
 import os
 import tempfile
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .errors import Location, StateError
 from .killpoints import checkpoint
 
+if TYPE_CHECKING:
+    from .lock import HeldLock, LockInfo
+
 STATE_FORMAT = 1
 M = TypeVar("M", bound="BaseModel")
-META_FILE = "state.json"
-RECORDS_DIR = "videos"
 
 Status = Literal["submitting", "submitted", "running", "succeeded", "downloaded", "failed"]
 IN_FLIGHT: frozenset[str] = frozenset({"submitting", "submitted", "running", "succeeded"})
@@ -69,6 +72,7 @@ class StateRecord(BaseModel):
     surface: str
     attempt: int = 0  # submissions of this same request; each gets its own job id
     remote_id: str | None = None  # the job's id; assigned by the server on the preview API
+    pack_index: int | None = None  # 1-based input of a packed (multi-input) job ``remote_id``
     request: dict[str, Any]
     sources: dict[str, str] = {}
     submitted_at: str | None = None
@@ -121,36 +125,53 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def _dump(model: BaseModel) -> bytes:
-    data = model.model_dump(mode="json", exclude_none=True)
-    return (json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False) + "\n").encode()
+class StateStore(Protocol):
+    """Where one state is kept: a local directory, or a blob shared by a team.
+
+    The planner and the runner see only :class:`State`; a store persists each of its
+    writes before it returns and guards writers with an exclusive lock.
+    """
+
+    display: str  # for messages: a path relative to the manifest, or the blob's URL
+
+    def load(self) -> State: ...
+    def write_meta(self, meta: StateMeta) -> None: ...
+    def write_record(self, record: StateRecord) -> None: ...
+    def delete_record(self, video_id: str) -> None: ...
+    def replace(self, meta: StateMeta, records: Mapping[str, StateRecord]) -> None: ...
+    def remove_stale_temp_files(self) -> int: ...
+    def lock(
+        self, command: str, timeout: float = 0.0, on_wait: Callable[[str], None] | None = None
+    ) -> HeldLock: ...
+    def force_unlock(self, lock_id: str) -> LockInfo: ...
 
 
 @dataclass
 class State:
-    """The state of one course: meta plus records, read from and written to a directory."""
+    """The state of one course: meta plus records, persisted through its store."""
 
-    directory: Path
-    display: str  # the directory relative to the manifest, for messages
+    store: StateStore
     meta: StateMeta | None = None
     records: dict[str, StateRecord] = field(default_factory=dict)
 
     @property
+    def display(self) -> str:
+        return self.store.display
+
+    @property
     def exists(self) -> bool:
         return self.meta is not None
-
-    def record_path(self, video_id: str) -> Path:
-        return self.directory / RECORDS_DIR / f"{video_id}.json"
 
     def serials(self) -> dict[str, int]:
         return {vid: rec.serial for vid, rec in self.records.items()}
 
     def ensure_meta(self, name: str) -> StateMeta:
         if self.meta is None:
-            self.meta = StateMeta(
+            meta = StateMeta(
                 format=STATE_FORMAT, lineage=str(uuid.uuid4()), name=name, created_at=utc_now()
             )
-            atomic_write(self.directory / META_FILE, _dump(self.meta))
+            self.store.write_meta(meta)
+            self.meta = meta
         return self.meta
 
     def put(self, record: StateRecord) -> StateRecord:
@@ -161,66 +182,57 @@ class State:
         record = record.model_copy(
             update={"serial": (previous.serial if previous else 0) + 1, "updated_at": utc_now()}
         )
-        atomic_write(self.record_path(record.video_id), _dump(record))
+        self.store.write_record(record)
         self.records[record.video_id] = record
         return record
 
     def remove_stale_temp_files(self) -> int:
         """Temp files of writes cut short by a crash; call only while holding the lock."""
-        removed = 0
-        for folder in (self.directory, self.directory / RECORDS_DIR):
-            for tmp in folder.glob(".*.tmp"):
-                tmp.unlink(missing_ok=True)
-                removed += 1
-        return removed
+        return self.store.remove_stale_temp_files()
 
     def forget(self, video_id: str) -> None:
-        self.record_path(video_id).unlink(missing_ok=True)
+        self.store.delete_record(video_id)
         self.records.pop(video_id, None)
 
 
-def load_state(directory: Path, display: str) -> State:
-    """Read the state in ``directory``; an absent state is an empty one."""
-    state = State(directory=directory, display=display)
-    meta_path = directory / META_FILE
-    if not meta_path.exists():
-        if (directory / RECORDS_DIR).is_dir() and any((directory / RECORDS_DIR).iterdir()):
-            raise StateError(
-                f"{META_FILE} is missing but video records exist; restore it from git",
-                Location(f"{display}/{META_FILE}"),
-            )
-        return state
-    meta_data = _read_json(meta_path, f"{display}/{META_FILE}")
+def stored_data(model: BaseModel) -> dict[str, Any]:
+    """A model as JSON data, without the fields that are not set."""
+    return model.model_dump(mode="json", exclude_none=True)
+
+
+def dump_json(data: BaseModel | dict[str, Any]) -> bytes:
+    """As stored: sorted keys, indented, so that diffs and merges stay small."""
+    if isinstance(data, BaseModel):
+        data = stored_data(data)
+    return (json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False) + "\n").encode()
+
+
+def parse_meta(data: Any, shown: str) -> StateMeta:
+    """Validate a meta object; a newer format is refused rather than misread."""
     if (
-        isinstance(meta_data, dict)
-        and isinstance(meta_data.get("format"), int)
-        and meta_data["format"] > STATE_FORMAT
+        isinstance(data, dict)
+        and isinstance(data.get("format"), int)
+        and data["format"] > STATE_FORMAT
     ):
         raise StateError(
-            f"state format {meta_data['format']} is newer than this avatarflow understands "
+            f"state format {data['format']} is newer than this avatarflow understands "
             f"({STATE_FORMAT}); upgrade avatarflow",
-            Location(f"{display}/{META_FILE}"),
+            Location(shown),
         )
-    state.meta = _validate(StateMeta, meta_data, f"{display}/{META_FILE}")
-    records_dir = directory / RECORDS_DIR
-    if records_dir.is_dir():
-        for path in sorted(records_dir.glob("*.json")):
-            shown = f"{display}/{RECORDS_DIR}/{path.name}"
-            record = _validate(StateRecord, _read_json(path, shown), shown)
-            if record.video_id != path.stem:
-                raise StateError(
-                    f"record is for video {record.video_id!r} but the file is named {path.name}",
-                    Location(shown),
-                )
-            state.records[record.video_id] = record
-    return state
+    return _validate(StateMeta, data, shown)
 
 
-def _read_json(path: Path, shown: str) -> Any:
-    try:
-        text = path.read_text("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise StateError(f"cannot read state file: {exc}", Location(shown)) from None
+def parse_record(data: Any, video_id: str, shown: str, stored_as: str) -> StateRecord:
+    """Validate a record stored under ``video_id`` (``stored_as`` says how, for messages)."""
+    record = _validate(StateRecord, data, shown)
+    if record.video_id != video_id:
+        raise StateError(
+            f"record is for video {record.video_id!r} but {stored_as}", Location(shown)
+        )
+    return record
+
+
+def parse_json(text: str, shown: str) -> Any:
     if "<<<<<<<" in text or ">>>>>>>" in text:
         raise StateError("state file has unresolved git merge conflict markers", Location(shown))
     try:

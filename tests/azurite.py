@@ -16,6 +16,7 @@ PYTEST_DONT_REWRITE
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -129,6 +130,13 @@ def azurite() -> Iterator[Azurite]:
     if binary is None or shutil.which("node") is None:
         _unavailable("Node's azurite is not installed (npm install azurite)")
         return
+    with running(binary) as server:
+        yield server
+
+
+@contextlib.contextmanager
+def running(binary: str) -> Iterator[Azurite]:
+    """Azurite started from ``binary`` on a free loopback port and a temporary folder."""
     port = _free_port()
     with tempfile.TemporaryDirectory(prefix="azurite-") as folder:
         process = subprocess.Popen(

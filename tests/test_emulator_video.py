@@ -6,7 +6,6 @@ a few seconds on two cores.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -63,13 +62,6 @@ JOBS: dict[str, dict[str, Any]] = {
         "inputs": [{"content": SSML_WITH_BREAK}],
     },
     "bad-ssml": {"inputKind": "SSML", "inputs": [{"content": "<speak>unclosed"}]},
-    "multi": {
-        "inputs": [{"content": "First video."}, {"content": "Second video, longer."}],
-        "properties": {
-            "destinationContainerUrl": "https://account.blob.example/drafts?sv=1&sig=dest-sig",
-            "destinationPath": "runs/7",
-        },
-    },
 }
 
 
@@ -210,24 +202,6 @@ def test_preview_summary_has_string_billing(rendered: dict[str, Any]):
     assert summary["jobID"] == job["id"]
     assert summary["results"][0]["videoFileName"] == f"{job['id']}/0001.mp4"
     assert summary["results"][0]["billingDetails"] == {"Neural": "50", "TalkingAvatarDuration": "4"}
-
-
-def test_multi_input_jobs_write_numbered_files_to_the_destination(rendered: dict[str, Any]):
-    job = rendered["jobs"]["multi"]
-    assert job["outputs"] == {
-        "result": "runs/7/multi/0001.mp4",
-        "summary": "runs/7/multi/summary.json",
-    }
-    assert job["properties"]["succeededCount"] == 2
-    base = f"{rendered['emulator'].url}/_blob/drafts/runs/7/multi"
-    for name in ("0001.mp4", "0002.mp4", "summary.json"):
-        assert httpx.get(f"{base}/{name}?sv=1&sig=dest-sig").status_code == 200, name
-    assert httpx.get(f"{base}/0001.mp4?sv=1&sig=other").status_code == 403
-    summary = json.loads(httpx.get(f"{base}/summary.json?sig=dest-sig").text)
-    assert [r["videoFileName"] for r in summary["results"]] == [
-        "runs/7/multi/0001.mp4",
-        "runs/7/multi/0002.mp4",
-    ]
 
 
 def test_narration_uses_speech_when_espeak_is_installed(tmp_path: Path):

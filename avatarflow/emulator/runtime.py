@@ -6,6 +6,7 @@
     signing.key          key of the result URL signatures (0600)
     requests.jsonl       the request log
     jobs/{surface}/{id}.json
+    destinations/{surface}/{id}  SAS URL of a job's destination container (0600), until delivered
     blobs/{container}/{folder}/0001.mp4, summary.json, 0001.vtt
     work/                scratch space of running renders
 """
@@ -20,6 +21,7 @@ from types import TracebackType
 from typing import IO
 
 from avatarflow.emulator.config import EmulatorConfig
+from avatarflow.emulator.destinations import DestinationSecrets
 from avatarflow.emulator.faults import FaultInjector, Faults
 from avatarflow.emulator.jobs import JobStore
 from avatarflow.emulator.requestlog import (
@@ -93,6 +95,7 @@ class Emulator:
             signer.account_hash,
             lambda: self.config,
             lambda: self._injector.faults,
+            DestinationSecrets(self.data_dir / "destinations"),
         )
         services = Services(
             config=self.config,

@@ -426,6 +426,12 @@ class Handler(BaseHTTPRequestHandler):
                 body_sha256=digest,
                 operation_id=(operation_id or str(uuid.uuid4())) if surface == "ga" else None,
             )
+            if request.destination is not None:
+                assert isinstance(body, dict)  # validated above
+                # Before the job exists for the worker: it needs the SAS to deliver.
+                self.svc.worker.destinations.put(
+                    record.key, body["properties"]["destinationContainerUrl"]
+                )
             store.add(record)
         self.entry["created"] = True
         self.svc.worker.wake()

@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from avatarflow.emulator.destinations import DestinationSecrets, UploadError, upload
 from avatarflow.emulator.faults import Faults
 from avatarflow.emulator.jobs import (
     RUNNING,
@@ -37,6 +38,7 @@ from avatarflow.emulator.video import (
     ProcessGroup,
     RenderCancelledError,
     RenderFailedError,
+    RenderResult,
     render_video,
 )
 
@@ -53,8 +55,10 @@ class Worker:
         account_hash: str,
         settings: Callable[[], Any],
         faults: Callable[[], Faults],
+        destinations: DestinationSecrets,
     ) -> None:
         self.store = store
+        self.destinations = destinations
         self.blobs = blobs
         self.work = work
         self.account_hash = account_hash
@@ -117,6 +121,7 @@ class Worker:
         """Forget a job and delete its outputs (as the service does)."""
         with self.store.lock:
             self.store.remove(record)
+            self.destinations.remove(record.key)
         container, folder = blob_location(record, self.account_hash)
         shutil.rmtree(self.blobs / container / folder, ignore_errors=True)
 
@@ -179,6 +184,7 @@ class Worker:
                 ):
                     record.outcome = outcome
                     self.store.save(record)
+                    self.destinations.remove(record.key)  # delivered: the SAS is not needed
         self._wake.set()
 
     def _produce(self, record: JobRecord) -> RenderOutcome:
@@ -198,9 +204,31 @@ class Worker:
             return outcome
         scratch = self.work / f"{record.surface}-{record.id}-{uuid.uuid4().hex[:8]}"
         try:
-            return self._render_inputs(record, target, folder, scratch)
+            outcome = self._render_inputs(record, target, folder, scratch)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
+        if record.request.destination is not None:
+            return self._deliver(record, target, folder, outcome)
+        return outcome
+
+    def _deliver(
+        self, record: JobRecord, target: Path, folder: str, outcome: RenderOutcome
+    ) -> RenderOutcome:
+        """Write the outputs into the customer's container, as the service does."""
+        url = self.destinations.get(record.key)
+        files = [target / name for name in outcome.files]
+        try:
+            if url is None:
+                raise UploadError("the destination container's SAS is no longer known")
+            upload(url, folder, [*files, target / "summary.json"])
+        except UploadError as exc:
+            return RenderOutcome(
+                done_at=time.time(),
+                succeeded=0,
+                failed=len(record.request.inputs),
+                error={"code": "InvalidDestination", "message": str(exc)},
+            )
+        return outcome
 
     def _render_inputs(
         self, record: JobRecord, target: Path, folder: str, scratch: Path
@@ -208,23 +236,34 @@ class Worker:
         config = self._settings()
         request = record.request
         ext = request.render.video_format
+
+        def render(index: int, content: str) -> tuple[Narration, RenderResult]:
+            narration = narration_of(content, request.input_kind, request.render.voice)
+            done = render_video(
+                request.render,
+                narration,
+                scratch / f"{index:04d}.part.{ext}",
+                scratch / f"w{index:04d}",
+                self._processes,
+                width=config.width,
+                height=config.height,
+                fps=config.fps,
+                speech=config.speech,
+            )
+            return narration, done
+
+        # The inputs of a multi-input job render side by side, like separate jobs do.
+        with ThreadPoolExecutor(config.render_workers, "emulator-input") as pool:
+            futures = [
+                pool.submit(render, index, content)
+                for index, content in enumerate(request.inputs, start=1)
+            ]
         results: list[dict[str, Any]] = []
         outcome = RenderOutcome(done_at=0.0, succeeded=0, failed=0)
-        for index, content in enumerate(request.inputs, start=1):
+        for index, (content, future) in enumerate(zip(request.inputs, futures, strict=True), 1):
             name = f"{index:04d}.{ext}"
             try:
-                narration = narration_of(content, request.input_kind, request.render.voice)
-                done = render_video(
-                    request.render,
-                    narration,
-                    scratch / f"{index:04d}.part.{ext}",
-                    scratch / f"w{index:04d}",
-                    self._processes,
-                    width=config.width,
-                    height=config.height,
-                    fps=config.fps,
-                    speech=config.speech,
-                )
+                narration, done = future.result()
             except (InvalidSsmlError, RenderFailedError) as exc:
                 code = "InvalidSsml" if isinstance(exc, InvalidSsmlError) else "InternalServerError"
                 outcome.failed += 1

@@ -1,0 +1,113 @@
+"""The local state store: a directory beside the manifest, meant to be committed.
+
+Layout::
+
+    .avatarflow/<name>/state.json           {"format": 1, "lineage": "…", "name": "…"}
+    .avatarflow/<name>/videos/<id>.json     one record per video, sorted keys
+    .avatarflow/<name>/state.lock           the lock (not committed)
+
+Why one file per video rather than one big file: two branches that render different
+videos touch different files, so ``git merge`` never conflicts, and a write after a
+transition rewrites one small file instead of the whole state (O(1) per transition at
+any catalogue size).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from ..errors import Location, StateError
+from ..lock import LockInfo, StateLock, force_unlock
+from ..state import (
+    State,
+    StateMeta,
+    StateRecord,
+    atomic_write,
+    dump_json,
+    parse_json,
+    parse_meta,
+    parse_record,
+)
+
+META_FILE = "state.json"
+RECORDS_DIR = "videos"
+
+
+class LocalStore:
+    """A state kept as files in ``directory`` (``display`` is how messages show it)."""
+
+    def __init__(self, directory: Path, display: str) -> None:
+        self.directory = directory
+        self.display = display
+
+    def record_path(self, video_id: str) -> Path:
+        return self.directory / RECORDS_DIR / f"{video_id}.json"
+
+    # -- reading -------------------------------------------------------------------
+    def load(self) -> State:
+        """Read the state; an absent state is an empty one."""
+        state = State(store=self)
+        meta_path = self.directory / META_FILE
+        records_dir = self.directory / RECORDS_DIR
+        if not meta_path.exists():
+            if records_dir.is_dir() and any(records_dir.iterdir()):
+                raise StateError(
+                    f"{META_FILE} is missing but video records exist; restore it from git",
+                    Location(f"{self.display}/{META_FILE}"),
+                )
+            return state
+        shown = f"{self.display}/{META_FILE}"
+        state.meta = parse_meta(self._read_json(meta_path, shown), shown)
+        if records_dir.is_dir():
+            for path in sorted(records_dir.glob("*.json")):
+                shown = f"{self.display}/{RECORDS_DIR}/{path.name}"
+                data = self._read_json(path, shown)
+                record = parse_record(data, path.stem, shown, f"the file is named {path.name}")
+                state.records[record.video_id] = record
+        return state
+
+    @staticmethod
+    def _read_json(path: Path, shown: str) -> object:
+        try:
+            text = path.read_text("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise StateError(f"cannot read state file: {exc}", Location(shown)) from None
+        return parse_json(text, shown)
+
+    # -- writing -------------------------------------------------------------------
+    def write_meta(self, meta: StateMeta) -> None:
+        atomic_write(self.directory / META_FILE, dump_json(meta))
+
+    def write_record(self, record: StateRecord) -> None:
+        atomic_write(self.record_path(record.video_id), dump_json(record))
+
+    def delete_record(self, video_id: str) -> None:
+        self.record_path(video_id).unlink(missing_ok=True)
+
+    def replace(self, meta: StateMeta, records: Mapping[str, StateRecord]) -> None:
+        """Make this state a copy of ``meta`` and ``records`` (records first, meta last)."""
+        records_dir = self.directory / RECORDS_DIR
+        stale = {p.stem for p in records_dir.glob("*.json")} - set(records)
+        for record in records.values():
+            self.write_record(record)
+        for video_id in stale:
+            self.delete_record(video_id)
+        self.write_meta(meta)
+
+    def remove_stale_temp_files(self) -> int:
+        removed = 0
+        for folder in (self.directory, self.directory / RECORDS_DIR):
+            for tmp in folder.glob(".*.tmp"):
+                tmp.unlink(missing_ok=True)
+                removed += 1
+        return removed
+
+    # -- locking -------------------------------------------------------------------
+    def lock(
+        self, command: str, timeout: float = 0.0, on_wait: Callable[[str], None] | None = None
+    ) -> StateLock:
+        return StateLock(self.directory, command, timeout, on_wait)
+
+    def force_unlock(self, lock_id: str) -> LockInfo:
+        return force_unlock(self.directory, lock_id)
