@@ -231,7 +231,8 @@ def check_invariants(manifest: Path, result: SoakResult) -> None:
         if extra:
             result.unexplained += extra
             problems.append(f"{request.video_id}: {len(jobs)} renders, {len(failed)} failed")
-    leftovers = [p for p in state.directory.rglob(".*.tmp") if not p.is_relative_to(service)]
+    state_dir = project.target.state_dir
+    leftovers = [p for p in state_dir.rglob(".*.tmp") if not p.is_relative_to(service)]
     leftovers += list(project.target.output_dir.glob(".*.part"))
     if leftovers:
         problems.append(f"temp files left: {[p.name for p in leftovers]}")

@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from avatarflow.emulator import DataDirBusyError, Emulator, EmulatorConfig, Faults, probe
+from avatarflow.emulator.destinations import DestinationSecrets
 from avatarflow.emulator.jobs import JobRecord, JobStore, RenderOutcome
 from avatarflow.emulator.validation import validate
 from avatarflow.emulator.worker import Worker
@@ -230,7 +231,13 @@ def test_a_finished_render_is_never_started_again(tmp_path: Path) -> None:
     config = EmulatorConfig(width=16, height=16, speech=False)
     store = JobStore(tmp_path / "jobs")
     worker = _CountingWorker(
-        store, tmp_path / "blobs", tmp_path / "work", "acct", lambda: config, Faults
+        store,
+        tmp_path / "blobs",
+        tmp_path / "work",
+        "acct",
+        lambda: config,
+        Faults,
+        DestinationSecrets(tmp_path / "destinations"),
     )
     store.lock = _TickOnRelease(worker)  # type: ignore[assignment]
     record = JobRecord(
