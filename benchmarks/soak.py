@@ -7,6 +7,9 @@ job, every video on disk with its recorded sha256, no temp files, nothing left t
 
     python benchmarks/soak.py --seeds 20 --videos 200
     python benchmarks/soak.py --seed 17 --verbose      # replay one seed
+    python benchmarks/soak.py --seeds 5 --pack         # packed jobs into Azurite
+
+``--pack`` starts Azurite (``AVATARFLOW_AZURITE_BIN`` or ``azurite-blob`` on ``PATH``).
 
 Exits 1 if any seed broke an invariant.
 """
@@ -14,6 +17,9 @@ Exits 1 if any seed broke an invariant.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import shutil
 import sys
 import tempfile
 import time
@@ -21,7 +27,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.soak import SoakResult, describe, soak
+from tests.azurite import running
+from tests.soak import Packing, SoakResult, describe, soak
 
 
 def main() -> int:
@@ -34,8 +41,22 @@ def main() -> int:
     parser.add_argument(
         "--alternate", action="store_true", help="every other seed on the preview API"
     )
+    parser.add_argument("--pack", action="store_true", help="pack 50 videos per job")
     parser.add_argument("--verbose", action="store_true", help="print every apply round")
     args = parser.parse_args()
+    with contextlib.ExitStack() as stack:
+        pack = None
+        if args.pack:
+            binary = os.environ.get("AVATARFLOW_AZURITE_BIN") or shutil.which("azurite-blob")
+            if binary is None:
+                parser.error("--pack needs azurite-blob (set AVATARFLOW_AZURITE_BIN)")
+            server = stack.enter_context(running(binary))
+            url, _, sas = server.container_sas_url(server.new_container("soak")).partition("?")
+            pack = Packing(url, sas)
+        return run_seeds(args, pack)
+
+
+def run_seeds(args: argparse.Namespace, pack: Packing | None) -> int:
     seeds = (
         [args.seed]
         if args.seed is not None
@@ -45,10 +66,12 @@ def main() -> int:
     started = time.monotonic()
     for index, seed in enumerate(seeds):
         api = args.api_version
-        if args.alternate and index % 2:
+        if args.alternate and index % 2 and pack is None:  # packing needs the GA API
             api = "3.1-preview1"
         with tempfile.TemporaryDirectory(prefix=f"soak-{seed}-") as folder:
-            result = soak(Path(folder), args.videos, seed, api_version=api, verbose=args.verbose)
+            result = soak(
+                Path(folder), args.videos, seed, api_version=api, pack=pack, verbose=args.verbose
+            )
         results.append(result)
         print(describe(result) + (f" [{api}]" if api else ""), flush=True)
         for problem in result.problems:

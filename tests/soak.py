@@ -6,13 +6,17 @@ emulator's jobs and request log persist on disk), each round with random fault r
 most rounds, a SIGKILL at a random named kill point. Rounds repeat until an apply exits
 0 in a round without a kill. Then it checks, from the emulator's own records:
 
-* no job id was created twice, and every extra render of a video is explained by an
-  earlier job of it that the service really failed (an injected ``fail``);
+* no job id was created twice, and every job paid for either delivered a video or was
+  failed by the service (an injected ``fail``): nothing else was rendered;
 * every video is on disk with the size and sha256 its state record vouches for;
 * no temp file (state write or partial download) is left;
 * ``plan`` says "No changes." and sends nothing.
 
-Everything random comes from one ``random.Random(seed)``, so a failing seed replays.
+With a :class:`Packing` the videos travel as multi-input jobs written into a blob
+container (Azurite in the tests), and the same rules hold per packed job.
+
+Every fault plan and kill point comes from one ``random.Random(seed)``: a failing seed
+replays the same storm (where a kill lands inside it still depends on timing).
 Used by ``tests/test_soak.py`` (a few seeds) and ``benchmarks/soak.py`` (many).
 """
 
@@ -49,6 +53,15 @@ TEMPLATE = (
 )
 
 
+@dataclass(frozen=True)
+class Packing:
+    """Pack the videos into multi-input jobs written into this container."""
+
+    container_url: str
+    sas: str  # handed to apply through AZURE_STORAGE_SAS_TOKEN
+    max_inputs: int = 50
+
+
 @dataclass
 class SoakResult:
     seed: int
@@ -68,16 +81,25 @@ class SoakResult:
         return not self.problems
 
 
-def write_course(root: Path, videos: int, api_version: str | None = None) -> Path:
+def write_course(
+    root: Path, videos: int, api_version: str | None = None, pack: Packing | None = None
+) -> Path:
     """A course of ``videos`` one-sentence videos; returns the manifest path."""
     (root / "templates").mkdir(parents=True, exist_ok=True)
     (root / "templates" / "t.ssml.j2").write_text(TEMPLATE, "utf-8")
-    service = f"service: {{api_version: {api_version}}}\n" if api_version else ""
+    service = [f"api_version: {api_version}"] if api_version else []
+    if pack is not None:
+        service += [
+            "pack: true",
+            f"pack_max_inputs: {pack.max_inputs}",
+            f"destination_container_url: {pack.container_url}",
+            f"destination_path: {NAME}",
+        ]
     lines = [
         "version: 1",
         f"name: {NAME}",
         "templates_dir: templates",
-        service.rstrip("\n"),
+        f"service: {{{', '.join(service)}}}" if service else "",
         "defaults:",
         "  template: t.ssml.j2",
         "  voice: en-US-AvaMultilingualNeural",
@@ -90,7 +112,7 @@ def write_course(root: Path, videos: int, api_version: str | None = None) -> Pat
     return manifest
 
 
-def random_faults(rng: random.Random, videos: int) -> str:
+def random_faults(rng: random.Random, videos: int, packed: bool = False) -> str:
     """A fault plan with random rates of every request, job and download fault."""
 
     def pct(high: float) -> str:
@@ -107,26 +129,42 @@ def random_faults(rng: random.Random, videos: int) -> str:
         f"expire_urls={rng.randint(0, 3)}",
         f"seed={rng.randrange(1 << 30)}",
     ]
+
+    # A packed job is named for its pack, not a video: then one in 16 jobs is hit.
+    def job_glob() -> str:
+        return (
+            f"*{rng.choice('0123456789abcdef')}" if packed else f"*-v{rng.randrange(videos):04d}-*"
+        )
+
     if rng.random() < 0.3:
-        items.append(f"stuck=*-v{rng.randrange(videos):04d}-*")
+        items.append(f"stuck={job_glob()}")
     if rng.random() < 0.3:
-        items.append(f"fail=*-v{rng.randrange(videos):04d}-*:SoakFailure:injected")
+        items.append(f"fail={job_glob()}:SoakFailure:injected")
     return ",".join(items)
 
 
-def random_kill(rng: random.Random, videos: int) -> str:
+def random_kill(rng: random.Random, videos: int, jobs: int) -> str:
     point = rng.choice(KILL_POINTS)
-    # Early enough that the point is still reached when much of the work is done.
-    limit = videos if point == "mid-state-write" else videos // 4
-    return f"{point}:{rng.randint(1, max(1, limit))}"
+    # Early enough that the point is still reached when much of the work is done: a
+    # create happens once per job, a download and a state write once per video or more.
+    limit = {"mid-state-write": videos, "before-create": jobs, "after-create": jobs}
+    return f"{point}:{rng.randint(1, max(1, limit.get(point, videos // 4)))}"
 
 
-def apply_once(manifest: Path, faults: str, kill_at: str | None, timeout: float | None) -> int:
+def apply_once(
+    manifest: Path,
+    faults: str,
+    kill_at: str | None,
+    timeout: float | None,
+    env: dict[str, str],
+    verbose: bool = False,
+) -> int:
     env = dict(
         os.environ,
         AVATARFLOW_EMULATOR_CONFIG=json.dumps(EMULATOR),
         AVATARFLOW_EMULATOR_FAULTS=faults,
         NO_COLOR="1",
+        **env,
     )
     env.pop("AVATARFLOW_KILL_AT", None)
     if kill_at:
@@ -148,6 +186,14 @@ def apply_once(manifest: Path, faults: str, kill_at: str | None, timeout: float 
         # 1 is allowed too (a request that failed all its retries), but say why.
         tail = done.stderr.strip().splitlines()[-1:] or ["(no output)"]
         print(f"  apply exited {done.returncode}: {tail[0]}", file=sys.stderr)
+    if done.returncode == 3 and verbose:  # which videos failed or timed out, and why
+        reasons = Counter(
+            line.split(": ", 1)[1][:90]
+            for line in done.stderr.splitlines()
+            if ": failed: " in line or (" after " in line and "still" in line)
+        )
+        for reason, count in reasons.most_common(3):
+            print(f"    {count} x {reason}")
     return done.returncode
 
 
@@ -160,23 +206,26 @@ def soak(
     stormy_rounds: int = 6,
     sure_kills: int = 3,
     api_version: str | None = None,
+    pack: Packing | None = None,
     verbose: bool = False,
 ) -> SoakResult:
     """Apply until done under faults and kills; return the figures and any broken rule."""
     rng = random.Random(seed)
     result = SoakResult(seed=seed, videos=videos)
-    manifest = write_course(root, videos, api_version)
+    manifest = write_course(root, videos, api_version, pack)
+    env = {"AZURE_STORAGE_SAS_TOKEN": pack.sas} if pack else {}
+    jobs = -(-videos // pack.max_inputs) if pack else videos
     started = time.monotonic()
     for round_no in range(max_rounds):
         stormy = round_no < stormy_rounds
-        faults = random_faults(rng, videos) if stormy else ""
+        faults = random_faults(rng, videos, pack is not None) if stormy else ""
         # The first rounds are always killed; later ones only sometimes, to finish.
         killed = round_no < sure_kills or rng.random() < 0.5
-        kill_at = random_kill(rng, videos) if stormy and killed else None
+        kill_at = random_kill(rng, videos, jobs) if stormy and killed else None
         # A stuck job needs a timeout to give the round back.
         timeout = 3.0 if "stuck=" in faults else None
         began = time.monotonic()
-        code = apply_once(manifest, faults, kill_at, timeout)
+        code = apply_once(manifest, faults, kill_at, timeout, env, verbose)
         result.rounds += 1
         result.exits[code] += 1
         result.kills += code == -signal.SIGKILL
@@ -192,17 +241,14 @@ def soak(
     return result
 
 
-def data_dir(manifest: Path) -> Path:
-    return Project.open(manifest, "emulator").emulator_data_dir
-
-
-def job_statuses(service: Path) -> dict[str, str]:
-    """Final status of every job the emulator holds, by job key (GA id / preview name)."""
-    statuses: dict[str, str] = {}
+def jobs_by_id(service: Path) -> dict[str, tuple[str, str]]:
+    """Every job the emulator holds: id → (job key, status); the key is what creates
+    count (the GA id, or the preview ``displayName``)."""
+    jobs: dict[str, tuple[str, str]] = {}
     for path in (service / "jobs").glob("*/*.json"):
         job = json.loads(path.read_text("utf-8"))
-        statuses[job["name"]] = job["status"]
-    return statuses
+        jobs[job["id"]] = (job["name"], job["status"])
+    return jobs
 
 
 def check_invariants(manifest: Path, result: SoakResult) -> None:
@@ -210,12 +256,15 @@ def check_invariants(manifest: Path, result: SoakResult) -> None:
     state = project.load_state()
     service = project.emulator_data_dir
     creates = Counter(r.name for r in read_request_log(service) if r.created and r.name)
-    statuses = job_statuses(service)
+    jobs = jobs_by_id(service)
+    failed = {name for name, status in jobs.values() if status == "Failed"}
     result.creates = sum(creates.values())
     result.duplicates = sum(n - 1 for n in creates.values())
+    result.injected_failures = sum(1 for name in creates if name in failed)
     problems = result.problems
     if result.duplicates:
         problems.append(f"job ids created twice: {[k for k, n in creates.items() if n > 1]}")
+    delivered: set[str] = set()
     for request in project.requests:
         record = state.records.get(request.video_id)
         if record is None or record.status != "downloaded" or record.output is None:
@@ -224,13 +273,13 @@ def check_invariants(manifest: Path, result: SoakResult) -> None:
         path = project.manifest.root / record.output.path
         if not path.is_file() or sha256_file(path) != record.output.sha256:
             problems.append(f"{request.video_id}: output missing or not what state says")
-        jobs = [k for k in creates if k.startswith(request.synthesis_id)]
-        failed = [k for k in jobs if statuses.get(k) == "Failed"]
-        result.injected_failures += len(failed)
-        extra = len(jobs) - 1 - len(failed)
-        if extra:
-            result.unexplained += extra
-            problems.append(f"{request.video_id}: {len(jobs)} renders, {len(failed)} failed")
+        if record.remote_id in jobs:
+            delivered.add(jobs[record.remote_id][0])
+    # Every paid job delivered a video, or the service failed it: nothing else was paid for.
+    wasted = sorted(name for name in creates if name not in delivered and name not in failed)
+    result.unexplained = len(wasted)
+    if wasted:
+        problems.append(f"jobs paid for but neither delivered nor failed: {wasted[:5]}")
     state_dir = project.target.state_dir
     leftovers = [p for p in state_dir.rglob(".*.tmp") if not p.is_relative_to(service)]
     leftovers += list(project.target.output_dir.glob(".*.part"))

@@ -1,7 +1,8 @@
 """Randomised soak in CI: a few seeds of 200+ videos under every fault and random kills.
 
 The driver and its invariants live in :mod:`tests.soak`; ``benchmarks/soak.py`` runs
-many more seeds. A failing seed replays exactly: ``python benchmarks/soak.py --seed N``.
+many more seeds. A failing seed replays its faults and kill points:
+``python benchmarks/soak.py --seed N --verbose``.
 """
 
 from __future__ import annotations
@@ -10,7 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from .soak import describe, soak
+from .azurite import Azurite
+from .soak import Packing, SoakResult, describe, soak
+
+pytest_plugins = ["tests.azurite"]
+
+
+def assert_paid_once_and_delivered(result: SoakResult) -> None:
+    print(describe(result))
+    assert result.problems == []
+    assert result.duplicates == 0 and result.unexplained == 0
+    assert result.kills >= 1  # the seed did what it is here for
 
 
 @pytest.mark.parametrize(("seed", "api_version"), [(1, None), (3, "3.1-preview1")])
@@ -18,8 +29,12 @@ def test_soak_pays_once_and_delivers_everything(
     tmp_path: Path, seed: int, api_version: str | None
 ) -> None:
     result = soak(tmp_path, 200, seed, api_version=api_version)
-    print(describe(result))
-    assert result.problems == []
-    assert result.duplicates == 0 and result.unexplained == 0
-    assert result.kills >= 1  # the seed did what it is here for
-    assert result.creates == 200 + result.injected_failures
+    assert_paid_once_and_delivered(result)
+    assert result.creates == 200 + result.injected_failures  # one job per video
+
+
+def test_soak_of_packed_videos_pays_once_per_pack(tmp_path: Path, azurite: Azurite) -> None:
+    url, _, sas = azurite.container_sas_url(azurite.new_container("soak")).partition("?")
+    result = soak(tmp_path, 200, 5, pack=Packing(url, sas, max_inputs=50))
+    assert_paid_once_and_delivered(result)
+    assert result.creates == 4 + result.injected_failures  # one job per 50 videos
