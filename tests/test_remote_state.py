@@ -370,6 +370,19 @@ def test_compaction_at_a_tiny_threshold_keeps_every_record(
     assert journals(azurite, container_url) == [snapshot(azurite, container_url)["journal"]]
 
 
+def compact_killed_at(kill_at: str, container_url: str) -> None:
+    """A compaction in another process, killed at the kill point ``kill_at``."""
+    script = (
+        "import sys\nfrom avatarflow.backends.azureblob import AzureBlobStore\n"
+        "store = AzureBlobStore(sys.argv[1], 'team.json')\nstore.load()\nstore.compact()\n"
+    )
+    env = dict(os.environ, AVATARFLOW_KILL_AT=kill_at)
+    killed = subprocess.run(
+        [sys.executable, "-c", script, container_url], env=env, capture_output=True, timeout=60
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+
+
 def test_a_crash_between_seal_and_snapshot_loses_nothing_and_the_next_write_finishes(
     azurite: Azurite, container_url: str
 ) -> None:
@@ -378,15 +391,7 @@ def test_a_crash_between_seal_and_snapshot_loses_nothing_and_the_next_write_fini
         state.put(make_record(video_id))
     stale = AzureBlobStore(container_url, "team.json").load()
     before = snapshot(azurite, container_url)
-    script = (
-        "import sys\nfrom avatarflow.backends.azureblob import AzureBlobStore\n"
-        "store = AzureBlobStore(sys.argv[1], 'team.json')\nstore.load()\nstore.compact()\n"
-    )
-    env = dict(os.environ, AVATARFLOW_KILL_AT="mid-compaction")
-    killed = subprocess.run(
-        [sys.executable, "-c", script, container_url], env=env, capture_output=True, timeout=60
-    )
-    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    compact_killed_at("mid-compaction", container_url)
 
     # Sealed journal still named by the snapshot, next journal created but never named.
     assert snapshot(azurite, container_url) == before
@@ -410,16 +415,33 @@ def test_a_crash_after_the_switch_leaves_a_journal_that_apply_deletes(
     store, state = new_state(container_url)
     state.put(make_record("a"))
     old = store._journal
-    # The steps of a compaction, stopped before its last one (deleting the old journal).
-    store._append_block(SEAL_LINE)
-    store._sealed = True
-    store._write_snapshot(store._meta, dict(store._records), store._new_journal())  # type: ignore[arg-type]
+    stale = AzureBlobStore(container_url, "team.json").load()
+    compact_killed_at("after-compaction", container_url)
 
+    # The old journal still exists, but its seal refuses a writer that read it before.
+    with pytest.raises(ConcurrentWriteError):
+        stale.put(make_record("b"))
     assert old in journals(azurite, container_url) and len(journals(azurite, container_url)) == 2
     fresh = AzureBlobStore(container_url, "team.json")
     assert fresh.load().records == state.records
     assert fresh.remove_stale_temp_files() == 1
     assert journals(azurite, container_url) == [snapshot(azurite, container_url)["journal"]]
+    assert AzureBlobStore(container_url, "team.json").load().records == state.records
+
+
+def test_cleaning_up_never_deletes_the_journal_of_a_compaction_in_flight(
+    container_url: str,
+) -> None:
+    store, state = new_state(container_url)
+    state.put(make_record("a"))
+    cleaner = AzureBlobStore(container_url, "team.json")
+    cleaner.load()
+    store._append_block(SEAL_LINE)  # a compaction has sealed and created the next journal
+    store._sealed = True
+    upcoming = store._new_journal()
+
+    assert cleaner.remove_stale_temp_files() == 0
+    store._write_snapshot(store._meta, dict(store._records), upcoming)  # type: ignore[arg-type]
     assert AzureBlobStore(container_url, "team.json").load().records == state.records
 
 

@@ -255,6 +255,7 @@ class AzureBlobStore:
         journal = self._new_journal()
         checkpoint("mid-compaction")  # sealed, next journal created, snapshot not switched
         self._write_snapshot(meta, records, journal)
+        checkpoint("after-compaction")  # switched, old journals not deleted yet
         self._delete_old_journals()
 
     def _new_journal(self) -> str:
