@@ -26,7 +26,7 @@ from avatarflow.errors import ConcurrentWriteError, LockError, StateError
 from avatarflow.project import Project
 from avatarflow.state import State, StateRecord, dump_json, parse_meta, stored_data
 
-from .azurite import ACCOUNT_KEY, Azurite
+from .azurite import ACCOUNT, ACCOUNT_KEY, Azurite
 from .helpers import MANIFEST, course, record_all, run_cli
 
 pytest_plugins = ["tests.azurite"]
@@ -481,3 +481,30 @@ def test_a_state_written_before_the_journal_is_read_then_upgraded_for_older_read
     with pytest.raises(StateError, match="state format 2 is newer"):
         parse_meta(document["meta"], "team.json")
     assert AzureBlobStore(container_url, "team.json").load().meta == state.meta
+
+
+def test_a_sas_without_list_or_delete_rights_still_writes_and_compacts(
+    azurite: Azurite, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from azure.storage.blob import ContainerSasPermissions, generate_container_sas
+
+    container = azurite.new_container()
+    container_url = f"{azurite.blob_url}/{container}"
+    sas = generate_container_sas(
+        account_name=ACCOUNT,
+        container_name=container,
+        account_key=ACCOUNT_KEY,
+        permission=ContainerSasPermissions(read=True, write=True),
+        expiry=datetime.now(UTC) + timedelta(hours=1),
+    )
+    monkeypatch.delenv("AZURE_STORAGE_CONNECTION_STRING", raising=False)
+    monkeypatch.setenv("AZURE_STORAGE_SAS_TOKEN", sas)
+    store, state = new_state(container_url, compact_min_bytes=0)
+    for video_id in ("a", "b", "c", "a"):
+        state.put(make_record(video_id))
+
+    assert store.remove_stale_temp_files() == 0  # refused quietly: housekeeping only
+    assert AzureBlobStore(container_url, "team.json").load().records == state.records
+    assert len(journals(azurite, container_url)) > 1  # left behind, never read again

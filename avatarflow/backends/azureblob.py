@@ -55,7 +55,7 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..errors import ConcurrentWriteError, Location, LockError, StateError
+from ..errors import ConcurrentWriteError, Location, LockError, StateError, StorageError
 from ..killpoints import checkpoint
 from ..lock import HeldLock, LockInfo, new_lock_info, wait_for_lock
 from ..state import State, StateMeta, StateRecord
@@ -297,13 +297,17 @@ class AzureBlobStore:
         self._meta, self._records = meta, records
 
     def _delete_old_journals(self) -> int:
-        """Delete every journal that can never be named again; the number deleted."""
+        """Delete every journal that can never be named again; the number deleted.
+
+        Housekeeping only: a credential without list or delete rights leaves them be
+        (they are never read again) rather than failing a write that is already done.
+        """
         from azure.core.exceptions import ResourceNotFoundError
 
         assert self._journal is not None
         current = generation_of(self._journal, self.journal_prefix) or 0
         deleted = 0
-        with storage_errors(self.display + JOURNAL_INFIX + "*"):
+        with contextlib.suppress(StorageError), storage_errors(self.display + JOURNAL_INFIX):
             for name in self._container.list_blob_names(name_starts_with=self.journal_prefix):
                 generation = generation_of(name, self.journal_prefix)
                 # A newer generation may be a compaction in flight: never touch it.
