@@ -59,7 +59,7 @@ from ..errors import ConcurrentWriteError, Location, LockError, StateError, Stor
 from ..killpoints import checkpoint
 from ..lock import HeldLock, LockInfo, new_lock_info, wait_for_lock
 from ..state import State, StateMeta, StateRecord
-from ..storage import open_container, storage_errors
+from ..storage import error_code, open_container, storage_errors
 from .journal import SEAL_LINE, delete_line, parse_snapshot, put_line, replay, snapshot_bytes
 
 LEASE_SECONDS = 60  # the longest finite lease the service grants
@@ -169,7 +169,7 @@ class AzureBlobStore:
                 download = blob.download_blob(offset=offset)
                 return download.readall(), download.properties.etag
             except ResourceNotFoundError as exc:
-                if getattr(exc, "error_code", None) != "BlobNotFound":
+                if error_code(exc) != "BlobNotFound":
                     raise
                 return None, None
 
@@ -232,7 +232,8 @@ class AzureBlobStore:
             except HttpResponseError as exc:
                 if exc.status_code == 412 and self._landed(line):
                     pass  # our own append, retried by the SDK after its response was lost
-                elif exc.status_code in (404, 412):  # appended to, or compacted away, since
+                elif exc.status_code == 412 or error_code(exc) == "BlobNotFound":
+                    # Appended to since this store read it, or compacted away meanwhile.
                     raise ConcurrentWriteError(
                         _RACE.format("the journal moved on"), Location(self.display)
                     ) from None
@@ -407,7 +408,7 @@ class BlobLease(HeldLock):
         try:
             self._lease = self.blob.acquire_lease(lease_duration=self.duration)
         except ResourceExistsError as exc:
-            if getattr(exc, "error_code", None) == "LeaseAlreadyPresent":
+            if error_code(exc) == "LeaseAlreadyPresent":
                 return False
             raise
         return True
