@@ -29,14 +29,22 @@ nears the 50,000 blocks an append blob may hold, the next write instead
 4. deletes the journals of older generations.
 
 A crash after 1 or 2 leaves the sealed journal named by the snapshot: loading still
-reads everything, and the next write finishes the compaction. A crash after 3 leaves
-an unnamed journal that the next compaction or apply deletes (step 4 drops any journal
-of an older generation, or of the current generation but not named: both can never be
-named again). A loader that finds the named journal gone read the snapshot just before
-a compaction, and reads again. ``state push`` and the first write are the same switch.
-A snapshot without a journal (written before the journal existed) is upgraded by the
-first write; a journaled snapshot carries ``meta.format`` 2 so that an avatarflow
-that predates the journal refuses it rather than reading the snapshot alone.
+reads everything, and the next write finishes the compaction. A crash after 2 or 3
+leaves a journal that no snapshot names (the new one, or the sealed old one); step 4 of
+a later compaction, or the next apply (``remove_stale_temp_files``), deletes it: it
+drops any journal of an older generation, or of the current generation but not named,
+since neither can ever be named again, and never one of a newer generation (a
+compaction in flight). That cleanup is housekeeping: without list or delete rights the
+journals stay, unread. A loader that finds the named journal gone read the snapshot
+just before a compaction, and reads again. ``state push`` and the first write are the
+same switch. A snapshot without a journal (written before the journal existed) is
+upgraded by the first write; a journaled snapshot carries ``meta.format`` 2 so that an
+avatarflow that predates the journal refuses it rather than reading the snapshot alone.
+
+Why the append position rather than ``If-Match`` on the journal's ETag: both refuse a
+stale writer, but a position also says where our line must be, which is how a retried
+append is recognised. Why a seal line rather than the service's Seal Append Blob: the
+line is guarded by the same condition as every append and needs no other operation.
 
 Why a separate lock blob: a lease on the state blob itself would make every write
 carry the lease id, and ``force-unlock`` could then race a live writer's upload. The
