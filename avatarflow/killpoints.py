@@ -3,7 +3,9 @@
 ``AVATARFLOW_KILL_AT=NAME[:N]`` sends SIGKILL to this process the N-th time (default
 first) it passes ``checkpoint(NAME)``. Unset, a checkpoint is one dictionary lookup and
 changes nothing. Points: ``before-create``, ``after-create``, ``polling``,
-``mid-download``, ``after-download``, ``mid-state-write``.
+``mid-download``, ``after-download``, ``mid-state-write``, and in the remote state's
+compaction ``mid-compaction`` (journal sealed, snapshot not switched) and
+``after-compaction`` (switched, old journal not deleted).
 """
 
 from __future__ import annotations

@@ -5,8 +5,9 @@ A :class:`State` is the course's meta (format, lineage, name) plus one
 
 - :mod:`avatarflow.backends.local` — a directory beside the manifest, meant to be
   committed, one file per video so that two branches merge without conflicts;
-- :mod:`avatarflow.backends.azureblob` — one blob in Azure Storage shared by a team
-  and CI, guarded by a blob lease and written with ETag conditions.
+- :mod:`avatarflow.backends.azureblob` — a snapshot blob and an append-blob journal in
+  Azure Storage shared by a team and CI, guarded by a blob lease and written with ETag
+  and append-position conditions.
 
 Both hold the same models and feed the same planner. Each record carries its own
 ``serial``, bumped on every write, and a plan remembers the serials it saw, so a plan

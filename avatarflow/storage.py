@@ -103,23 +103,25 @@ def storage_errors(where: str) -> Iterator[None]:
     try:
         yield
     except ResourceNotFoundError as exc:
-        if _code(exc) == "ContainerNotFound":
+        if error_code(exc) == "ContainerNotFound":
             raise StorageError(f"{where}: the container does not exist") from None
-        raise StorageError(f"{where}: not found ({_code(exc) or 'HTTP 404'})") from None
+        raise StorageError(f"{where}: not found ({error_code(exc) or 'HTTP 404'})") from None
     except ClientAuthenticationError as exc:
-        raise StorageError(f"{where}: access refused ({_code(exc) or 'auth'}); {_hint()}") from None
+        reason = error_code(exc) or "auth"
+        raise StorageError(f"{where}: access refused ({reason}); {_hint()}") from None
     except HttpResponseError as exc:
         if exc.status_code in (401, 403):
             raise StorageError(
-                f"{where}: access refused ({_code(exc) or exc.status_code}); {_hint()}"
+                f"{where}: access refused ({error_code(exc) or exc.status_code}); {_hint()}"
             ) from None
-        reason = _code(exc) or f"HTTP {exc.status_code}"
+        reason = error_code(exc) or f"HTTP {exc.status_code}"
         raise StorageError(f"{where}: storage error {reason}: {_first_line(exc)}") from None
     except (ServiceRequestError, ServiceResponseError) as exc:
         raise StorageError(f"{where}: storage unreachable: {_first_line(exc)}") from None
 
 
-def _code(exc: Any) -> str:
+def error_code(exc: Any) -> str:
+    """The storage error code of an SDK exception (``BlobNotFound``…), or ``""``."""
     code = getattr(exc, "error_code", None)
     return str(getattr(code, "value", code) or "")
 

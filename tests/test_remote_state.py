@@ -1,15 +1,19 @@
 """Remote state on Azure Blob Storage, against Azurite (the real Blob API, no mock).
 
-The store is one blob written with ETag conditions and a lock blob whose lease names
-its holder; ``state pull/push`` copy between it and the local files. Apply runs over
-two checkouts and kill points live in ``test_concurrency.py``.
+The store is a snapshot blob written with ETag conditions, an append-blob journal
+written with append-position conditions, and a lock blob whose lease names its holder;
+``state pull/push`` copy between it and the local files. Apply runs over two checkouts
+live in ``test_concurrency.py``.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -17,10 +21,12 @@ from typing import Any
 import pytest
 
 from avatarflow.backends.azureblob import AzureBlobStore
-from avatarflow.errors import ConcurrentWriteError, LockError
+from avatarflow.backends.journal import SEAL_LINE, put_line
+from avatarflow.errors import ConcurrentWriteError, LockError, StateError
 from avatarflow.project import Project
+from avatarflow.state import State, StateRecord, dump_json, parse_meta, stored_data
 
-from .azurite import ACCOUNT_KEY, Azurite
+from .azurite import ACCOUNT, ACCOUNT_KEY, Azurite
 from .helpers import MANIFEST, course, record_all, run_cli
 
 pytest_plugins = ["tests.azurite"]
@@ -61,9 +67,11 @@ def test_records_go_to_the_blob_and_plan_reads_them_back(
 ) -> None:
     record_all(manifest)
 
+    # One snapshot (written once, with the meta) and one journal line per record write.
     document = json.loads(blob_text(azurite, container_url))
-    assert sorted(document["videos"]) == ["a", "b", "c"]
-    assert document["meta"]["name"] == "demo"
+    assert document["videos"] == {} and document["meta"]["name"] == "demo"
+    lines = blob_text(azurite, container_url, document["journal"]).splitlines()
+    assert [json.loads(line)["put"]["video_id"] for line in lines] == ["a", "b", "c"]
     assert not (manifest.parent / ".avatarflow").exists()  # nothing written locally
     result = run_cli("plan", str(manifest))
     assert result.code == 0, result.err
@@ -78,7 +86,7 @@ def test_a_concurrent_write_is_an_error_not_a_lost_update(
     first, second = project.load_state(), project.load_state()
     first.put(first.records["a"].model_copy(update={"remote_status": "first"}))
 
-    with pytest.raises(ConcurrentWriteError, match="ETag mismatch"):
+    with pytest.raises(ConcurrentWriteError, match="another writer changed the remote state"):
         second.put(second.records["b"].model_copy(update={"remote_status": "second"}))
 
     stored = project.load_state()
@@ -154,12 +162,13 @@ def test_pull_and_push_copy_the_state_and_refuse_another_lineage(
     for command in ("push", "pull"):
         refused = run_cli("state", command, str(manifest))
         assert refused.code == 1 and "lineage" in refused.err and "--force" in refused.err
-    assert sorted(json.loads(blob_text(azurite, container_url))["videos"]) == ["a", "b", "c"]
+    assert sorted(Project.open(manifest).load_state().records) == ["a", "b", "c"]
 
     forced = run_cli("state", "push", "--force", str(manifest))
     assert forced.code == 0, forced.err
     document = json.loads(blob_text(azurite, container_url))
     assert document["meta"]["lineage"] == "other" and document["videos"] == {}
+    assert Project.open(manifest).load_state().records == {}  # the old journal went with it
 
 
 def test_state_commands_need_a_remote_backend(tmp_path: Path) -> None:
@@ -259,3 +268,243 @@ def test_the_lease_is_renewed_while_its_holder_runs(container_url: str) -> None:
             store.lock("second").acquire()
     with store.lock("after release"):  # released at once, without waiting for expiry
         pass
+
+
+# -- the journal ---------------------------------------------------------------------
+def make_record(video_id: str, serial: int = 1, status: str = "submitting") -> StateRecord:
+    return StateRecord.model_validate(
+        {
+            "video_id": video_id,
+            "serial": serial,
+            "status": status,
+            "input_hash": "0" * 64,
+            "synthesis_id": f"demo-{video_id}-000000000000",
+            "surface": "batchsyntheses",
+            "request": {"inputKind": "SSML", "inputs": [{"content": f"<speak>{video_id}</speak>"}]},
+            "updated_at": "2026-01-01T00:00:00.000000Z",
+        }
+    )
+
+
+def new_state(container_url: str, **settings: int) -> tuple[AzureBlobStore, State]:
+    store = AzureBlobStore(container_url, "team.json", **settings)
+    state = store.load()
+    state.ensure_meta("demo")
+    return store, state
+
+
+def journals(azurite: Azurite, container_url: str) -> list[str]:
+    prefix = "team.json.journal."
+    return list(container_of(azurite, container_url).list_blob_names(name_starts_with=prefix))
+
+
+def snapshot(azurite: Azurite, container_url: str) -> Any:
+    return json.loads(blob_text(azurite, container_url))
+
+
+def test_a_write_appends_one_line_and_replay_equals_the_folded_snapshot(
+    azurite: Azurite, container_url: str
+) -> None:
+    store, state = new_state(container_url)
+    blob = container_of(azurite, container_url).get_blob_client("team.json")
+    snapshot_etag = blob.get_blob_properties().etag
+    for video_id in ("a", "b", "c", "a", "d"):
+        state.put(make_record(video_id))
+    state.forget("b")
+    state.put(state.records["a"].model_copy(update={"status": "running"}))
+
+    # Seven writes, seven journal lines, and the snapshot was never uploaded again.
+    assert blob.get_blob_properties().etag == snapshot_etag
+    assert len(blob_text(azurite, container_url, store._journal or "").splitlines()) == 7
+    replayed = AzureBlobStore(container_url, "team.json").load()
+    assert replayed.records == state.records and sorted(replayed.records) == ["a", "c", "d"]
+    assert replayed.records["a"].serial == 3 and replayed.records["a"].status == "running"
+
+    store.compact()
+    document = snapshot(azurite, container_url)
+    assert sorted(document["videos"]) == ["a", "c", "d"]
+    assert blob_text(azurite, container_url, document["journal"]) == ""
+    assert journals(azurite, container_url) == [document["journal"]]  # the old one is gone
+    folded = AzureBlobStore(container_url, "team.json").load()
+    assert folded.records == replayed.records and folded.meta == replayed.meta
+
+
+def test_a_concurrent_append_or_compaction_is_an_error_and_loses_nothing(
+    container_url: str,
+) -> None:
+    _, state = new_state(container_url)
+    state.put(make_record("a"))
+    first = AzureBlobStore(container_url, "team.json").load()
+    second = AzureBlobStore(container_url, "team.json").load()
+    first.put(make_record("b"))
+
+    with pytest.raises(ConcurrentWriteError, match="the journal moved on"):
+        second.put(make_record("c"))
+    with pytest.raises(ConcurrentWriteError):
+        second.forget("a")
+
+    # A compaction by one writer (seal, switch, delete) stops the other's append too.
+    third = AzureBlobStore(container_url, "team.json")
+    stale = third.load()
+    first.store.compact()  # type: ignore[attr-defined]
+    with pytest.raises(ConcurrentWriteError, match="the journal moved on"):
+        stale.put(make_record("c"))
+    assert sorted(AzureBlobStore(container_url, "team.json").load().records) == ["a", "b"]
+
+
+def test_compaction_at_a_tiny_threshold_keeps_every_record(
+    azurite: Azurite, container_url: str
+) -> None:
+    store, state = new_state(container_url, compact_min_bytes=0, max_journal_lines=4)
+    expected: dict[str, StateRecord] = {}
+    switches = set()
+    for step in range(30):
+        video_id = f"v{step % 7}"
+        expected[video_id] = state.put(make_record(video_id, status="submitted"))
+        switches.add(store._journal)
+    state.forget("v3")
+    del expected["v3"]
+
+    assert len(switches) > 5  # it compacted many times on the way
+    assert AzureBlobStore(container_url, "team.json").load().records == expected
+    assert journals(azurite, container_url) == [snapshot(azurite, container_url)["journal"]]
+
+
+def compact_killed_at(kill_at: str, container_url: str) -> None:
+    """A compaction in another process, killed at the kill point ``kill_at``."""
+    script = (
+        "import sys\nfrom avatarflow.backends.azureblob import AzureBlobStore\n"
+        "store = AzureBlobStore(sys.argv[1], 'team.json')\nstore.load()\nstore.compact()\n"
+    )
+    env = dict(os.environ, AVATARFLOW_KILL_AT=kill_at)
+    killed = subprocess.run(
+        [sys.executable, "-c", script, container_url], env=env, capture_output=True, timeout=60
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+
+
+def test_a_crash_between_seal_and_snapshot_loses_nothing_and_the_next_write_finishes(
+    azurite: Azurite, container_url: str
+) -> None:
+    _, state = new_state(container_url)
+    for video_id in ("a", "b", "c"):
+        state.put(make_record(video_id))
+    stale = AzureBlobStore(container_url, "team.json").load()
+    before = snapshot(azurite, container_url)
+    compact_killed_at("mid-compaction", container_url)
+
+    # Sealed journal still named by the snapshot, next journal created but never named.
+    assert snapshot(azurite, container_url) == before
+    assert blob_text(azurite, container_url, before["journal"]).endswith('{"sealed":true}\n')
+    assert len(journals(azurite, container_url)) == 2
+    with pytest.raises(ConcurrentWriteError):  # a writer that read before the seal
+        stale.put(make_record("d"))
+    after = AzureBlobStore(container_url, "team.json").load()
+    assert after.records == state.records
+
+    after.put(make_record("d"))  # finishes the compaction, with "d" in the new snapshot
+    document = snapshot(azurite, container_url)
+    assert sorted(document["videos"]) == ["a", "b", "c", "d"]
+    assert journals(azurite, container_url) == [document["journal"]]
+    assert AzureBlobStore(container_url, "team.json").load().records == after.records
+
+
+def test_a_crash_after_the_switch_leaves_a_journal_that_apply_deletes(
+    azurite: Azurite, container_url: str
+) -> None:
+    store, state = new_state(container_url)
+    state.put(make_record("a"))
+    old = store._journal
+    stale = AzureBlobStore(container_url, "team.json").load()
+    compact_killed_at("after-compaction", container_url)
+
+    # The old journal still exists, but its seal refuses a writer that read it before.
+    with pytest.raises(ConcurrentWriteError):
+        stale.put(make_record("b"))
+    assert old in journals(azurite, container_url) and len(journals(azurite, container_url)) == 2
+    fresh = AzureBlobStore(container_url, "team.json")
+    assert fresh.load().records == state.records
+    assert fresh.remove_stale_temp_files() == 1
+    assert journals(azurite, container_url) == [snapshot(azurite, container_url)["journal"]]
+    assert AzureBlobStore(container_url, "team.json").load().records == state.records
+
+
+def test_cleaning_up_never_deletes_the_journal_of_a_compaction_in_flight(
+    container_url: str,
+) -> None:
+    store, state = new_state(container_url)
+    state.put(make_record("a"))
+    cleaner = AzureBlobStore(container_url, "team.json")
+    cleaner.load()
+    store._append_block(SEAL_LINE)  # a compaction has sealed and created the next journal
+    store._sealed = True
+    upcoming = store._new_journal()
+
+    assert cleaner.remove_stale_temp_files() == 0
+    store._write_snapshot(store._meta, dict(store._records), upcoming)  # type: ignore[arg-type]
+    assert AzureBlobStore(container_url, "team.json").load().records == state.records
+
+
+def test_an_append_retried_after_a_lost_response_is_recognised_as_ours(
+    azurite: Azurite, container_url: str
+) -> None:
+    store, _ = new_state(container_url)
+    record = make_record("a")
+    # The first attempt reached the journal; its response never came back.
+    journal = container_of(azurite, container_url).get_blob_client(store._journal or "")
+    journal.append_block(put_line(record), appendpos_condition=0)
+
+    store.write_record(record)  # the retry meets 412, reads its own line back: done
+    store.write_record(make_record("b"))
+    assert sorted(AzureBlobStore(container_url, "team.json").load().records) == ["a", "b"]
+    other = make_record("c")
+    journal.append_block(put_line(other), appendpos_condition=store._journal_length)
+    with pytest.raises(ConcurrentWriteError):  # a line that is not ours is a race
+        store.write_record(make_record("d"))
+
+
+def test_a_state_written_before_the_journal_is_read_then_upgraded_for_older_readers(
+    azurite: Azurite, container_url: str
+) -> None:
+    meta = {"format": 1, "lineage": "l-1", "name": "demo", "created_at": "2026-01-01T00:00:00Z"}
+    old = {"meta": meta, "videos": {"a": stored_data(make_record("a"))}}
+    blob = container_of(azurite, container_url).get_blob_client("team.json")
+    blob.upload_blob(dump_json(old))
+
+    state = AzureBlobStore(container_url, "team.json").load()
+    assert state.meta is not None and state.meta.format == 1 and list(state.records) == ["a"]
+    state.put(make_record("b"))
+
+    document = snapshot(azurite, container_url)
+    assert sorted(document["videos"]) == ["a", "b"] and "journal" in document
+    # An avatarflow that knows no journal refuses the state instead of missing writes.
+    with pytest.raises(StateError, match="state format 2 is newer"):
+        parse_meta(document["meta"], "team.json")
+    assert AzureBlobStore(container_url, "team.json").load().meta == state.meta
+
+
+def test_a_sas_without_list_or_delete_rights_still_writes_and_compacts(
+    azurite: Azurite, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from azure.storage.blob import ContainerSasPermissions, generate_container_sas
+
+    container = azurite.new_container()
+    container_url = f"{azurite.blob_url}/{container}"
+    sas = generate_container_sas(
+        account_name=ACCOUNT,
+        container_name=container,
+        account_key=ACCOUNT_KEY,
+        permission=ContainerSasPermissions(read=True, write=True),
+        expiry=datetime.now(UTC) + timedelta(hours=1),
+    )
+    monkeypatch.delenv("AZURE_STORAGE_CONNECTION_STRING", raising=False)
+    monkeypatch.setenv("AZURE_STORAGE_SAS_TOKEN", sas)
+    store, state = new_state(container_url, compact_min_bytes=0)
+    for video_id in ("a", "b", "c", "a"):
+        state.put(make_record(video_id))
+
+    assert store.remove_stale_temp_files() == 0  # refused quietly: housekeeping only
+    assert AzureBlobStore(container_url, "team.json").load().records == state.records
+    assert len(journals(azurite, container_url)) > 1  # left behind, never read again

@@ -1,8 +1,9 @@
 """State stores: where a :class:`~avatarflow.state.State` is kept, and moving it between them.
 
 - :class:`~avatarflow.backends.local.LocalStore` — files beside the manifest (default);
-- :class:`~avatarflow.backends.azureblob.AzureBlobStore` — one blob in Azure Storage
-  (``service.state.backend: azureblob``), imported only when a manifest asks for it.
+- :class:`~avatarflow.backends.azureblob.AzureBlobStore` — a snapshot blob and its
+  journal in Azure Storage (``service.state.backend: azureblob``), imported only when a
+  manifest asks for it.
 """
 
 from __future__ import annotations

@@ -1,20 +1,50 @@
-"""The remote state store: one blob in Azure Storage, shared by a team and CI.
+"""The remote state store: a snapshot blob and an append-blob journal in Azure Storage.
 
 Layout in the container::
 
-    <name>          {"meta": {format, lineage, name, created_at}, "videos": {id: record}}
-    <name>.lock     empty blob; its lease is the lock, its metadata names the holder
+    <name>                    snapshot: {"meta": {…}, "journal": "<name>.journal.G-T",
+                              "videos": {id: record}}
+    <name>.journal.G-T        append blob: one JSON line per write since that snapshot
+    <name>.lock               empty blob; its lease is the lock, its metadata names the holder
 
-Why one blob: a single Put Blob is atomic and carries one ETag, so every write is
-conditional on the exact state this process read (``If-Match``, or ``If-None-Match: *``
-for the first). A writer that lost a race gets HTTP 412 and a
-:class:`ConcurrentWriteError`; no update is ever lost, whichever records the two
-writers touched, and loading is one request at any catalogue size. The cost is that
-each transition uploads the whole document: about 2 KB per video, so 200 videos send
-~400 KB per transition and a full apply of them (4-5 transitions a video) ~0.4 GB.
-That is fine for course-sized catalogues on a storage account; one blob per record
-would make writes O(1) but loads one GET per video, and needs a lease check per write
-to keep the same guarantee.
+Why a journal: each transition appends one line (the video's whole record, ~2 KB)
+instead of re-uploading every record, so a write costs the same at 100 or 10,000
+videos, and loading stays two GETs (snapshot, then journal; see
+:mod:`avatarflow.backends.journal` for the lines). Every append carries the journal
+length this process knows (``x-ms-blob-condition-appendpos``): a writer that missed
+somebody else's append gets HTTP 412 and a :class:`ConcurrentWriteError`, never a lost
+update, whichever records the two touched. An append whose response was lost and that
+the SDK retried is recognised as ours by reading the journal back from that position.
+
+Compaction: when the journal outgrows the snapshot (at least ``compact_min_bytes``), or
+nears the 50,000 blocks an append blob may hold, the next write instead
+
+1. *seals* the journal: appends ``{"sealed": true}`` under the same length condition,
+   so no writer that read the journal before can append to it afterwards (a plain
+   Put of the snapshot could not stop such an append from landing in a journal that is
+   about to be dropped);
+2. creates the next journal, ``G+1`` with a random ``T`` (``If-None-Match: *``):
+   a name is never reused, so a journal can never be mistaken for another;
+3. writes the snapshot that names it (``If-Match`` on the snapshot's ETag);
+4. deletes the journals of older generations.
+
+A crash after 1 or 2 leaves the sealed journal named by the snapshot: loading still
+reads everything, and the next write finishes the compaction. A crash after 2 or 3
+leaves a journal that no snapshot names (the new one, or the sealed old one); step 4 of
+a later compaction, or the next apply (``remove_stale_temp_files``), deletes it: it
+drops any journal of an older generation, or of the current generation but not named,
+since neither can ever be named again, and never one of a newer generation (a
+compaction in flight). That cleanup is housekeeping: without list or delete rights the
+journals stay, unread. A loader that finds the named journal gone read the snapshot
+just before a compaction, and reads again. ``state push`` and the first write are the
+same switch. A snapshot without a journal (written before the journal existed) is
+upgraded by the first write; a journaled snapshot carries ``meta.format`` 2 so that an
+avatarflow that predates the journal refuses it rather than reading the snapshot alone.
+
+Why the append position rather than ``If-Match`` on the journal's ETag: both refuse a
+stale writer, but a position also says where our line must be, which is how a retried
+append is recognised. Why a seal line rather than the service's Seal Append Blob: the
+line is guarded by the same condition as every append and needs no other operation.
 
 Why a separate lock blob: a lease on the state blob itself would make every write
 carry the lease id, and ``force-unlock`` could then race a live writer's upload. The
@@ -28,31 +58,40 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..errors import ConcurrentWriteError, Location, LockError, StateError
+from ..errors import ConcurrentWriteError, Location, LockError, StateError, StorageError
 from ..killpoints import checkpoint
 from ..lock import HeldLock, LockInfo, new_lock_info, wait_for_lock
-from ..state import (
-    State,
-    StateMeta,
-    StateRecord,
-    dump_json,
-    parse_json,
-    parse_meta,
-    parse_record,
-    stored_data,
-)
-from ..storage import open_container, storage_errors
+from ..state import State, StateMeta, StateRecord
+from ..storage import error_code, open_container, storage_errors
+from .journal import SEAL_LINE, delete_line, parse_snapshot, put_line, replay, snapshot_bytes
 
 LEASE_SECONDS = 60  # the longest finite lease the service grants
 LOCK_SUFFIX = ".lock"
+JOURNAL_INFIX = ".journal."
+COMPACT_MIN_BYTES = 256 * 1024  # below this a journal costs less to read than to fold
+MAX_JOURNAL_LINES = 40_000  # an append blob holds at most 50,000 blocks (one per line)
+MAX_LINE_BYTES = 4 * 1024 * 1024  # the largest block of an Append Block request
+LOAD_ATTEMPTS = 3
+
+_RACE = (
+    "another writer changed the remote state since this command read it "
+    "({}); nothing was overwritten. Run the command again"
+)
+
+
+def generation_of(journal: str, prefix: str) -> int | None:
+    """``G`` of a journal blob ``<prefix>G-T``; None for any other name."""
+    head = journal[len(prefix) :].split("-", 1)[0] if journal.startswith(prefix) else ""
+    return int(head) if head.isdigit() else None
 
 
 class AzureBlobStore:
-    """A state kept in the blob ``name`` of the container at ``container_url``."""
+    """A state kept as the blob ``name`` (+ its journal) in the container at ``container_url``."""
 
     def __init__(
         self,
@@ -60,14 +99,27 @@ class AzureBlobStore:
         name: str,
         environ: Mapping[str, str] | None = None,
         lease_seconds: int = LEASE_SECONDS,
+        compact_min_bytes: int = COMPACT_MIN_BYTES,
+        max_journal_lines: int = MAX_JOURNAL_LINES,
     ) -> None:
         self.container_url = container_url.rstrip("/")
         self.lease_seconds = lease_seconds  # 15 to 60, the range the service grants
+        self.compact_min_bytes = compact_min_bytes
+        self.max_journal_lines = max_journal_lines
         self.name = name
         self.display = f"{self.container_url}/{name}"
         self._environ = dict(os.environ if environ is None else environ)
         self._container: Any = None
-        self._etag: str | None = None  # of the document this store last read or wrote
+        self._forget()
+
+    def _forget(self) -> None:
+        """What this store knows of the remote state: nothing (read or write to learn)."""
+        self._etag: str | None = None  # of the snapshot this store last read or wrote
+        self._snapshot_size = 0
+        self._journal: str | None = None  # the journal that snapshot names
+        self._journal_length = 0  # bytes of it this store has seen: the next append's offset
+        self._journal_lines = 0
+        self._sealed = False
         self._meta: StateMeta | None = None
         self._records: dict[str, StateRecord] = {}
 
@@ -76,72 +128,162 @@ class AzureBlobStore:
             self._container = open_container(self.container_url, self._environ)
         return self._container.get_blob_client(name)
 
+    def _shown(self, blob_name: str) -> str:
+        return f"{self.container_url}/{blob_name}"
+
+    @property
+    def journal_prefix(self) -> str:
+        return self.name + JOURNAL_INFIX
+
     # -- reading -------------------------------------------------------------------
     def load(self) -> State:
-        """Read the state; an absent blob is an empty state."""
-        blob = self._blob(self.name)  # first: a missing SDK is a ConfigError, not a crash
+        """Read the snapshot and replay its journal; an absent blob is an empty state."""
+        for _ in range(LOAD_ATTEMPTS):
+            if self._read():
+                return State(store=self, meta=self._meta, records=dict(self._records))
+        raise StateError(
+            f"the journal {self._journal} named by the snapshot is missing; "
+            "restore the state with `state push`",
+            Location(self.display),
+        )
+
+    def _read(self) -> bool:
+        """Read snapshot + journal; False when the journal vanished (compacted meanwhile)."""
+        self._forget()
+        raw, etag = self._download(self.name)
+        if raw is None:
+            return True
+        snapshot = parse_snapshot(raw, self.display)
+        self._etag, self._snapshot_size = etag, len(raw)
+        self._meta, self._records, self._journal = snapshot.meta, snapshot.records, None
+        if snapshot.journal is None:
+            return True  # written before journals existed: the first write adds one
+        self._journal = snapshot.journal
+        lines, _ = self._download(snapshot.journal)
+        if lines is None:
+            return False
+        replayed = replay(lines, snapshot.records, self._shown(snapshot.journal))
+        self._records, self._sealed = replayed.records, replayed.sealed
+        self._journal_length, self._journal_lines = len(lines), replayed.lines
+        return True
+
+    def _download(self, blob_name: str, offset: int | None = None) -> tuple[bytes | None, Any]:
+        """The blob's bytes (from ``offset``) and ETag; ``(None, None)`` if it does not exist."""
+        blob = self._blob(blob_name)  # first: a missing SDK is a ConfigError, not a crash
         from azure.core.exceptions import ResourceNotFoundError
 
-        with storage_errors(self.display):
+        with storage_errors(self._shown(blob_name)):
             try:
-                download = blob.download_blob()
-                raw, etag = download.readall(), download.properties.etag
+                download = blob.download_blob(offset=offset)
+                return download.readall(), download.properties.etag
             except ResourceNotFoundError as exc:
-                if getattr(exc, "error_code", None) != "BlobNotFound":
+                if error_code(exc) != "BlobNotFound":
                     raise
-                raw, etag = None, None
-        self._etag, self._meta, self._records = etag, None, {}
-        if raw is not None:
-            self._meta, self._records = self._parse(raw)
-        return State(store=self, meta=self._meta, records=dict(self._records))
-
-    def _parse(self, raw: bytes) -> tuple[StateMeta, dict[str, StateRecord]]:
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise StateError("remote state is not UTF-8 text", Location(self.display)) from None
-        data = parse_json(text, self.display)
-        if not isinstance(data, dict) or not isinstance(data.get("videos", {}), dict):
-            raise StateError(
-                "remote state is corrupt (not a state document)", Location(self.display)
-            )
-        meta = parse_meta(data.get("meta"), f"{self.display}: meta")
-        records = {
-            video_id: parse_record(
-                value, video_id, f"{self.display}: videos.{video_id}", f"is keyed {video_id!r}"
-            )
-            for video_id, value in sorted(data.get("videos", {}).items())
-        }
-        return meta, records
+                return None, None
 
     # -- writing -------------------------------------------------------------------
     def write_meta(self, meta: StateMeta) -> None:
-        self._upload(meta, self._records)
+        self._switch(meta, self._records)
 
     def write_record(self, record: StateRecord) -> None:
-        self._upload(self._meta, {**self._records, record.video_id: record})
+        self._append(put_line(record), {**self._records, record.video_id: record})
 
     def delete_record(self, video_id: str) -> None:
-        self._upload(self._meta, {k: v for k, v in self._records.items() if k != video_id})
+        self._append(
+            delete_line(video_id), {k: v for k, v in self._records.items() if k != video_id}
+        )
 
     def replace(self, meta: StateMeta, records: Mapping[str, StateRecord]) -> None:
-        self._upload(meta, dict(records))
+        self._switch(meta, dict(records))
+
+    def compact(self) -> None:
+        """Fold the journal into a new snapshot now (writes do it when it outgrows it)."""
+        self._switch(self._require_meta(), self._records)
 
     def remove_stale_temp_files(self) -> int:
-        return 0  # a blob upload is atomic: there is never a partial write to clean up
+        """Delete journals left by compactions cut short; call only while holding the lock."""
+        return self._delete_old_journals() if self._journal is not None else 0
 
-    def _upload(self, meta: StateMeta | None, records: dict[str, StateRecord]) -> None:
-        """Write the whole document, only if nobody wrote since this store read it."""
+    def _require_meta(self) -> StateMeta:
+        if self._meta is None:
+            raise StateError("state has no meta; call ensure_meta first", Location(self.display))
+        return self._meta
+
+    def _needs_compaction(self, extra: int) -> bool:
+        limit = max(self._snapshot_size, self.compact_min_bytes)
+        return (
+            self._journal is None
+            or self._sealed
+            or extra > MAX_LINE_BYTES
+            or self._journal_length + extra > limit
+            or self._journal_lines + 1 >= self.max_journal_lines
+        )
+
+    def _append(self, line: bytes, records: dict[str, StateRecord]) -> None:
+        """Persist one write as one journal line, only if the journal is as this store read it."""
+        meta = self._require_meta()
+        if self._needs_compaction(len(line)):
+            self._switch(meta, records)  # the write goes into the new snapshot
+            return
+        checkpoint("mid-state-write")
+        self._append_block(line)
+        self._records = records
+
+    def _append_block(self, line: bytes) -> None:
+        from azure.core.exceptions import HttpResponseError
+
+        assert self._journal is not None
+        blob = self._blob(self._journal)
+        with storage_errors(self._shown(self._journal)):
+            try:
+                blob.append_block(line, appendpos_condition=self._journal_length)
+            except HttpResponseError as exc:
+                if exc.status_code == 412 and self._landed(line):
+                    pass  # our own append, retried by the SDK after its response was lost
+                elif exc.status_code == 412 or error_code(exc) == "BlobNotFound":
+                    # Appended to since this store read it, or compacted away meanwhile.
+                    raise ConcurrentWriteError(
+                        _RACE.format("the journal moved on"), Location(self.display)
+                    ) from None
+                else:
+                    raise
+        self._journal_length += len(line)
+        self._journal_lines += 1
+
+    def _landed(self, line: bytes) -> bool:
+        """Whether ``line`` sits alone at our offset: our own append, retried by the SDK."""
+        assert self._journal is not None
+        tail, _ = self._download(self._journal, offset=self._journal_length)
+        return tail == line
+
+    def _switch(self, meta: StateMeta, records: dict[str, StateRecord]) -> None:
+        """Write ``meta`` + ``records`` as a new snapshot with a new, empty journal."""
+        if self._journal is not None and not self._sealed:
+            self._append_block(SEAL_LINE)
+            self._sealed = True
+        journal = self._new_journal()
+        checkpoint("mid-compaction")  # sealed, next journal created, snapshot not switched
+        self._write_snapshot(meta, records, journal)
+        checkpoint("after-compaction")  # switched, old journals not deleted yet
+        self._delete_old_journals()
+
+    def _new_journal(self) -> str:
+        from azure.core import MatchConditions
+
+        previous = generation_of(self._journal or "", self.journal_prefix) or 0
+        journal = f"{self.journal_prefix}{previous + 1}-{secrets.token_hex(4)}"
+        with storage_errors(self._shown(journal)):
+            self._blob(journal).create_append_blob(match_condition=MatchConditions.IfMissing)
+        return journal
+
+    def _write_snapshot(
+        self, meta: StateMeta, records: dict[str, StateRecord], journal: str
+    ) -> None:
+        """Put the snapshot, only if nobody wrote one since this store read it."""
         from azure.core import MatchConditions
         from azure.core.exceptions import ResourceExistsError, ResourceModifiedError
 
-        if meta is None:
-            raise StateError("state has no meta; call ensure_meta first", Location(self.display))
-        document = {
-            "meta": stored_data(meta),
-            "videos": {k: stored_data(v) for k, v in sorted(records.items())},
-        }
-        data = dump_json(document)
+        data = snapshot_bytes(meta, records, journal)
         checkpoint("mid-state-write")
         with storage_errors(self.display):
             blob = self._blob(self.name)
@@ -157,11 +299,33 @@ class AzureBlobStore:
                     )
             except (ResourceModifiedError, ResourceExistsError):
                 raise ConcurrentWriteError(
-                    "another writer changed the remote state since this command read it "
-                    "(ETag mismatch); nothing was overwritten. Run the command again",
-                    Location(self.display),
+                    _RACE.format("ETag mismatch"), Location(self.display)
                 ) from None
-        self._etag, self._meta, self._records = result["etag"], meta, records
+        self._forget()
+        self._etag, self._snapshot_size, self._journal = result["etag"], len(data), journal
+        self._meta, self._records = meta, records
+
+    def _delete_old_journals(self) -> int:
+        """Delete every journal that can never be named again; the number deleted.
+
+        Housekeeping only: a credential without list or delete rights leaves them be
+        (they are never read again) rather than failing a write that is already done.
+        """
+        from azure.core.exceptions import ResourceNotFoundError
+
+        assert self._journal is not None
+        current = generation_of(self._journal, self.journal_prefix) or 0
+        deleted = 0
+        with contextlib.suppress(StorageError), storage_errors(self.display + JOURNAL_INFIX):
+            for name in self._container.list_blob_names(name_starts_with=self.journal_prefix):
+                generation = generation_of(name, self.journal_prefix)
+                # A newer generation may be a compaction in flight: never touch it.
+                if name == self._journal or generation is None or generation > current:
+                    continue
+                with contextlib.suppress(ResourceNotFoundError):
+                    self._blob(name).delete_blob()
+                    deleted += 1
+        return deleted
 
     # -- locking -------------------------------------------------------------------
     def lock(
@@ -252,7 +416,7 @@ class BlobLease(HeldLock):
         try:
             self._lease = self.blob.acquire_lease(lease_duration=self.duration)
         except ResourceExistsError as exc:
-            if getattr(exc, "error_code", None) == "LeaseAlreadyPresent":
+            if error_code(exc) == "LeaseAlreadyPresent":
                 return False
             raise
         return True

@@ -1,0 +1,144 @@
+"""Remote state benchmark (not a test): what one transition costs at N records, on Azurite.
+
+For each N, a fresh container gets a state of N downloaded-video records (one
+``replace``, as ``state push`` does); then ``--transitions`` records are rewritten one
+at a time, as an apply does after each step of a video. Prints, per N: the size of
+one record, the bytes uploaded per transition (request bodies counted by a pipeline
+hook), the time per transition, the time of a fresh ``load()`` after those
+transitions, and the time of one compaction (when the store has one).
+
+Azurite comes from ``AVATARFLOW_AZURITE_BLOB_URL`` or is started like the test fixture
+does (``AVATARFLOW_AZURITE_BIN`` or ``azurite-blob`` on PATH).
+
+    python benchmarks/remote_state.py --records 100 1000 10000 --transitions 50
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from avatarflow.backends.azureblob import AzureBlobStore  # noqa: E402
+from avatarflow.state import OutputFile, StateMeta, StateRecord, dump_json, utc_now  # noqa: E402
+from benchmarks.pack import azurite  # noqa: E402
+from tests.azurite import Azurite  # noqa: E402
+
+SCRIPT = "Every line of this narration is the kind of text a course video speaks. " * 12
+
+
+def record(index: int) -> StateRecord:
+    """A downloaded video's record, about the size of a real one (~2 KB)."""
+    video_id = f"v{index:05d}"
+    digest = f"{index:064x}"
+    return StateRecord(
+        video_id=video_id,
+        serial=1,
+        status="downloaded",
+        input_hash=digest,
+        synthesis_id=f"bench-{video_id}-{digest[:12]}",
+        surface="batchsyntheses",
+        remote_id=f"bench-{video_id}-{digest[:12]}",
+        request={
+            "inputKind": "SSML",
+            "inputs": [{"content": f"<speak version='1.0'><voice>{SCRIPT}</voice></speak>"}],
+            "avatarConfig": {"talkingAvatarCharacter": "lisa", "videoFormat": "mp4"},
+        },
+        sources={"template": digest},
+        submitted_at=utc_now(),
+        completed_at=utc_now(),
+        updated_at=utc_now(),
+        output=OutputFile(path=f"build/videos/{video_id}.mp4", size=123456, sha256=digest),
+    )
+
+
+class Counter:
+    """Bytes of the request bodies the SDK sends (a raw_request_hook)."""
+
+    def __init__(self) -> None:
+        self.bytes = 0
+        self.requests = 0
+
+    def __call__(self, request: Any) -> None:
+        body = request.http_request.body
+        self.requests += 1
+        self.bytes += len(body) if isinstance(body, bytes | bytearray) else 0
+
+
+def store_for(blob: Azurite, container: str, counter: Counter | None = None) -> AzureBlobStore:
+    from azure.storage.blob import ContainerClient
+
+    store = AzureBlobStore(f"{blob.blob_url}/{container}", "bench.json")
+    hooks: dict[str, Any] = {"raw_request_hook": counter} if counter else {}
+    # The benchmark's own client: the same SDK calls, with a byte counter in the pipeline.
+    store._container = ContainerClient.from_connection_string(
+        blob.connection_string, container, **hooks
+    )
+    return store
+
+
+def measure(blob: Azurite, records: int, transitions: int) -> dict[str, str]:
+    container = blob.new_container("bench")
+    meta = StateMeta(format=1, lineage="bench", name="bench", created_at=utc_now())
+    seed = store_for(blob, container)
+    seed.load()
+    seed.replace(meta, {r.video_id: r for r in map(record, range(records))})
+
+    counter = Counter()
+    store = store_for(blob, container, counter)
+    state = store.load()
+    ids = sorted(state.records)
+    times = []
+    for step in range(transitions):
+        video_id = ids[(step * 7919) % len(ids)]  # spread over the catalogue
+        changed = state.records[video_id].model_copy(update={"remote_status": f"step {step}"})
+        started = time.perf_counter()
+        state.put(changed)
+        times.append(time.perf_counter() - started)
+    per_transition = counter.bytes / transitions
+
+    started = time.perf_counter()
+    loaded = store_for(blob, container).load()
+    load_seconds = time.perf_counter() - started
+    assert loaded.records == state.records, "a fresh load must see every transition"
+
+    compaction = "-"
+    compact = getattr(store, "compact", None)
+    if compact is not None:
+        started = time.perf_counter()
+        compact()
+        compaction = f"{(time.perf_counter() - started) * 1000:,.0f} ms"
+        assert store_for(blob, container).load().records == state.records
+    return {
+        "records": f"{records:,}",
+        "record size": f"{len(dump_json(record(0))):,} B",
+        "uploaded / transition": f"{per_transition:,.0f} B",
+        "time / transition": f"{statistics.median(times) * 1000:,.1f} ms",
+        "load": f"{load_seconds * 1000:,.0f} ms",
+        "compaction": compaction,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--records", type=int, nargs="+", default=[100, 1000, 10000])
+    parser.add_argument("--transitions", type=int, default=50)
+    args = parser.parse_args()
+    with azurite() as blob:
+        rows = [measure(blob, n, args.transitions) for n in args.records]
+    columns = list(rows[0])
+    widths = [max(len(c), *(len(r[c]) for r in rows)) for c in columns]
+    print(" | ".join(c.rjust(w) for c, w in zip(columns, widths, strict=True)))
+    print("-|-".join("-" * w for w in widths))
+    for row in rows:
+        print(" | ".join(row[c].rjust(w) for c, w in zip(columns, widths, strict=True)))
+
+
+if __name__ == "__main__":
+    main()
