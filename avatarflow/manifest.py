@@ -12,6 +12,7 @@ import datetime
 import difflib
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -223,7 +224,7 @@ class LoadedManifest:
     def resolve_path(self, relative: str) -> Path:
         return (self.root / relative).resolve()
 
-    @property
+    @cached_property
     def templates_dir(self) -> Path:
         return self.resolve_path(self.model.templates_dir)
 
