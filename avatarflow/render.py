@@ -77,6 +77,7 @@ class Renderer:
         self._texts: dict[str, str] = {}
         self._displays: dict[str, str] = {}
         self._sources: dict[str, str] = {}
+        self._folders: dict[Path, Path] = {}
 
     def render_all(self) -> list[RenderedVideo]:
         return [self.render(video) for video in self.manifest.videos_resolved()]
@@ -119,7 +120,7 @@ class Renderer:
         if relative in self._texts:
             return self._texts[relative]
         root = self.manifest.root
-        path = (root / relative).resolve()  # the manifest loader refuses NUL characters
+        path = self._resolve(relative)  # the manifest loader refuses NUL characters
         if not path.is_relative_to(root):
             raise ManifestError(f"text_file {relative!r} points outside the manifest's folder", loc)
         try:
@@ -138,6 +139,16 @@ class Renderer:
             raise ManifestError(f"text file {relative!r} is binary", loc)
         self._texts[relative] = text
         return text
+
+    def _resolve(self, relative: str) -> Path:
+        """``relative`` with symlinks resolved; a folder of scripts is resolved once."""
+        path = self.manifest.root / relative
+        if path.is_symlink() or path.name in ("", ".", ".."):
+            return path.resolve()
+        folder = self._folders.get(path.parent)
+        if folder is None:
+            folder = self._folders[path.parent] = path.parent.resolve()
+        return folder / path.name
 
     def _render_text(self, raw: str, video: ResolvedVideo, loc: Location) -> str:
         context = self._context(video)

@@ -61,6 +61,15 @@ def format_path(path: KeyPath) -> str:
     return text
 
 
+class _Line:
+    """The part of a YAML mark that errors use; nodes of a large manifest keep only this."""
+
+    __slots__ = ("line",)
+
+    def __init__(self, line: int) -> None:
+        self.line = line
+
+
 class _DepthLimit(Composer):
     """PyYAML's composer with a nesting limit, checked while composing."""
 
@@ -72,7 +81,11 @@ class _DepthLimit(Composer):
             if self.depth > MAX_DEPTH:
                 mark = self.peek_event().start_mark  # type: ignore[attr-defined]
                 raise yaml.composer.ComposerError(None, None, _TOO_DEEP, mark)
-            return super().compose_node(parent, index)
+            node = super().compose_node(parent, index)
+            if node is not None:  # keep the line only: a parser's mark weighs ~10x more
+                node.start_mark = _Line(node.start_mark.line)
+                node.end_mark = None
+            return node
         finally:
             self.depth -= 1
 
