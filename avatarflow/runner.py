@@ -36,6 +36,7 @@ from .secrets import redact
 from .state import IN_FLIGHT, JobError, OutputFile, State, StateRecord, utc_now
 
 MAX_ACTIVE_JOBS = 200
+LIST_PAGE = 100  # jobs per list page, the most both API surfaces allow
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
 GONE_CODE = "JobGone"
@@ -498,10 +499,7 @@ class Runner:
         if not ids:
             return False
         try:
-            if len(ids) > self.options.list_threshold:
-                seen = await self._poll_by_list(ids)
-            else:
-                seen = await self._poll_by_get(ids)
+            seen = await self.poll_jobs(ids)
         except (ServiceError, TransportError) as exc:
             self.emit(Event("info", None, f"polling failed, will retry: {redact(str(exc))}"))
             return False
@@ -509,6 +507,14 @@ class Runner:
         for remote_id, job in seen.items():
             changed |= self._observe(remote_id, job)
         return changed
+
+    async def poll_jobs(self, ids: set[str]) -> dict[str, RemoteJob | None]:
+        """The current state of the jobs ``ids`` (``None``: gone), the cheapest way: one
+        list page per 100 jobs (in-flight jobs are the newest, listed first) above
+        ``list_threshold`` jobs, one GET per job below."""
+        if len(ids) > self.options.list_threshold:
+            return await self._poll_by_list(ids)
+        return await self._poll_by_get(ids)
 
     async def _poll_by_get(self, ids: set[str]) -> dict[str, RemoteJob | None]:
         seen: dict[str, RemoteJob | None] = {}
@@ -521,11 +527,17 @@ class Runner:
 
     async def _poll_by_list(self, ids: set[str]) -> dict[str, RemoteJob | None]:
         seen: dict[str, RemoteJob | None] = {}
+        listed = 0
         async for job in self.client.list_jobs():
+            listed += 1
             if job.id in ids:
                 seen[job.id] = job
                 if len(seen) == len(ids):
                     break
+            # Many newer jobs (another run, another tool) can bury ours: once the pages
+            # read outnumber the jobs still unseen, a GET each is the cheaper way.
+            if listed % LIST_PAGE == 0 and listed // LIST_PAGE >= len(ids) - len(seen):
+                break
         missing = ids - set(seen)
         # Not listed can mean gone, or created after the listing began: confirm with GET.
         seen.update(await self._poll_by_get(missing))
