@@ -50,7 +50,9 @@ class ApplyOptions:
     delete_remote: bool = False
     poll_interval: float = 5.0
     poll_max_interval: float = 30.0
-    list_threshold: int = 4  # poll with the list endpoint above this many jobs in flight
+    # Above this many jobs in flight, poll with list pages: one page answers for up to 100
+    # jobs, so from two jobs on it costs less than a GET each.
+    list_threshold: int = 1
     download_attempts: int = 4
 
     def __post_init__(self) -> None:

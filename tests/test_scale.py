@@ -79,7 +79,7 @@ async def _poll(emulator: Emulator, project: Project, ids: set[str]) -> Counter[
     return Counter(r.kind for r in emulator.request_log()[before:])
 
 
-@pytest.mark.parametrize(("in_flight", "older", "lists", "gets"), [(150, 60, 2, 0), (3, 0, 0, 3)])
+@pytest.mark.parametrize(("in_flight", "older", "lists", "gets"), [(150, 60, 2, 0), (3, 0, 1, 0), (1, 0, 0, 1)])
 def test_polling_in_flight_jobs_costs_one_list_request_per_100_jobs(
     tmp_path: Path, in_flight: int, older: int, lists: int, gets: int
 ) -> None:
