@@ -294,6 +294,7 @@ def load_manifest(path: Path | str, display_path: str | None = None) -> LoadedMa
         model = Manifest.model_validate(loaded.data)
     except ValidationError as exc:
         raise _located_error(exc, loaded, shown) from None
+    loaded.data = None  # the model holds it all now; a large catalogue keeps one copy
     return LoadedManifest(path=path.resolve(), model=model, yaml=loaded, display_path=shown)
 
 

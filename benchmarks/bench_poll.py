@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 import synth
+from emulator_load import body
 from measure import machine, table
 
 from avatarflow.client import ServiceConfig, SpeechClient
@@ -32,12 +33,6 @@ from avatarflow.runner import ApplyOptions, Runner
 
 PARAMS = {"api-version": "2024-08-01"}
 SAMPLE_INTERVAL = 5.0  # the official sample's time.sleep(5) between GETs of one job
-BODY = {
-    "inputKind": "PlainText",
-    "synthesisConfig": {"voice": "en-US-AvaMultilingualNeural"},
-    "inputs": [{"content": "Polling benchmark."}],
-    "avatarConfig": {"talkingAvatarCharacter": "lisa", "talkingAvatarStyle": "graceful-sitting"},
-}
 
 
 async def measure(k: int, older: int, cycles: int, project: Project, root: Path) -> list[Any]:
@@ -49,7 +44,7 @@ async def measure(k: int, older: int, cycles: int, project: Project, root: Path)
             names = [f"old-{i:05d}" for i in range(older)] + [f"job-{i:05d}" for i in range(k)]
             for name in names:  # one by one: creation order decides list order
                 url = f"/avatar/batchsyntheses/{name}"
-                assert (await http.put(url, params=PARAMS, json=BODY)).status_code == 201
+                assert (await http.put(url, params=PARAMS, json=body(name))).status_code == 201
         service = ServiceConfig(endpoint=emulator.url, credential=KeyCredential("bench"))
         before = len(emulator.request_log())
         started = time.perf_counter()

@@ -17,27 +17,13 @@ from pathlib import Path
 
 import httpx
 import synth
+from emulator_load import body
 from measure import machine, table
 
 from avatarflow.emulator import Emulator, EmulatorConfig
 
 SIZES = {"draft": (320, 180), "full": (1920, 1080)}
 PARAMS = {"api-version": "2024-08-01"}
-
-
-def body(text: str) -> dict[str, object]:
-    return {
-        "inputKind": "PlainText",
-        "synthesisConfig": {"voice": "en-US-AvaMultilingualNeural"},
-        "inputs": [{"content": text}],
-        "avatarConfig": {
-            "talkingAvatarCharacter": "lisa",
-            "talkingAvatarStyle": "graceful-sitting",
-            "videoFormat": "mp4",
-            "videoCodec": "h264",
-            "subtitleType": "soft_embedded",
-        },
-    }
 
 
 def render(width: int, height: int, jobs: int, words: int) -> list[object]:
