@@ -181,6 +181,11 @@ class Runner:
             for part in folder.glob(".*.part"):
                 part.unlink(missing_ok=True)
 
+    async def _put(self, record: StateRecord) -> StateRecord:
+        """Persist ``record`` before the caller goes on, off the event loop: an fsynced
+        write takes milliseconds, and polls and downloads of other videos need not wait."""
+        return await asyncio.to_thread(self.state.put, record)
+
     # -- one video -----------------------------------------------------------------
     async def _resume(self, action: Action) -> None:
         assert action.request is not None and action.record is not None
@@ -188,7 +193,7 @@ class Runner:
         if action.kind is ActionKind.DOWNLOAD:
             job = await self._lookup(record)
             if job is None:
-                self._fail(
+                await self._fail(
                     request, GONE_CODE, "the remote job is gone; the next plan re-renders it"
                 )
                 return
@@ -200,7 +205,7 @@ class Runner:
             if job is None:
                 await self._render(action)
                 return
-            self._adopted(request, job)
+            await self._adopted(request, job)
         await self._follow(request)
 
     async def _render(self, action: Action) -> None:
@@ -223,7 +228,7 @@ class Runner:
             or previous.status != "submitting"
             or previous.input_hash != request.content_hash
         ):
-            self.state.put(_record_for(request, "submitting", previous))
+            await self._put(_record_for(request, "submitting", previous))
         async with self._create_lock:  # creates are throttled by the service: one at a time
             while True:
                 try:
@@ -239,17 +244,17 @@ class Runner:
                 except JobExistsError:
                     existing = await self._adopt_or_fail(request)
                     if existing is not None:
-                        self._adopted(request, existing)
+                        await self._adopted(request, existing)
                     return existing
                 except CreateOutcomeUnknown:
                     record = self.state.records[request.video_id]
                     found: RemoteJob | None = await self._lookup(record)
                     if found is not None:
-                        self._adopted(request, found)
+                        await self._adopted(request, found)
                         return found
                     # Certainly not created: sending it again costs nothing extra.
         record = self.state.records[request.video_id]
-        self.state.put(
+        await self._put(
             record.model_copy(
                 update={
                     "status": "submitted",
@@ -265,14 +270,14 @@ class Runner:
     async def _adopt_or_fail(self, request: VideoRequest) -> RemoteJob | None:
         job = await self._lookup(self.state.records[request.video_id])
         if job is None:
-            self._fail(
+            await self._fail(
                 request, "Conflict", f"job id {request.synthesis_id} exists but cannot be read"
             )
         return job
 
-    def _adopted(self, request: VideoRequest, job: RemoteJob) -> None:
+    async def _adopted(self, request: VideoRequest, job: RemoteJob) -> None:
         record = self.state.records[request.video_id]
-        self.state.put(
+        await self._put(
             record.model_copy(
                 update={
                     "status": "submitted",
@@ -342,7 +347,7 @@ class Runner:
             self._waiters.pop(remote_id, None)
             self._requests.pop(remote_id, None)
         if job is None:
-            self._fail(
+            await self._fail(
                 request,
                 GONE_CODE,
                 "the remote job disappeared before it was downloaded; the next plan re-renders it",
@@ -351,11 +356,11 @@ class Runner:
 
     async def _finish(self, request: VideoRequest, job: RemoteJob) -> None:
         if job.status == "Failed":
-            self._record_failed(request, job)
+            await self._record_failed(request, job)
             return
         record = self.state.records[request.video_id]
         if record.status != "succeeded":
-            record = self.state.put(
+            record = await self._put(
                 record.model_copy(
                     update={
                         "status": "succeeded",
@@ -368,16 +373,16 @@ class Runner:
             )
         await self._download(request, job)
 
-    def _record_failed(self, request: VideoRequest, job: RemoteJob) -> None:
+    async def _record_failed(self, request: VideoRequest, job: RemoteJob) -> None:
         code = job.error_code or "Failed"
         message = redact(job.error_message or "the service reported a failure")
-        self._fail(request, code, message, remote_status=job.status)
+        await self._fail(request, code, message, remote_status=job.status)
 
-    def _fail(
+    async def _fail(
         self, request: VideoRequest, code: str, message: str, remote_status: str | None = None
     ) -> None:
         record = self.state.records.get(request.video_id) or _record_for(request, "failed", None)
-        self.state.put(
+        await self._put(
             record.model_copy(
                 update={
                     "status": "failed",
@@ -396,7 +401,9 @@ class Runner:
         target.parent.mkdir(parents=True, exist_ok=True)
         for attempt in range(1, self.options.download_attempts + 1):
             if not job.result_url:
-                self._fail(request, "NoResult", "the job succeeded but returned no result URL")
+                await self._fail(
+                    request, "NoResult", "the job succeeded but returned no result URL"
+                )
                 return
             try:
                 size, digest = await self._fetch(job.result_url, target, job.size_in_bytes)
@@ -410,18 +417,20 @@ class Runner:
                     )
                 )
                 if attempt == self.options.download_attempts:
-                    self._fail(request, "DownloadFailed", redact(str(exc)))
+                    await self._fail(request, "DownloadFailed", redact(str(exc)))
                     return
                 # A fresh GET gives a fresh signed URL; a gone job cannot be downloaded.
                 try:
                     job = await self.client.get(job.id)
                 except NotFoundError:
-                    self._fail(
+                    await self._fail(
                         request, GONE_CODE, "the remote job expired before its video was downloaded"
                     )
                     return
         record = self.state.records[request.video_id]
         output = OutputFile(path=self.project.display(target), size=size, sha256=digest)
+        # On the event loop, with no await since the file was renamed into place: no
+        # other video moves on while a file on disk is not yet vouched for by state.
         self.state.put(
             record.model_copy(
                 update={
@@ -505,10 +514,9 @@ class Runner:
         except (ServiceError, TransportError) as exc:
             self.emit(Event("info", None, f"polling failed, will retry: {redact(str(exc))}"))
             return False
-        changed = False
-        for remote_id, job in seen.items():
-            changed |= self._observe(remote_id, job)
-        return changed
+        # Different videos, different record files: their writes may overlap.
+        changes = await asyncio.gather(*(self._observe(i, job) for i, job in seen.items()))
+        return any(changes)
 
     async def poll_jobs(self, ids: set[str]) -> dict[str, RemoteJob | None]:
         """The current state of the jobs ``ids`` (``None``: gone), the cheapest way: one
@@ -545,7 +553,7 @@ class Runner:
         seen.update(await self._poll_by_get(missing))
         return seen
 
-    def _observe(self, remote_id: str, job: RemoteJob | None) -> bool:
+    async def _observe(self, remote_id: str, job: RemoteJob | None) -> bool:
         future = self._waiters.get(remote_id)
         request = self._requests.get(remote_id)
         if future is None or request is None or future.done():
@@ -559,7 +567,7 @@ class Runner:
             status = "running" if job.status == "Running" else record.status
             if job.status == "NotStarted":
                 status = "submitted"
-            self.state.put(
+            await self._put(
                 record.model_copy(update={"remote_status": job.status, "status": status})
             )
             self.emit(
@@ -568,7 +576,7 @@ class Runner:
                 )
             )
         checkpoint("polling")
-        if job.is_final:
+        if job.is_final and not future.done():  # a timeout may have ended the wait meanwhile
             future.set_result(job)
         return changed
 
