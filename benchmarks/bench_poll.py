@@ -28,6 +28,7 @@ from measure import machine, table
 from avatarflow.client import ServiceConfig, SpeechClient
 from avatarflow.credentials import KeyCredential
 from avatarflow.emulator import Emulator, EmulatorConfig
+from avatarflow.emulator.requestlog import read_request_log
 from avatarflow.project import Project
 from avatarflow.runner import ApplyOptions, Runner
 
@@ -46,7 +47,6 @@ async def measure(k: int, older: int, cycles: int, project: Project, root: Path)
                 url = f"/avatar/batchsyntheses/{name}"
                 assert (await http.put(url, params=PARAMS, json=body(name))).status_code == 201
         service = ServiceConfig(endpoint=emulator.url, credential=KeyCredential("bench"))
-        before = len(emulator.request_log())
         started = time.perf_counter()
         async with SpeechClient(service) as client:
             runner = Runner(project, project.load_state(), client, ApplyOptions())
@@ -54,7 +54,8 @@ async def measure(k: int, older: int, cycles: int, project: Project, root: Path)
                 seen = await runner.poll_jobs(set(names[older:]))
                 assert len(seen) == k
         seconds = (time.perf_counter() - started) / cycles
-        kinds = Counter(r.kind for r in emulator.request_log()[before:])
+    # Counted once the emulator has stopped: a request is logged after its answer.
+    kinds = Counter(r.kind for r in read_request_log(root / f"emu{k}") if r.kind != "create")
     per_cycle = sum(kinds.values()) / cycles
     return [
         k,
