@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import TaskID
 
 from .planner import LEGEND, SYMBOLS, ActionKind, Plan
-from .runner import Event
+
+if TYPE_CHECKING:  # the runner pulls in the HTTP stack, which plan never needs
+    from .runner import Event
 
 _STYLES = {
     ActionKind.CREATE: "green",
