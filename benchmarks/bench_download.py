@@ -79,8 +79,8 @@ def main() -> None:
                 ]
             )
     server.shutdown()
-    print(f"download ({machine()}); the client alone peaks at {idle.peak_rss_mb:.1f} MB")
-    print(table(["video MiB", "wall s", "MiB/s", "peak RSS MB", "over idle MB"], rows))
+    print(f"download ({machine()}); the client alone peaks at {idle.peak_rss_mb:.1f} MiB")
+    print(table(["video MiB", "wall s", "MiB/s", "peak RSS MiB", "over idle MiB"], rows))
 
 
 if __name__ == "__main__":

@@ -66,7 +66,7 @@ def main() -> None:
                 "cold s",
                 "warm s",
                 "warm µs/video",
-                "peak RSS MB",
+                "peak RSS MiB",
                 "state write ms/put",
             ],
             rows,

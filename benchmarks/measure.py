@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parent.parent
 @dataclass(frozen=True)
 class Measured:
     seconds: float
-    peak_rss_mb: float
+    peak_rss_mb: float  # MiB (ru_maxrss is in KiB on Linux)
     returncode: int
 
 
