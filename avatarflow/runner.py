@@ -253,17 +253,7 @@ class Runner:
                         await self._adopted(request, found)
                         return found
                     # Certainly not created: sending it again costs nothing extra.
-        record = self.state.records[request.video_id]
-        await self._put(
-            record.model_copy(
-                update={
-                    "status": "submitted",
-                    "remote_id": job.id,
-                    "remote_status": job.status,
-                    "submitted_at": utc_now(),
-                }
-            )
-        )
+        await self._record_submitted(request, job, submitted_at=utc_now())
         self.emit(Event("submitted", request.video_id, f"submitted as {job.id}", {"job": job.id}))
         return job
 
@@ -275,17 +265,13 @@ class Runner:
             )
         return job
 
-    async def _adopted(self, request: VideoRequest, job: RemoteJob) -> None:
+    async def _record_submitted(self, request: VideoRequest, job: RemoteJob, **extra: Any) -> None:
         record = self.state.records[request.video_id]
-        await self._put(
-            record.model_copy(
-                update={
-                    "status": "submitted",
-                    "remote_id": job.id,
-                    "remote_status": job.status,
-                }
-            )
-        )
+        update = {"status": "submitted", "remote_id": job.id, "remote_status": job.status}
+        await self._put(record.model_copy(update={**update, **extra}))
+
+    async def _adopted(self, request: VideoRequest, job: RemoteJob) -> None:
+        await self._record_submitted(request, job)
         self.summary.counts["adopted"] += 1
         self.emit(
             Event("adopted", request.video_id, f"adopted existing job {job.id} (no new render)")
