@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import json
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -85,17 +86,20 @@ def test_polling_in_flight_jobs_costs_one_list_request_per_100_jobs(
     project = Project.open(course(tmp_path / "c"))
     config = EmulatorConfig(queue_seconds=3600.0, max_active_jobs=1000)
     with Emulator(tmp_path / "emu", config) as emulator:
+        old = [f"old-{i:03d}" for i in range(older)]
+        new = [f"job-{i:03d}" for i in range(in_flight)]
         with httpx.Client(base_url=emulator.url, headers=HEADERS) as http:
-            names = [f"old-{i:03d}" for i in range(older)]
-            names += [f"job-{i:03d}" for i in range(in_flight)]
-            for name in names:  # the jobs still in flight are the newest, as in a real run
-                response = http.put(
-                    f"/avatar/batchsyntheses/{name}",
-                    params={"api-version": "2024-08-01"},
-                    json=ga_body(),
-                )
-                assert response.status_code == 201
-        asyncio.run(_poll(emulator, project, set(names[older:])))
+
+            def create(name: str) -> int:
+                url = f"/avatar/batchsyntheses/{name}"
+                return http.put(
+                    url, params={"api-version": "2024-08-01"}, json=ga_body()
+                ).status_code
+
+            with ThreadPoolExecutor(8) as pool:  # the jobs in flight are the newest, as in a run
+                assert set(pool.map(create, old)) <= {201}
+                assert set(pool.map(create, new)) == {201}
+        asyncio.run(_poll(emulator, project, set(new)))
     # Read once the emulator has stopped: a request is logged after its answer is sent.
     polls = [r for r in read_request_log(tmp_path / "emu") if r.kind != "create"]
 
