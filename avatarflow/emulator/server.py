@@ -165,6 +165,7 @@ class Handler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         self.query = parse_qs(parts.query, keep_blank_values=True)
         self.route = classify(self.command, parts.path)
+        self._logged = False
         self.entry: dict[str, Any] = {
             "fault": None,
             "created": False,
@@ -185,20 +186,29 @@ class Handler(BaseHTTPRequestHandler):
             log.exception("emulator request failed: %s %s", self.command, parts.path)
             self._send_error(ApiError(500, "InternalServerError", "Unexpected emulator error."))
         finally:
-            self.svc.requests.append(
-                RequestRecord(
-                    time=time.time(),
-                    method=self.command,
-                    kind=self.route.kind,
-                    surface=self.route.surface,
-                    path=parts.path,
-                    status=self.entry["status"],
-                    job_id=self.entry["job_id"],
-                    name=self.entry["name"],
-                    created=self.entry["created"],
-                    fault=self.entry["fault"],
-                )
+            self._log_request()
+
+    def _log_request(self) -> None:
+        """Log this request once: just before its answer leaves when it has one, so that
+        a client holding an answer finds its request in the log even if this process is
+        killed the next moment; after the handling otherwise (drops, broken pipes)."""
+        if self._logged:
+            return
+        self._logged = True
+        self.svc.requests.append(
+            RequestRecord(
+                time=time.time(),
+                method=self.command,
+                kind=self.route.kind,
+                surface=self.route.surface,
+                path=urlsplit(self.path).path,
+                status=self.entry["status"],
+                job_id=self.entry["job_id"],
+                name=self.entry["name"],
+                created=self.entry["created"],
+                fault=self.entry["fault"],
             )
+        )
 
     def _drop(self) -> None:
         self.close_connection = True
@@ -218,6 +228,7 @@ class Handler(BaseHTTPRequestHandler):
         content_type: str = "application/json; charset=utf-8",
     ) -> None:
         self.entry["status"] = status
+        self._log_request()
         self.send_response(status)
         self.send_header("apim-request-id", str(uuid.uuid4()))
         if body or status != 204:
@@ -571,6 +582,9 @@ class Handler(BaseHTTPRequestHandler):
             "vtt": "text/vtt",
         }.get(path.suffix.lstrip("."), "application/octet-stream")
         self.entry["status"] = 200
+        if truncate:
+            self.entry["fault"] = "truncate"
+        self._log_request()
         self.send_response(200)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(size))
@@ -589,10 +603,8 @@ class Handler(BaseHTTPRequestHandler):
                 self.wfile.write(chunk)
                 sent += len(chunk)
         if truncate:
-            self.entry["fault"] = "truncate"
             self.wfile.flush()
             self._drop()
-            self.entry["status"] = 200
 
 
 def _retry_headers(seconds: float) -> dict[str, str]:
