@@ -9,7 +9,7 @@ import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import ExitStack, asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import click
@@ -20,8 +20,10 @@ from .errors import ConfigError, Location, StalePlanError
 from .lock import HeldLock, command_line
 from .planner import ActionKind, Plan, select
 from .project import Project, TargetName
-from .runner import ApplyOptions, Event, Runner, Summary
 from .state import IN_FLIGHT, State, StateRecord
+
+if TYPE_CHECKING:  # loaded when a command talks to the service: plan never does
+    from .runner import ApplyOptions, Event, Summary
 
 COMMANDS: list[click.Command] = []
 EMULATOR_KEY = "emulator-local-key"
@@ -76,6 +78,8 @@ class Service:
             yield client
 
     def options(self, **kw: Any) -> ApplyOptions:
+        from .runner import ApplyOptions
+
         if self._is_local():  # a service on this machine: poll briskly
             return ApplyOptions(poll_interval=0.2, poll_max_interval=1.0, **kw)
         return ApplyOptions(**kw)
@@ -312,6 +316,8 @@ async def _run(
     options: ApplyOptions,
     report: Callable[[Event], None],
 ) -> Summary:
+    from .runner import Runner
+
     async with service.client() as client:
         runner = Runner(project, state, client, options, report)
         return await runner.run(plan)

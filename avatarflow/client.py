@@ -47,6 +47,7 @@ from .errors import (
     ThrottledError,
     TransportError,
 )
+from .pacing import CreatePacer
 from .retry import (
     RetryPolicy,
     is_retryable_create,
@@ -416,6 +417,8 @@ class SpeechClient:
 
     ``request_counts`` counts HTTP requests by kind (create, get, list, delete,
     download), retries included: that is what the service sees and throttles.
+    ``create_pacer`` spaces creates once the service has throttled one (see
+    :mod:`avatarflow.pacing`); callers keep one create in flight at a time.
     ``transport`` replaces the network, for injecting faults in tests.
     """
 
@@ -424,6 +427,7 @@ class SpeechClient:
     ) -> None:
         self.config = config
         self.request_counts: Counter[str] = Counter()
+        self.create_pacer = CreatePacer()
         self._origin = _origin(config.endpoint)
         self._http = httpx.AsyncClient(
             timeout=httpx.Timeout(config.read_timeout, connect=config.connect_timeout),
@@ -585,6 +589,8 @@ class SpeechClient:
 
     async def _send(self, request: _Request) -> httpx.Response:
         headers = {"Accept": "application/json", **(await self.config.credential.auth_headers())}
+        if request.kind == "create":
+            await self.create_pacer.wait(self.config.retry.sleep)
         self.request_counts[request.kind] += 1
         response = await self._http.request(
             request.method,
@@ -592,6 +598,9 @@ class SpeechClient:
             headers=headers,
             json=dict(request.body) if request.body is not None else None,
         )
+        if request.kind == "create":
+            retry_after = retry_after_from_headers(response.headers)
+            self.create_pacer.observe(response.status_code, retry_after)
         log.debug("%s %s -> %d", request.method, request.url, response.status_code)
         if not response.is_success:
             raise _service_error(request, response)

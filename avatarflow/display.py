@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
@@ -12,7 +12,9 @@ from rich.progress import TaskID
 
 from .packing import group
 from .planner import LEGEND, SYMBOLS, ActionKind, Plan
-from .runner import Event
+
+if TYPE_CHECKING:  # the runner pulls in the HTTP stack, which plan never needs
+    from .runner import Event
 
 _STYLES = {
     ActionKind.CREATE: "green",

@@ -12,6 +12,7 @@ import datetime
 import difflib
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -307,7 +308,7 @@ class LoadedManifest:
     def resolve_path(self, relative: str) -> Path:
         return (self.root / relative).resolve()
 
-    @property
+    @cached_property
     def templates_dir(self) -> Path:
         return self.resolve_path(self.model.templates_dir)
 
@@ -381,6 +382,7 @@ def load_manifest(path: Path | str, display_path: str | None = None) -> LoadedMa
         model = Manifest.model_validate(loaded.data)
     except ValidationError as exc:
         raise _located_error(exc, loaded, shown) from None
+    loaded.data = None  # the model holds it all now; a large catalogue keeps one copy
     return LoadedManifest(path=path.resolve(), model=model, yaml=loaded, display_path=shown)
 
 

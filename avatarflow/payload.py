@@ -97,8 +97,17 @@ def _input_text(item: dict[str, str]) -> str:
 
 
 def content_hash(surface: str, body: dict[str, Any]) -> str:
-    envelope = {"format": HASH_FORMAT, "surface": surface, "body": body}
-    return hashlib.sha256(canonical_json(envelope).encode("utf-8")).hexdigest()
+    return _envelope_hash(surface, canonical_json(body))
+
+
+def _envelope_hash(surface: str, body_json: str) -> str:
+    """The hash of ``{"format", "surface", "body"}`` from the body's canonical JSON.
+
+    The envelope's canonical JSON is spelled out around the body's (sorted keys: body,
+    format, surface) so that a large body is serialised once per video, not twice.
+    """
+    envelope = f'{{"body":{body_json},"format":{HASH_FORMAT},"surface":{canonical_json(surface)}}}'
+    return hashlib.sha256(envelope.encode("utf-8")).hexdigest()
 
 
 def synthesis_id(name: str, video_id: str, digest: str) -> str:
@@ -123,12 +132,13 @@ def build_request(rendered: RenderedVideo, name: str, api_version: str) -> Video
         surface, body = "preview", _preview_body(rendered, fields)
     else:
         surface, body = "ga", _ga_body(rendered, fields)
-    size = len(canonical_json(body).encode("utf-8"))
+    body_json = canonical_json(body)
+    size = len(body_json.encode("utf-8"))
     if size > MAX_BODY_BYTES:
         raise RequestValidationError(
             f"request body is {size // 1024} KB; the service accepts at most 500 KB", loc
         )
-    digest = content_hash(surface, body)
+    digest = _envelope_hash(surface, body_json)
     return VideoRequest(rendered, surface, body, digest, synthesis_id(name, rendered.id, digest))
 
 

@@ -26,6 +26,13 @@ GESTURE_PREFIX = "gesture."
 MAX_TEXT_BYTES = 500 * 1024
 _DOCTYPE_RE = re.compile(r"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
 _POSITION_RE = re.compile(r": line \d+, column \d+$")
+# ``{{ name }}``: the only markup most narrations hold, substituted without Jinja.
+_PLAIN_VARIABLE_RE = re.compile(r"\{\{ *([A-Za-z_][A-Za-z0-9_]*) *\}\}")
+_NEWLINE_RE = re.compile(r"\r\n|\r|\n")
+# Names Jinja reads as constants or operators, not as variables.
+_JINJA_WORDS = frozenset(
+    {"true", "false", "none", "True", "False", "None", "not", "and", "or", "in", "is", "if"}
+)
 
 
 @dataclass(frozen=True)
@@ -107,6 +114,9 @@ class Renderer:
         self.manifest = manifest
         self.env = _environment(manifest.templates_dir)
         self._texts: dict[str, str] = {}
+        self._displays: dict[str, str] = {}
+        self._sources: dict[str, str] = {}
+        self._folders: dict[Path, Path] = {}
 
     def render_all(self) -> list[RenderedVideo]:
         return [self.render(video) for video in self.manifest.videos_resolved()]
@@ -149,7 +159,7 @@ class Renderer:
         if relative in self._texts:
             return self._texts[relative]
         root = self.manifest.root
-        path = (root / relative).resolve()  # the manifest loader refuses NUL characters
+        path = self._resolve(relative)  # the manifest loader refuses NUL characters
         if not path.is_relative_to(root):
             raise ManifestError(f"text_file {relative!r} points outside the manifest's folder", loc)
         try:
@@ -175,9 +185,23 @@ class Renderer:
         self._texts[relative] = text
         return text
 
+    def _resolve(self, relative: str) -> Path:
+        """``relative`` with symlinks resolved; a folder of scripts is resolved once."""
+        path = self.manifest.root / relative
+        if path.is_symlink() or path.name in ("", ".", ".."):
+            return path.resolve()
+        folder = self._folders.get(path.parent)
+        if folder is None:
+            folder = self._folders[path.parent] = path.parent.resolve()
+        return folder / path.name
+
     def _render_text(self, raw: str, video: ResolvedVideo, loc: Location) -> str:
+        context = self._context(video)
+        simple = render_simple_narration(raw, context)
+        if simple is not None:
+            return simple
         try:
-            return _text_environment().from_string(raw).render(self._context(video))
+            return _text_environment().from_string(raw).render(context)
         except jinja2.TemplateSyntaxError as exc:
             raise TemplateError(f"template syntax error in narration: {exc.message}", loc) from None
         except Exception as exc:  # narration is user code: any failure is the user's to fix
@@ -185,11 +209,23 @@ class Renderer:
 
     # -- templates -----------------------------------------------------------------
     def _template_display(self, name: str) -> str:
-        path = self.manifest.templates_dir / name
-        try:
-            return str(path.relative_to(self.manifest.root))
-        except ValueError:
-            return _relative(path, self.manifest.root)
+        shown = self._displays.get(name)
+        if shown is None:
+            path = self.manifest.templates_dir / name
+            try:
+                shown = str(path.relative_to(self.manifest.root))
+            except ValueError:
+                shown = _relative(path, self.manifest.root)
+            self._displays[name] = shown
+        return shown
+
+    def _template_source(self, filename: str | None) -> str:
+        """The template's text, read once per run (it names the template in ``sources``)."""
+        if not filename:
+            return ""
+        if filename not in self._sources:
+            self._sources[filename] = Path(filename).read_text("utf-8")
+        return self._sources[filename]
 
     def _render_template(self, name: str, video: ResolvedVideo, text: str) -> tuple[str, str]:
         shown = self._template_display(name)
@@ -231,8 +267,7 @@ class Renderer:
             raise TemplateError(
                 f"{_jinja_message(exc)} (video {video.id})", Location(shown, line)
             ) from None
-        source = Path(template.filename).read_text("utf-8") if template.filename else ""
-        return rendered, source
+        return rendered, self._template_source(template.filename)
 
     def _context(self, video: ResolvedVideo) -> dict[str, Any]:
         fields = video.fields
@@ -259,6 +294,29 @@ class Renderer:
         root = parse_ssml(ssml, loc, origin)
         warnings = check_gestures(root, video, gesture_loc)
         return RenderedVideo(video, ssml, "SSML", sources, tuple(warnings))
+
+
+def render_simple_narration(raw: str, context: dict[str, Any]) -> str | None:
+    """What Jinja renders for a narration whose only markup is ``{{ name }}`` of defined
+    variables, without compiling a template per video; ``None`` for anything else.
+
+    Exactly Jinja's output (the content hash depends on it): newlines normalised to
+    ``\\n``, one trailing newline dropped, each value through ``str``.
+    """
+    source = _NEWLINE_RE.sub("\n", raw)
+    if source.endswith("\n"):
+        source = source[:-1]
+    parts = _PLAIN_VARIABLE_RE.split(source)  # text, name, text, name, …, text
+    texts, names = parts[0::2], parts[1::2]
+    if any("{" in text or "}" in text for text in texts):
+        return None
+    if any(name in _JINJA_WORDS or name not in context for name in names):
+        return None  # Jinja's constant, or its "undefined" error message
+    out = [texts[0]]
+    for name, text in zip(names, texts[1:], strict=True):
+        out.append(str(context[name]))
+        out.append(text)
+    return "".join(out)
 
 
 def parse_ssml(ssml: str, loc: Location, origin: str) -> ET.Element:

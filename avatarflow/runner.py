@@ -38,6 +38,7 @@ from .secrets import redact
 from .state import IN_FLIGHT, JobError, OutputFile, State, StateRecord, utc_now
 
 MAX_ACTIVE_JOBS = 200
+LIST_PAGE = 100  # jobs per list page, the most both API surfaces allow
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
 GONE_CODE = "JobGone"
@@ -52,7 +53,9 @@ class ApplyOptions:
     delete_remote: bool = False
     poll_interval: float = 5.0
     poll_max_interval: float = 30.0
-    list_threshold: int = 4  # poll with the list endpoint above this many jobs in flight
+    # Above this many jobs in flight, poll with list pages: one page answers for up to 100
+    # jobs, so from two jobs on it costs less than a GET each.
+    list_threshold: int = 1
     download_attempts: int = 4
 
     def __post_init__(self) -> None:
@@ -222,6 +225,11 @@ class Runner:
             for part in folder.glob(".*.part"):
                 part.unlink(missing_ok=True)
 
+    async def _put(self, record: StateRecord) -> StateRecord:
+        """Persist ``record`` before the caller goes on, off the event loop: an fsynced
+        write takes milliseconds, and polls and downloads of other videos need not wait."""
+        return await asyncio.to_thread(self.state.put, record)
+
     # -- one video -----------------------------------------------------------------
     async def _resume(self, action: Action) -> None:
         assert action.request is not None and action.record is not None
@@ -229,7 +237,7 @@ class Runner:
         if action.kind is ActionKind.DOWNLOAD:
             job = await self._lookup(record)
             if job is None:
-                self._fail(
+                await self._fail(
                     request, GONE_CODE, "the remote job is gone; the next plan re-renders it"
                 )
                 return
@@ -244,7 +252,7 @@ class Runner:
                 else:
                     await self._render(action)
                 return
-            self._adopted(request, job)
+            await self._adopted(request, job)
         await self._follow(request)
 
     async def _render(self, action: Action) -> None:
@@ -272,24 +280,24 @@ class Runner:
         async with self._slots:
             if self.stopping:
                 return
-            pack = self._record_pack(actions)
+            pack = await self._record_pack(actions)
             requests = [m.request for m in pack.members]
             first = self.state.records[requests[0].video_id]
             created = await self._create(pack.job_id, pack.body(self.destination), first)
             if created.job is None:
                 for request in requests:
-                    self._conflict(request)
+                    await self._conflict(request)
                 return
             for action, request in zip(actions, requests, strict=True):
                 if created.adopted:
-                    self._adopted(request, created.job)
+                    await self._adopted(request, created.job)
                     continue
-                self._submitted(request, created.job)
+                await self._submitted(request, created.job)
                 label = "rerendered" if action.kind is ActionKind.RERENDER else "created"
                 self.summary.counts[label] += 1
             await self._follow_pack(requests)
 
-    def _record_pack(self, actions: list[Action]) -> Pack:
+    async def _record_pack(self, actions: list[Action]) -> Pack:
         """Persist every member as ``submitting`` in its pack before the create leaves."""
         fresh: list[StateRecord] = []
         for action in actions:
@@ -309,7 +317,7 @@ class Runner:
         members: list[Member] = []
         for index, (action, record) in enumerate(zip(actions, fresh, strict=True), start=1):
             assert action.request is not None
-            self.state.put(record.model_copy(update={"remote_id": job_id, "pack_index": index}))
+            await self._put(record.model_copy(update={"remote_id": job_id, "pack_index": index}))
             members.append(Member(action.request, record.attempt, index))
         return Pack(job_id, tuple(members))
 
@@ -325,7 +333,7 @@ class Runner:
             else:
                 for action in unsure:
                     assert action.request is not None
-                    self._adopted(action.request, job)
+                    await self._adopted(action.request, job)
                 sure = actions
         requests = [a.request for a in sure if a.request is not None]
         if requests:
@@ -347,13 +355,15 @@ class Runner:
         ):
             await self._delete_remote(requests[0], job)
 
-    def _record_submitted(self, request: VideoRequest, job: RemoteJob, **more: Any) -> StateRecord:
+    async def _record_submitted(
+        self, request: VideoRequest, job: RemoteJob, **more: Any
+    ) -> StateRecord:
         record = self.state.records[request.video_id]
         update = {"status": "submitted", "remote_id": job.id, "remote_status": job.status}
-        return self.state.put(record.model_copy(update=update | more))
+        return await self._put(record.model_copy(update=update | more))
 
-    def _submitted(self, request: VideoRequest, job: RemoteJob) -> None:
-        record = self._record_submitted(request, job, submitted_at=utc_now())
+    async def _submitted(self, request: VideoRequest, job: RemoteJob) -> None:
+        record = await self._record_submitted(request, job, submitted_at=utc_now())
         where = f" as input {record.pack_index}" if record.pack_index is not None else ""
         self.emit(
             Event("submitted", request.video_id, f"submitted{where} as {job.id}", {"job": job.id})
@@ -366,18 +376,18 @@ class Runner:
             or previous.status != "submitting"
             or previous.input_hash != request.content_hash
         ):
-            self.state.put(_record_for(request, "submitting", previous))
+            await self._put(_record_for(request, "submitting", previous))
         record = self.state.records[request.video_id]
         created = await self._create(
             request.job_id(record.attempt), request.submit_body(record.attempt), record
         )
         if created.job is None:
-            self._conflict(request)
+            await self._conflict(request)
             return None
         if created.adopted:
-            self._adopted(request, created.job)
+            await self._adopted(request, created.job)
             return created.job
-        self._submitted(request, created.job)
+        await self._submitted(request, created.job)
         return created.job
 
     async def _create(self, job_id: str, body: dict[str, Any], record: StateRecord) -> _Created:
@@ -405,13 +415,13 @@ class Runner:
                         return _Created(found, adopted=True)
                     # Certainly not created: sending it again costs nothing extra.
 
-    def _conflict(self, request: VideoRequest) -> None:
+    async def _conflict(self, request: VideoRequest) -> None:
         record = self.state.records[request.video_id]
         job_id = record.remote_id or request.synthesis_id
-        self._fail(request, "Conflict", f"job id {job_id} exists but cannot be read")
+        await self._fail(request, "Conflict", f"job id {job_id} exists but cannot be read")
 
-    def _adopted(self, request: VideoRequest, job: RemoteJob) -> None:
-        self._record_submitted(request, job)
+    async def _adopted(self, request: VideoRequest, job: RemoteJob) -> None:
+        await self._record_submitted(request, job)
         self.summary.counts["adopted"] += 1
         self.emit(
             Event("adopted", request.video_id, f"adopted existing job {job.id} (no new render)")
@@ -476,7 +486,7 @@ class Runner:
             self._requests.pop(remote_id, None)
         if job is None:
             for request in requests:
-                self._fail(
+                await self._fail(
                     request,
                     GONE_CODE,
                     "the remote job disappeared before it was downloaded; "
@@ -486,12 +496,12 @@ class Runner:
 
     async def _finish(self, request: VideoRequest, job: RemoteJob) -> None:
         if job.status == "Failed":
-            self._record_failed(request, job)
+            await self._record_failed(request, job)
             return
         record = self.state.records[request.video_id]
         if record.status != "succeeded":
             packed = record.pack_index is not None  # the job's totals are the whole pack's
-            record = self.state.put(
+            record = await self._put(
                 record.model_copy(
                     update={
                         "status": "succeeded",
@@ -504,16 +514,16 @@ class Runner:
             )
         await self._download(request, job)
 
-    def _record_failed(self, request: VideoRequest, job: RemoteJob) -> None:
+    async def _record_failed(self, request: VideoRequest, job: RemoteJob) -> None:
         code = job.error_code or "Failed"
         message = redact(job.error_message or "the service reported a failure")
-        self._fail(request, code, message, remote_status=job.status)
+        await self._fail(request, code, message, remote_status=job.status)
 
-    def _fail(
+    async def _fail(
         self, request: VideoRequest, code: str, message: str, remote_status: str | None = None
     ) -> None:
         record = self.state.records.get(request.video_id) or _record_for(request, "failed", None)
-        self.state.put(
+        await self._put(
             record.model_copy(
                 update={
                     "status": "failed",
@@ -526,11 +536,11 @@ class Runner:
         self.summary.failed.append(request.video_id)
         self.emit(Event("failed", request.video_id, f"failed: {code}: {message}", {"code": code}))
 
-    def _download_failed(self, request: VideoRequest, message: str) -> None:
+    async def _download_failed(self, request: VideoRequest, message: str) -> None:
         """The job is paid for and may still be there: it stays in flight (``succeeded``),
         so the next apply downloads it again instead of planning a new render."""
         record = self.state.records[request.video_id]
-        self.state.put(
+        await self._put(
             record.model_copy(update={"error": JobError(code=DOWNLOAD_CODE, message=message)})
         )
         self.summary.failed.append(request.video_id)
@@ -559,7 +569,9 @@ class Runner:
             else:
                 url, expected = job.result_url, job.size_in_bytes
             if not url:
-                self._fail(request, "NoResult", "the job succeeded but returned no result URL")
+                await self._fail(
+                    request, "NoResult", "the job succeeded but returned no result URL"
+                )
                 return
             try:
                 size, digest = await self._fetch(url, target, expected)
@@ -573,19 +585,21 @@ class Runner:
                     )
                 )
                 if attempt == self.options.download_attempts:
-                    self._download_failed(request, redact(str(exc)))
+                    await self._download_failed(request, redact(str(exc)))
                     return
                 # A fresh GET gives a fresh signed URL; a gone job cannot be downloaded.
                 try:
                     job = await self.client.get(job.id)
                 except NotFoundError:
-                    self._fail(
+                    await self._fail(
                         request, GONE_CODE, "the remote job expired before its video was downloaded"
                     )
                     return
         record = self.state.records[request.video_id]
         output = OutputFile(path=self.project.display(target), size=size, sha256=digest)
         packed = index is not None
+        # On the event loop, with no await since the file was renamed into place: no
+        # other video moves on while a file on disk is not yet vouched for by state.
         self.state.put(
             record.model_copy(
                 update={
@@ -669,17 +683,21 @@ class Runner:
         if not ids:
             return False
         try:
-            if len(ids) > self.options.list_threshold:
-                seen = await self._poll_by_list(ids)
-            else:
-                seen = await self._poll_by_get(ids)
+            seen = await self.poll_jobs(ids)
         except (ServiceError, TransportError) as exc:
             self.emit(Event("info", None, f"polling failed, will retry: {redact(str(exc))}"))
             return False
-        changed = False
-        for remote_id, job in seen.items():
-            changed |= self._observe(remote_id, job)
-        return changed
+        # Different jobs, different records: their writes may overlap.
+        changes = await asyncio.gather(*(self._observe(i, job) for i, job in seen.items()))
+        return any(changes)
+
+    async def poll_jobs(self, ids: set[str]) -> dict[str, RemoteJob | None]:
+        """The current state of the jobs ``ids`` (``None``: gone), the cheapest way: one
+        list page per 100 jobs (in-flight jobs are the newest, listed first) above
+        ``list_threshold`` jobs, one GET per job below."""
+        if len(ids) > self.options.list_threshold:
+            return await self._poll_by_list(ids)
+        return await self._poll_by_get(ids)
 
     async def _poll_by_get(self, ids: set[str]) -> dict[str, RemoteJob | None]:
         seen: dict[str, RemoteJob | None] = {}
@@ -692,17 +710,23 @@ class Runner:
 
     async def _poll_by_list(self, ids: set[str]) -> dict[str, RemoteJob | None]:
         seen: dict[str, RemoteJob | None] = {}
+        listed = 0
         async for job in self.client.list_jobs():
+            listed += 1
             if job.id in ids:
                 seen[job.id] = job
                 if len(seen) == len(ids):
                     break
+            # Many newer jobs (another run, another tool) can bury ours: once the pages
+            # read outnumber the jobs still unseen, a GET each is the cheaper way.
+            if listed % LIST_PAGE == 0 and listed // LIST_PAGE >= len(ids) - len(seen):
+                break
         missing = ids - set(seen)
         # Not listed can mean gone, or created after the listing began: confirm with GET.
         seen.update(await self._poll_by_get(missing))
         return seen
 
-    def _observe(self, remote_id: str, job: RemoteJob | None) -> bool:
+    async def _observe(self, remote_id: str, job: RemoteJob | None) -> bool:
         future = self._waiters.get(remote_id)
         requests = self._requests.get(remote_id)
         if future is None or requests is None or future.done():
@@ -719,7 +743,7 @@ class Runner:
             status = "running" if job.status == "Running" else record.status
             if job.status == "NotStarted":
                 status = "submitted"
-            self.state.put(
+            await self._put(
                 record.model_copy(update={"remote_status": job.status, "status": status})
             )
             self.emit(
@@ -728,7 +752,7 @@ class Runner:
                 )
             )
         checkpoint("polling")
-        if job.is_final:
+        if job.is_final and not future.done():  # a timeout may have ended the wait meanwhile
             future.set_result(job)
         return changed
 

@@ -233,6 +233,20 @@ def parse_record(data: Any, video_id: str, shown: str, stored_as: str) -> StateR
     return record
 
 
+def parse_record_text(text: str, video_id: str, shown: str, stored_as: str) -> StateRecord:
+    """A record from its JSON text: pydantic parses valid JSON in one pass (a warm plan
+    reads thousands); anything else takes the slow path that names the problem."""
+    if "<<<<<<<" not in text and ">>>>>>>" not in text:
+        try:
+            record = StateRecord.model_validate_json(text)
+        except ValidationError:
+            pass
+        else:
+            if record.video_id == video_id:
+                return record
+    return parse_record(parse_json(text, shown), video_id, shown, stored_as)
+
+
 def parse_json(text: str, shown: str) -> Any:
     if "<<<<<<<" in text or ">>>>>>>" in text:
         raise StateError("state file has unresolved git merge conflict markers", Location(shown))

@@ -206,10 +206,12 @@ def narration(rng: random.Random, words: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _video(rng: random.Random, index: int, root: Path, inline: float) -> dict[str, object]:
+def _video(
+    rng: random.Random, index: int, root: Path, inline: float, words_range: tuple[int, int]
+) -> dict[str, object]:
     vid = f"{index // 20 + 1:04d}-{index % 20 + 1:02d}-lesson"
     entry: dict[str, object] = {"id": vid}
-    words = rng.randint(40, 200)
+    words = rng.randint(*words_range)
     text = narration(rng, words)
     character, style, gesture = rng.choice(AVATARS)
     roll = rng.random()
@@ -258,8 +260,17 @@ def _video(rng: random.Random, index: int, root: Path, inline: float) -> dict[st
     return entry
 
 
-def generate(root: Path, n: int, *, seed: int = 7, api_version: str | None = None) -> Path:
-    """Write a course of ``n`` videos under ``root``; return the manifest path."""
+def generate(
+    root: Path,
+    n: int,
+    *,
+    seed: int = 7,
+    api_version: str | None = None,
+    words: tuple[int, int] = (40, 200),
+) -> Path:
+    """Write a course of ``n`` videos under ``root``; return the manifest path.
+
+    ``words`` bounds the narration length (40–200 words: 15 s to 80 s of video)."""
     rng = random.Random(seed)
     # The loader refuses manifests over 5 MB: a big catalogue keeps more scripts in files.
     inline = min(0.8, INLINE_BUDGET / (n * 900))
@@ -286,7 +297,7 @@ def generate(root: Path, n: int, *, seed: int = 7, api_version: str | None = Non
             "ttl_hours": 168,
             "vars": {"course": "Git for Teams", "presenter": "Lisa", "recap": ""},
         },
-        "videos": [_video(rng, i, root, inline) for i in range(n)],
+        "videos": [_video(rng, i, root, inline, words) for i in range(n)],
     }
     if api_version:
         manifest["service"] = {"api_version": api_version}

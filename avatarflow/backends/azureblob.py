@@ -110,6 +110,9 @@ class AzureBlobStore:
         self.display = f"{self.container_url}/{name}"
         self._environ = dict(os.environ if environ is None else environ)
         self._container: Any = None
+        # The runner writes records from worker threads; journal appends are positional,
+        # so two at once would refuse each other: one writer at a time.
+        self._writing = threading.Lock()
         self._forget()
 
     def _forget(self) -> None:
@@ -186,12 +189,13 @@ class AzureBlobStore:
         self._switch(meta, self._records)
 
     def write_record(self, record: StateRecord) -> None:
-        self._append(put_line(record), {**self._records, record.video_id: record})
+        with self._writing:
+            self._append(put_line(record), {**self._records, record.video_id: record})
 
     def delete_record(self, video_id: str) -> None:
-        self._append(
-            delete_line(video_id), {k: v for k, v in self._records.items() if k != video_id}
-        )
+        with self._writing:
+            records = {k: v for k, v in self._records.items() if k != video_id}
+            self._append(delete_line(video_id), records)
 
     def replace(self, meta: StateMeta, records: Mapping[str, StateRecord]) -> None:
         self._switch(meta, dict(records))

@@ -14,6 +14,7 @@ any catalogue size).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -27,7 +28,7 @@ from ..state import (
     dump_json,
     parse_json,
     parse_meta,
-    parse_record,
+    parse_record_text,
 )
 
 META_FILE = "state.json"
@@ -60,20 +61,25 @@ class LocalStore:
         shown = f"{self.display}/{META_FILE}"
         state.meta = parse_meta(self._read_json(meta_path, shown), shown)
         if records_dir.is_dir():
-            for path in sorted(records_dir.glob("*.json")):
-                shown = f"{self.display}/{RECORDS_DIR}/{path.name}"
-                data = self._read_json(path, shown)
-                record = parse_record(data, path.stem, shown, f"the file is named {path.name}")
-                state.records[record.video_id] = record
+            names = sorted(n for n in os.listdir(records_dir) if n.endswith(".json"))
+            for name in names:  # sorting names is cheaper than sorting paths
+                shown = f"{self.display}/{RECORDS_DIR}/{name}"
+                text = self._read_text(records_dir / name, shown)
+                video_id = name.removesuffix(".json")
+                stored_as = f"the file is named {name}"
+                state.records[video_id] = parse_record_text(text, video_id, shown, stored_as)
         return state
 
     @staticmethod
-    def _read_json(path: Path, shown: str) -> object:
+    def _read_text(path: Path, shown: str) -> str:
         try:
-            text = path.read_text("utf-8")
+            return path.read_text("utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise StateError(f"cannot read state file: {exc}", Location(shown)) from None
-        return parse_json(text, shown)
+
+    @classmethod
+    def _read_json(cls, path: Path, shown: str) -> object:
+        return parse_json(cls._read_text(path, shown), shown)
 
     # -- writing -------------------------------------------------------------------
     def write_meta(self, meta: StateMeta) -> None:

@@ -167,6 +167,7 @@ class Handler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         self.query = parse_qs(parts.query, keep_blank_values=True)
         self.route = classify(self.command, parts.path)
+        self._logged = False
         self.entry: dict[str, Any] = {
             "fault": None,
             "created": False,
@@ -174,7 +175,6 @@ class Handler(BaseHTTPRequestHandler):
             "job_id": self.route.job_id,
             "status": 0,
         }
-        self.logged = False
         try:
             self._consume_body()
             self._dispatch()
@@ -191,15 +191,12 @@ class Handler(BaseHTTPRequestHandler):
             self._log_request()
 
     def _log_request(self) -> None:
-        """Append this request to the request log, once.
-
-        Called just before an answer's status line leaves (and at the end for dropped
-        connections): a client that dies the moment it reads an answer takes an embedded
-        emulator down with it, and the service's record of a paid create must survive.
-        """
-        if self.logged:
+        """Log this request once: just before its answer leaves when it has one, so that
+        a client holding an answer finds its request in the log even if this process is
+        killed the next moment; after the handling otherwise (drops, broken pipes)."""
+        if self._logged:
             return
-        self.logged = True
+        self._logged = True
         self.svc.requests.append(
             RequestRecord(
                 time=time.time(),
@@ -217,9 +214,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def _drop(self) -> None:
         self.close_connection = True
-        if not self.logged:
+        if not self._logged:
             self.entry["status"] = 0
-        self._log_request()
+        self._log_request()  # before the client can see the drop and look the job up
         with contextlib.suppress(OSError):
             self.connection.shutdown(socket.SHUT_RDWR)
 
