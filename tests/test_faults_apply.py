@@ -107,9 +107,9 @@ def test_retry_after_is_waited_out_before_a_create_is_sent_again(
 def test_the_documented_create_throttle_is_honoured(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Two creates per half second: six videos must be throttled at least twice.
+    # Two creates per half second: six videos meet the throttle (apply then paces the rest).
     manifest, _, _ = apply_faulty(tmp_path, monkeypatch, "", creates_per_minute=2, time_scale=120.0)
-    assert faults_by_kind(manifest)[("create", "create_throttle")] >= 2
+    assert faults_by_kind(manifest)[("create", "create_throttle")] >= 1
     assert_paid_once_and_complete(manifest)
 
 

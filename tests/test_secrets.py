@@ -2,11 +2,11 @@
 
 The service is a separately started emulator that requires one distinctive key, reached
 through ``AZURE_SPEECH_ENDPOINT``/``AZURE_SPEECH_KEY`` like Azure itself. Faults make
-requests fail (429, 5xx, drops, lost creates, expired and truncated downloads), one job
-fails with a service message that quotes a signed URL and the key, and a second run uses
-a wrong key (401). Then stdout (``--json``), stderr, every log record and every file
-under the course folder (state, outputs) are searched for the keys and for any
-signature value.
+requests fail (429, 5xx, drops, lost creates, truncated downloads), one job fails with a
+service message that quotes a signed URL and the key, a later run meets only expired
+result URLs (403) and a last one uses a wrong key (401). Then stdout (``--json``),
+stderr, every log record and every file under the course folder (state, outputs) are
+searched for the keys and for any signature value.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ LEAKED_SIG = "LEAKEDsig0123456789abcdefXYZ"
 SIGNATURE = re.compile(r"(?i)\bsig(?:nature)?=(?!\*\*\*)[^&\s\"'<>\\]+")
 FAULTS = (
     "throttle=2,retry_after=0,error=2,drop=1@create/get/list/download,lose_create=1,"
-    "truncate=1,expire_urls=2,"
+    "truncate=1,"
     f"fail=*-c-*:InvalidSsml:see https://acct.blob.core.windows.net/c/x.mp4?sv=2024&"
     f"se=2030&sig={LEAKED_SIG} (key {KEY})"
 )
@@ -69,7 +69,11 @@ def test_no_key_or_signature_in_output_logs_state_or_files(
     failed = (tmp_path / "course/.avatarflow/demo/videos/c.json").read_text()
     assert "InvalidSsml" in failed and "blob.core.windows.net" in failed
     runs.append(run_cli("status", str(manifest), "--refresh", "--json"))
-    runs.append(run_cli("apply", str(manifest), "--yes"))  # c again, human output
+    # Every result URL now comes stale: b's download and c's re-render end in 403s.
+    service.faults = Faults.parse("expire_urls=1000")
+    (tmp_path / "course/build/videos/b.mp4").unlink()
+    runs.append(run_cli("apply", str(manifest), "--yes"))  # human output this time
+    assert runs[-1].code == 3 and "result URL has expired" in runs[-1].err, runs[-1].err
     use_service(monkeypatch, service, WRONG_KEY)
     runs.append(run_cli("apply", str(manifest), "--yes", "--replace", "a"))
     assert runs[-1].code == 1 and "AZURE_SPEECH_KEY" in runs[-1].err, runs[-1].err
