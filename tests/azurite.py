@@ -151,6 +151,7 @@ def running(binary: str) -> Iterator[Azurite]:
                 "--skipApiVersionCheck",
                 "--loose",
                 "--silent",
+                "--disableTelemetry",  # no traffic beyond loopback
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
