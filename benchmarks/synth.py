@@ -17,7 +17,8 @@ import random
 import sys
 from pathlib import Path
 
-from avatarflow.project import Project, TargetName, sha256_file
+from avatarflow.project import Project, TargetName
+from avatarflow.statcache import sha256_file
 from avatarflow.state import OutputFile, StateRecord, utc_now
 
 NAME = "catalogue"
