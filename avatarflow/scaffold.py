@@ -35,7 +35,7 @@ GITIGNORE_LINES = [
     "# avatarflow: rendered videos, locks, caches and emulator data stay local",
     "build/",
     ".avatarflow/**/state.lock",
-    ".avatarflow/*/cache/",
+    ".avatarflow/**/cache/",
     ".avatarflow/*/emulator/",
 ]
 
