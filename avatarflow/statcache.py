@@ -48,9 +48,12 @@ class StatCache:
         self._written_ns, self._entries = _load(path)
         self._dirty = False
 
-    def sha256(self, key: str, file: Path, *, verify: bool = False) -> str:
-        """The sha256 of ``file``, from the cache when its stat is unchanged and not racy."""
-        before = file.stat()
+    def sha256(
+        self, key: str, file: Path, st: os.stat_result | None = None, *, verify: bool = False
+    ) -> str:
+        """The sha256 of ``file`` (whose stat the caller may pass), from the cache when
+        that stat is unchanged and not racy."""
+        before = st if st is not None else file.stat()
         entry = self._entries.get(key)
         if not verify and entry and entry[0] == stat_key(before) and not self._racy(before):
             return entry[1]

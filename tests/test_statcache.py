@@ -173,3 +173,14 @@ def test_apply_records_each_download_in_the_cache(
             sha256_file(path),
         ]
         assert sha256_file(path) == record.output.sha256
+
+
+def test_a_symlink_in_place_of_an_output_is_never_taken_for_it(rendered: Path) -> None:
+    _plan_bytes_hashed(rendered)
+    path = rendered.parent / "build" / "videos" / "a.mp4"
+    copy = rendered.parent / "copy.mp4"
+    copy.write_bytes(path.read_bytes())  # same bytes: only the link itself is wrong
+    path.unlink()
+    path.symlink_to(copy)
+    rows = json.loads(run_cli("status", str(rendered), "--json").out)
+    assert {r["video"]: r["output"] for r in rows} == {"a": "modified", "b": "ok", "c": "ok"}
