@@ -53,6 +53,14 @@ def emulator_option(func: F) -> F:
     )(func)
 
 
+def verify_option(func: F) -> F:
+    return click.option(
+        "--verify",
+        is_flag=True,
+        help="Hash every output file instead of trusting the local stat cache.",
+    )(func)
+
+
 def _target(emulator: bool) -> TargetName:
     return "emulator" if emulator else "azure"
 
@@ -122,14 +130,20 @@ def render(ctx: Context, manifest: Path, video_id: str, as_json: bool) -> int:
     is_flag=True,
     help="Exit 0 when there is nothing to do, 2 when there are changes, 1 on error.",
 )
+@verify_option
 @pass_ctx
 def plan(
-    ctx: Context, manifest: Path, emulator: bool, as_json: bool, detailed_exitcode: bool
+    ctx: Context,
+    manifest: Path,
+    emulator: bool,
+    as_json: bool,
+    detailed_exitcode: bool,
+    verify: bool,
 ) -> int:
     """Show which videos apply would render, and why."""
     project = Project.open(manifest, _target(emulator))
     project.check_output_paths()
-    the_plan = project.plan()
+    the_plan = project.plan(verify=verify)
     for warning in project.warnings():
         ctx.err.print(f"warning: {warning}")
     if as_json:

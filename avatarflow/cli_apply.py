@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import click
 from rich.table import Table
 
+from .cli import verify_option
 from .display import ApplyProgress, print_plan
 from .errors import ConfigError, Location, StalePlanError
 from .lock import HeldLock, command_line
@@ -329,8 +330,11 @@ async def _run(
 @click.option("--emulator", is_flag=True, help="Show the draft target.")
 @click.option("--refresh", is_flag=True, help="Ask the service for each job's current state.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
+@verify_option
 @click.pass_obj
-def status(ctx: Any, manifest: Path, emulator: bool, refresh: bool, as_json: bool) -> int:
+def status(
+    ctx: Any, manifest: Path, emulator: bool, refresh: bool, as_json: bool, verify: bool
+) -> int:
     """Per video: recorded status, output present and intact, remote job state."""
     project = Project.open(manifest, _target(emulator))
     state = project.load_state()
@@ -350,7 +354,11 @@ def status(ctx: Any, manifest: Path, emulator: bool, refresh: bool, as_json: boo
                 "video": video_id,
                 "status": record.status if record else "not rendered",
                 "in_manifest": video_id in wanted,
-                "output": (project.check_output(record) if record and record.output else "none"),
+                "output": (
+                    project.check_output(record, verify=verify)
+                    if record and record.output
+                    else "none"
+                ),
                 "job": (record.remote_id or record.synthesis_id) if record else None,
                 "remote": remote.get(video_id),
                 "error": f"{record.error.code}: {record.error.message}"
@@ -358,6 +366,7 @@ def status(ctx: Any, manifest: Path, emulator: bool, refresh: bool, as_json: boo
                 else None,
             }
         )
+    project.output_hashes.save()
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return 0

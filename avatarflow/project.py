@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
+import stat
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -17,6 +17,7 @@ from .packing import check_packable
 from .payload import VideoRequest, build_request
 from .planner import OutputCheck, Plan, make_plan
 from .render import Renderer
+from .statcache import CACHE_DIR, FILE_NAME, StatCache
 from .state import State, StateRecord, StateStore
 
 TargetName = Literal["azure", "emulator"]
@@ -39,14 +40,6 @@ class Target:
 def _draft_setting(model: Manifest) -> str:
     """The draft folder as the manifest gives it, or its default beside the outputs."""
     return model.draft_dir or f"{model.output_dir.rstrip('/')}-drafts"
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class Project:
@@ -197,15 +190,24 @@ class Project:
     def load_state(self) -> State:
         return self.store().load()
 
-    def check_output(self, record: StateRecord) -> OutputCheck:
+    @cached_property
+    def output_hashes(self) -> StatCache:
+        """Hashes of this target's outputs by stat, in an uncommitted cache folder."""
+        return StatCache(self.target.state_dir / CACHE_DIR / FILE_NAME)
+
+    def check_output(self, record: StateRecord, *, verify: bool = False) -> OutputCheck:
+        """Is the recorded output on disk, byte for byte? ``verify`` ignores the cache."""
         if record.output is None:
             return "missing"
         path = self.manifest.root / record.output.path
-        if path.is_symlink() or not path.is_file():
-            return "missing" if not path.exists() else "modified"
-        if path.stat().st_size != record.output.size:
-            return "modified"
-        return "ok" if sha256_file(path) == record.output.sha256 else "modified"
+        try:
+            st = path.lstat()  # one stat per output: plan makes 10,000 of these
+        except (FileNotFoundError, NotADirectoryError):
+            return "missing"
+        if not stat.S_ISREG(st.st_mode) or st.st_size != record.output.size:
+            return "modified"  # a symlink or a folder is never the file we downloaded
+        digest = self.output_hashes.sha256(record.output.path, path, st, verify=verify)
+        return "ok" if digest == record.output.sha256 else "modified"
 
     def plan(
         self,
@@ -213,8 +215,16 @@ class Project:
         *,
         remote_gone: frozenset[str] = frozenset(),
         replace: frozenset[str] = frozenset(),
+        verify: bool = False,
     ) -> Plan:
+        """``verify`` hashes every output instead of trusting the stat cache."""
         state = state if state is not None else self.load_state()
-        return make_plan(
-            self.requests, state, self.check_output, remote_gone=remote_gone, replace=replace
+        plan = make_plan(
+            self.requests,
+            state,
+            lambda record: self.check_output(record, verify=verify),
+            remote_gone=remote_gone,
+            replace=replace,
         )
+        self.output_hashes.save()
+        return plan

@@ -33,7 +33,7 @@ from .killpoints import checkpoint
 from .packing import Member, Pack, group, pack_job_id
 from .payload import ATTEMPT_PROPERTY, HASH_PROPERTY, VideoRequest
 from .planner import Action, ActionKind, Plan
-from .project import Project, sha256_file
+from .project import Project
 from .secrets import redact
 from .state import IN_FLIGHT, JobError, OutputFile, State, StateRecord, utc_now
 
@@ -183,6 +183,7 @@ class Runner:
             self._poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._poller
+            self.project.output_hashes.save()
         return self.summary
 
     async def _gather(self, coros: Iterable[Any]) -> None:
@@ -644,7 +645,9 @@ class Runner:
             checkpoint("after-download")
         finally:
             tmp.unlink(missing_ok=True)
-        if sha256_file(target) != digest:  # the file on disk is what state vouches for
+        # The file on disk is what state vouches for; hashing it also fills the stat cache.
+        hashes = self.project.output_hashes
+        if hashes.sha256(self.project.display(target), target, verify=True) != digest:
             raise DownloadError(f"{target.name} changed while it was being saved")
         return size, digest
 

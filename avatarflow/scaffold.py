@@ -32,9 +32,10 @@ TEMPLATE = """\
 """
 
 GITIGNORE_LINES = [
-    "# avatarflow: rendered videos, locks and emulator data stay local",
+    "# avatarflow: rendered videos, locks, caches and emulator data stay local",
     "build/",
     ".avatarflow/**/state.lock",
+    ".avatarflow/**/cache/",
     ".avatarflow/*/emulator/",
 ]
 

@@ -13,11 +13,13 @@ Everything is deterministic for a given ``seed``.
 from __future__ import annotations
 
 import json
+import os
 import random
 import sys
 from pathlib import Path
 
-from avatarflow.project import Project, TargetName, sha256_file
+from avatarflow.project import Project, TargetName
+from avatarflow.statcache import sha256_file
 from avatarflow.state import OutputFile, StateRecord, utc_now
 
 NAME = "catalogue"
@@ -333,10 +335,15 @@ def _yaml(value: object, indent: int) -> list[str]:
 
 
 def record_rendered(
-    manifest: Path, target: TargetName = "azure", *, only: int | None = None
+    manifest: Path,
+    target: TargetName = "azure",
+    *,
+    only: int | None = None,
+    output_bytes: int | None = None,
 ) -> int:
-    """Write state and a small output file for every video (or the first ``only``),
-    through ``State.put`` as ``apply`` does after a download. Returns the count."""
+    """Write state and an output file for every video (or the first ``only``), through
+    ``State.put`` as ``apply`` does after a download. Outputs are small stand-ins, or
+    ``output_bytes`` of random bytes each. Returns the count."""
     project = Project.open(manifest, target)
     state = project.load_state()
     state.ensure_meta(project.manifest.model.name)
@@ -344,7 +351,10 @@ def record_rendered(
     for request in requests:
         path = project.output_path(request)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(request.content_hash.encode() * (OUTPUT_BYTES // 64))
+        if output_bytes is None:
+            path.write_bytes(request.content_hash.encode() * (OUTPUT_BYTES // 64))
+        else:
+            _write_random(path, output_bytes)
         now = utc_now()
         state.put(
             StateRecord(
@@ -369,6 +379,12 @@ def record_rendered(
             )
         )
     return len(requests)
+
+
+def _write_random(path: Path, size: int, chunk: int = 1 << 20) -> None:
+    with path.open("wb") as handle:
+        for start in range(0, size, chunk):
+            handle.write(os.urandom(min(chunk, size - start)))
 
 
 if __name__ == "__main__":  # python benchmarks/synth.py DIR N: write a course to look at

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from avatarflow.cli import main
 from avatarflow.payload import VideoRequest
-from avatarflow.project import Project, sha256_file
+from avatarflow.project import Project
+from avatarflow.statcache import sha256_file
 from avatarflow.state import OutputFile, State, StateRecord, utc_now
 
 TEMPLATE = """\

@@ -34,7 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from avatarflow.emulator.requestlog import read_request_log
-from avatarflow.project import Project, sha256_file
+from avatarflow.project import Project
+from avatarflow.statcache import sha256_file
 
 NAME = "soak"
 KILL_POINTS = (

@@ -15,7 +15,8 @@ import pytest
 from avatarflow.emulator import Emulator, EmulatorConfig
 from avatarflow.emulator.requestlog import create_counts, read_request_log
 from avatarflow.lock import StateLock
-from avatarflow.project import Project, sha256_file
+from avatarflow.project import Project
+from avatarflow.statcache import sha256_file
 
 from .helpers import run_cli
 

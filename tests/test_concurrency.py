@@ -22,7 +22,8 @@ from typing import IO
 import pytest
 
 from avatarflow.emulator import Emulator
-from avatarflow.project import Project, sha256_file
+from avatarflow.project import Project
+from avatarflow.statcache import sha256_file
 
 from .azurite import Azurite
 from .emulator_fixtures import EmulatorFactory

@@ -84,7 +84,8 @@ def test_two_branches_rendering_different_videos_merge_cleanly(
     manifest = example(tmp_path)
     root = tmp_path
     (root / ".gitignore").write_text(
-        "build/\n**/.avatarflow/**/state.lock\n**/.avatarflow/*/emulator/service/\n"
+        "build/\n**/.avatarflow/**/state.lock\n**/.avatarflow/**/cache/\n"
+        "**/.avatarflow/*/emulator/service/\n"
     )
     assert apply(manifest)[0] == 0
     git(root, "init", "-q", "-b", "main")

@@ -29,7 +29,8 @@ from avatarflow.emulator import Emulator, EmulatorConfig
 from avatarflow.emulator.requestlog import read_request_log
 from avatarflow.packing import Member, Pack, group, pack_job_id
 from avatarflow.payload import MAX_BODY_BYTES, canonical_json
-from avatarflow.project import Project, sha256_file
+from avatarflow.project import Project
+from avatarflow.statcache import sha256_file
 
 from .azurite import Azurite
 from .emulator_fixtures import Api, ga_body

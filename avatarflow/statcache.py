@@ -1,0 +1,119 @@
+"""Local cache of output hashes keyed by file stat, like git's index.
+
+Content hashes stay the truth: a file's sha256 is reused only while its stat (size,
+mtime_ns, inode, ctime_ns) is exactly what it was when avatarflow hashed it. A file
+modified within ``RACY_NS`` of the cache's own write could change again without its
+mtime moving (coarse filesystem clocks), so such an entry is "racy" and re-hashed, as
+git does. The cache is per machine (inodes), never committed, and disposable: a missing,
+unreadable or corrupt cache is an empty one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+CACHE_DIR = "cache"
+FILE_NAME = "outputs.json"
+VERSION = 1
+RACY_NS = 2_000_000_000  # mtime granularity of the coarsest filesystems we meet (FAT: 2 s)
+
+StatKey = tuple[int, int, int, int]
+
+
+def stat_key(st: os.stat_result) -> StatKey:
+    return (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class StatCache:
+    """Output path (as stored in state) → (stat key, sha256), loaded from ``path``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.bytes_hashed = 0  # what this process read to hash; tests prove reuse with it
+        self._written_ns, self._entries = _load(path)
+        self._dirty = False
+
+    def sha256(
+        self, key: str, file: Path, st: os.stat_result | None = None, *, verify: bool = False
+    ) -> str:
+        """The sha256 of ``file`` (whose stat the caller may pass), from the cache when
+        that stat is unchanged and not racy."""
+        before = st if st is not None else file.stat()
+        entry = self._entries.get(key)
+        if not verify and entry and entry[0] == stat_key(before) and not self._racy(before):
+            return entry[1]
+        digest = sha256_file(file)
+        self.bytes_hashed += before.st_size
+        self._remember(key, before, file, digest)
+        return digest
+
+    def record(self, key: str, file: Path, digest: str) -> None:
+        """Remember ``digest`` for ``file``, which the caller has just hashed itself."""
+        self._remember(key, file.stat(), file, digest)
+
+    def save(self) -> None:
+        """Write the cache if it changed. Not fsynced: a torn cache is read as empty."""
+        if not self._dirty:
+            return
+        written_ns = time.time_ns()
+        data = {
+            "version": VERSION,
+            "written_ns": written_ns,
+            "entries": {k: [*stat, sha] for k, (stat, sha) in sorted(self._entries.items())},
+        }
+        tmp: str | None = None
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump(data, handle, separators=(",", ":"))
+            os.replace(tmp, self.path)
+        except OSError:  # a read-only checkout still plans; it only hashes again next time
+            if tmp is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+            return
+        self._written_ns = written_ns
+        self._dirty = False
+
+    def _remember(self, key: str, before: os.stat_result, file: Path, digest: str) -> None:
+        # A file that changed while it was read is not cached: its stat vouches for nothing.
+        if stat_key(file.stat()) != stat_key(before):
+            self._entries.pop(key, None)
+        else:
+            self._entries[key] = (stat_key(before), digest)
+        self._dirty = True
+
+    def _racy(self, st: os.stat_result) -> bool:
+        return st.st_mtime_ns >= self._written_ns - RACY_NS
+
+
+def _load(path: Path) -> tuple[int, dict[str, tuple[StatKey, str]]]:
+    try:
+        data: Any = json.loads(path.read_text("utf-8"))
+        if data.get("version") != VERSION:
+            return 0, {}
+        entries: dict[str, tuple[StatKey, str]] = {}
+        for key, (size, mtime, ino, ctime, sha) in data["entries"].items():
+            stat = (int(size), int(mtime), int(ino), int(ctime))
+            if not isinstance(key, str) or not isinstance(sha, str):
+                return 0, {}
+            entries[key] = (stat, sha)
+        return int(data["written_ns"]), entries
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return 0, {}
