@@ -346,14 +346,16 @@ def status(
         finally:
             service.close()
     rows = []
-    wanted = {r.video_id for r in project.requests}
-    for video_id in sorted(wanted | set(state.records)):
+    wanted = {r.video_id: r.content_hash for r in project.requests}
+    for video_id in sorted(wanted.keys() | state.records.keys()):
         record = state.records.get(video_id)
         rows.append(
             {
                 "video": video_id,
                 "status": record.status if record else "not rendered",
                 "in_manifest": video_id in wanted,
+                # False when the manifest now asks for another request than the recorded one
+                "current": record is not None and wanted.get(video_id) == record.input_hash,
                 "output": (
                     project.check_output(record, verify=verify)
                     if record and record.output
@@ -374,7 +376,7 @@ def status(
     for column in ("video", "status", "output", "job", *(["remote"] if refresh else []), "note"):
         table.add_column(column)
     for row in rows:
-        note = row["error"] or ("" if row["in_manifest"] else "removed from manifest")
+        note = row["error"] or _status_note(row)
         cells = [
             row["video"],
             row["status"],
@@ -386,6 +388,14 @@ def status(
         table.add_row(*[str(c) for c in cells])
     ctx.out.print(table)
     return 0
+
+
+def _status_note(row: dict[str, Any]) -> str:
+    if not row["in_manifest"]:
+        return "removed from manifest"
+    if row["status"] != "not rendered" and not row["current"]:
+        return "manifest changed (see plan)"
+    return ""
 
 
 async def _remote_status(service: Service, state: State) -> dict[str, str]:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from avatarflow.planner import ActionKind, Plan
 from avatarflow.project import Project
 from avatarflow.state import JobError
 
-from .helpers import MANIFEST, TEMPLATE, course, record_all, record_rendered
+from .helpers import MANIFEST, TEMPLATE, course, record_all, record_rendered, run_cli
 
 
 def plan_of(manifest: Path, **kw: object) -> Plan:
@@ -107,3 +108,20 @@ def test_failed_render_is_retried_with_the_service_error_as_reason(tmp_path: Pat
     action = plan_of(manifest).actions[0]
     assert action.kind is ActionKind.RERENDER
     assert action.reasons == ("last render failed (InvalidSsml: bad)",)
+
+
+def test_status_says_which_renders_the_manifest_no_longer_asks_for(tmp_path: Path) -> None:
+    manifest = course(tmp_path)
+    record_all(manifest)
+    manifest.write_text(MANIFEST.replace("video b.", "video b, edited."))
+    result = run_cli("status", str(manifest), "--json")
+    assert result.code == 0, result.err
+    rows = {row["video"]: row for row in json.loads(result.out)}
+    assert {video: row["current"] for video, row in rows.items()} == {
+        "a": True,
+        "b": False,
+        "c": True,
+    }
+    table = run_cli("status", str(manifest)).out
+    changed = [line for line in table.splitlines() if "manifest changed (see plan)" in line]
+    assert len(changed) == 1 and " b " in changed[0]
