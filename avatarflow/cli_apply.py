@@ -394,7 +394,7 @@ def _status_note(row: dict[str, Any]) -> str:
     if not row["in_manifest"]:
         return "removed from manifest"
     if row["status"] != "not rendered" and not row["current"]:
-        return "manifest changed (see plan)"
+        return "changed: see plan"
     return ""
 
 
