@@ -355,19 +355,6 @@ def test_pack_on_the_preview_api_is_refused(tmp_path: Path) -> None:
     assert "course.yaml:9: service: pack: true needs the GA API" in result.err
 
 
-def test_a_video_of_its_own_destination_cannot_be_packed(tmp_path: Path) -> None:
-    manifest = packed_course(tmp_path, "https://acct.blob.core.windows.net/videos", 2)
-    manifest.write_text(
-        manifest.read_text().replace(
-            "  - id: v0002\n", "  - id: v0002\n    destination_container_url: https://x.example/c\n"
-        )
-    )
-    result = run_cli("validate", str(manifest))
-    assert result.code == 1
-    assert "course.yaml:17: videos[1].destination_container_url" in result.err
-    assert "set in the service section only" in result.err
-
-
 def test_pack_without_a_sas_in_the_environment_stops_before_anything_is_written(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
