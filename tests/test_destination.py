@@ -25,6 +25,7 @@ from .test_pack import (
     creates,
     packed_course,
     records,
+    run_killed,
     state_text,
 )
 
@@ -127,3 +128,26 @@ def test_a_destination_on_the_preview_api_is_refused(tmp_path: Path) -> None:
     result = run_cli("validate", str(manifest))
     assert result.code == 1
     assert "course.yaml:9: service: destination_container_url needs the GA API" in result.err
+
+
+@pytest.mark.parametrize("kill_at", ["after-create", "mid-download:1"])
+def test_kill_during_an_apply_with_a_destination_then_apply_pays_nothing_twice(
+    tmp_path: Path, container: tuple[str, str], kill_at: str
+) -> None:
+    url, sas = container
+    manifest = unpacked_course(tmp_path, url, 2)
+    run_killed(manifest, kill_at)
+    paid = creates(manifest)
+    assert paid
+
+    code, _, err = apply(manifest)
+
+    assert code == 0, err
+    made = creates(manifest)
+    assert len(made) == 2 and made[: len(paid)] == paid  # nothing paid for twice
+    if kill_at == "after-create":
+        assert "adopted existing job" in err
+    for record in records(manifest).values():
+        assert record.status == "downloaded" and record.output is not None, record
+        assert sha256_file(manifest.parent / record.output.path) == record.output.sha256
+    assert sas not in state_text(manifest) + err
