@@ -1,4 +1,6 @@
-"""The customer blob container that packed (multi-input) jobs write their videos to.
+"""The customer blob container jobs write their videos to (``service.destination_container_url``).
+
+Packed (multi-input) jobs need one; single-video jobs use it when it is set.
 
 The manifest names the container without a query string; the SAS that lets the service
 write there (and avatarflow read back) comes from the environment at run time:
@@ -19,6 +21,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit
 
 from .errors import ConfigError
@@ -57,6 +60,15 @@ class Destination:
         """The ``index``-th (1-based) video of a job: ``{path}/{job id}/000N.mp4``."""
         return self.blob_url(f"{self.folder(job_id)}/{index:04d}.{extension}")
 
+    def into(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """A copy of a GA create body that writes to this container (the copy holds the
+        SAS: send it, never store it)."""
+        properties = dict(body.get("properties") or {})
+        properties["destinationContainerUrl"] = self.container_sas_url()
+        if self.path:
+            properties["destinationPath"] = self.path
+        return {**body, "properties": properties}
+
 
 def resolve(
     container_url: str,
@@ -80,7 +92,7 @@ def resolve(
         sas = _sign_with_account_key(container_url, connection)
         return Destination(container_url, path, sas)
     raise ConfigError(
-        f"pack: true needs a SAS for the destination container: set {ENV_SAS} "
+        f"service.destination_container_url needs a SAS for the container: set {ENV_SAS} "
         f"(a container SAS with read, write and create rights) or {ENV_CONNECTION_STRING}"
     )
 

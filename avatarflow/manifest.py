@@ -116,8 +116,6 @@ class VideoFields(_Strict):
     vars: dict[str, Any] | None = None
     ttl_hours: int | None = Field(default=None, ge=1, le=744)
     description: str | None = None
-    destination_container_url: str | None = None
-    destination_path: str | None = None
 
     @field_validator("custom_voices")
     @classmethod
@@ -188,7 +186,7 @@ class ServiceSettings(_Strict):
     pack: bool = False
     """Send videos that differ only in their input as one multi-input job (GA only)."""
     destination_container_url: str | None = None
-    """Blob container the service writes packed outputs to; no SAS here (see destination)."""
+    """Blob container the service writes every output to; no SAS here (see destination)."""
     destination_path: str | None = Field(
         default=None, pattern=r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$"
     )
@@ -231,6 +229,11 @@ class ServiceSettings(_Strict):
         if self.pack and self.api_version == PREVIEW_API:
             raise ValueError(
                 f"pack: true needs the GA API; api_version {PREVIEW_API} has no destinationPath"
+            )
+        if self.destination_container_url and self.api_version == PREVIEW_API:
+            raise ValueError(
+                f"destination_container_url needs the GA API; api_version {PREVIEW_API} "
+                "has no destinationPath"
             )
         if self.destination_path and not self.destination_container_url:
             raise ValueError("destination_path needs destination_container_url")
@@ -386,6 +389,10 @@ def load_manifest(path: Path | str, display_path: str | None = None) -> LoadedMa
     return LoadedManifest(path=path.resolve(), model=model, yaml=loaded, display_path=shown)
 
 
+# Keys that once were per video: the container is named once, its SAS never in the file.
+_SERVICE_ONLY_KEYS = frozenset({"destination_container_url", "destination_path"})
+
+
 def _located_error(exc: ValidationError, loaded: LoadedYaml, file: str) -> ManifestError:
     """Turn the first pydantic error into one located, actionable line.
 
@@ -403,7 +410,9 @@ def _located_error(exc: ValidationError, loaded: LoadedYaml, file: str) -> Manif
         allowed = _allowed_keys(path[:-1])
         hint = difflib.get_close_matches(str(path[-1]), allowed, n=1)
         message = "unknown key" + (f" (did you mean '{hint[0]}'?)" if hint else "")
-        if not hint and allowed:
+        if path[-1] in _SERVICE_ONLY_KEYS:
+            message += f"; set service.{path[-1]} instead (the SAS comes from the environment)"
+        elif not hint and allowed:
             message += f"; allowed: {', '.join(sorted(allowed))}"
         return ManifestError(message, location)
     if kind == "missing":

@@ -48,12 +48,7 @@ class Pack:
         the destination container (with its SAS: send it, never store it)."""
         body = shared_settings(self.members[0].request)
         body["inputs"] = [m.request.body["inputs"][0] for m in self.members]
-        properties = dict(body.get("properties") or {})
-        properties["destinationContainerUrl"] = destination.container_sas_url()
-        if destination.path:
-            properties["destinationPath"] = destination.path
-        body["properties"] = properties
-        return body
+        return destination.into(body)
 
 
 def shared_settings(request: VideoRequest) -> dict[str, Any]:
@@ -101,14 +96,8 @@ def _chunks(
 
 def check_packable(request: VideoRequest) -> None:
     """A video that cannot travel in a pack is a located error, before any request."""
-    properties = request.body.get("properties") or {}
     if request.surface != "ga":
         raise RequestValidationError(
             "packing needs the GA API (service.api_version 2024-08-01 or 2024-04-15-preview)",
             request.rendered.video.location,
-        )
-    if "destinationContainerUrl" in properties or "destinationPath" in properties:
-        raise RequestValidationError(
-            "with service.pack: true the destination is set in the service section only",
-            request.rendered.video.locate("destination_container_url"),
         )

@@ -18,7 +18,6 @@ from . import catalog
 from .errors import Location, RequestValidationError
 from .manifest import PREVIEW_API, AvatarSettings, ResolvedVideo, VideoEntry, VideoSettings
 from .render import RenderedVideo
-from .secrets import strip_query_secrets
 
 HASH_FORMAT = 1
 MAX_BODY_BYTES = 500 * 1024
@@ -27,7 +26,6 @@ ID_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,62}[a-zA-Z0-9]$")
 HASH_PROPERTY = "avatarflowHash"
 VIDEO_PROPERTY = "avatarflowVideo"
 ATTEMPT_PROPERTY = "avatarflowAttempt"
-_DESTINATION = "destinationContainerUrl"
 
 _CODECS = {"mp4": ("h264", "hevc", "av1"), "webm": ("vp9", "av1")}
 
@@ -75,12 +73,9 @@ class VideoRequest:
         return body
 
     def recorded_body(self) -> dict[str, Any]:
-        """The body as kept in state: inputs replaced by their digest to keep state small,
-        and no SAS in the destination container URL (it is a credential)."""
+        """The body as kept in state: inputs replaced by their digest to keep state small.
+        It never names the destination container: that is added on create only."""
         body = dict(self.body)
-        props = body.get("properties")
-        if isinstance(props, dict) and isinstance(props.get(_DESTINATION), str):
-            body["properties"] = {**props, _DESTINATION: strip_query_secrets(props[_DESTINATION])}
         key = "inputs"
         body[key] = [
             {
@@ -173,10 +168,6 @@ def check_service_rules(resolved: ResolvedVideo, input_kind: str) -> None:
     _check_avatar(avatar, where)
     if input_kind == "PlainText" and not fields.voice:
         raise RequestValidationError("a plain_text video needs a voice", where("input_kind"))
-    if fields.destination_path and not fields.destination_container_url:
-        raise RequestValidationError(
-            "destination_path needs destination_container_url", where("destination_path")
-        )
 
 
 def _check_avatar(avatar: AvatarSettings, where: Callable[..., Location]) -> None:
@@ -291,8 +282,6 @@ def _ga_body(rendered: RenderedVideo, fields: VideoEntry) -> dict[str, Any]:
     properties = _drop_none(
         {
             "timeToLiveInHours": fields.ttl_hours,
-            "destinationContainerUrl": fields.destination_container_url,
-            "destinationPath": fields.destination_path,
         }
     )
     body: dict[str, Any] = {
@@ -324,7 +313,6 @@ def _preview_body(rendered: RenderedVideo, fields: VideoEntry) -> dict[str, Any]
             ("avatar.size", avatar.size),
             ("video.background_image", video.background_image),
             ("video.resolution", video.resolution),
-            ("destination_path", fields.destination_path),
         )
         if value is not None
     ]
@@ -350,7 +338,6 @@ def _preview_body(rendered: RenderedVideo, fields: VideoEntry) -> dict[str, Any]
             "subtitleType": video.subtitles,
             "backgroundColor": video.background_color,
             "timeToLive": f"PT{fields.ttl_hours}H" if fields.ttl_hours else None,
-            "destinationContainerUrl": fields.destination_container_url,
         }
     )
     body: dict[str, Any] = {

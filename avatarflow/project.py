@@ -92,12 +92,12 @@ class Project:
         return service.pack_max_inputs if service.pack else None
 
     def destination(self) -> Destination:
-        """The container packed jobs write to, with its SAS from the environment."""
+        """The container jobs write to, with its SAS from the environment."""
         service = self.manifest.model.service
         if not service.destination_container_url:
             raise ConfigError(
-                "this state holds packed videos but the manifest names no "
-                "service.destination_container_url to read them from"
+                "this state holds videos written to a destination container but the manifest "
+                "names no service.destination_container_url to read them from"
             )
         return resolve_destination(
             service.destination_container_url,

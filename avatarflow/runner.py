@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from .client import CreateOutcomeUnknown, JobExistsError, RemoteJob, SpeechClient
 from .destination import Destination
@@ -99,6 +100,13 @@ def _download_progress(done: int, total: int | None) -> None:
     checkpoint("mid-download")
 
 
+def _in_container(job: RemoteJob) -> bool:
+    """The service wrote the job's output to the customer's container: with a destination
+    ``outputs.result`` is a path relative to it, not a signed URL (API reference §4.1)."""
+    result = job.result_url
+    return bool(result) and not urlsplit(result or "").scheme
+
+
 def _record_for(request: VideoRequest, status: str, previous: StateRecord | None) -> StateRecord:
     """A fresh record for a new submission of ``request``."""
     now = utc_now()
@@ -146,6 +154,8 @@ class Runner:
         self._wake = asyncio.Event()
         service = project.manifest.model.service
         self.packing = service.pack
+        # Every job then writes to the customer's container (packs need one).
+        self.to_container = service.destination_container_url is not None
         self._pack_max_inputs = service.pack_max_inputs  # used only when packing
         self._destination: Destination | None = None
         self._repack: list[Action] = []  # packed submits that never reached the service
@@ -156,7 +166,7 @@ class Runner:
             a.record and a.record.pack_index is not None and a.kind is not ActionKind.FORGET
             for a in plan.changes
         )
-        if (self.packing and plan.paid()) or packed:
+        if (self.to_container and plan.paid()) or packed:
             # Without a SAS: a clear error before anything is written or sent.
             self._destination = self.project.destination()
         self.state.ensure_meta(self.project.manifest.model.name)
@@ -200,7 +210,7 @@ class Runner:
 
     @property
     def destination(self) -> Destination:
-        """The container of packed jobs; resolved (SAS included) on first use only."""
+        """The customer's container; resolved (SAS included) on first use only."""
         if self._destination is None:
             self._destination = self.project.destination()
         return self._destination
@@ -379,9 +389,10 @@ class Runner:
         ):
             await self._put(_record_for(request, "submitting", previous))
         record = self.state.records[request.video_id]
-        created = await self._create(
-            request.job_id(record.attempt), request.submit_body(record.attempt), record
-        )
+        body = request.submit_body(record.attempt)
+        if self.to_container:
+            body = self.destination.into(body)
+        created = await self._create(request.job_id(record.attempt), body, record)
         if created.job is None:
             await self._conflict(request)
             return None
@@ -561,11 +572,12 @@ class Runner:
         target.parent.mkdir(parents=True, exist_ok=True)
         index = self.state.records[request.video_id].pack_index
         for attempt in range(1, self.options.download_attempts + 1):
-            if index is not None:
-                # Packed: the service wrote input N to {path}/{job id}/000N.{ext} in our
-                # container; the blob's own length is what the download is checked against.
+            if index is not None or _in_container(job):
+                # The service wrote input N to {path}/{job id}/000N.{ext} in our container
+                # (a single video is input 1); the blob's own length is what the download is
+                # checked against.
                 ext = target.suffix.lstrip(".")
-                url: str | None = self.destination.output_url(job.id, index, ext)
+                url: str | None = self.destination.output_url(job.id, index or 1, ext)
                 expected = None
             else:
                 url, expected = job.result_url, job.size_in_bytes
