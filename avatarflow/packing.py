@@ -21,12 +21,9 @@ from typing import Any
 
 from .destination import Destination
 from .errors import RequestValidationError
-from .payload import MAX_BODY_BYTES, VideoRequest, canonical_json
+from .payload import DESTINATION_RESERVE, MAX_BODY_BYTES, VideoRequest, canonical_json
 
 MAX_INPUTS = 1000
-# Room kept in every body for destinationContainerUrl (with its SAS) and destinationPath,
-# so that chunks do not depend on the length of a SAS that rotates.
-DESTINATION_RESERVE = 8 * 1024
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,9 @@ from .render import RenderedVideo
 
 HASH_FORMAT = 1
 MAX_BODY_BYTES = 500 * 1024
+# Room kept in a body for destinationContainerUrl (with its SAS) and destinationPath, which
+# are added at submit time: a body that fits today must not fail when the SAS rotates.
+DESTINATION_RESERVE = 8 * 1024
 MAX_TTL_HOURS = 744
 ID_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,62}[a-zA-Z0-9]$")
 HASH_PROPERTY = "avatarflowHash"
@@ -118,8 +121,11 @@ def synthesis_id(name: str, video_id: str, digest: str) -> str:
     return f"{prefix}-{suffix}"
 
 
-def build_request(rendered: RenderedVideo, name: str, api_version: str) -> VideoRequest:
-    """The request for one video, checked against the service's documented rules."""
+def build_request(
+    rendered: RenderedVideo, name: str, api_version: str, reserve: int = 0
+) -> VideoRequest:
+    """The request for one video, checked against the service's documented rules;
+    ``reserve`` bytes of the 500 KB are kept for fields added when it is sent."""
     fields = rendered.video.fields
     loc = rendered.video.location
     check_service_rules(rendered.video, rendered.input_kind)
@@ -129,9 +135,12 @@ def build_request(rendered: RenderedVideo, name: str, api_version: str) -> Video
         surface, body = "ga", _ga_body(rendered, fields)
     body_json = canonical_json(body)
     size = len(body_json.encode("utf-8"))
-    if size > MAX_BODY_BYTES:
+    if size + reserve > MAX_BODY_BYTES:
+        kept = (
+            f" and {reserve // 1024} KB are kept for the destination container" if reserve else ""
+        )
         raise RequestValidationError(
-            f"request body is {size // 1024} KB; the service accepts at most 500 KB", loc
+            f"request body is {size // 1024} KB; the service accepts at most 500 KB{kept}", loc
         )
     digest = _envelope_hash(surface, body_json)
     return VideoRequest(rendered, surface, body, digest, synthesis_id(name, rendered.id, digest))

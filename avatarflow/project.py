@@ -14,7 +14,7 @@ from .destination import resolve as resolve_destination
 from .errors import ConfigError, ManifestError
 from .manifest import LoadedManifest, Manifest, load_manifest
 from .packing import check_packable
-from .payload import VideoRequest, build_request
+from .payload import DESTINATION_RESERVE, VideoRequest, build_request
 from .planner import OutputCheck, Plan, make_plan
 from .render import Renderer
 from .statcache import CACHE_DIR, FILE_NAME, StatCache
@@ -145,8 +145,9 @@ class Project:
         """Every video rendered and turned into its request; raises on the first problem."""
         renderer = Renderer(self.manifest)
         model = self.manifest.model
+        reserve = DESTINATION_RESERVE if model.service.destination_container_url else 0
         requests = [
-            build_request(rendered, model.name, model.service.api_version)
+            build_request(rendered, model.name, model.service.api_version, reserve)
             for rendered in renderer.render_all()
         ]
         if model.service.pack:

@@ -33,8 +33,10 @@ pytest_plugins = ["tests.azurite"]
 __all__ = ["container"]
 
 
-def unpacked_course(root: Path, container_url: str, count: int, *, service: str = "") -> Path:
-    manifest = packed_course(root, container_url, count, service=service)
+def unpacked_course(
+    root: Path, container_url: str, count: int, *, service: str = "", text: str = "Hi {i}."
+) -> Path:
+    manifest = packed_course(root, container_url, count, service=service, text=text)
     manifest.write_text(manifest.read_text().replace("  pack: true\n", ""))
     return manifest
 
@@ -148,3 +150,21 @@ def test_kill_during_an_apply_with_a_destination_then_apply_pays_nothing_twice(
         assert "adopted existing job" in err
     assert_downloaded_and_intact(manifest, packed=False)
     assert sas not in state_text(manifest) + err
+
+
+def test_a_body_keeps_room_for_the_destination_it_is_sent_with(tmp_path: Path) -> None:
+    # ~496 KB of narration: under 500 KB alone, over once 8 KB are kept for the
+    # container URL and SAS that are added when the job is sent.
+    words = "word " * (496 * 1024 // 5)
+    alone = unpacked_course(tmp_path / "alone", "http://127.0.0.1:1/box", 1, text=words)
+    service = "service:\n  destination_container_url: http://127.0.0.1:1/box\n"
+    service += f"  destination_path: {DEST_PATH}\n"
+    assert service in alone.read_text()
+    alone.write_text(alone.read_text().replace(service, ""))
+    assert run_cli("validate", str(alone)).code == 0
+
+    sent = unpacked_course(tmp_path / "sent", "http://127.0.0.1:1/box", 1, text=words)
+    result = run_cli("validate", str(sent))
+    assert result.code == 1
+    assert "the service accepts at most 500 KB" in result.err
+    assert "8 KB are kept for the destination container" in result.err
