@@ -194,6 +194,9 @@ def _plan_video(
         detail = f"{err.code}: {err.message}" if err else "unknown error"
         return act(ActionKind.RERENDER, f"last render failed ({detail})")
     if record.status in IN_FLIGHT:
+        if record.pending_output is not None and outputs(_as_saved(record)) == "ok":
+            # Downloaded and renamed into place, then the run stopped before recording it.
+            return act(ActionKind.RESUME, "output saved by the last run, to be recorded")
         if gone:
             return act(ActionKind.RERENDER, "remote job expired or was deleted before download")
         return act(
@@ -206,6 +209,10 @@ def _plan_video(
     if gone:
         return act(ActionKind.RERENDER, f"{what} and the remote job has expired")
     return act(ActionKind.DOWNLOAD, what)
+
+
+def _as_saved(record: StateRecord) -> StateRecord:
+    return record.model_copy(update={"output": record.pending_output})
 
 
 def explain_change(record: StateRecord, request: VideoRequest) -> list[str]:

@@ -182,6 +182,7 @@ class Runner:
             a for a in work if a.kind is not ActionKind.CREATE and a.kind is not ActionKind.RERENDER
         ]
         paid = [a for a in work if a.kind in (ActionKind.CREATE, ActionKind.RERENDER)]
+        resumes = [a for a in resumes if not self._saved_before_a_crash(a)]
         self._poller = asyncio.create_task(self._poll_loop())
         try:
             await self._gather(self._resumes(resumes))
@@ -195,6 +196,36 @@ class Runner:
                 await self._poller
             self.project.output_hashes.save()
         return self.summary
+
+    def _saved_before_a_crash(self, action: Action) -> bool:
+        """Record a download that the last run saved but died before recording: the
+        file on disk matches the hash written ahead of its rename. Costs no request."""
+        record = self.state.records.get(action.video_id)
+        if action.request is None or record is None or record.status != "succeeded":
+            return False
+        pending = record.pending_output
+        target = self.project.output_path(action.request)
+        if pending is None or pending.path != self.project.display(target):
+            return False
+        if target.is_symlink() or not target.is_file():
+            return False
+        if self.project.output_hashes.sha256(pending.path, target, verify=True) != pending.sha256:
+            return False
+        self.state.put(
+            record.model_copy(
+                update={"status": "downloaded", "output": pending, "pending_output": None}
+            )
+        )
+        self.summary.counts["downloaded"] += 1
+        self.emit(
+            Event(
+                "downloaded",
+                action.video_id,
+                f"found {pending.path}, saved before the last run stopped (no download)",
+                {"path": pending.path, "size": pending.size, "sha256": pending.sha256},
+            )
+        )
+        return True
 
     async def _gather(self, coros: Iterable[Any]) -> None:
         tasks = [asyncio.create_task(c) for c in coros]
@@ -587,7 +618,7 @@ class Runner:
                 )
                 return
             try:
-                size, digest = await self._fetch(url, target, expected)
+                size, digest = await self._fetch(url, target, expected, request.video_id)
                 break
             except DownloadError as exc:
                 self.emit(
@@ -618,6 +649,7 @@ class Runner:
                 update={
                     "status": "downloaded",
                     "output": output,
+                    "pending_output": None,
                     "error": None,
                     "duration_ms": record.duration_ms if packed else job.duration_ms,
                     "billing": record.billing if packed else dict(job.billing) or record.billing,
@@ -642,7 +674,9 @@ class Runner:
         self.summary.characters += sum(v for k, v in job.billing.items() if "Characters" in k)
         self.summary.avatar_seconds += job.billing.get("talkingAvatarDurationSeconds", 0)
 
-    async def _fetch(self, url: str, target: Path, expected: int | None) -> tuple[int, str]:
+    async def _fetch(
+        self, url: str, target: Path, expected: int | None, video_id: str
+    ) -> tuple[int, str]:
         fd, tmp_name = tempfile.mkstemp(
             prefix=f".{target.name}.", suffix=".part", dir=target.parent
         )
@@ -653,6 +687,10 @@ class Runner:
                 url, tmp, expected_size=expected, on_progress=_download_progress
             )
             os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs are ordinary files
+            # Write-ahead: state knows the file's hash before the file takes its place.
+            pending = OutputFile(path=self.project.display(target), size=size, sha256=digest)
+            record = self.state.records[video_id]
+            self.state.put(record.model_copy(update={"pending_output": pending}))
             os.replace(tmp, target)
             checkpoint("after-download")
         finally:

@@ -81,6 +81,10 @@ class StateRecord(BaseModel):
     updated_at: str
     remote_status: str | None = None
     output: OutputFile | None = None
+    # A finished download about to be renamed into place: if the process dies before the
+    # record says "downloaded", the next apply finds the file by this hash instead of
+    # fetching it again (or paying again, should the job be gone by then).
+    pending_output: OutputFile | None = None
     subtitles: OutputFile | None = None
     duration_ms: int | None = None
     billing: dict[str, int] = {}

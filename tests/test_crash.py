@@ -20,7 +20,15 @@ import pytest
 from avatarflow.emulator.requestlog import create_counts, read_request_log
 from avatarflow.project import Project
 
-from .test_apply import apply, assert_all_rendered, data_dir, example
+from .test_apply import (
+    VIDEOS,
+    apply,
+    assert_all_rendered,
+    data_dir,
+    delete_remote_job,
+    example,
+    requests_by_kind,
+)
 
 SMALL = {"width": 160, "height": 90}
 
@@ -191,3 +199,24 @@ def test_kill_while_recording_a_lost_create_then_adopt_on_the_next_apply(
     err = resume(manifest)
     assert "adopted existing job" in err
     assert_paid_once_and_complete(manifest)
+
+
+def test_a_download_saved_before_the_kill_is_kept_when_its_job_is_gone(tmp_path: Path) -> None:
+    manifest = example(tmp_path)
+    run_killed(manifest, "after-download")  # the file is in place, "downloaded" is not
+    check_killed(manifest, "after-download")
+    state = Project.open(manifest, "emulator").load_state()
+    saved = next(r for r in state.records.values() if r.pending_output is not None)
+    assert saved.status == "succeeded" and saved.output is None
+    assert saved.remote_id is not None
+    delete_remote_job(manifest, saved.remote_id)  # as its time-to-live would
+    downloads_before = requests_by_kind(manifest)["download"]
+
+    err = resume(manifest)
+
+    assert f"found {saved.pending_output.path}" in err  # type: ignore[union-attr]
+    assert_paid_once_and_complete(manifest)
+    record = Project.open(manifest, "emulator").load_state().records[saved.video_id]
+    assert record.output == saved.pending_output and record.pending_output is None
+    # Five other videos were downloaded; the saved one was not fetched again.
+    assert requests_by_kind(manifest)["download"] - downloads_before == len(VIDEOS) - 1
