@@ -9,12 +9,29 @@ Library first::
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
 
-from .errors import AvatarflowError, UserError
-from .manifest import Manifest, load_manifest
-from .planner import Action, ActionKind, Plan
-from .project import Project
+if TYPE_CHECKING:
+    from .errors import AvatarflowError, UserError
+    from .manifest import Manifest, load_manifest
+    from .planner import Action, ActionKind, Plan
+    from .project import Project
+
+# Exported names and their modules, imported on first use: a plan recalled from its memo
+# never loads pydantic models, Jinja or YAML, and the command line starts faster for it.
+_EXPORTS = {
+    "Action": "planner",
+    "ActionKind": "planner",
+    "AvatarflowError": "errors",
+    "Manifest": "manifest",
+    "Plan": "planner",
+    "Project": "project",
+    "UserError": "errors",
+    "load_manifest": "manifest",
+}
 
 __all__ = [
     "Action",
@@ -27,3 +44,10 @@ __all__ = [
     "__version__",
     "load_manifest",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'avatarflow' has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{module}", __name__), name)

@@ -7,7 +7,7 @@ import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import click
 
@@ -21,8 +21,10 @@ from .errors import (
     TransportError,
     UserError,
 )
-from .project import Project, TargetName
 from .secrets import redact
+
+if TYPE_CHECKING:  # loaded by the commands that render: a recalled plan renders nothing
+    from .project import TargetName
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -65,7 +67,33 @@ def _target(emulator: bool) -> TargetName:
     return "emulator" if emulator else "azure"
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _LazyGroup(click.Group):
+    """A group whose service commands are imported only when one of them runs: ``plan``
+    starts without loading the runner, the HTTP stack or the state-transfer code."""
+
+    LAZY: ClassVar[dict[str, str]] = {
+        "apply": "cli_apply",
+        "emulator": "cli_apply",
+        "force-unlock": "cli_apply",
+        "prune": "cli_apply",
+        "state": "cli_state",
+        "status": "cli_apply",
+    }
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.LAZY})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = self.LAZY.get(cmd_name)
+        if module is not None and cmd_name not in self.commands:
+            from importlib import import_module
+
+            for command in import_module(f".{module}", __package__).COMMANDS:
+                self.add_command(command)
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="avatarflow")
 @click.option(
     "--color",
@@ -85,6 +113,8 @@ def cli(ctx: click.Context, color: str) -> None:
 @pass_ctx
 def validate(ctx: Context, manifest: Path) -> int:
     """Load, render and check every video; no network."""
+    from .project import Project
+
     project = Project.open(manifest)
     requests = project.requests
     for warning in project.warnings():
@@ -100,6 +130,8 @@ def validate(ctx: Context, manifest: Path) -> int:
 @pass_ctx
 def render(ctx: Context, manifest: Path, video_id: str, as_json: bool) -> int:
     """Print the rendered SSML and the exact request body of one video."""
+    from .project import Project
+
     project = Project.open(manifest)
     request = project.request(video_id)
     if as_json:
@@ -141,15 +173,26 @@ def plan(
     verify: bool,
 ) -> int:
     """Show which videos apply would render, and why."""
-    project = Project.open(manifest, _target(emulator))
-    project.check_output_paths()
-    the_plan = project.plan(verify=verify)
-    for warning in project.warnings():
+    from .planmemo import recall
+
+    target = _target(emulator)
+    recalled = None if verify else recall(manifest, target)
+    if recalled is not None:
+        the_plan, warnings, pack_max_inputs = recalled.plan, recalled.warnings, None
+    else:
+        from .project import Project
+
+        project = Project.open(manifest, target)
+        project.check_output_paths()
+        the_plan = project.plan(verify=verify)
+        warnings, pack_max_inputs = project.warnings(), project.pack_max_inputs
+        project.remember(the_plan, warnings)
+    for warning in warnings:
         ctx.err.print(f"warning: {warning}")
     if as_json:
         click.echo(json.dumps(the_plan.to_json(), indent=2, ensure_ascii=False))
     else:
-        print_plan(ctx.out, the_plan, project.pack_max_inputs)
+        print_plan(ctx.out, the_plan, pack_max_inputs)
     if detailed_exitcode and the_plan.has_changes:
         return EXIT_CHANGES
     return EXIT_OK
@@ -175,17 +218,6 @@ def init(ctx: Context, directory: Path, name: str) -> int:
     for path in scaffold(directory, name):
         ctx.err.print(f"wrote {path}")
     return EXIT_OK
-
-
-def _register_later_commands() -> None:
-    """Commands that need the runner live in their own module to keep this one thin."""
-    from . import cli_apply, cli_state
-
-    for command in (*cli_apply.COMMANDS, *cli_state.COMMANDS):
-        cli.add_command(command)
-
-
-_register_later_commands()
 
 
 def _print_error(text: str) -> None:

@@ -8,12 +8,12 @@ from typing import IO, TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import TaskID
 
-from .packing import group
 from .planner import LEGEND, SYMBOLS, ActionKind, Plan
 
 if TYPE_CHECKING:  # the runner pulls in the HTTP stack, which plan never needs
+    from rich.progress import TaskID
+
     from .runner import Event
 
 _STYLES = {
@@ -71,6 +71,8 @@ def print_plan(console: Console, plan: Plan, pack_max_inputs: int | None = None)
     if plan.paid():
         jobs = f"{len(plan.paid())} job(s)"
         if pack_max_inputs is not None:
+            from .packing import group  # rendering's modules: only when there is work
+
             requests = [a.request for a in plan.paid() if a.request is not None]
             jobs = (
                 f"{len(requests)} video(s) in {len(group(requests, pack_max_inputs))} packed job(s)"

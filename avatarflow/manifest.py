@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import difflib
+import hashlib
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -300,6 +301,7 @@ class LoadedManifest:
     model: Manifest
     yaml: LoadedYaml
     display_path: str
+    sha256: str = ""  # of the bytes parsed, for the plan memo
 
     @property
     def root(self) -> Path:
@@ -386,7 +388,8 @@ def load_manifest(path: Path | str, display_path: str | None = None) -> LoadedMa
     except ValidationError as exc:
         raise _located_error(exc, loaded, shown) from None
     loaded.data = None  # the model holds it all now; a large catalogue keeps one copy
-    return LoadedManifest(path=path.resolve(), model=model, yaml=loaded, display_path=shown)
+    digest = hashlib.sha256(raw).hexdigest()
+    return LoadedManifest(path.resolve(), model, loaded, shown, digest)
 
 
 # Keys that once were per video: the container is named once, its SAS never in the file.

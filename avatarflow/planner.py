@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from .errors import SelectionError
-from .payload import VideoRequest
-from .state import IN_FLIGHT, State, StateRecord
+from .lifecycle import IN_FLIGHT
+
+if TYPE_CHECKING:  # a plan recalled from its memo is built without rendering anything
+    from .payload import VideoRequest
+    from .state import State, StateRecord
 
 OutputCheck = Literal["ok", "missing", "modified"]
 
@@ -66,11 +70,16 @@ _TAG_RE = re.compile(r"<[^>]+>")
 
 @dataclass(frozen=True)
 class Action:
+    """What apply does for one video. ``request`` is set whenever it has work to do; an
+    up-to-date video recalled from the plan memo carries only its identity."""
+
     kind: ActionKind
     video_id: str
     reasons: tuple[str, ...] = ()
     request: VideoRequest | None = None
     record: StateRecord | None = None
+    synthesis_id: str | None = None
+    input_hash: str | None = None
 
     @property
     def symbol(self) -> str:
@@ -129,8 +138,8 @@ class Plan:
                     "action": a.kind.value,
                     "symbol": a.symbol,
                     "reasons": list(a.reasons),
-                    "synthesis_id": a.request.synthesis_id if a.request else None,
-                    "input_hash": a.request.content_hash if a.request else None,
+                    "synthesis_id": a.synthesis_id,
+                    "input_hash": a.input_hash,
                 }
                 for a in self.actions
             ],
@@ -181,7 +190,15 @@ def _plan_video(
     replace: bool,
 ) -> Action:
     def act(kind: ActionKind, *reasons: str) -> Action:
-        return Action(kind, request.video_id, reasons, request, record)
+        return Action(
+            kind,
+            request.video_id,
+            reasons,
+            request,
+            record,
+            request.synthesis_id,
+            request.content_hash,
+        )
 
     if record is None:
         return act(ActionKind.CREATE, "new video")
@@ -311,7 +328,7 @@ def select(plan: Plan, only: Iterable[str], exclude: Iterable[str], known: Itera
         return not any(fnmatch.fnmatchcase(video_id, p) for p in exclude)
 
     kept = tuple(
-        a if keep(a.video_id) else Action(ActionKind.NOOP, a.video_id, (), a.request, a.record)
+        a if keep(a.video_id) else dataclasses.replace(a, kind=ActionKind.NOOP, reasons=())
         for a in plan.actions
         if keep(a.video_id) or a.kind is not ActionKind.FORGET
     )

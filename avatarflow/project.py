@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import os
 import stat
+import time
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from .backends.local import LocalStore
+from .backends.local import RECORDS_DIR, LocalStore
 from .destination import Destination
 from .destination import resolve as resolve_destination
 from .errors import ConfigError, ManifestError
 from .manifest import LoadedManifest, Manifest, load_manifest
 from .packing import check_packable
 from .payload import DESTINATION_RESERVE, VideoRequest, build_request
+from .planmemo import Observed, remember, snapshot_folder, stat_key
 from .planner import OutputCheck, Plan, make_plan
 from .render import Renderer
 from .statcache import CACHE_DIR, FILE_NAME, StatCache
@@ -48,6 +51,8 @@ class Project:
     def __init__(self, manifest: LoadedManifest, target: TargetName = "azure") -> None:
         self.manifest = manifest
         self.target = self._target(target)
+        # Everything the plan read, as it read it: what a plan memo is made of.
+        self.observed = Observed(manifest=manifest.sha256 or None)
 
     @classmethod
     def open(cls, path: Path | str, target: TargetName = "azure") -> Project:
@@ -146,10 +151,15 @@ class Project:
         renderer = Renderer(self.manifest)
         model = self.manifest.model
         reserve = DESTINATION_RESERVE if model.service.destination_container_url else 0
+        # Before rendering: a template edited meanwhile then differs from its memo.
+        templates = self.manifest.templates_dir
+        self.observed.templates = snapshot_folder(templates)
+        self.observed.templates_dir = os.path.relpath(templates, self.manifest.root)
         requests = [
             build_request(rendered, model.name, model.service.api_version, reserve)
             for rendered in renderer.render_all()
         ]
+        self.observed.inputs = dict(renderer.input_digests)
         if model.service.pack:
             for request in requests:
                 check_packable(request)
@@ -191,6 +201,26 @@ class Project:
     def load_state(self) -> State:
         return self.store().load()
 
+    def _load_observed(self) -> State:
+        """Load the state, noting the stat of every local file before it is read."""
+        store = self.store()
+        self.observed.started_ns = time.time_ns()
+        state = store.load()
+        if not isinstance(store, LocalStore):
+            self.observed.complete = False  # a remote state has no stat to compare
+            return state
+        root = self.manifest.root
+        for path, st in store.read_stats.items():
+            self.observed.stats[str(path.relative_to(root))] = stat_key(st)
+        if store.listing is not None:
+            records = store.directory / RECORDS_DIR
+            self.observed.listings[str(records.relative_to(root))] = store.listing
+        return state
+
+    def remember(self, plan: Plan, warnings: list[str]) -> bool:
+        """Memoise ``plan`` when it found nothing to do (see :mod:`avatarflow.planmemo`)."""
+        return remember(self.manifest.path, self.target.name, plan, self.observed, warnings)
+
     @cached_property
     def output_hashes(self) -> StatCache:
         """Hashes of this target's outputs by stat, in an uncommitted cache folder."""
@@ -205,6 +235,7 @@ class Project:
             st = path.lstat()  # one stat per output: plan makes 10,000 of these
         except (FileNotFoundError, NotADirectoryError):
             return "missing"
+        self.observed.stats[record.output.path] = stat_key(st)
         if not stat.S_ISREG(st.st_mode) or st.st_size != record.output.size:
             return "modified"  # a symlink or a folder is never the file we downloaded
         digest = self.output_hashes.sha256(record.output.path, path, st, verify=verify)
@@ -219,7 +250,12 @@ class Project:
         verify: bool = False,
     ) -> Plan:
         """``verify`` hashes every output instead of trusting the stat cache."""
-        state = state if state is not None else self.load_state()
+        if state is None:
+            state = self._load_observed()
+        else:
+            self.observed.complete = False  # read elsewhere: nothing to vouch for
+        if remote_gone or replace:
+            self.observed.complete = False
         plan = make_plan(
             self.requests,
             state,

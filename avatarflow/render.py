@@ -117,6 +117,8 @@ class Renderer:
         self._displays: dict[str, str] = {}
         self._sources: dict[str, str] = {}
         self._folders: dict[Path, Path] = {}
+        # sha256 of each narration file's bytes as read, by its path in the manifest.
+        self.input_digests: dict[str, str] = {}
 
     def render_all(self) -> list[RenderedVideo]:
         return [self.render(video) for video in self.manifest.videos_resolved()]
@@ -176,6 +178,7 @@ class Renderer:
             raise ManifestError(
                 f"text file {relative!r} is {exc}, more than one request can carry", loc
             ) from None
+        self.input_digests[relative] = hashlib.sha256(data).hexdigest()
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError:

@@ -24,21 +24,20 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .errors import Location, StateError
 from .killpoints import checkpoint
+from .lifecycle import IN_FLIGHT as IN_FLIGHT
+from .lifecycle import Status
 
 if TYPE_CHECKING:
     from .lock import HeldLock, LockInfo
 
 STATE_FORMAT = 1
 M = TypeVar("M", bound="BaseModel")
-
-Status = Literal["submitting", "submitted", "running", "succeeded", "downloaded", "failed"]
-IN_FLIGHT: frozenset[str] = frozenset({"submitting", "submitted", "running", "succeeded"})
 
 
 def utc_now() -> str:

@@ -41,6 +41,10 @@ class LocalStore:
     def __init__(self, directory: Path, display: str) -> None:
         self.directory = directory
         self.display = display
+        # What the last load read: each file's stat, taken before it was read, and the
+        # record names listed. The plan memo compares them on the next run.
+        self.read_stats: dict[Path, os.stat_result] = {}
+        self.listing: list[str] | None = None
 
     def record_path(self, video_id: str) -> Path:
         return self.directory / RECORDS_DIR / f"{video_id}.json"
@@ -49,6 +53,7 @@ class LocalStore:
     def load(self) -> State:
         """Read the state; an absent state is an empty one."""
         state = State(store=self)
+        self.read_stats, self.listing = {}, None
         meta_path = self.directory / META_FILE
         records_dir = self.directory / RECORDS_DIR
         if not meta_path.exists():
@@ -59,9 +64,10 @@ class LocalStore:
                 )
             return state
         shown = f"{self.display}/{META_FILE}"
-        state.meta = parse_meta(self._read_json(meta_path, shown), shown)
+        state.meta = parse_meta(parse_json(self._read_text(meta_path, shown), shown), shown)
         if records_dir.is_dir():
             names = sorted(n for n in os.listdir(records_dir) if n.endswith(".json"))
+            self.listing = names
             for name in names:  # sorting names is cheaper than sorting paths
                 shown = f"{self.display}/{RECORDS_DIR}/{name}"
                 text = self._read_text(records_dir / name, shown)
@@ -70,16 +76,13 @@ class LocalStore:
                 state.records[video_id] = parse_record_text(text, video_id, shown, stored_as)
         return state
 
-    @staticmethod
-    def _read_text(path: Path, shown: str) -> str:
+    def _read_text(self, path: Path, shown: str) -> str:
         try:
-            return path.read_text("utf-8")
+            with open(path, encoding="utf-8") as handle:
+                self.read_stats[path] = os.fstat(handle.fileno())
+                return handle.read()
         except (OSError, UnicodeDecodeError) as exc:
             raise StateError(f"cannot read state file: {exc}", Location(shown)) from None
-
-    @classmethod
-    def _read_json(cls, path: Path, shown: str) -> object:
-        return parse_json(cls._read_text(path, shown), shown)
 
     # -- writing -------------------------------------------------------------------
     def write_meta(self, meta: StateMeta) -> None:

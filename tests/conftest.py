@@ -1,0 +1,13 @@
+"""Every test gets its own plan-memo folder: no test sees another's memo, none writes to
+the user's cache folder."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _private_memo_folder(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AVATARFLOW_CACHE_DIR", str(tmp_path_factory.mktemp("memo")))

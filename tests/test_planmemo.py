@@ -1,0 +1,288 @@
+"""The plan memo: an unchanged catalogue is planned without parsing, rendering or reading
+state records, and anything that could change the plan makes the next plan a full one."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import avatarflow.planmemo as planmemo
+import avatarflow.project as project_module
+
+from .helpers import MANIFEST, course, record_all, run_cli
+
+SCRIPTED = MANIFEST + "  - id: d\n    text_file: scripts/d.txt\n"
+
+
+class Parses:
+    """Counts full plans: each one loads the manifest; a recalled plan loads nothing."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        real = project_module.load_manifest
+
+        def counting(*args: Any, **kwargs: Any) -> Any:
+            self.count += 1
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(project_module, "load_manifest", counting)
+
+
+@pytest.fixture
+def parses(monkeypatch: pytest.MonkeyPatch) -> Parses:
+    return Parses(monkeypatch)
+
+
+@pytest.fixture
+def no_racy_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Files written a moment before a plan count as settled (the default is 2 s, which
+    only a slow test could wait out). Every change a test makes comes later than the
+    plan's stats, by far more than a clock tick."""
+    monkeypatch.setattr(planmemo, "RACY_NS", 0)
+
+
+@pytest.fixture
+def manifest(tmp_path: Path) -> Path:
+    """A course of four videos, one narrated from a file, all rendered and recorded."""
+    path = course(tmp_path, SCRIPTED, **{"scripts__d.txt": "Hello from the script of d.\n"})
+    record_all(path)
+    return path
+
+
+def plan(manifest: Path, *extra: str) -> tuple[int, str, str]:
+    result = run_cli("plan", str(manifest), *extra)
+    return result.code, result.out, result.err
+
+
+def memoised(manifest: Path, parses: Parses) -> None:
+    """Plan once in full (writing the memo), then check the next plan is recalled."""
+    assert plan(manifest)[:2] == (0, "No changes. Every video is up to date.\n")
+    before = parses.count
+    assert plan(manifest)[:2] == (0, "No changes. Every video is up to date.\n")
+    assert parses.count == before, "the second plan should come from the memo"
+
+
+@pytest.mark.usefixtures("no_racy_window")
+def test_an_unchanged_catalogue_is_planned_from_the_memo(manifest: Path, parses: Parses) -> None:
+    assert plan(manifest)[0] == 0
+    assert parses.count == 1
+    assert list((Path(os.environ["AVATARFLOW_CACHE_DIR"]) / "plans").glob("*.json"))
+    for _ in range(2):
+        assert plan(manifest) == (0, "No changes. Every video is up to date.\n", "")
+    assert parses.count == 1
+
+
+@pytest.mark.usefixtures("no_racy_window")
+def test_a_recalled_plan_prints_the_same_json_as_a_full_one(manifest: Path, parses: Parses) -> None:
+    full = plan(manifest, "--json")
+    recalled = plan(manifest, "--json")
+    assert parses.count == 1
+    assert recalled == full
+    data = json.loads(recalled[1])
+    assert [a["video"] for a in data["actions"]] == ["a", "b", "c", "d"]
+    assert all(a["action"] == "noop" and len(a["input_hash"]) == 64 for a in data["actions"])
+    assert data["serials"] == {"a": 1, "b": 1, "c": 1, "d": 1}
+
+
+@pytest.mark.usefixtures("no_racy_window")
+def test_warnings_are_kept_with_the_memo(tmp_path: Path, parses: Parses) -> None:
+    custom = MANIFEST + (
+        "  - id: e\n"
+        "    avatar: {character: my-own-avatar, customized: true}\n"
+        "    ssml: \"<speak version='1.0' xml:lang='en-US' "
+        "xmlns='http://www.w3.org/2001/10/synthesis'><voice name='en-US-AvaMultilingualNeural'>"
+        "Hi <bookmark mark='gesture.wave-left-1'/> there.</voice></speak>\"\n"
+    )
+    path = course(tmp_path, custom)
+    record_all(path)
+    before = parses.count
+    full, recalled = plan(path), plan(path)
+    assert parses.count == before + 1
+    assert "warning: video e: gestures wave-left-1 not checked for my-own-avatar" in full[2]
+    assert recalled == full
+
+
+def _edit_manifest_narration(m: Path) -> None:
+    m.write_text(m.read_text().replace("Hello from video b.", "Hello again from b."))
+
+
+def _edit_script(m: Path) -> None:
+    (m.parent / "scripts/d.txt").write_text("A new script for d.\n")
+
+
+def _edit_template(m: Path) -> None:
+    template = m.parent / "templates/narration.ssml.j2"
+    template.write_text(template.read_text().replace("<s>{{ title }}.</s>", "<s>{{ title }}!</s>"))
+
+
+def _remove_output(m: Path) -> None:
+    (m.parent / "build/videos/c.mp4").unlink()
+
+
+def _overwrite_output_same_size(m: Path) -> None:
+    video = m.parent / "build/videos/c.mp4"
+    video.write_bytes(b"X" * video.stat().st_size)
+
+
+def _fail_a_record(m: Path) -> None:
+    record = m.parent / ".avatarflow/demo/videos/a.json"
+    data = json.loads(record.read_text())
+    data.update(status="failed", error={"code": "Boom", "message": "it broke"})
+    record.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def _remove_a_record(m: Path) -> None:
+    (m.parent / ".avatarflow/demo/videos/b.json").unlink()
+
+
+def _record_an_unknown_video(m: Path) -> None:
+    records = m.parent / ".avatarflow/demo/videos"
+    data = json.loads((records / "a.json").read_text())
+    data["video_id"] = "zz"
+    (records / "zz.json").write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+CHANGES: dict[str, tuple[Callable[[Path], None], str]] = {
+    "narration in the manifest": (_edit_manifest_narration, "~ b"),
+    "narration file": (_edit_script, "~ d"),
+    "template": (_edit_template, "~ a"),
+    "output removed": (_remove_output, "↓ c"),
+    "output overwritten, same size": (_overwrite_output_same_size, "↓ c"),
+    "record edited": (_fail_a_record, "~ a"),
+    "record removed": (_remove_a_record, "+ b"),
+    "record added": (_record_an_unknown_video, "- zz"),
+}
+
+
+@pytest.mark.usefixtures("no_racy_window")
+@pytest.mark.parametrize("change", list(CHANGES))
+def test_every_change_is_seen_after_a_memo(manifest: Path, parses: Parses, change: str) -> None:
+    memoised(manifest, parses)
+    edit, expected = CHANGES[change]
+    edit(manifest)
+    code, out, _ = plan(manifest)
+    assert code == 0
+    assert expected in out, out
+    assert "No changes" not in out
+
+
+@pytest.mark.usefixtures("no_racy_window")
+def test_a_comment_in_the_manifest_means_a_full_plan_with_the_same_answer(
+    manifest: Path, parses: Parses
+) -> None:
+    memoised(manifest, parses)
+    manifest.write_text("# reformatted\n" + manifest.read_text())
+    before = parses.count
+    assert plan(manifest)[1] == "No changes. Every video is up to date.\n"
+    assert parses.count == before + 1
+
+
+@pytest.mark.usefixtures("no_racy_window")
+def test_a_template_added_to_the_folder_means_a_full_plan(manifest: Path, parses: Parses) -> None:
+    """``{% include 'x' ignore missing %}`` picks a new file up: the folder is the input."""
+    memoised(manifest, parses)
+    (manifest.parent / "templates/extra.ssml.j2").write_text("<speak/>")
+    before = parses.count
+    assert plan(manifest)[0] == 0
+    assert parses.count == before + 1
+
+
+@pytest.mark.usefixtures("no_racy_window")
+def test_a_narration_file_turned_into_a_fifo_is_refused_not_waited_on(
+    manifest: Path, parses: Parses
+) -> None:
+    memoised(manifest, parses)
+    script = manifest.parent / "scripts/d.txt"
+    script.unlink()
+    os.mkfifo(script)
+    code, out, err = plan(manifest)
+    assert code == 1 and out == ""
+    assert "scripts/d.txt" in err and "not a regular file" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.usefixtures("no_racy_window")
+def test_a_new_avatarflow_means_a_full_plan(
+    manifest: Path, parses: Parses, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    memoised(manifest, parses)
+    monkeypatch.setattr(planmemo, "code_fingerprint", lambda: "another version")
+    before = parses.count
+    assert plan(manifest)[0] == 0
+    assert parses.count == before + 1
+
+
+@pytest.mark.usefixtures("no_racy_window")
+def test_verify_always_plans_in_full(manifest: Path, parses: Parses) -> None:
+    memoised(manifest, parses)
+    before = parses.count
+    assert plan(manifest, "--verify")[:2] == (0, "No changes. Every video is up to date.\n")
+    assert parses.count == before + 1
+
+
+@pytest.mark.usefixtures("no_racy_window")
+def test_the_draft_target_has_its_own_memo(manifest: Path, parses: Parses) -> None:
+    memoised(manifest, parses)
+    code, out, _ = plan(manifest, "--emulator")
+    assert code == 0
+    assert "Plan: 4 to create" in out
+
+
+@pytest.mark.usefixtures("no_racy_window")
+def test_a_corrupt_memo_is_a_miss_and_is_rewritten(manifest: Path, parses: Parses) -> None:
+    memoised(manifest, parses)
+    memo = planmemo.memo_path(manifest, "azure")
+    memo.write_text('{"version": 1, "code": ')
+    before = parses.count
+    assert plan(manifest)[:2] == (0, "No changes. Every video is up to date.\n")
+    assert parses.count == before + 1
+    assert json.loads(memo.read_text())["version"] == planmemo.VERSION
+
+
+@pytest.mark.usefixtures("no_racy_window")
+def test_an_unwritable_cache_folder_only_costs_speed(
+    manifest: Path, parses: Parses, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the cache folder should be")
+    monkeypatch.setenv("AVATARFLOW_CACHE_DIR", str(blocked))
+    for _ in range(2):
+        assert plan(manifest)[:2] == (0, "No changes. Every video is up to date.\n")
+    assert parses.count == 2
+
+
+def test_files_written_just_before_a_plan_are_not_trusted_by_stat(
+    manifest: Path, parses: Parses
+) -> None:
+    """The default racy window: state and outputs were written a moment ago, so their
+    stat vouches for nothing yet and both plans are full ones."""
+    assert plan(manifest)[0] == 0
+    assert plan(manifest)[0] == 0
+    assert parses.count == 2
+
+
+@pytest.mark.usefixtures("no_racy_window")
+def test_a_plan_with_changes_leaves_no_memo(tmp_path: Path, parses: Parses) -> None:
+    path = course(tmp_path)  # nothing recorded: every video is new
+    for _ in range(2):
+        code, out, _ = plan(path)
+        assert code == 0 and "3 to create" in out
+    assert parses.count == 2
+    assert not planmemo.memo_path(path, "azure").exists()
+
+
+@pytest.mark.usefixtures("no_racy_window")
+def test_the_memo_holds_hashes_and_paths_only(manifest: Path, parses: Parses) -> None:
+    memoised(manifest, parses)
+    memo = planmemo.memo_path(manifest, "azure")
+    assert stat.S_IMODE(memo.stat().st_mode) & 0o077 == 0  # private to the user
+    data = json.loads(memo.read_text())
+    assert set(data["inputs"]) == {"scripts/d.txt"}
+    assert set(data["templates"]) == {"narration.ssml.j2"}
+    assert "Hello" not in memo.read_text()
