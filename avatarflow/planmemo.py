@@ -174,7 +174,7 @@ def _write(path: Path, data: dict[str, Any]) -> bool:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, separators=(",", ":"))
+            handle.write(json.dumps(data, separators=(",", ":")))  # the C encoder
         os.replace(tmp, path)
     except OSError:  # a read-only home still plans, in full every time
         if tmp is not None:

@@ -132,9 +132,13 @@ class Project:
             )
         for request in self.requests:
             path = self.output_path(request)
-            if path.is_symlink():
+            try:
+                mode = os.lstat(path).st_mode  # one stat per output, not three
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            if stat.S_ISLNK(mode):
                 problem = "is a symbolic link"
-            elif path.exists() and not path.is_file():
+            elif not stat.S_ISREG(mode):
                 problem = "exists and is not a regular file"
             else:
                 continue
@@ -209,12 +213,11 @@ class Project:
         if not isinstance(store, LocalStore):
             self.observed.complete = False  # a remote state has no stat to compare
             return state
-        root = self.manifest.root
-        for path, st in store.read_stats.items():
-            self.observed.stats[str(path.relative_to(root))] = stat_key(st)
+        folder = store.directory.relative_to(self.manifest.root).as_posix()
+        for name, st in store.read_stats.items():
+            self.observed.stats[f"{folder}/{name}"] = stat_key(st)
         if store.listing is not None:
-            records = store.directory / RECORDS_DIR
-            self.observed.listings[str(records.relative_to(root))] = store.listing
+            self.observed.listings[f"{folder}/{RECORDS_DIR}"] = store.listing
         return state
 
     def remember(self, plan: Plan, warnings: list[str]) -> bool:

@@ -81,7 +81,7 @@ class StatCache:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(data, handle, separators=(",", ":"))
+                handle.write(json.dumps(data, separators=(",", ":")))  # the C encoder
             os.replace(tmp, self.path)
         except OSError:  # a read-only checkout still plans; it only hashes again next time
             if tmp is not None:

@@ -43,7 +43,7 @@ class LocalStore:
         self.display = display
         # What the last load read: each file's stat, taken before it was read, and the
         # record names listed. The plan memo compares them on the next run.
-        self.read_stats: dict[Path, os.stat_result] = {}
+        self.read_stats: dict[str, os.stat_result] = {}  # by path inside ``directory``
         self.listing: list[str] | None = None
 
     def record_path(self, video_id: str) -> Path:
@@ -64,22 +64,23 @@ class LocalStore:
                 )
             return state
         shown = f"{self.display}/{META_FILE}"
-        state.meta = parse_meta(parse_json(self._read_text(meta_path, shown), shown), shown)
+        text = self._read_text(meta_path, shown, META_FILE)
+        state.meta = parse_meta(parse_json(text, shown), shown)
         if records_dir.is_dir():
             names = sorted(n for n in os.listdir(records_dir) if n.endswith(".json"))
             self.listing = names
             for name in names:  # sorting names is cheaper than sorting paths
                 shown = f"{self.display}/{RECORDS_DIR}/{name}"
-                text = self._read_text(records_dir / name, shown)
+                text = self._read_text(records_dir / name, shown, f"{RECORDS_DIR}/{name}")
                 video_id = name.removesuffix(".json")
                 stored_as = f"the file is named {name}"
                 state.records[video_id] = parse_record_text(text, video_id, shown, stored_as)
         return state
 
-    def _read_text(self, path: Path, shown: str) -> str:
+    def _read_text(self, path: Path, shown: str, inside: str) -> str:
         try:
             with open(path, encoding="utf-8") as handle:
-                self.read_stats[path] = os.fstat(handle.fileno())
+                self.read_stats[inside] = os.fstat(handle.fileno())
                 return handle.read()
         except (OSError, UnicodeDecodeError) as exc:
             raise StateError(f"cannot read state file: {exc}", Location(shown)) from None
