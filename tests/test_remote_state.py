@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from avatarflow import planmemo
 from avatarflow.backends.azureblob import AzureBlobStore
 from avatarflow.backends.journal import SEAL_LINE, put_line
 from avatarflow.errors import ConcurrentWriteError, LockError, StateError
@@ -76,6 +77,20 @@ def test_records_go_to_the_blob_and_plan_reads_them_back(
     result = run_cli("plan", str(manifest))
     assert result.code == 0, result.err
     assert "No changes." in result.out
+
+
+def test_a_remote_state_is_never_planned_from_a_memo(
+    manifest: Path, azurite: Azurite, container_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A blob has no stat to compare: every plan reads it, and sees another writer's put."""
+    monkeypatch.setattr(planmemo, "RACY_NS", 0)
+    record_all(manifest)
+    assert "No changes." in run_cli("plan", str(manifest)).out
+    assert not planmemo.memo_path(manifest, "azure").exists()
+    project = Project.open(manifest)
+    state = project.load_state()
+    state.put(state.records["b"].model_copy(update={"status": "failed"}))
+    assert "~ b" in run_cli("plan", str(manifest)).out
 
 
 def test_a_concurrent_write_is_an_error_not_a_lost_update(

@@ -12,6 +12,7 @@ searched for the keys and for any signature value.
 from __future__ import annotations
 
 import logging
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -118,3 +119,6 @@ def test_a_destination_container_sas_stays_out_of_state_and_plan(
     assert state and "destinationContainerUrl" not in state  # added on create only
     assert leaks(state) == [] and "sv=2024" not in state
     assert [leaks(run.out + run.err) for run in runs] == [[], []]
+    memos = [p.read_text() for p in Path(os.environ["AVATARFLOW_CACHE_DIR"]).rglob("*.json")]
+    assert memos, "the plan found no changes: it leaves a memo"
+    assert [m for m in memos if leaks(m) or "sv=2024" in m] == []
