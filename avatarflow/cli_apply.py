@@ -24,6 +24,7 @@ from .project import Project, TargetName
 from .state import IN_FLIGHT, State, StateRecord
 
 if TYPE_CHECKING:  # loaded when a command talks to the service: plan never does
+    from .planmemo import Recalled
     from .runner import ApplyOptions, Event, Summary
 
 COMMANDS: list[click.Command] = []
@@ -206,6 +207,21 @@ def _lock(project: Project, timeout: float, err: Any) -> HeldLock:
     )
 
 
+def _recall_locked(manifest: Path, target: TargetName, timeout: float, err: Any) -> Recalled | None:
+    """The plan memo of a no-op apply, confirmed while holding the state lock: a running
+    apply is reported as it would be without a memo, and cannot change the state between
+    the check and the answer."""
+    from .backends.local import LocalStore
+    from .planmemo import recall
+
+    first = recall(manifest, target)
+    if first is None:
+        return None
+    store = LocalStore(manifest.resolve().parent / first.state_dir, first.state_dir)
+    with store.lock(command_line(), timeout, on_wait=lambda msg: err.print(msg, highlight=False)):
+        return recall(manifest, target)
+
+
 def _check_unchanged(project: Project, plan: Plan) -> None:
     """Refuse a plan whose state was changed meanwhile (a git pull, a hand edit, a push)."""
     now = project.load_state()
@@ -273,6 +289,12 @@ def apply(
     as_json: bool,
 ) -> int:
     """Render what is new or changed, resuming anything already paid for."""
+    if not (only or exclude or replace):
+        recalled = _recall_locked(manifest, _target(emulator), lock_timeout, ctx.err)
+        if recalled is not None:  # nothing to do: no request, no write
+            if not as_json:
+                print_plan(ctx.out, recalled.plan)
+            return 0
     project = Project.open(manifest, _target(emulator))
     known = [r.video_id for r in project.requests]
     for video_id in replace:
@@ -288,6 +310,8 @@ def apply(
             if not as_json:
                 print_plan(ctx.out, plan, project.pack_max_inputs)
             if not plan.has_changes:
+                if not (only or exclude or replace):  # a selection says nothing of the rest
+                    project.remember(plan, project.warnings())
                 return 0
             _confirm(yes)
             _check_unchanged(project, plan)

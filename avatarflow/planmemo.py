@@ -70,6 +70,7 @@ class Observed:
     manifest: str | None = None
     templates: dict[str, str] | None = None
     templates_dir: str | None = None
+    state_dir: str | None = None
     inputs: dict[str, str] = field(default_factory=dict)
     stats: dict[str, StatKey] = field(default_factory=dict)
     listings: dict[str, list[str]] = field(default_factory=dict)
@@ -80,6 +81,7 @@ class Observed:
 class Recalled:
     plan: Plan
     warnings: list[str]
+    state_dir: str  # relative to the manifest: where the state's lock is
 
 
 # -- where memos live ------------------------------------------------------------------
@@ -142,7 +144,7 @@ def remember(
     """Keep ``plan``'s fingerprint when it found nothing to do; True when written."""
     if plan.has_changes or not observed.complete or observed.manifest is None:
         return False
-    if observed.templates is None:
+    if observed.templates is None or observed.state_dir is None:
         return False
     videos = [[a.video_id, a.synthesis_id, a.input_hash] for a in plan.actions]
     data: dict[str, Any] = {
@@ -152,6 +154,7 @@ def remember(
         "manifest": observed.manifest,
         "templates_dir": observed.templates_dir,
         "templates": observed.templates,
+        "state_dir": observed.state_dir,
         "inputs": observed.inputs,
         "stats": observed.stats,
         "listings": observed.listings,
@@ -233,4 +236,4 @@ def _recalled(data: dict[str, Any]) -> Recalled:
     )
     serials = {str(k): int(v) for k, v in memo["serials"].items()}
     plan = Plan(actions, memo["lineage"], serials)
-    return Recalled(plan, [str(w) for w in data["warnings"]])
+    return Recalled(plan, [str(w) for w in data["warnings"]], str(data["state_dir"]))

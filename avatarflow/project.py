@@ -53,6 +53,7 @@ class Project:
         self.target = self._target(target)
         # Everything the plan read, as it read it: what a plan memo is made of.
         self.observed = Observed(manifest=manifest.sha256 or None)
+        self._observed_state: State | None = None
 
     @classmethod
     def open(cls, path: Path | str, target: TargetName = "azure") -> Project:
@@ -203,22 +204,26 @@ class Project:
         return self.remote_store() or self.local_store()
 
     def load_state(self) -> State:
-        return self.store().load()
-
-    def _load_observed(self) -> State:
-        """Load the state, noting the stat of every local file before it is read."""
+        """Read the state afresh, noting what a plan memo needs of what was read."""
         store = self.store()
-        self.observed.started_ns = time.time_ns()
+        started_ns = time.time_ns()  # before the first stat
         state = store.load()
-        if not isinstance(store, LocalStore):
-            self.observed.complete = False  # a remote state has no stat to compare
-            return state
-        folder = store.directory.relative_to(self.manifest.root).as_posix()
-        for name, st in store.read_stats.items():
-            self.observed.stats[f"{folder}/{name}"] = stat_key(st)
-        if store.listing is not None:
-            self.observed.listings[f"{folder}/{RECORDS_DIR}"] = store.listing
+        self._observe(store, state, started_ns)
         return state
+
+    def _observe(self, store: StateStore, state: State, started_ns: int) -> None:
+        observed = self.observed
+        observed.started_ns, observed.stats, observed.listings = started_ns, {}, {}
+        self._observed_state = state
+        if not isinstance(store, LocalStore):
+            observed.complete = False  # a remote state has no stat to compare
+            return
+        folder = store.directory.relative_to(self.manifest.root).as_posix()
+        observed.state_dir = folder
+        for name, st in store.read_stats.items():
+            observed.stats[f"{folder}/{name}"] = stat_key(st)
+        if store.listing is not None:
+            observed.listings[f"{folder}/{RECORDS_DIR}"] = store.listing
 
     def remember(self, plan: Plan, warnings: list[str]) -> bool:
         """Memoise ``plan`` when it found nothing to do (see :mod:`avatarflow.planmemo`)."""
@@ -253,12 +258,9 @@ class Project:
         verify: bool = False,
     ) -> Plan:
         """``verify`` hashes every output instead of trusting the stat cache."""
-        if state is None:
-            state = self._load_observed()
-        else:
-            self.observed.complete = False  # read elsewhere: nothing to vouch for
-        if remote_gone or replace:
-            self.observed.complete = False
+        state = state if state is not None else self.load_state()
+        if state is not self._observed_state or remote_gone or replace:
+            self.observed.complete = False  # not all of it was read here: nothing to vouch for
         plan = make_plan(
             self.requests,
             state,

@@ -14,6 +14,7 @@ import pytest
 
 import avatarflow.planmemo as planmemo
 import avatarflow.project as project_module
+from avatarflow.project import Project
 
 from .helpers import MANIFEST, course, record_all, run_cli
 
@@ -286,3 +287,49 @@ def test_the_memo_holds_hashes_and_paths_only(manifest: Path, parses: Parses) ->
     assert set(data["inputs"]) == {"scripts/d.txt"}
     assert set(data["templates"]) == {"narration.ssml.j2"}
     assert "Hello" not in memo.read_text()
+
+
+@pytest.mark.usefixtures("no_racy_window")
+def test_a_no_op_apply_leaves_a_memo_and_the_next_one_uses_it(
+    manifest: Path, parses: Parses, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AZURE_SPEECH_KEY", raising=False)
+    first = run_cli("apply", str(manifest), "--yes")
+    assert (first.code, first.out) == (0, "No changes. Every video is up to date.\n"), first.err
+    assert parses.count == 1
+    again = run_cli("apply", str(manifest), "--yes")
+    assert (again.code, again.out) == (0, first.out)
+    assert parses.count == 1
+    assert plan(manifest)[1] == first.out and parses.count == 1
+
+
+@pytest.mark.usefixtures("no_racy_window")
+def test_a_no_op_apply_from_the_memo_still_respects_the_lock(
+    manifest: Path, parses: Parses
+) -> None:
+    assert run_cli("apply", str(manifest), "--yes").code == 0
+    holder = Project.open(manifest).local_store()
+    with holder.lock("avatarflow apply elsewhere"):
+        before = parses.count
+        blocked = run_cli("apply", str(manifest), "--yes")
+    assert blocked.code == 1 and "avatarflow apply elsewhere" in blocked.err, blocked
+    assert parses.count == before  # refused on the memo's path, not after a full plan
+    assert run_cli("apply", str(manifest), "--yes").code == 0
+
+
+@pytest.mark.usefixtures("no_racy_window")
+@pytest.mark.parametrize("selection", [["--only", "a"], ["--exclude", "b"]])
+def test_a_selective_apply_never_uses_nor_leaves_a_memo(
+    tmp_path: Path, parses: Parses, selection: list[str]
+) -> None:
+    """``--only a`` with nothing to do for a says nothing of b, which is new."""
+    path = course(tmp_path)
+    record_all(path)
+    (path.parent / ".avatarflow/demo/videos/b.json").unlink()
+    before = parses.count
+    result = run_cli("apply", str(path), "--yes", *selection)
+    assert (result.code, result.out) == (0, "No changes. Every video is up to date.\n")
+    assert not planmemo.memo_path(path, "azure").exists()
+    code, out, _ = plan(path)
+    assert code == 0 and "+ b" in out
+    assert parses.count == before + 2
