@@ -31,9 +31,9 @@ def stat_key(st: os.stat_result) -> StatKey:
     return (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
 
 
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
     digest = hashlib.sha256()
-    with path.open("rb") as handle:
+    with open(path, "rb") as handle:
         while block := handle.read(chunk):
             digest.update(block)
     return digest.hexdigest()
@@ -49,11 +49,16 @@ class StatCache:
         self._dirty = False
 
     def sha256(
-        self, key: str, file: Path, st: os.stat_result | None = None, *, verify: bool = False
+        self,
+        key: str,
+        file: str | os.PathLike[str],
+        st: os.stat_result | None = None,
+        *,
+        verify: bool = False,
     ) -> str:
         """The sha256 of ``file`` (whose stat the caller may pass), from the cache when
         that stat is unchanged and not racy."""
-        before = st if st is not None else file.stat()
+        before = st if st is not None else os.stat(file)
         entry = self._entries.get(key)
         if not verify and entry and entry[0] == stat_key(before) and not self._racy(before):
             return entry[1]
@@ -62,9 +67,9 @@ class StatCache:
         self._remember(key, before, file, digest)
         return digest
 
-    def record(self, key: str, file: Path, digest: str) -> None:
+    def record(self, key: str, file: str | os.PathLike[str], digest: str) -> None:
         """Remember ``digest`` for ``file``, which the caller has just hashed itself."""
-        self._remember(key, file.stat(), file, digest)
+        self._remember(key, os.stat(file), file, digest)
 
     def save(self) -> None:
         """Write the cache if it changed. Not fsynced: a torn cache is read as empty."""
@@ -91,9 +96,11 @@ class StatCache:
         self._written_ns = written_ns
         self._dirty = False
 
-    def _remember(self, key: str, before: os.stat_result, file: Path, digest: str) -> None:
+    def _remember(
+        self, key: str, before: os.stat_result, file: str | os.PathLike[str], digest: str
+    ) -> None:
         # A file that changed while it was read is not cached: its stat vouches for nothing.
-        if stat_key(file.stat()) != stat_key(before):
+        if stat_key(os.stat(file)) != stat_key(before):
             self._entries.pop(key, None)
         else:
             self._entries[key] = (stat_key(before), digest)

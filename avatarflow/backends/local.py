@@ -69,15 +69,17 @@ class LocalStore:
         if records_dir.is_dir():
             names = sorted(n for n in os.listdir(records_dir) if n.endswith(".json"))
             self.listing = names
-            for name in names:  # sorting names is cheaper than sorting paths
+            folder = str(records_dir)
+            for name in names:  # names and str paths: cheaper than Path objects, 10,000 times
                 shown = f"{self.display}/{RECORDS_DIR}/{name}"
-                text = self._read_text(records_dir / name, shown, f"{RECORDS_DIR}/{name}")
+                path = os.path.join(folder, name)
+                text = self._read_text(path, shown, f"{RECORDS_DIR}/{name}")
                 video_id = name.removesuffix(".json")
                 stored_as = f"the file is named {name}"
                 state.records[video_id] = parse_record_text(text, video_id, shown, stored_as)
         return state
 
-    def _read_text(self, path: Path, shown: str, inside: str) -> str:
+    def _read_text(self, path: str | Path, shown: str, inside: str) -> str:
         try:
             with open(path, encoding="utf-8") as handle:
                 self.read_stats[inside] = os.fstat(handle.fileno())
