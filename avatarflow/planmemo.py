@@ -33,6 +33,7 @@ import json
 import os
 import sys
 import tempfile
+import time
 from dataclasses import dataclass, field
 from importlib.util import find_spec
 from pathlib import Path
@@ -44,6 +45,7 @@ from .userfiles import UnsuitableFile, read_regular_file
 
 VERSION = 1
 MAX_INPUT_BYTES = 16 * 1024 * 1024  # above the manifest's and narration's own limits
+MAX_AGE_S = 30 * 24 * 3600  # a memo unused this long is deleted when another is written
 _PACKAGE = Path(__file__).resolve().parent
 # Libraries whose behaviour decides a request body, by a file that names their version.
 _LIBRARIES = (("jinja2", "__init__.py"), ("yaml", "__init__.py"), ("pydantic", "version.py"))
@@ -170,6 +172,14 @@ def forget(manifest: Path, target: str) -> None:
         memo_path(manifest, target).unlink()
 
 
+def _prune(folder: Path, now: float) -> None:
+    """Memos of checkouts long gone (CI workspaces, scratch copies) are dropped."""
+    for entry in os.scandir(folder):
+        with contextlib.suppress(OSError):
+            if entry.name.endswith(".json") and now - entry.stat().st_mtime > MAX_AGE_S:
+                os.unlink(entry.path)
+
+
 def _write(path: Path, data: dict[str, Any]) -> bool:
     """Atomically, not fsynced: a torn memo fails to parse and is a miss."""
     tmp: str | None = None
@@ -179,6 +189,7 @@ def _write(path: Path, data: dict[str, Any]) -> bool:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(json.dumps(data, separators=(",", ":")))  # the C encoder
         os.replace(tmp, path)
+        _prune(path.parent, time.time())
     except OSError:  # a read-only home still plans, in full every time
         if tmp is not None:
             with contextlib.suppress(OSError):

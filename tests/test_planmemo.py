@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -333,3 +334,17 @@ def test_a_selective_apply_never_uses_nor_leaves_a_memo(
     code, out, _ = plan(path)
     assert code == 0 and "+ b" in out
     assert parses.count == before + 2
+
+
+@pytest.mark.usefixtures("no_racy_window")
+def test_memos_unused_for_a_month_are_pruned(manifest: Path, parses: Parses) -> None:
+    folder = Path(os.environ["AVATARFLOW_CACHE_DIR"]) / "plans"
+    folder.mkdir(parents=True)
+    old, recent = folder / ("0" * 32 + ".json"), folder / ("1" * 32 + ".json")
+    for memo, days in ((old, 31), (recent, 29)):
+        memo.write_text("{}")
+        moment = time.time() - days * 24 * 3600
+        os.utime(memo, (moment, moment))
+    memoised(manifest, parses)
+    assert not old.exists() and recent.exists()
+    assert planmemo.memo_path(manifest, "azure").exists()
