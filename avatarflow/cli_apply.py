@@ -16,7 +16,7 @@ import click
 from rich.table import Table
 
 from .cli import verify_option
-from .display import ApplyProgress, print_plan
+from .display import ApplyProgress, print_plan, print_rows
 from .errors import ConfigError, Location, StalePlanError
 from .lock import HeldLock, command_line
 from .planner import ActionKind, Plan, select
@@ -396,21 +396,19 @@ def status(
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return 0
-    table = Table(show_header=True)
-    for column in ("video", "status", "output", "job", *(["remote"] if refresh else []), "note"):
-        table.add_column(column)
-    for row in rows:
-        note = row["error"] or _status_note(row)
-        cells = [
+    headers = ["video", "status", "output", "job", *(["remote"] if refresh else []), "note"]
+    cells = [
+        [
             row["video"],
             row["status"],
             row["output"],
             row["job"] or "",
             *([row["remote"] or ""] if refresh else []),
-            note,
+            row["error"] or _status_note(row),
         ]
-        table.add_row(*[str(c) for c in cells])
-    ctx.out.print(table)
+        for row in rows
+    ]
+    print_rows(ctx.out, headers, [[str(c) for c in line] for line in cells])
     return 0
 
 

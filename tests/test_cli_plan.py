@@ -278,3 +278,20 @@ def test_no_colour_means_no_ansi_escapes(
 def test_usage_errors_are_one_line(args: list[str], message: str) -> None:
     line = one_error(run_cli(*args))
     assert line.startswith(message), line
+
+
+def test_status_in_a_pipe_prints_plain_aligned_columns(tmp_path: Path) -> None:
+    manifest = course(tmp_path)
+    record_all(manifest)
+    (tmp_path / "build/videos/b.mp4").write_bytes(b"edited")
+    result = run_cli("status", str(manifest))
+    assert result.code == 0, result.err
+    lines = result.out.splitlines()
+    assert [line.split()[:3] for line in lines] == [
+        ["video", "status", "output"],
+        ["a", "downloaded", "ok"],
+        ["b", "downloaded", "modified"],
+        ["c", "downloaded", "ok"],
+    ]
+    assert len({line.index(line.split()[1]) for line in lines}) == 1  # one column
+    assert "│" not in result.out
