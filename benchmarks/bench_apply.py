@@ -36,6 +36,7 @@ TINY = {"width": 16, "height": 16, "fps": 5, "speech": False}
 PARAMS = {"api-version": "2024-08-01"}
 HEADERS = {"Ocp-Apim-Subscription-Key": "bench"}
 KINDS = ("create", "get", "list", "download", "delete")
+RACY_S = 2.1
 
 
 def service_dir(manifest: Path) -> Path:
@@ -43,11 +44,18 @@ def service_dir(manifest: Path) -> Path:
 
 
 def noop(root: Path, n: int) -> list[Any]:
+    """The first no-op apply plans in full (and leaves a plan memo); the next ones are
+    answered from the memo. Each row counts the requests of all of them."""
     manifest = synth.generate(root / f"noop{n}", n)
     synth.record_rendered(manifest, "emulator")
-    measured = run_measured(avatarflow("apply", str(manifest), "--emulator", "--yes"))
-    assert measured.returncode == 0
-    return [n, measured.seconds, len(read_request_log(service_dir(manifest)))]
+    time.sleep(RACY_S)  # files younger than the racy window are never trusted by stat
+    env = {"AVATARFLOW_CACHE_DIR": str(root / f"memo{n}")}
+    command = avatarflow("apply", str(manifest), "--emulator", "--yes")
+    first = run_measured(command, env=env)
+    again = min((run_measured(command, env=env) for _ in range(3)), key=lambda m: m.seconds)
+    assert first.returncode == 0 and again.returncode == 0
+    requests = len(read_request_log(service_dir(manifest)))
+    return [n, first.seconds, again.seconds, round(again.peak_rss_mb, 1), requests]
 
 
 def full(root: Path, n: int, parallelism: int, words: int) -> tuple[list[Any], list[Any]]:
@@ -161,7 +169,7 @@ def main() -> None:
     print(f"apply ({machine()})")
     if noops:
         print("\nno-op apply of an up-to-date catalogue")
-        print(table(["N", "wall s", "HTTP requests"], noops))
+        print(table(["N", "full s", "memo s", "memo RSS MiB", "HTTP requests (4 runs)"], noops))
     if fulls:
         print(f"\nfull apply, zero-latency emulator, --parallelism {args.parallelism}")
         headers = ["N", "apply s", "ideal s", "ratio"]
