@@ -77,6 +77,7 @@ def test_an_unchanged_catalogue_is_planned_from_the_memo(manifest: Path, parses:
     assert list((Path(os.environ["AVATARFLOW_CACHE_DIR"]) / "plans").glob("*.json"))
     for _ in range(2):
         assert plan(manifest) == (0, "No changes. Every video is up to date.\n", "")
+    assert plan(manifest, "--detailed-exitcode")[0] == 0
     assert parses.count == 1
 
 
