@@ -124,6 +124,10 @@ def snapshot_folder(folder: Path) -> dict[str, str] | None:
         return files
     for top, dirs, names in os.walk(folder):
         dirs.sort()
+        for name in dirs:  # not walked into: a symlink's target is what names it
+            path = Path(top, name)
+            if path.is_symlink():
+                files[f"{path.relative_to(folder).as_posix()}/"] = f"-> {os.readlink(path)}"
         for name in sorted(names):
             path = Path(top, name)
             try:
@@ -212,7 +216,8 @@ def recall(manifest: Path, target: str) -> Recalled | None:
 
 def _unchanged(manifest: Path, data: dict[str, Any]) -> bool:
     # Plain strings, not Path objects: joining 30,000 paths costs more than reading them.
-    root = os.path.join(os.path.dirname(os.path.realpath(manifest)), "")
+    # Paths are as the manifest names them, through any symlink as it points now.
+    root = os.path.dirname(os.path.realpath(manifest))
     if sha256_bytes(read_regular_file(manifest, MAX_INPUT_BYTES)) != data["manifest"]:
         return False
     if data["code"] != code_fingerprint():
@@ -221,15 +226,16 @@ def _unchanged(manifest: Path, data: dict[str, Any]) -> bool:
     if templates is not None and snapshot_folder(Path(root, templates)) != data["templates"]:
         return False
     for relative, digest in data["inputs"].items():
-        if sha256_bytes(read_regular_file(root + relative, MAX_INPUT_BYTES)) != digest:
+        if sha256_bytes(read_regular_file(os.path.join(root, relative), MAX_INPUT_BYTES)) != digest:
             return False
     for relative, names in data["listings"].items():
-        if sorted(n for n in os.listdir(root + relative) if n.endswith(".json")) != names:
+        listed = os.listdir(os.path.join(root, relative))
+        if sorted(n for n in listed if n.endswith(".json")) != names:
             return False
     racy_from = int(data["started_ns"]) - RACY_NS
     for relative, key in data["stats"].items():
         try:
-            st = os.lstat(root + relative)
+            st = os.lstat(os.path.join(root, relative))
         except (FileNotFoundError, NotADirectoryError):
             return False
         # Any write sets ctime to "now"; one within a clock tick of the stats could leave

@@ -158,9 +158,9 @@ class Project:
         model = self.manifest.model
         reserve = DESTINATION_RESERVE if model.service.destination_container_url else 0
         # Before rendering: a template edited meanwhile then differs from its memo.
-        templates = self.manifest.templates_dir
-        self.observed.templates = snapshot_folder(templates)
-        self.observed.templates_dir = os.path.relpath(templates, self.manifest.root)
+        templates = self._as_configured(self.manifest.model.templates_dir)
+        self.observed.templates = snapshot_folder(self.manifest.root / templates)
+        self.observed.templates_dir = templates
         requests = [
             build_request(rendered, model.name, model.service.api_version, reserve)
             for rendered in renderer.render_all()
@@ -219,12 +219,23 @@ class Project:
         if not isinstance(store, LocalStore):
             observed.complete = False  # a remote state has no stat to compare
             return
-        folder = store.directory.relative_to(self.manifest.root).as_posix()
+        folder = self._configured_state_dir()
         observed.state_dir = folder
         for name, st in store.read_stats.items():
             observed.stats[f"{folder}/{name}"] = stat_key(st)
         if store.listing is not None:
             observed.listings[f"{folder}/{RECORDS_DIR}"] = store.listing
+
+    def _as_configured(self, setting: str) -> str:
+        """A folder as the manifest names it, relative to the manifest when inside it,
+        symlinks left in place: a memo then follows a symlink that is pointed elsewhere."""
+        joined = os.path.normpath(os.path.join(self.manifest.root, setting))
+        return os.path.relpath(joined, self.manifest.root)
+
+    def _configured_state_dir(self) -> str:
+        model = self.manifest.model
+        parts = [model.state_dir, model.name, *([EMULATOR_DIR] if self.target.is_emulator else [])]
+        return self._as_configured(os.path.join(*parts))
 
     def remember(self, plan: Plan, warnings: list[str]) -> bool:
         """Memoise ``plan`` when it found nothing to do (see :mod:`avatarflow.planmemo`)."""

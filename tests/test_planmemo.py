@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 import time
 from collections.abc import Callable
@@ -349,3 +350,64 @@ def test_memos_unused_for_a_month_are_pruned(manifest: Path, parses: Parses) -> 
     memoised(manifest, parses)
     assert not old.exists() and recent.exists()
     assert planmemo.memo_path(manifest, "azure").exists()
+
+
+def _retarget(link: Path, target: str) -> None:
+    link.unlink()
+    link.symlink_to(target)
+
+
+@pytest.mark.usefixtures("no_racy_window")
+def test_a_state_folder_symlink_pointed_elsewhere_is_followed(
+    tmp_path: Path, parses: Parses
+) -> None:
+    path = course(tmp_path)
+    record_all(path)
+    (tmp_path / ".avatarflow").rename(tmp_path / "state-a")
+    (tmp_path / ".avatarflow").symlink_to("state-a")
+    memoised(path, parses)
+    shutil.copytree(tmp_path / "state-a", tmp_path / "state-b")
+    (tmp_path / "state-b/demo/videos/c.json").unlink()
+    _retarget(tmp_path / ".avatarflow", "state-b")
+    assert "+ c" in plan(path)[1]
+
+
+@pytest.mark.usefixtures("no_racy_window")
+def test_a_templates_folder_symlink_pointed_elsewhere_is_followed(
+    tmp_path: Path, parses: Parses
+) -> None:
+    path = course(tmp_path)
+    (tmp_path / "templates").rename(tmp_path / "templates-a")
+    (tmp_path / "templates").symlink_to("templates-a")
+    record_all(path)
+    memoised(path, parses)
+    shutil.copytree(tmp_path / "templates-a", tmp_path / "templates-b")
+    _retarget(tmp_path / "templates", "templates-b")
+    _edit_template(path)  # through the link: templates-b only
+    assert plan(path)[1].count("template changed") == 3
+
+
+@pytest.mark.usefixtures("no_racy_window")
+def test_a_symlinked_folder_inside_the_templates_folder_pointed_elsewhere_is_seen(
+    tmp_path: Path, parses: Parses
+) -> None:
+    including = MANIFEST.replace("template: narration.ssml.j2", "template: main.ssml.j2")
+    main = (
+        '<speak version="1.0" xml:lang="en-US" xmlns="http://www.w3.org/2001/10/synthesis">'
+        '<voice name="{{ video.voice }}">{% include "parts/intro.j2" %} {{ text }}</voice></speak>'
+    )
+    path = course(
+        tmp_path,
+        including,
+        **{
+            "templates__main.ssml.j2": main,
+            "templates__one__intro.j2": "Welcome.",
+            "templates__two__intro.j2": "Hello there.",
+        },
+    )
+    (tmp_path / "templates/parts").symlink_to("one")
+    record_all(path)
+    memoised(path, parses)
+    _retarget(tmp_path / "templates/parts", "two")
+    code, out, _ = plan(path)
+    assert code == 0 and "Plan: 0 to create, 3 to re-render" in out, out
