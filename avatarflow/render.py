@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import jinja2.meta as jinja2_meta
 from jinja2.loaders import split_template_path
 from jinja2.sandbox import SandboxedEnvironment
 
@@ -237,13 +238,39 @@ class Renderer:
             template = self._templates[name] = self.env.get_template(name)
         return template
 
-    def _template_source(self, filename: str | None) -> str:
-        """The template's text, read once per run (it names the template in ``sources``)."""
+    def _template_source(self, template: jinja2.Template) -> str:
+        """The text a template's ``sources`` digest covers, built once per run: its own,
+        then that of each template it names in an include, import or extends, so that
+        an edited partial is reported as "template changed"."""
+        filename = template.filename
         if not filename:
             return ""
         if filename not in self._sources:
-            self._sources[filename] = Path(filename).read_text("utf-8")
+            texts = [Path(filename).read_text("utf-8")]
+            texts.extend(self._referenced_texts(texts[0], {str(template.name)}))
+            self._sources[filename] = "\0".join(texts)
         return self._sources[filename]
+
+    def _referenced_texts(self, source: str, seen: set[str]) -> list[str]:
+        """Texts of the templates ``source`` names literally, depth first. A name built at
+        render time cannot be followed; the request's own hash still covers its output."""
+        texts: list[str] = []
+        try:
+            names = list(jinja2_meta.find_referenced_templates(self.env.parse(source)))
+        except jinja2.TemplateError:
+            return texts
+        loader = self.env.loader
+        for name in names:
+            if name is None or name in seen or loader is None:
+                continue
+            seen.add(name)
+            try:
+                text = loader.get_source(self.env, name)[0]
+            except (jinja2.TemplateError, _TemplateRefused, OSError, UnicodeDecodeError):
+                continue  # "ignore missing", or refused when rendered
+            texts.append(text)
+            texts.extend(self._referenced_texts(text, seen))
+        return texts
 
     def _render_template(self, name: str, video: ResolvedVideo, text: str) -> tuple[str, str]:
         shown = self._template_display(name)
@@ -285,7 +312,7 @@ class Renderer:
             raise TemplateError(
                 f"{_jinja_message(exc)} (video {video.id})", Location(shown, line)
             ) from None
-        return rendered, self._template_source(template.filename)
+        return rendered, self._template_source(template)
 
     def _context(self, video: ResolvedVideo) -> dict[str, Any]:
         fields = video.fields

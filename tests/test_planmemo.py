@@ -410,4 +410,4 @@ def test_a_symlinked_folder_inside_the_templates_folder_pointed_elsewhere_is_see
     memoised(path, parses)
     _retarget(tmp_path / "templates/parts", "two")
     code, out, _ = plan(path)
-    assert code == 0 and "Plan: 0 to create, 3 to re-render" in out, out
+    assert code == 0 and out.count("template changed") == 3, out  # the partial is named
