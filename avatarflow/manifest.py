@@ -316,7 +316,8 @@ class LoadedManifest:
         return self.resolve_path(self.model.templates_dir)
 
     def videos_resolved(self) -> list[ResolvedVideo]:
-        base = self.model.defaults.model_dump(exclude_unset=True)
+        defaults = self.model.defaults
+        base = defaults.model_dump(exclude_unset=True)
         resolved: list[ResolvedVideo] = []
         seen: dict[str, int] = {}
         for index, entry in enumerate(self.model.videos):
@@ -327,11 +328,27 @@ class LoadedManifest:
                     self.location(("videos", index, "id")),
                 )
             seen[entry.id] = index
-            merged = deep_merge(base, entry.model_dump(exclude_unset=True))
-            fields = VideoEntry.model_validate(merged)
-            _check_sources(fields, self.location(("videos", index)))
+            fields = _resolve_entry(defaults, base, entry)
+            _check_sources(fields, loc)
             resolved.append(ResolvedVideo(entry.id, index, fields, loc, self.yaml))
         return resolved
+
+
+def _resolve_entry(defaults: VideoFields, base: dict[str, Any], entry: VideoEntry) -> VideoEntry:
+    """``entry`` with ``defaults`` (dumped as ``base``) deep-merged in.
+
+    A settings model (``avatar``, ``video``...) that only one side sets is passed on as
+    is rather than dumped and validated again: models are frozen, so every video of a
+    large catalogue can share the defaults' instead of holding a copy of its own.
+    """
+    override = entry.model_dump(exclude_unset=True)
+    merged = deep_merge(base, override)
+    for name in _SETTINGS_FIELDS:
+        if name in override and name not in base:
+            merged[name] = getattr(entry, name)
+        elif name in base and name not in override:
+            merged[name] = getattr(defaults, name)
+    return VideoEntry.model_validate(merged)
 
 
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -464,3 +481,9 @@ def _model_of(annotation: Any) -> Any:
         if found is not None:
             return found
     return None
+
+
+# The fields of a video that hold a (frozen) settings model.
+_SETTINGS_FIELDS = tuple(
+    name for name, info in VideoFields.model_fields.items() if _model_of(info.annotation)
+)
