@@ -14,6 +14,8 @@ the one place that accepts the rarer features and words every error.
 
 from __future__ import annotations
 
+from array import array
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,12 +53,98 @@ _VALUE_TAG = "tag:yaml.org,2002:value"
 _TOO_DEEP = f"nested more than {MAX_DEPTH} levels deep"
 
 
+class LineMap:
+    """The 1-based line of every key path of a document, kept small for large ones.
+
+    A large manifest is mostly the items of one top-level list (``videos[3]``), and the
+    key paths inside them repeat from item to item. So each such item keeps its lines
+    in an array laid out by a *shape* (the paths below the item, in order), and items
+    with the same keys share one shape: 10,000 videos need neither a tuple nor an int
+    object per key. Other paths (``defaults.voice``) are kept as they are.
+
+    Builders call :meth:`setdefault` or assign, then :meth:`finish` once done.
+    """
+
+    def __init__(self) -> None:
+        self._paths: dict[KeyPath, int] = {}
+        # top-level key -> item index -> (shape: path below the item -> slot, lines)
+        self._items: dict[str, dict[int, tuple[dict[KeyPath, int], array[int]]]] = {}
+        self._shapes: dict[tuple[KeyPath, ...], dict[KeyPath, int]] = {}
+        self._pending: dict[tuple[str, int], dict[KeyPath, int]] = {}  # until finish()
+
+    @staticmethod
+    def _item_of(path: KeyPath) -> tuple[str, int] | None:
+        """``("videos", 3)`` for any path inside (or at) that item of a top-level list."""
+        if len(path) >= 2 and isinstance(path[0], str) and isinstance(path[1], int):
+            return path[0], path[1]
+        return None
+
+    def _target(self, path: KeyPath) -> tuple[dict[KeyPath, int], KeyPath]:
+        item = self._item_of(path)
+        if item is None:
+            return self._paths, path
+        return self._pending.setdefault(item, {}), path[2:]
+
+    def __setitem__(self, path: KeyPath, line: int) -> None:
+        lines, key = self._target(path)
+        lines[key] = line
+
+    def setdefault(self, path: KeyPath, line: int) -> None:
+        lines, key = self._target(path)
+        lines.setdefault(key, line)
+
+    def finish(self) -> None:
+        """Pack the lines of list items into arrays by shared shapes."""
+        if not self._pending:
+            return
+        for (name, index), lines in self._pending.items():
+            keys = tuple(lines)
+            shape = self._shapes.get(keys)
+            if shape is None:
+                shape = self._shapes[keys] = {key: slot for slot, key in enumerate(keys)}
+            self._items.setdefault(name, {})[index] = (shape, array("I", lines.values()))
+        self._pending = {}
+
+    def get(self, path: KeyPath) -> int | None:
+        self.finish()
+        item = self._item_of(path)
+        if item is None:
+            return self._paths.get(path)
+        found = self._items.get(item[0], {}).get(item[1])
+        if found is None:
+            return None
+        shape, lines = found
+        slot = shape.get(path[2:])
+        return None if slot is None else lines[slot]
+
+    def items(self) -> Iterator[tuple[KeyPath, int]]:
+        self.finish()
+        yield from self._paths.items()
+        for name, entries in self._items.items():
+            for index, (shape, lines) in entries.items():
+                for key, slot in shape.items():
+                    yield (name, index, *key), lines[slot]
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self.items())
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, LineMap):
+            return NotImplemented
+        return dict(self.items()) == dict(other.items())
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"LineMap({dict(self.items())!r})"
+
+
 @dataclass
 class LoadedYaml:
     """Plain data plus the 1-based line of every key path in it."""
 
     data: Any
-    lines: dict[KeyPath, int] = field(default_factory=dict)
+    lines: LineMap = field(default_factory=LineMap)
 
     def line_of(self, path: KeyPath) -> int | None:
         """The line of ``path``, or of its nearest ancestor that has one."""
@@ -150,7 +238,7 @@ class _Builder:
         self.file = file
         self.nodes = 0
         self.constructor = SafeConstructor()
-        self.lines: dict[KeyPath, int] = {}
+        self.lines = LineMap()
         self.merged: dict[int, list[tuple[Node, Node]]] = {}
         self.merging: set[int] = set()
 
@@ -303,6 +391,7 @@ def _load_from_nodes(text: str, file: str) -> LoadedYaml:
         data = builder.build(node, ())
     except RecursionError:  # the depth limits make this unreachable; never a traceback
         raise ManifestError(f"document is {_TOO_DEEP}", Location(file)) from None
+    builder.lines.finish()
     return LoadedYaml(data=data, lines=builder.lines)
 
 
@@ -350,7 +439,7 @@ class _EventBuilder:
     """
 
     def __init__(self) -> None:
-        self.lines: dict[KeyPath, int] = {}
+        self.lines = LineMap()
         self.nodes = 0
         self.stack: list[_Open] = []
         self.root: list[Any] = []  # the document, once built
@@ -373,6 +462,7 @@ class _EventBuilder:
             raise _NeedsNodes from None  # worded by the node-based path
         finally:
             parser.dispose()
+        self.lines.finish()
         return LoadedYaml(data=self.root[0], lines=self.lines)
 
     @staticmethod

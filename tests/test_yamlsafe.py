@@ -92,7 +92,7 @@ HANDED_OVER = {
 }
 
 
-def from_events(text: str) -> yamlsafe.LoadedYaml:
+def from_events(text: str, file: str = "course.yaml") -> yamlsafe.LoadedYaml:
     return yamlsafe._EventBuilder().load(yamlsafe._CParser(text))
 
 
@@ -144,3 +144,60 @@ def test_too_many_nodes_is_refused_without_aliases() -> None:
 def test_a_repeated_plain_scalar_is_one_object() -> None:
     data = from_events("a: lisa\nb: lisa\nc: [lisa]\n").data
     assert data["a"] is data["b"] is data["c"][0]
+
+
+LINES = """\
+version: 1
+name: demo
+defaults:
+  voice: v
+videos:
+  - id: a
+    avatar:
+      style: s
+  - id: b
+    text: hi
+  - id: c
+    text: hi
+"""
+
+EXPECTED_LINES = {
+    (): 1,
+    ("version",): 1,
+    ("name",): 2,
+    ("defaults",): 3,
+    ("defaults", "voice"): 4,
+    ("videos",): 5,
+    ("videos", 0): 6,
+    ("videos", 0, "id"): 6,
+    ("videos", 0, "avatar"): 7,
+    ("videos", 0, "avatar", "style"): 8,
+    ("videos", 1): 9,
+    ("videos", 1, "id"): 9,
+    ("videos", 1, "text"): 10,
+    ("videos", 2): 11,
+    ("videos", 2, "id"): 11,
+    ("videos", 2, "text"): 12,
+}
+
+
+@pytest.mark.parametrize("load", [from_events, yamlsafe._load_from_nodes])
+def test_every_key_path_has_its_line(load: Any) -> None:
+    loaded = load(LINES, "course.yaml")
+    assert dict(loaded.lines.items()) == EXPECTED_LINES
+    assert len(loaded.lines) == len(EXPECTED_LINES)
+    for path, line in EXPECTED_LINES.items():
+        assert loaded.lines.get(path) == line
+    assert loaded.lines.get(("videos", 1, "avatar")) is None
+    assert loaded.lines.get(("videos", 3)) is None
+    assert loaded.lines.get(("nope",)) is None
+    assert loaded.line_of(("videos", 1, "avatar", "style")) == 9
+    assert loaded.line_of(("videos", 0, "avatar", "character")) == 7
+    assert loaded.line_of(("videos", 7, "id")) == 5
+
+
+def test_items_with_the_same_keys_share_one_shape_of_lines() -> None:
+    lines = from_events(LINES).lines
+    first, second, third = (lines._items["videos"][i][0] for i in range(3))
+    assert second is third
+    assert first is not second  # video a has other keys
