@@ -254,7 +254,7 @@ class Manifest(_Strict):
     videos: list[VideoEntry] = Field(min_length=1)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: one per video of a large catalogue
 class ResolvedVideo:
     """A video with ``defaults`` merged in, ready to be rendered."""
 
@@ -320,6 +320,7 @@ class LoadedManifest:
         base = defaults.model_dump(exclude_unset=True)
         resolved: list[ResolvedVideo] = []
         seen: dict[str, int] = {}
+        merged_settings: dict[str, BaseModel] = {}
         for index, entry in enumerate(self.model.videos):
             loc = self.location(("videos", index))
             if entry.id in seen:
@@ -328,18 +329,21 @@ class LoadedManifest:
                     self.location(("videos", index, "id")),
                 )
             seen[entry.id] = index
-            fields = _resolve_entry(defaults, base, entry)
+            fields = _resolve_entry(defaults, base, entry, merged_settings)
             _check_sources(fields, loc)
             resolved.append(ResolvedVideo(entry.id, index, fields, loc, self.yaml))
         return resolved
 
 
-def _resolve_entry(defaults: VideoFields, base: dict[str, Any], entry: VideoEntry) -> VideoEntry:
+def _resolve_entry(
+    defaults: VideoFields, base: dict[str, Any], entry: VideoEntry, shared: dict[str, BaseModel]
+) -> VideoEntry:
     """``entry`` with ``defaults`` (dumped as ``base``) deep-merged in.
 
-    A settings model (``avatar``, ``video``...) that only one side sets is passed on as
-    is rather than dumped and validated again: models are frozen, so every video of a
-    large catalogue can share the defaults' instead of holding a copy of its own.
+    Settings models (``avatar``, ``video``...) are frozen, so videos share them instead
+    of each holding a copy: one that only one side sets is passed on as is, and the
+    merge of both sides is validated once per distinct result (in ``shared``) rather
+    than once per video.
     """
     override = entry.model_dump(exclude_unset=True)
     merged = deep_merge(base, override)
@@ -348,6 +352,11 @@ def _resolve_entry(defaults: VideoFields, base: dict[str, Any], entry: VideoEntr
             merged[name] = getattr(entry, name)
         elif name in base and name not in override:
             merged[name] = getattr(defaults, name)
+        elif isinstance(merged.get(name), dict):
+            key = f"{name}={merged[name]!r}"  # repr tells 1 from 1.0 and True
+            if key not in shared:
+                shared[key] = _SETTINGS_FIELDS[name].model_validate(merged[name])
+            merged[name] = shared[key]
     return VideoEntry.model_validate(merged)
 
 
@@ -483,7 +492,9 @@ def _model_of(annotation: Any) -> Any:
     return None
 
 
-# The fields of a video that hold a (frozen) settings model.
-_SETTINGS_FIELDS = tuple(
-    name for name, info in VideoFields.model_fields.items() if _model_of(info.annotation)
-)
+# The fields of a video that hold a (frozen) settings model, and that model.
+_SETTINGS_FIELDS: dict[str, type[BaseModel]] = {
+    name: model
+    for name, info in VideoFields.model_fields.items()
+    if (model := _model_of(info.annotation)) is not None
+}

@@ -412,6 +412,9 @@ def _line(event: Event) -> int:
     return mark.line + 1
 
 
+_SHARED_TEXT_MAX = 64
+
+
 class _NeedsNodes(Exception):
     """The document is for the node-based path: a rarer feature, a limit or an error."""
 
@@ -448,6 +451,7 @@ class _EventBuilder:
         # Plain scalars by text: a catalogue repeats the same few (keys, characters,
         # formats), and sharing one object per text keeps them small in memory.
         self.plain: dict[str, tuple[str, Any]] = {}
+        self.texts: dict[str, str] = {}
 
     def load(self, parser: Any) -> LoadedYaml:
         try:
@@ -496,11 +500,17 @@ class _EventBuilder:
         if event.tag is not None or event.anchor is not None or "\x00" in event.value:
             raise _NeedsNodes
         if not event.implicit[0]:  # quoted or block: always a string
-            return _STR_TAG, event.value
+            return _STR_TAG, self.quoted(event.value)
         found = self.plain.get(event.value)
         if found is None:
             found = self.plain[event.value] = self.resolve_plain(event)
         return found
+
+    def quoted(self, text: str) -> str:
+        """One object per short text: quoted names repeat too (``"lisa"``, ``"mp4"``)."""
+        if len(text) > _SHARED_TEXT_MAX:  # narrations and titles rarely repeat
+            return text
+        return self.texts.setdefault(text, text)
 
     def resolve_plain(self, event: ScalarEvent) -> tuple[str, Any]:
         tag = self.resolve(ScalarNode, event.value, event.implicit)

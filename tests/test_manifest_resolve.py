@@ -34,6 +34,12 @@ VIDEOS = """\
   - id: partial-avatar
     text: Hi
     avatar: {style: casual-sitting}
+  - id: same-partial-avatar
+    text: Hi
+    avatar: {style: casual-sitting}
+  - id: other-partial-avatar
+    text: Hi
+    avatar: {style: casual-sitting, position: {x: 1, y: 3}}
   - id: own-video
     text: Hi
     video: {format: webm, codec: vp9}
@@ -66,10 +72,11 @@ def test_resolved_videos_are_the_deep_merge_of_defaults(tmp_path: Path, defaults
     manifest.write_text(f"version: 1\nname: demo\ndefaults:\n{defaults}\nvideos:\n{videos}")
     model = load_manifest(manifest).model
     base = model.defaults.model_dump(exclude_unset=True)
+    shared: dict[str, Any] = {}
     for entry in model.videos:
         # what every video used to be: the dumps merged, then validated whole again
         expected = VideoEntry.model_validate(deep_merge(base, entry.model_dump(exclude_unset=True)))
-        resolved = _resolve_entry(model.defaults, base, entry)
+        resolved = _resolve_entry(model.defaults, base, entry, shared)
         assert as_data(resolved) == as_data(expected)
         assert resolved == expected
 
@@ -85,5 +92,8 @@ def test_settings_set_on_one_side_only_are_shared(tmp_path: Path) -> None:
     assert by_id["bare"].video is defaults.video
     assert by_id["vars"].synthesis is defaults.synthesis
     assert by_id["own-avatar"].avatar is not defaults.avatar  # merged with the defaults'
+    # equal merges are validated once and shared, different ones are not
+    assert by_id["partial-avatar"].avatar is by_id["same-partial-avatar"].avatar
+    assert by_id["partial-avatar"].avatar is not by_id["other-partial-avatar"].avatar
     assert by_id["own-avatar"].video is defaults.video
     assert by_id["null-synthesis"].synthesis is None

@@ -141,9 +141,10 @@ def test_too_many_nodes_is_refused_without_aliases() -> None:
         yamlsafe.load_yaml(HANDED_OVER["too-many-nodes"], "course.yaml")
 
 
-def test_a_repeated_plain_scalar_is_one_object() -> None:
-    data = from_events("a: lisa\nb: lisa\nc: [lisa]\n").data
+def test_a_repeated_short_string_is_one_object() -> None:
+    data = from_events("a: lisa\nb: lisa\nc: [lisa]\nd: 'mp4'\ne: \"mp4\"\n").data
     assert data["a"] is data["b"] is data["c"][0]
+    assert data["d"] is data["e"]
 
 
 LINES = """\
