@@ -97,3 +97,33 @@ def test_settings_set_on_one_side_only_are_shared(tmp_path: Path) -> None:
     assert by_id["partial-avatar"].avatar is not by_id["other-partial-avatar"].avatar
     assert by_id["own-avatar"].video is defaults.video
     assert by_id["null-synthesis"].synthesis is None
+
+
+def test_videos_given_the_same_fields_share_one_set_of_their_names(tmp_path: Path) -> None:
+    manifest = tmp_path / "course.yaml"
+    manifest.write_text(f"version: 1\nname: demo\ndefaults:\n{DEFAULTS['full']}\nvideos:\n{VIDEOS}")
+    loaded = load_manifest(manifest)
+    by_id = {video.id: video.fields for video in loaded.videos_resolved()}
+    entries = {entry.id: entry for entry in loaded.model.videos}
+    # the names are still each video's own...
+    assert entries["bare"].model_fields_set == {"id", "text"}
+    assert entries["own-avatar"].model_fields_set == {"id", "text", "avatar"}
+    assert by_id["bare"].model_fields_set == {"id", "text"} | DEFAULT_NAMES
+    assert by_id["own-video"].model_fields_set == {"id", "text"} | DEFAULT_NAMES
+    # ...but one object for the same names
+    assert entries["partial-avatar"].model_fields_set is entries["own-avatar"].model_fields_set
+    assert by_id["bare"].model_fields_set is by_id["own-video"].model_fields_set
+    copy = by_id["bare"].model_copy(update={"ttl_hours": 3})
+    assert "ttl_hours" in copy.model_fields_set
+    assert "ttl_hours" not in by_id["own-video"].model_fields_set
+
+
+DEFAULT_NAMES = {
+    "template",
+    "voice",
+    "avatar",
+    "video",
+    "synthesis",
+    "custom_voices",
+    "vars",
+}
