@@ -7,6 +7,8 @@ results, and check that whatever it does not cover is handed over, never built.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 from pathlib import Path
 from typing import Any
 
@@ -202,3 +204,20 @@ def test_items_with_the_same_keys_share_one_shape_of_lines() -> None:
     first, second, third = (lines._items["videos"][i][0] for i in range(3))
     assert second is third
     assert first is not second  # video a has other keys
+
+
+@pytest.mark.parametrize("text", ["a: 1\n", "a: [1\n", "a: &x 1\nb: *x\n", "a: 1\na: 2\n"])
+def test_the_cycle_collector_runs_again_after_loading(text: str) -> None:
+    assert gc.isenabled()
+    with contextlib.suppress(ManifestError):
+        yamlsafe.load_yaml(text, "course.yaml")
+    assert gc.isenabled()
+
+
+def test_a_disabled_cycle_collector_stays_disabled() -> None:
+    gc.disable()
+    try:
+        yamlsafe.load_yaml("a: 1\n", "course.yaml")
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
