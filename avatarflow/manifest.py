@@ -430,6 +430,10 @@ def load_manifest(path: Path | str, display_path: str | None = None) -> LoadedMa
     field_sets: dict[frozenset[str], set[str]] = {}
     for entry in model.videos:
         _share_fields_set(entry, field_sets)
+        for name in _SETTINGS_FIELDS:
+            settings = getattr(entry, name)
+            if settings is not None:
+                _share_fields_set(settings, field_sets)
     return LoadedManifest(path=path.resolve(), model=model, yaml=loaded, display_path=shown)
 
 

@@ -112,6 +112,10 @@ def test_videos_given_the_same_fields_share_one_set_of_their_names(tmp_path: Pat
     assert by_id["own-video"].model_fields_set == {"id", "text"} | DEFAULT_NAMES
     # ...but one object for the same names
     assert entries["partial-avatar"].model_fields_set is entries["own-avatar"].model_fields_set
+    first, second = (entries[name].avatar for name in ("partial-avatar", "same-partial-avatar"))
+    assert first is not None and second is not None
+    assert first.model_fields_set == {"style"}
+    assert first.model_fields_set is second.model_fields_set
     assert by_id["bare"].model_fields_set is by_id["own-video"].model_fields_set
     copy = by_id["bare"].model_copy(update={"ttl_hours": 3})
     assert "ttl_hours" in copy.model_fields_set
