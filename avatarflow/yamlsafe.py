@@ -64,7 +64,8 @@ class LineMap:
     with the same keys share one shape: 10,000 videos need neither a tuple nor an int
     object per key. Other paths (``defaults.voice``) are kept as they are.
 
-    Builders call :meth:`setdefault` or assign, then :meth:`finish` once done.
+    Builders record every line (:meth:`setdefault` or assignment), then call
+    :meth:`finish`; the map is only read after that.
     """
 
     def __init__(self) -> None:
