@@ -50,11 +50,11 @@ _PACKAGE = Path(__file__).resolve().parent
 # Libraries whose behaviour decides a request body, by a file that names their version.
 _LIBRARIES = (("jinja2", "__init__.py"), ("yaml", "__init__.py"), ("pydantic", "version.py"))
 
-StatKey = list[int]
+StatKey = tuple[int, int, int, int, int]
 
 
 def stat_key(st: os.stat_result) -> StatKey:
-    return [st.st_mode, st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns]
+    return (st.st_mode, st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -191,7 +191,13 @@ def _write(path: Path, data: dict[str, Any]) -> bool:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(json.dumps(data, separators=(",", ":")))  # the C encoder
+            # Key by key through the C encoder: one string of the whole memo (megabytes
+            # at 10,000 videos) would be the peak of a plan's memory.
+            handle.write("{")
+            for index, (key, value) in enumerate(data.items()):
+                head = f"{',' if index else ''}{json.dumps(key)}:"
+                handle.write(head + json.dumps(value, separators=(",", ":")))
+            handle.write("}")
         os.replace(tmp, path)
         _prune(path.parent, time.time())
     except OSError:  # a read-only home still plans, in full every time
@@ -240,7 +246,7 @@ def _unchanged(manifest: Path, data: dict[str, Any]) -> bool:
             return False
         # Any write sets ctime to "now"; one within a clock tick of the stats could leave
         # every field as it was, so a file changed that recently never matches.
-        if stat_key(st) != key or max(st.st_mtime_ns, st.st_ctime_ns) >= racy_from:
+        if stat_key(st) != tuple(key) or max(st.st_mtime_ns, st.st_ctime_ns) >= racy_from:
             return False
     return True
 

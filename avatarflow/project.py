@@ -221,8 +221,8 @@ class Project:
             return
         folder = self._configured_state_dir()
         observed.state_dir = folder
-        for name, st in store.read_stats.items():
-            observed.stats[f"{folder}/{name}"] = stat_key(st)
+        for name, key in store.read_stats.items():
+            observed.stats[f"{folder}/{name}"] = key
         if store.listing is not None:
             observed.listings[f"{folder}/{RECORDS_DIR}"] = store.listing
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from ..errors import Location, StateError
 from ..lock import LockInfo, StateLock, force_unlock
+from ..planmemo import StatKey, stat_key
 from ..state import (
     State,
     StateMeta,
@@ -43,7 +44,7 @@ class LocalStore:
         self.display = display
         # What the last load read: each file's stat, taken before it was read, and the
         # record names listed. The plan memo compares them on the next run.
-        self.read_stats: dict[str, os.stat_result] = {}  # by path inside ``directory``
+        self.read_stats: dict[str, StatKey] = {}  # by path inside ``directory``
         self.listing: list[str] | None = None
 
     def record_path(self, video_id: str) -> Path:
@@ -82,7 +83,7 @@ class LocalStore:
     def _read_text(self, path: str | Path, shown: str, inside: str) -> str:
         try:
             with open(path, encoding="utf-8") as handle:
-                self.read_stats[inside] = os.fstat(handle.fileno())
+                self.read_stats[inside] = stat_key(os.fstat(handle.fileno()))
                 return handle.read()
         except (OSError, UnicodeDecodeError) as exc:
             raise StateError(f"cannot read state file: {exc}", Location(shown)) from None
