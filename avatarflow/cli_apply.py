@@ -208,18 +208,18 @@ def _lock(project: Project, timeout: float, err: Any) -> HeldLock:
 
 
 def _recall_locked(manifest: Path, target: TargetName, timeout: float, err: Any) -> Recalled | None:
-    """The plan memo of a no-op apply, confirmed while holding the state lock: a running
+    """The plan memo of a no-op apply, checked while holding the state lock: a running
     apply is reported as it would be without a memo, and cannot change the state between
     the check and the answer."""
     from .backends.local import LocalStore
-    from .planmemo import recall
+    from .planmemo import read
 
-    first = recall(manifest, target)
-    if first is None:
+    memo = read(manifest, target)
+    if memo is None:
         return None
-    store = LocalStore(manifest.resolve().parent / first.state_dir, first.state_dir)
+    store = LocalStore(manifest.resolve().parent / memo.state_dir, memo.state_dir)
     with store.lock(command_line(), timeout, on_wait=lambda msg: err.print(msg, highlight=False)):
-        return recall(manifest, target)
+        return memo.check()
 
 
 def _check_unchanged(project: Project, plan: Plan) -> None:

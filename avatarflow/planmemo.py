@@ -10,7 +10,7 @@ rendering a template or parsing a state record.
   every file of the templates folder and every narration file are read and hashed
   (sha256) on every run, exactly as the full plan reads them.
 - State records and outputs are files avatarflow writes itself. They are compared by
-  stat (mode, size, mtime_ns, inode, ctime_ns), taken before the full plan read them, as
+  stat (size, mtime_ns, inode, ctime_ns), taken before the full plan read them, as
   the output stat cache and git's index do. Every write sets a file's ctime to the
   current time, which no tool can set back; a file whose ctime (or mtime) falls within
   ``RACY_NS`` of the moment those stats were taken could have changed again within the
@@ -32,7 +32,6 @@ import hashlib
 import json
 import os
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from importlib.util import find_spec
@@ -40,21 +39,15 @@ from pathlib import Path
 from typing import Any
 
 from .planner import Action, ActionKind, Plan
-from .statcache import RACY_NS
+from .statcache import RACY_NS, StatKey, stat_key, write_json
 from .userfiles import UnsuitableFile, read_regular_file
 
-VERSION = 1
+VERSION = 2
 MAX_INPUT_BYTES = 16 * 1024 * 1024  # above the manifest's and narration's own limits
 MAX_AGE_S = 30 * 24 * 3600  # a memo unused this long is deleted when another is written
 _PACKAGE = Path(__file__).resolve().parent
 # Libraries whose behaviour decides a request body, by a file that names their version.
 _LIBRARIES = (("jinja2", "__init__.py"), ("yaml", "__init__.py"), ("pydantic", "version.py"))
-
-StatKey = tuple[int, int, int, int, int]
-
-
-def stat_key(st: os.stat_result) -> StatKey:
-    return (st.st_mode, st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -83,7 +76,6 @@ class Observed:
 class Recalled:
     plan: Plan
     warnings: list[str]
-    state_dir: str  # relative to the manifest: where the state's lock is
 
 
 # -- where memos live ------------------------------------------------------------------
@@ -170,12 +162,6 @@ def remember(
     return _write(memo_path(manifest, target), data)
 
 
-def forget(manifest: Path, target: str) -> None:
-    """Drop the memo: whatever ``apply`` writes makes it stale anyway."""
-    with contextlib.suppress(OSError):
-        memo_path(manifest, target).unlink()
-
-
 def _prune(folder: Path, now: float) -> None:
     """Memos of checkouts long gone (CI workspaces, scratch copies) are dropped."""
     for entry in os.scandir(folder):
@@ -185,39 +171,48 @@ def _prune(folder: Path, now: float) -> None:
 
 
 def _write(path: Path, data: dict[str, Any]) -> bool:
-    """Atomically, not fsynced: a torn memo fails to parse and is a miss."""
-    tmp: str | None = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            # Key by key through the C encoder: one string of the whole memo (megabytes
-            # at 10,000 videos) would be the peak of a plan's memory.
-            handle.write("{")
-            for index, (key, value) in enumerate(data.items()):
-                head = f"{',' if index else ''}{json.dumps(key)}:"
-                handle.write(head + json.dumps(value, separators=(",", ":")))
-            handle.write("}")
-        os.replace(tmp, path)
+    written = write_json(path, data)  # a read-only home still plans, in full every time
+    if written:
         _prune(path.parent, time.time())
-    except OSError:  # a read-only home still plans, in full every time
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-        return False
-    return True
+    return written
 
 
 # -- recalling -------------------------------------------------------------------------
-def recall(manifest: Path, target: str) -> Recalled | None:
-    """The memoised plan when nothing it depends on changed since, else None."""
+@dataclass(frozen=True)
+class Memo:
+    """A memo as read from the cache, not yet checked against the files it names."""
+
+    manifest: Path
+    data: dict[str, Any]
+
+    @property
+    def state_dir(self) -> str:
+        """Where the state's lock is, relative to the manifest."""
+        return str(self.data["state_dir"])
+
+    def check(self) -> Recalled | None:
+        """The memoised plan when nothing it depends on changed since, else None."""
+        try:
+            return _recalled(self.data) if _unchanged(self.manifest, self.data) else None
+        except (OSError, ValueError, TypeError, KeyError, AttributeError, UnsuitableFile):
+            return None
+
+
+def read(manifest: Path, target: str) -> Memo | None:
+    """The memo of ``manifest`` and ``target``, if there is a readable one."""
     try:
         data = json.loads(memo_path(manifest, target).read_bytes())
-        if data["version"] != VERSION or not _unchanged(Path(manifest), data):
-            return None
-        return _recalled(data)
-    except (OSError, ValueError, TypeError, KeyError, AttributeError, UnsuitableFile):
+    except (OSError, ValueError):
         return None
+    if not isinstance(data, dict) or data.get("version") != VERSION:
+        return None
+    return Memo(Path(manifest), data)
+
+
+def recall(manifest: Path, target: str) -> Recalled | None:
+    """The memoised plan when nothing it depends on changed since, else None."""
+    memo = read(manifest, target)
+    return memo.check() if memo is not None else None
 
 
 def _unchanged(manifest: Path, data: dict[str, Any]) -> bool:
@@ -259,4 +254,4 @@ def _recalled(data: dict[str, Any]) -> Recalled:
     )
     serials = {str(k): int(v) for k, v in memo["serials"].items()}
     plan = Plan(actions, memo["lineage"], serials)
-    return Recalled(plan, [str(w) for w in data["warnings"]], str(data["state_dir"]))
+    return Recalled(plan, [str(w) for w in data["warnings"]])

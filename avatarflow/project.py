@@ -17,10 +17,10 @@ from .errors import ConfigError, ManifestError
 from .manifest import LoadedManifest, Manifest, load_manifest
 from .packing import check_packable
 from .payload import DESTINATION_RESERVE, VideoRequest, build_request
-from .planmemo import Observed, remember, snapshot_folder, stat_key
+from .planmemo import Observed, remember, snapshot_folder
 from .planner import OutputCheck, Plan, make_plan
 from .render import Renderer
-from .statcache import CACHE_DIR, FILE_NAME, StatCache
+from .statcache import CACHE_DIR, FILE_NAME, StatCache, stat_key
 from .state import State, StateRecord, StateStore
 
 TargetName = Literal["azure", "emulator"]

@@ -81,18 +81,8 @@ class StatCache:
             "written_ns": written_ns,
             "entries": {k: [*stat, sha] for k, (stat, sha) in sorted(self._entries.items())},
         }
-        tmp: str | None = None
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(json.dumps(data, separators=(",", ":")))  # the C encoder
-            os.replace(tmp, self.path)
-        except OSError:  # a read-only checkout still plans; it only hashes again next time
-            if tmp is not None:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
-            return
+        if not write_json(self.path, data):
+            return  # a read-only checkout still plans; it only hashes again next time
         self._written_ns = written_ns
         self._dirty = False
 
@@ -108,6 +98,29 @@ class StatCache:
 
     def _racy(self, st: os.stat_result) -> bool:
         return st.st_mtime_ns >= self._written_ns - RACY_NS
+
+
+def write_json(path: Path, data: dict[str, Any]) -> bool:
+    """Write a disposable cache file atomically, not fsynced (a torn one fails to parse
+    and is rebuilt); False when it cannot be written. Key by key through the C encoder:
+    one string of a whole cache (megabytes at 10,000 videos) would top a plan's memory."""
+    tmp: str | None = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write("{")
+            for index, (key, value) in enumerate(data.items()):
+                head = f"{',' if index else ''}{json.dumps(key)}:"
+                handle.write(head + json.dumps(value, separators=(",", ":")))
+            handle.write("}")
+        os.replace(tmp, path)
+    except OSError:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        return False
+    return True
 
 
 def _load(path: Path) -> tuple[int, dict[str, tuple[StatKey, str]]]:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ..errors import Location, StateError
 from ..lock import LockInfo, StateLock, force_unlock
-from ..planmemo import StatKey, stat_key
+from ..statcache import StatKey, stat_key
 from ..state import (
     State,
     StateMeta,
