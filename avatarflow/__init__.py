@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from .manifest import Manifest, load_manifest
     from .planner import Action, ActionKind, Plan
     from .project import Project
+    from .pull import PullResult, pull
 
 # Exported names and their modules, imported on first use: a plan recalled from its memo
 # never loads pydantic models, Jinja or YAML, and the command line starts faster for it.
@@ -29,8 +30,10 @@ _EXPORTS = {
     "Manifest": "manifest",
     "Plan": "planner",
     "Project": "project",
+    "PullResult": "pull",
     "UserError": "errors",
     "load_manifest": "manifest",
+    "pull": "pull",
 }
 
 __all__ = [
@@ -40,9 +43,11 @@ __all__ = [
     "Manifest",
     "Plan",
     "Project",
+    "PullResult",
     "UserError",
     "__version__",
     "load_manifest",
+    "pull",
 ]
 
 

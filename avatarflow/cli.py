@@ -75,7 +75,10 @@ class _LazyGroup(click.Group):
         "apply": "cli_apply",
         "emulator": "cli_apply",
         "force-unlock": "cli_apply",
+        "git-setup": "cli_team",
+        "merge-render": "cli_team",
         "prune": "cli_apply",
+        "pull": "cli_team",
         "state": "cli_state",
         "status": "cli_apply",
     }
@@ -162,6 +165,15 @@ def render(ctx: Context, manifest: Path, video_id: str, as_json: bool) -> int:
     is_flag=True,
     help="Exit 0 when there is nothing to do, 2 when there are changes, 1 on error.",
 )
+@click.option("--refresh", is_flag=True, help="Ask the service about the jobs the plan relies on.")
+@click.option(
+    "-o",
+    "--out",
+    "out_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Save the plan to FILE; apply FILE then applies exactly it or refuses.",
+)
 @verify_option
 @pass_ctx
 def plan(
@@ -170,13 +182,15 @@ def plan(
     emulator: bool,
     as_json: bool,
     detailed_exitcode: bool,
+    refresh: bool,
+    out_file: Path | None,
     verify: bool,
 ) -> int:
     """Show which videos apply would render, and why."""
     from .planmemo import recall
 
     target = _target(emulator)
-    recalled = None if verify else recall(manifest, target)
+    recalled = None if verify or refresh else recall(manifest, target)
     if recalled is not None:
         the_plan, warnings, pack_max_inputs = recalled.plan, recalled.warnings, None
     else:
@@ -184,9 +198,18 @@ def plan(
 
         project = Project.open(manifest, target)
         project.check_output_paths()
-        the_plan = project.plan(verify=verify)
+        if refresh:
+            from .cli_apply import refreshed_plan
+
+            the_plan = refreshed_plan(project)
+        else:
+            the_plan = project.plan(verify=verify)
         warnings, pack_max_inputs = project.warnings(), project.pack_max_inputs
         project.remember(the_plan, warnings)
+    if out_file is not None:
+        from .savedplan import save
+
+        save(the_plan, manifest, target, out_file)
     for warning in warnings:
         ctx.err.print(f"warning: {warning}")
     if as_json:
@@ -212,11 +235,20 @@ def schema() -> int:
 @click.option("--name", default="my-course", show_default=True, help="Course name (job id prefix).")
 @pass_ctx
 def init(ctx: Context, directory: Path, name: str) -> int:
-    """Scaffold a manifest, a template and .gitignore lines."""
+    """Scaffold a manifest, a template, .gitignore and .gitattributes lines."""
+    from .gitmerge import setup
     from .scaffold import scaffold
 
     for path in scaffold(directory, name):
         ctx.err.print(f"wrote {path}")
+    attributes, configured = setup(directory)
+    ctx.err.print(f"wrote {attributes}")
+    if configured:
+        ctx.err.print("configured the render merge driver in this clone's git config")
+    ctx.err.print(
+        "next: avatarflow plan course.yaml, then avatarflow apply course.yaml; commit "
+        ".avatarflow/ (each clone runs avatarflow git-setup once for the merge driver)"
+    )
     return EXIT_OK
 
 

@@ -146,10 +146,33 @@ async def _gone(service: Service, project: Project, state: State) -> frozenset[s
 
 
 def _plan_with_refresh(
-    project: Project, service: Service, state: State, replace: frozenset[str]
+    project: Project, service: Service, state: State, replace: frozenset[str], refresh: bool
 ) -> Plan:
+    """The plan apply confirms. A state kept by render knows offline when its jobs
+    expire, so apply plans exactly as ``plan`` does and asks the service only with
+    ``--refresh``; a state kept per video (the remote blob) always asks."""
+    from .backends.local import LocalStore
+
+    if isinstance(state.store, LocalStore) and not refresh:
+        return project.plan(state, replace=replace)
     gone = asyncio.run(_gone(service, project, state))
     return project.plan(state, remote_gone=gone, replace=replace)
+
+
+def refreshed_plan(project: Project) -> Plan:
+    """``plan --refresh``: the plan after asking the service which jobs are gone (this
+    checkout remembers them, so the next offline plan knows too)."""
+    service = Service(project)
+    try:
+        state = project.load_state()
+        gone = asyncio.run(_gone(service, project, state))
+        for video_id in gone:
+            record = state.records.get(video_id)
+            if record is not None:
+                state.note_gone(record.remote_id or record.synthesis_id)
+        return project.plan(state, remote_gone=gone)
+    finally:
+        service.close()
 
 
 # -- reporting ------------------------------------------------------------------------
@@ -176,13 +199,16 @@ def _summary_table(summary: Summary) -> Table:
     table = Table(title="Apply summary", show_header=False)
     table.add_column("what")
     table.add_column("count", justify="right")
-    c = summary.counts
+    c, done = summary.counts, summary.done
     for label, value in (
-        ("created", c["created"]),
-        ("re-rendered", c["rerendered"]),
-        ("adopted (no new render)", c["adopted"]),
-        ("jobs created (paid creates)", c["jobs"]),
-        ("downloaded", c["downloaded"]),
+        # The plan's words, for what the plan listed and apply carried out.
+        ("created", done[ActionKind.CREATE]),
+        ("re-rendered", done[ActionKind.RERENDER]),
+        ("resumed", done[ActionKind.RESUME]),
+        ("fetched", done[ActionKind.DOWNLOAD]),
+        ("reused", done[ActionKind.REUSE]),
+        ("forgotten", done[ActionKind.FORGET]),
+        ("paid creates", c["jobs"]),
         ("failed", len(summary.failed)),
         ("timed out (resumable)", len(summary.timed_out)),
         ("characters billed", summary.characters),
@@ -273,6 +299,9 @@ def _target(emulator: bool) -> TargetName:
     help="Seconds to wait for the state lock.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print events as JSON lines on stdout.")
+@click.option(
+    "--refresh", is_flag=True, help="Ask the service about the jobs the plan relies on first."
+)
 @click.pass_obj
 def apply(
     ctx: Any,
@@ -287,15 +316,25 @@ def apply(
     delete_remote: bool,
     lock_timeout: float,
     as_json: bool,
+    refresh: bool,
 ) -> int:
-    """Render what is new or changed, resuming anything already paid for."""
-    if not (only or exclude or replace):
-        recalled = _recall_locked(manifest, _target(emulator), lock_timeout, ctx.err)
+    """Render what is new or changed, resuming anything already paid for.
+
+    MANIFEST may be a plan saved by ``plan -o``: it is applied exactly, or refused."""
+    from .savedplan import SavedPlan, check, is_saved_plan, load
+
+    saved: SavedPlan | None = None
+    target = _target(emulator)
+    if is_saved_plan(manifest):
+        saved = load(manifest)
+        manifest, target = saved.manifest, saved.target  # type: ignore[assignment]
+    if not (only or exclude or replace or saved or refresh):
+        recalled = _recall_locked(manifest, target, lock_timeout, ctx.err)
         if recalled is not None:  # nothing to do: no request, no write
             if not as_json:
                 print_plan(ctx.out, recalled.plan)
             return 0
-    project = Project.open(manifest, _target(emulator))
+    project = Project.open(manifest, target)
     known = [r.video_id for r in project.requests]
     for video_id in replace:
         project.request(video_id)  # unknown id: clear error before anything else
@@ -304,16 +343,18 @@ def apply(
     try:
         with _lock(project, lock_timeout, ctx.err):
             state = project.load_state()
-            plan = select(
-                _plan_with_refresh(project, service, state, _ids(replace)), only, exclude, known
-            )
+            project.migrate(state)
+            planned = _plan_with_refresh(project, service, state, _ids(replace), refresh)
+            plan = select(planned, only, exclude, known)
+            if saved is not None:
+                check(saved, plan)
             if not as_json:
                 print_plan(ctx.out, plan, project.pack_max_inputs)
             if not plan.has_changes:
                 if not (only or exclude or replace):  # a selection says nothing of the rest
                     project.remember(plan, project.warnings())
                 return 0
-            _confirm(yes)
+            _confirm(yes or saved is not None)  # a saved plan is its own confirmation
             _check_unchanged(project, plan)
             options = service.options(
                 parallelism=parallelism, timeout=timeout, delete_remote=delete_remote
@@ -372,7 +413,8 @@ def status(
     rows = []
     wanted = {r.video_id: r.content_hash for r in project.requests}
     for video_id in sorted(wanted.keys() | state.records.keys()):
-        record = state.records.get(video_id)
+        # A video whose request has no render yet: the render it had before, if any.
+        record = state.records.get(video_id) or state.previous.get(video_id)
         rows.append(
             {
                 "video": video_id,

@@ -25,8 +25,8 @@ def state_group() -> None:
 COMMANDS.append(state_group)
 
 
-def _stores(manifest: Path) -> tuple[StateStore, StateStore]:
-    """(remote, local) of the manifest's Azure target."""
+def _stores(manifest: Path) -> tuple[StateStore, StateStore, Project]:
+    """(remote, local, project) of the manifest's Azure target."""
     project = Project.open(manifest)
     remote = project.remote_store()
     if remote is None:
@@ -34,11 +34,11 @@ def _stores(manifest: Path) -> tuple[StateStore, StateStore]:
             "the manifest keeps its state locally; set service.state.backend: azureblob "
             "to pull or push a remote state"
         )
-    return remote, project.local_store()
+    return remote, project.local_store(), project
 
 
 def _copy(ctx: Any, manifest: Path, *, pull: bool, force: bool, lock_timeout: float) -> int:
-    remote, local = _stores(manifest)
+    remote, local, project = _stores(manifest)
     source, destination = (remote, local) if pull else (local, remote)
 
     def on_wait(message: str) -> None:
@@ -48,7 +48,7 @@ def _copy(ctx: Any, manifest: Path, *, pull: bool, force: bool, lock_timeout: fl
     with ExitStack() as locks:
         for store in (remote, local):
             locks.enter_context(store.lock(command_line(), lock_timeout, on_wait))
-        count = copy_state(source, destination, force=force)
+        count = copy_state(source, destination, force=force, uses=project.video_uses())
     ctx.err.print(f"Copied {count} record(s) from {source.display} to {destination.display}.")
     return 0
 

@@ -21,6 +21,7 @@ _STYLES = {
     ActionKind.RERENDER: "yellow",
     ActionKind.RESUME: "cyan",
     ActionKind.DOWNLOAD: "blue",
+    ActionKind.REUSE: "magenta",
     ActionKind.FORGET: "red",
 }
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import stat
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -14,14 +16,17 @@ from .backends.local import RECORDS_DIR, LocalStore
 from .destination import Destination
 from .destination import resolve as resolve_destination
 from .errors import ConfigError, ManifestError
+from .machine import CACHE_DIR, cache_dir
 from .manifest import LoadedManifest, Manifest, load_manifest
 from .packing import check_packable
 from .payload import DESTINATION_RESERVE, VideoRequest, build_request
 from .planmemo import Observed, remember, snapshot_folder
 from .planner import OutputCheck, Plan, make_plan
 from .render import Renderer
-from .statcache import CACHE_DIR, FILE_NAME, StatCache, stat_key
+from .renders import expiry, parse_time
+from .statcache import FILE_NAME, StatCache, stat_key
 from .state import State, StateRecord, StateStore
+from .videostore import StoredObject, VideoStores, open_stores
 
 TargetName = Literal["azure", "emulator"]
 EMULATOR_DIR = "emulator"
@@ -150,6 +155,13 @@ class Project:
                 request.rendered.video.locate("id"),
             )
 
+    def remove_partial_downloads(self) -> None:
+        """``.part`` files of downloads or pulls cut short (only under the state lock)."""
+        folder = self.target.output_dir
+        if folder.is_dir():
+            for part in folder.glob(".*.part"):
+                part.unlink(missing_ok=True)
+
     # -- the pipeline --------------------------------------------------------------
     @cached_property
     def requests(self) -> list[VideoRequest]:
@@ -209,14 +221,34 @@ class Project:
         store = self.store()
         started_ns = time.time_ns()  # before the first stat
         state = store.load()
+        state.bind(self.video_uses())
         self._observe(store, state, started_ns)
         return state
+
+    def migrate(self, state: State) -> None:
+        """Write a state read in an older format in the current one (a writing command's
+        first step; a plan only reads it)."""
+        store = state.store
+        if isinstance(store, LocalStore) and store.needs_migration and state.meta is not None:
+            store.write_meta(state.meta)
+
+    def video_uses(self) -> list[tuple[str, str, str]]:
+        """(video id, request hash, output path) of every video: how renders are used."""
+        return [
+            (r.video_id, r.content_hash, self.display(self.output_path(r))) for r in self.requests
+        ]
+
+    @cached_property
+    def video_stores(self) -> VideoStores:
+        """The local video store, and the team's for the Azure target when configured."""
+        team = None if self.target.is_emulator else self.manifest.model.service.store.container_url
+        return open_stores(team)
 
     def _observe(self, store: StateStore, state: State, started_ns: int) -> None:
         observed = self.observed
         observed.started_ns, observed.stats, observed.listings = started_ns, {}, {}
         self._observed_state = state
-        if not isinstance(store, LocalStore):
+        if not isinstance(store, LocalStore) or store.needs_migration:
             observed.complete = False  # a remote state has no stat to compare
             return
         folder = self._configured_state_dir()
@@ -244,7 +276,8 @@ class Project:
     @cached_property
     def output_hashes(self) -> StatCache:
         """Hashes of this target's outputs by stat, in an uncommitted cache folder."""
-        return StatCache(self.target.state_dir / CACHE_DIR / FILE_NAME)
+        state_dir = self.target.state_dir
+        return StatCache(state_dir / CACHE_DIR / FILE_NAME, lambda: cache_dir(state_dir))
 
     def check_output(self, record: StateRecord, *, verify: bool = False) -> OutputCheck:
         """Is the recorded output on disk, byte for byte? ``verify`` ignores the cache."""
@@ -261,6 +294,27 @@ class Project:
         digest = self.output_hashes.sha256(record.output.path, path, st, verify=verify)
         return "ok" if digest == record.output.sha256 else "modified"
 
+    def fetch_source(self, state: State) -> Callable[[StateRecord], str | None]:
+        """Where a recorded video can be had again for free: a video store, else the
+        service while its job lives (known offline from the record's expiry, and from
+        the jobs this checkout found gone)."""
+        store = state.store
+        gone = store.facts.gone if isinstance(store, LocalStore) else set()
+        now = datetime.now(UTC)
+
+        def source(record: StateRecord) -> str | None:
+            if record.output is None:
+                return None
+            where = self.video_stores.where(StoredObject(record.output.sha256, record.output.size))
+            if where is not None:
+                return f"{where} store"
+            if (record.remote_id or record.synthesis_id) in gone:
+                return None
+            ends = parse_time(expiry(record.completed_at, record.request, record.surface))
+            return "service" if ends is None or ends > now else None
+
+        return source
+
     def plan(
         self,
         state: State | None = None,
@@ -273,12 +327,14 @@ class Project:
         state = state if state is not None else self.load_state()
         if state is not self._observed_state or remote_gone or replace:
             self.observed.complete = False  # not all of it was read here: nothing to vouch for
+        keeps_renders = isinstance(state.store, LocalStore)
         plan = make_plan(
             self.requests,
             state,
             lambda record: self.check_output(record, verify=verify),
             remote_gone=remote_gone,
             replace=replace,
+            fetch_from=self.fetch_source(state) if keeps_renders else None,
         )
         self.output_hashes.save()
         return plan

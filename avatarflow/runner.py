@@ -23,20 +23,31 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from .client import CreateOutcomeUnknown, JobExistsError, RemoteJob, SpeechClient
 from .destination import Destination
-from .errors import DownloadError, NotFoundError, ServiceError, ThrottledError, TransportError
+from .errors import (
+    DownloadError,
+    NotFoundError,
+    PlanChangedError,
+    ServiceError,
+    StorageError,
+    ThrottledError,
+    TransportError,
+)
 from .killpoints import checkpoint
 from .packing import Member, Pack, group, pack_job_id
 from .payload import ATTEMPT_PROPERTY, HASH_PROPERTY, VideoRequest
 from .planner import Action, ActionKind, Plan
 from .project import Project
+from .renders import format_time
 from .secrets import redact
 from .state import IN_FLIGHT, JobError, OutputFile, State, StateRecord, utc_now
+from .videostore import StoredObject
 
 MAX_ACTIVE_JOBS = 200
 LIST_PAGE = 100  # jobs per list page, the most both API surfaces allow
@@ -80,6 +91,7 @@ EventSink = Callable[[Event], None]
 @dataclass
 class Summary:
     counts: Counter[str] = field(default_factory=Counter)
+    done: Counter[ActionKind] = field(default_factory=Counter)  # actions carried out, by kind
     characters: int = 0
     avatar_seconds: int = 0
     failed: list[str] = field(default_factory=list)
@@ -107,6 +119,11 @@ def _in_container(job: RemoteJob) -> bool:
     return bool(result) and not urlsplit(result or "").scheme
 
 
+def _service_time(moment: datetime | None) -> str | None:
+    """A time the service reported, as state keeps it (UTC ISO-8601)."""
+    return format_time(moment) if moment is not None else None
+
+
 def _record_for(request: VideoRequest, status: str, previous: StateRecord | None) -> StateRecord:
     """A fresh record for a new submission of ``request``."""
     now = utc_now()
@@ -123,7 +140,6 @@ def _record_for(request: VideoRequest, status: str, previous: StateRecord | None
         remote_id=request.job_id(attempt) if request.surface == "ga" else None,
         request=request.recorded_body(),
         sources=dict(request.rendered.sources),
-        submitted_at=now,
         updated_at=now,
     )
 
@@ -171,8 +187,10 @@ class Runner:
             self._destination = self.project.destination()
         self.state.ensure_meta(self.project.manifest.model.name)
         self._remove_partial_downloads()
+        await self._check_promises(plan)
         for action in plan.actions:
             if action.kind is ActionKind.FORGET:
+                self._remove_output(action)
                 self.state.forget(action.video_id)
                 self.summary.counts["forgotten"] += 1
                 self.emit(Event("forgot", action.video_id, "forgotten (removed from the manifest)"))
@@ -195,7 +213,63 @@ class Runner:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._poller
             self.project.output_hashes.save()
+        unfinished = {*self.summary.failed, *self.summary.timed_out}
+        for action in plan.changes:
+            if action.video_id not in unfinished:
+                self.summary.done[action.kind] += 1
+        await asyncio.to_thread(self._sync_stores)
         return self.summary
+
+    def _sync_stores(self) -> None:
+        from .pull import sync_stores
+
+        sync_stores(
+            self.project, self.state, lambda kind, video, msg: self.emit(Event(kind, video, msg))
+        )
+
+    async def _check_promises(self, plan: Plan) -> None:
+        """Before anything is paid: every job the plan fetches from must still be there.
+        A job deleted before its expiry would otherwise need a render the confirmed plan
+        did not list as paid; stop instead, say what changed, and let the next plan (which
+        knows the job is gone) ask for a fresh confirmation."""
+        relied = {
+            a.record.remote_id: a
+            for a in plan.changes
+            if a.kind in (ActionKind.DOWNLOAD, ActionKind.REUSE)
+            and a.source == "service"
+            and a.record is not None
+            and a.record.remote_id
+        }
+        if not relied:
+            return
+        seen = await self.poll_jobs(set(relied))
+        changed: list[str] = []
+        for job_id, action in sorted(relied.items(), key=lambda item: item[1].video_id):
+            job = seen.get(job_id)
+            if job is None or not job.succeeded:
+                self.state.note_gone(job_id)
+                changed.append(
+                    f"{action.video_id}: its job {job_id} is gone before its expiry and no "
+                    "video store has the video, so only a paid render brings it back"
+                )
+        if changed:
+            raise PlanChangedError(
+                "the plan no longer holds; nothing was paid. " + "; ".join(changed) + ". "
+                "Run plan or apply again to confirm the new plan"
+            )
+
+    def _remove_output(self, action: Action) -> None:
+        """The output of a video removed from the manifest, if it is still the file
+        avatarflow wrote (same sha256); anything else there is the user's."""
+        output = action.record.output if action.record else None
+        if output is None:
+            return
+        path = self.project.manifest.root / output.path
+        if path.is_symlink() or not path.is_file():
+            return
+        if self.project.output_hashes.sha256(output.path, path, verify=True) == output.sha256:
+            path.unlink()
+            self.emit(Event("info", action.video_id, f"removed {output.path}"))
 
     def _saved_before_a_crash(self, action: Action) -> bool:
         """Record a download that the last run saved but died before recording: the
@@ -262,10 +336,7 @@ class Runner:
     def _remove_partial_downloads(self) -> None:
         """A crash mid-download leaves a ``.part`` file; the lock says nobody else writes."""
         self.state.remove_stale_temp_files()
-        folder = self.project.target.output_dir
-        if folder.is_dir():
-            for part in folder.glob(".*.part"):
-                part.unlink(missing_ok=True)
+        self.project.remove_partial_downloads()
 
     async def _put(self, record: StateRecord) -> StateRecord:
         """Persist ``record`` before the caller goes on, off the event loop: an fsynced
@@ -276,7 +347,9 @@ class Runner:
     async def _resume(self, action: Action) -> None:
         assert action.request is not None and action.record is not None
         request, record = action.request, action.record
-        if action.kind is ActionKind.DOWNLOAD:
+        if action.kind in (ActionKind.DOWNLOAD, ActionKind.REUSE):
+            if await self._from_store(request, record):
+                return
             job = await self._lookup(record)
             if job is None:
                 await self._fail(
@@ -296,6 +369,42 @@ class Runner:
                 return
             await self._adopted(request, job)
         await self._follow(request)
+
+    async def _from_store(self, request: VideoRequest, record: StateRecord) -> bool:
+        """Put a recorded video in place from a video store: no request, no committed
+        write (the render's record already says everything)."""
+        if record.output is None:
+            return False
+        target = self.project.output_path(request)
+        obj = StoredObject(record.output.sha256, record.output.size)
+        source = await asyncio.to_thread(self.project.video_stores.fetch, obj, target)
+        if source is None:
+            return False
+        self.project.output_hashes.sha256(self.project.display(target), target, verify=True)
+        output = OutputFile(path=self.project.display(target), size=obj.size, sha256=obj.sha256)
+        await self._put(record.model_copy(update={"status": "downloaded", "output": output}))
+        self.state.note_stored(obj.sha256, ["local", source])
+        self.summary.counts["fetched"] += 1
+        self.emit(
+            Event(
+                "downloaded",
+                request.video_id,
+                f"put {output.path} in place from the {source} store (no request)",
+                {"path": output.path, "size": obj.size, "sha256": obj.sha256, "from": source},
+            )
+        )
+        return True
+
+    async def _store(self, target: Path, size: int, digest: str, video_id: str) -> None:
+        """Keep a verified output in every video store; a store that fails is reported
+        and tried again by the next apply or pull."""
+        obj = StoredObject(digest, size)
+        try:
+            await asyncio.to_thread(self.project.video_stores.put, target, obj)
+        except StorageError as exc:
+            self.emit(Event("info", video_id, f"not stored: {exc}"))
+            return
+        self.state.note_stored(digest, [s.name for s in self.project.video_stores.all])
 
     async def _render(self, action: Action) -> None:
         assert action.request is not None
@@ -405,7 +514,7 @@ class Runner:
         return await self._put(record.model_copy(update=update | more))
 
     async def _submitted(self, request: VideoRequest, job: RemoteJob) -> None:
-        record = await self._record_submitted(request, job, submitted_at=utc_now())
+        record = await self._record_submitted(request, job, submitted_at=_service_time(job.created))
         where = f" as input {record.pack_index}" if record.pack_index is not None else ""
         self.emit(
             Event("submitted", request.video_id, f"submitted{where} as {job.id}", {"job": job.id})
@@ -549,7 +658,7 @@ class Runner:
                     update={
                         "status": "succeeded",
                         "remote_status": job.status,
-                        "completed_at": utc_now(),
+                        "completed_at": _service_time(job.last_action),
                         "duration_ms": None if packed else job.duration_ms,
                         "billing": {} if packed else dict(job.billing),
                     }
@@ -560,19 +669,29 @@ class Runner:
     async def _record_failed(self, request: VideoRequest, job: RemoteJob) -> None:
         code = job.error_code or "Failed"
         message = redact(job.error_message or "the service reported a failure")
-        await self._fail(request, code, message, remote_status=job.status)
+        await self._fail(
+            request, code, message, remote_status=job.status, at=_service_time(job.last_action)
+        )
 
     async def _fail(
-        self, request: VideoRequest, code: str, message: str, remote_status: str | None = None
+        self,
+        request: VideoRequest,
+        code: str,
+        message: str,
+        remote_status: str | None = None,
+        at: str | None = None,
     ) -> None:
+        """``at``: the service's time of the failure; a failure seen only here has none."""
         record = self.state.records.get(request.video_id) or _record_for(request, "failed", None)
+        if code == GONE_CODE:
+            self.state.note_gone(record.remote_id or record.synthesis_id)
         await self._put(
             record.model_copy(
                 update={
                     "status": "failed",
                     "error": JobError(code=code, message=message),
                     "remote_status": remote_status or record.remote_status,
-                    "completed_at": utc_now(),
+                    "completed_at": at,
                 }
             )
         )
@@ -699,6 +818,7 @@ class Runner:
         hashes = self.project.output_hashes
         if hashes.sha256(self.project.display(target), target, verify=True) != digest:
             raise DownloadError(f"{target.name} changed while it was being saved")
+        await self._store(target, size, digest, video_id)
         return size, digest
 
     async def _delete_remote(self, request: VideoRequest, job: RemoteJob) -> None:

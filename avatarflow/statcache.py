@@ -16,6 +16,7 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +43,9 @@ def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
 class StatCache:
     """Output path (as stored in state) → (stat key, sha256), loaded from ``path``."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, prepare: Callable[[], object] | None = None) -> None:
         self.path = path
+        self.prepare = prepare  # makes the cache's folder before its first write
         self.bytes_hashed = 0  # what this process read to hash; tests prove reuse with it
         self._written_ns, self._entries = _load(path)
         self._dirty = False
@@ -81,6 +83,8 @@ class StatCache:
             "written_ns": written_ns,
             "entries": {k: [*stat, sha] for k, (stat, sha) in sorted(self._entries.items())},
         }
+        if self.prepare is not None:
+            self.prepare()
         if not write_json(self.path, data):
             return  # a read-only checkout still plans; it only hashes again next time
         self._written_ns = written_ns

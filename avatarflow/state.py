@@ -20,7 +20,7 @@ import json
 import os
 import tempfile
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -99,10 +99,13 @@ class StateMeta(BaseModel):
     created_at: str
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old or the new file, never half."""
+def atomic_write(path: Path, data: bytes, temp_dir: Path | None = None) -> None:
+    """Write ``data`` to ``path`` so that readers see the old or the new file, never half.
+
+    ``temp_dir`` (on the same filesystem) keeps the temp file out of a committed folder."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    folder = temp_dir if temp_dir is not None else path.parent
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -144,6 +147,7 @@ class StateStore(Protocol):
     def delete_record(self, video_id: str) -> None: ...
     def replace(self, meta: StateMeta, records: Mapping[str, StateRecord]) -> None: ...
     def remove_stale_temp_files(self) -> int: ...
+    def bind(self, state: State, videos: Iterable[tuple[str, str, str]]) -> None: ...
     def lock(
         self, command: str, timeout: float = 0.0, on_wait: Callable[[str], None] | None = None
     ) -> HeldLock: ...
@@ -157,6 +161,9 @@ class State:
     store: StateStore
     meta: StateMeta | None = None
     records: dict[str, StateRecord] = field(default_factory=dict)
+    # Per video, the render this checkout had for it before (a store that keeps records
+    # by request fills it): what an edit, a revert or a rename is compared against.
+    previous: dict[str, StateRecord] = field(default_factory=dict)
 
     @property
     def display(self) -> str:
@@ -165,6 +172,11 @@ class State:
     @property
     def exists(self) -> bool:
         return self.meta is not None
+
+    def bind(self, videos: Iterable[tuple[str, str, str]]) -> None:
+        """Give each video (id, request hash, output path) its record, where the store
+        keeps records by request rather than by video."""
+        self.store.bind(self, videos)
 
     def serials(self) -> dict[str, int]:
         return {vid: rec.serial for vid, rec in self.records.items()}
@@ -189,6 +201,19 @@ class State:
         self.store.write_record(record)
         self.records[record.video_id] = record
         return record
+
+    def note_gone(self, job_id: str) -> None:
+        """This machine found ``job_id`` gone: the next plan lists its re-render as paid."""
+        facts = getattr(self.store, "facts", None)
+        if facts is not None:
+            facts.gone.add(job_id)
+            facts.save()
+
+    def note_stored(self, sha256: str, stores: list[str]) -> None:
+        facts = getattr(self.store, "facts", None)
+        if facts is not None:
+            facts.mark_stored(sha256, stores)
+            facts.save()
 
     def remove_stale_temp_files(self) -> int:
         """Temp files of writes cut short by a crash; call only while holding the lock."""

@@ -79,31 +79,40 @@ def run_cli(*args: str) -> Result:
     return Result(code, out.getvalue(), err.getvalue())
 
 
-def record_rendered(project: Project, state: State, request: VideoRequest) -> StateRecord:
-    """Pretend ``request`` was rendered and downloaded: write an output and its record."""
+def record_rendered(
+    project: Project, state: State, request: VideoRequest, *, keep: bool = True
+) -> StateRecord:
+    """Pretend ``request`` was rendered and downloaded: write an output and its record
+    (``keep=False``: only return the record, for a test to record another outcome)."""
     state.ensure_meta(project.manifest.model.name)
     path = project.output_path(request)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(f"video for {request.content_hash}".encode())
     now = utc_now()
-    return state.put(
-        StateRecord(
-            video_id=request.video_id,
-            status="downloaded",
-            input_hash=request.content_hash,
-            synthesis_id=request.synthesis_id,
-            surface=request.surface,
-            remote_id=request.synthesis_id,
-            request=request.recorded_body(),
-            sources=request.rendered.sources,
-            submitted_at=now,
-            completed_at=now,
-            updated_at=now,
-            output=OutputFile(
-                path=project.display(path), size=path.stat().st_size, sha256=sha256_file(path)
-            ),
-        )
+    record = StateRecord(
+        video_id=request.video_id,
+        status="downloaded",
+        input_hash=request.content_hash,
+        synthesis_id=request.synthesis_id,
+        surface=request.surface,
+        remote_id=request.synthesis_id,
+        request=request.recorded_body(),
+        sources=request.rendered.sources,
+        submitted_at=now,
+        completed_at=now,
+        updated_at=now,
+        output=OutputFile(
+            path=project.display(path), size=path.stat().st_size, sha256=sha256_file(path)
+        ),
     )
+    return state.put(record) if keep else record
+
+
+def render_file(manifest: Path, video_id: str, target: str = "azure") -> Path:
+    """The committed record of the render ``video_id``'s request uses."""
+    project = Project.open(manifest, target)  # type: ignore[arg-type]
+    digest = project.request(video_id).content_hash
+    return project.target.state_dir / "renders" / f"{digest}.json"
 
 
 def record_all(manifest: Path) -> None:

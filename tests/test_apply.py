@@ -14,9 +14,9 @@ import pytest
 
 from avatarflow.emulator import Emulator, EmulatorConfig
 from avatarflow.emulator.requestlog import create_counts, read_request_log
-from avatarflow.lock import StateLock
 from avatarflow.project import Project
 from avatarflow.statcache import sha256_file
+from avatarflow.videostore import LocalVideoStore
 
 from .helpers import run_cli
 
@@ -131,6 +131,24 @@ def delete_remote_job(manifest: Path, job_id: str) -> None:
         assert response.status_code == 204
 
 
+def test_output_lost_after_the_job_expired_comes_back_from_the_video_store(
+    tmp_path: Path,
+) -> None:
+    manifest = example(tmp_path)
+    assert apply(manifest, "--only", "01-*")[0] == 0
+    job_id = Project.open(manifest).request("01-welcome").synthesis_id
+    delete_remote_job(manifest, job_id)
+    video = manifest.parent / "build" / "videos-drafts" / "01-welcome.mp4"
+    before = video.read_bytes()
+    video.unlink()
+
+    code, out, err = apply(manifest, "--only", "01-*")
+    assert code == 0, err
+    assert "↓ 01-welcome" in out and "from the local store" in out
+    assert video.read_bytes() == before
+    assert create_counts(data_dir(manifest)) == {job_id: 1}
+
+
 def test_output_lost_after_the_job_expired_is_rerendered_with_that_reason(tmp_path: Path) -> None:
     manifest = example(tmp_path)
     code, _, err = apply(manifest, "--only", "01-*")
@@ -138,11 +156,12 @@ def test_output_lost_after_the_job_expired_is_rerendered_with_that_reason(tmp_pa
     job_id = Project.open(manifest).request("01-welcome").synthesis_id
     delete_remote_job(manifest, job_id)
     (manifest.parent / "build" / "videos-drafts" / "01-welcome.mp4").unlink()
+    shutil.rmtree(LocalVideoStore().root)  # no store keeps it either
 
     code, out, err = apply(manifest, "--only", "01-*")
     assert code == 0, err
     assert "~ 01-welcome" in out
-    assert "output file missing and the remote job has expired" in out
+    assert "output file missing, in no video store, and its job" in out
     # The same request again needs a new job id: the old one may linger until its TTL.
     assert create_counts(data_dir(manifest)) == {job_id: 1, f"{job_id}-r1": 1}
     assert_all_rendered_subset(manifest, ["01-welcome"])
@@ -159,7 +178,7 @@ def assert_all_rendered_subset(manifest: Path, videos: list[str]) -> None:
 def test_second_apply_is_refused_with_the_lock_holder(tmp_path: Path) -> None:
     manifest = example(tmp_path)
     project = Project.open(manifest, "emulator")
-    with StateLock(project.target.state_dir, "avatarflow apply (test)") as lock:
+    with project.local_store().lock("avatarflow apply (test)") as lock:
         result = run_cli("apply", str(manifest), "--emulator", "--yes")
     assert result.code == 1
     assert lock.info is not None

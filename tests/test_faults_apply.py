@@ -249,7 +249,7 @@ def test_a_result_that_never_downloads_stays_paid_for_and_is_fetched_next_time(
     assert "01-welcome" in err and "downloads it again" in err
     record = Project.open(manifest, "emulator").load_state().records["01-welcome"]
     assert record.status == "succeeded" and record.output is None
-    assert record.error is not None and record.error.code == "DownloadFailed"
+    assert record.error is None  # a download that failed here is no fact of the render
 
     emulate(monkeypatch, "")
     plan = run_cli("plan", str(manifest), "--emulator")

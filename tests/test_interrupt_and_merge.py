@@ -16,6 +16,7 @@ import pytest
 from avatarflow.emulator.requestlog import create_counts
 from avatarflow.project import Project
 
+from .helpers import render_file
 from .test_apply import VIDEOS, apply, assert_all_rendered, data_dir, example
 
 
@@ -98,7 +99,8 @@ def test_two_branches_rendering_different_videos_merge_cleanly(
         git(root, "add", ".")
         git(root, "commit", "-qm", f"re-render {video}")
         changed = git(root, "diff", "--name-only", "main", branch).split()
-        assert changed == [f"manifests/.avatarflow/git-course/emulator/videos/{video}.json"]
+        record = render_file(manifest, video, "emulator").relative_to(root)
+        assert changed == [str(record)]
 
     git(root, "checkout", "-q", "one")
     git(root, "merge", "-q", "--no-edit", "two")  # fails the test on any conflict

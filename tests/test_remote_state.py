@@ -160,14 +160,20 @@ def test_pull_and_push_copy_the_state_and_refuse_another_lineage(
     local_dir = manifest.parent / ".avatarflow" / "demo"
     pulled = run_cli("state", "pull", str(manifest))
     assert pulled.code == 0, pulled.err
-    assert sorted(p.name for p in (local_dir / "videos").iterdir()) == [
-        "a.json",
-        "b.json",
-        "c.json",
-    ]
-    remote = Project.open(manifest).load_state()
-    local = Project.open(manifest).local_store().load()
-    assert local.meta == remote.meta and local.records == remote.records
+    project = Project.open(manifest)
+    assert sorted(p.stem for p in (local_dir / "renders").iterdir()) == sorted(
+        r.content_hash for r in project.requests
+    )
+    remote = project.load_state()
+    local = project.local_store().load()
+    local.bind(project.video_uses())
+    assert local.meta is not None and remote.meta is not None
+    assert local.meta.lineage == remote.meta.lineage
+
+    def paid(state: State) -> dict[str, object]:
+        return {v: (r.input_hash, r.remote_id, r.output) for v, r in state.records.items()}
+
+    assert paid(local) == paid(remote)
 
     # A state created separately (another lineage) is never mixed with this one.
     Project.open(manifest).local_store().replace(

@@ -1,0 +1,142 @@
+"""What one checkout on one machine knows that git must not: per-machine facts.
+
+They live in ``.cache/`` inside the state folder, a folder that carries its own
+``.gitignore`` (``*``, as pytest's cache folder does), so ``git add -A`` never takes
+them even in a repository whose ``.gitignore`` knows nothing of avatarflow:
+
+- which render each video's output file was materialised from (``outputs``), so that a
+  branch switch or a revert shows as reusing another render, and apply removes only the
+  outputs it wrote itself (checked by sha256);
+- the jobs this machine found gone before their expiry (``gone``), so that the next
+  plan lists their re-render as paid;
+- which outputs are known to be in which video store (``stored``), so that an upload cut
+  short is done again;
+- the state lock, the stat cache of output hashes and the temp files of state writes.
+
+Everything here is disposable: a missing or corrupt file is an empty one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+CACHE_DIR = ".cache"
+FACTS_FILE = "checkout.json"
+VERSION = 1
+_IGNORE_ALL = "# written by avatarflow: this folder holds per-machine files only\n*\n"
+
+
+def cache_dir(state_dir: Path) -> Path:
+    """The state folder's per-machine folder, created with its ``.gitignore``."""
+    folder = state_dir / CACHE_DIR
+    ignore = folder / ".gitignore"
+    if not ignore.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        write_disposable(ignore, _IGNORE_ALL.encode())
+    return folder
+
+
+def write_disposable(path: Path, data: bytes) -> None:
+    """Replace ``path`` whole (temp file + rename, no fsync: a torn file reads as empty)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@dataclass(frozen=True)
+class Materialised:
+    """An output file avatarflow wrote for a video, and the render it came from."""
+
+    request_hash: str
+    path: str  # relative to the manifest
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class LastRender:
+    """The request a video was last rendered or materialised with here, and the hashes
+    of its sources (script, template, vars), to explain the next change."""
+
+    request_hash: str
+    sources: dict[str, str]
+
+
+@dataclass
+class MachineFacts:
+    path: Path
+    outputs: dict[str, Materialised] = field(default_factory=dict)
+    latest: dict[str, LastRender] = field(default_factory=dict)
+    gone: set[str] = field(default_factory=set)
+    stored: dict[str, set[str]] = field(default_factory=dict)  # sha256 -> store names
+    _saved: str = ""
+
+    @classmethod
+    def load(cls, state_dir: Path) -> MachineFacts:
+        path = state_dir / CACHE_DIR / FACTS_FILE
+        facts = cls(path)
+        try:
+            text = path.read_text("utf-8")
+            data = json.loads(text)
+            if data.get("version") != VERSION:
+                return facts
+            facts.outputs = {
+                str(vid): Materialised(**item) for vid, item in data.get("outputs", {}).items()
+            }
+            facts.latest = {
+                str(vid): LastRender(**item) for vid, item in data.get("latest", {}).items()
+            }
+            facts.gone = {str(job) for job in data.get("gone", [])}
+            facts.stored = {str(k): set(v) for k, v in data.get("stored", {}).items()}
+            facts._saved = text
+        except (OSError, ValueError, TypeError, AttributeError):
+            return cls(path)
+        return facts
+
+    def _text(self) -> str:
+        data: dict[str, Any] = {
+            "version": VERSION,
+            "outputs": {vid: vars(m) for vid, m in sorted(self.outputs.items())},
+            "latest": {vid: vars(m) for vid, m in sorted(self.latest.items())},
+            "gone": sorted(self.gone),
+            "stored": {sha: sorted(names) for sha, names in sorted(self.stored.items())},
+        }
+        return json.dumps(data, sort_keys=True, indent=1) + "\n"
+
+    def save(self) -> None:
+        """Write the facts if they changed since they were read."""
+        text = self._text()
+        if text == self._saved:
+            return
+        cache_dir(self.path.parent.parent)
+        write_disposable(self.path, text.encode())
+        self._saved = text
+
+    def is_stored(self, sha256: str, stores: tuple[str, ...]) -> bool:
+        return set(stores) <= self.stored.get(sha256, set())
+
+    def mark_stored(self, sha256: str, stores: list[str] | tuple[str, ...]) -> None:
+        self.stored.setdefault(sha256, set()).update(stores)
+
+
+def remove_stale_temps(state_dir: Path) -> int:
+    """Temp files of state writes cut short (only while holding the state lock)."""
+    removed = 0
+    for folder in (state_dir / CACHE_DIR, state_dir / CACHE_DIR / "tmp"):
+        if folder.is_dir():
+            for tmp in folder.glob(".*.tmp"):
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
+                    removed += 1
+    return removed

@@ -1,0 +1,144 @@
+"""``avatarflow.pull``: a checkout's videos from the video stores, with no Speech request.
+
+For every video of the manifest whose render delivered a video, the output is put in
+place from the local store, else the team store (verified by size and sha256 on the way
+out). Outputs this checkout wrote for videos no longer in the manifest are removed
+(only while they are still the bytes avatarflow wrote). Every verified output on disk
+that a store lacks is put into it, so an upload cut short is finished here. What no
+store holds is reported with what rendering it would cost; nothing is rendered, and no
+committed file is written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import StorageError
+from .lock import command_line
+from .planner import ActionKind
+from .project import Project, TargetName
+from .state import OutputFile, State
+from .videostore import StoredObject
+
+Report = Callable[[str, str | None, str], None]  # (kind, video id, message)
+
+
+@dataclass
+class PullResult:
+    fetched: dict[str, str] = field(default_factory=dict)  # video id -> store name
+    up_to_date: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    stored: list[str] = field(default_factory=list)  # video ids whose output was uploaded
+    missing: list[str] = field(default_factory=list)  # needs a render (paid) or a download
+    paid_renders: int = 0  # of the missing ones, how many only a new render brings back
+
+    @property
+    def complete(self) -> bool:
+        return not self.missing
+
+
+def pull(
+    manifest: Path | str,
+    target: TargetName = "azure",
+    *,
+    lock_timeout: float = 0.0,
+    on_event: Report | None = None,
+) -> PullResult:
+    """Materialise the checkout's videos from the stores (see the module docstring)."""
+    project = Project.open(manifest, target)
+    project.check_output_paths()
+    report: Report = on_event or (lambda kind, video, message: None)
+    with project.store().lock(command_line(), lock_timeout):
+        state = project.load_state()
+        project.migrate(state)
+        state.remove_stale_temp_files()
+        project.remove_partial_downloads()
+        result = _pull(project, state, report)
+        sync_stores(project, state, report, result)
+        project.output_hashes.save()
+    return result
+
+
+def _pull(project: Project, state: State, report: Report) -> PullResult:
+    result = PullResult()
+    plan = project.plan(state)
+    for action in plan.actions:
+        record = action.record
+        if action.kind is ActionKind.NOOP:
+            result.up_to_date.append(action.video_id)
+        elif action.kind is ActionKind.FORGET:
+            output = record.output if record is not None else None
+            if output is not None and _remove_written(project, output):
+                result.removed.append(action.video_id)
+                report("removed", action.video_id, f"removed {output.path}")
+            state.forget(action.video_id)
+        elif (
+            action.kind in (ActionKind.DOWNLOAD, ActionKind.REUSE)
+            and action.request is not None
+            and record is not None
+            and record.output is not None
+        ):
+            target = project.output_path(action.request)
+            obj = StoredObject(record.output.sha256, record.output.size)
+            source = project.video_stores.fetch(obj, target)
+            if source is None:
+                result.missing.append(action.video_id)
+                report("missing", action.video_id, "in no video store: apply downloads it")
+                continue
+            project.output_hashes.sha256(project.display(target), target, verify=True)
+            output = OutputFile(path=project.display(target), size=obj.size, sha256=obj.sha256)
+            state.put(record.model_copy(update={"status": "downloaded", "output": output}))
+            state.note_stored(obj.sha256, ["local", source])
+            result.fetched[action.video_id] = source
+            report(
+                "fetched", action.video_id, f"put {output.path} in place from the {source} store"
+            )
+        else:
+            result.missing.append(action.video_id)
+            result.paid_renders += action.paid
+            why = "; ".join(action.reasons)
+            cost = "a paid render" if action.paid else "apply"
+            report("missing", action.video_id, f"{action.symbol} {why} (needs {cost})")
+    return result
+
+
+def _remove_written(project: Project, output: OutputFile) -> bool:
+    path = project.manifest.root / output.path
+    if path.is_symlink() or not path.is_file():
+        return False
+    if project.output_hashes.sha256(output.path, path, verify=True) != output.sha256:
+        return False  # changed since avatarflow wrote it: the user's now
+    path.unlink()
+    return True
+
+
+def sync_stores(
+    project: Project, state: State, report: Report, result: PullResult | None = None
+) -> None:
+    """Put every current, verified output that a store is not known to hold into it."""
+    stores = project.video_stores
+    names = tuple(store.name for store in stores.all)
+    facts = getattr(state.store, "facts", None)
+    if facts is None:
+        return
+    wanted = {r.video_id: r for r in project.requests}
+    for video_id, record in state.records.items():
+        output = record.output
+        if video_id not in wanted or output is None or facts.is_stored(output.sha256, names):
+            continue
+        if project.check_output(record) != "ok":
+            continue
+        path = project.manifest.root / output.path
+        try:
+            added = stores.put(path, StoredObject(output.sha256, output.size))
+        except StorageError as exc:
+            report("info", video_id, f"not stored: {exc}")
+            continue
+        facts.mark_stored(output.sha256, names)
+        if added:
+            report("stored", video_id, f"stored {output.path} in the {' and '.join(added)} store")
+            if result is not None:
+                result.stored.append(video_id)
+    facts.save()
