@@ -100,10 +100,13 @@ def ga_job(job_id: str, status: str = "NotStarted", **props: Any) -> dict[str, A
     }
 
 
+PREVIEW_NAME = "course-01-welcome-0123456789ab"
+
+
 def preview_job(job_id: str, status: str = "NotStarted", **props: Any) -> dict[str, Any]:
     return {
         "id": job_id,
-        "displayName": "course-01-welcome-0123456789ab",
+        "displayName": PREVIEW_NAME,
         "status": status,
         "createdDateTime": "2023-10-19T12:23:03.350Z",
         "lastActionDateTime": "2023-10-19T12:23:06.320Z",
@@ -149,7 +152,7 @@ def test_preview_create_posts_and_returns_the_server_chosen_id() -> None:
 
         async def scenario() -> RemoteJob:
             async with SpeechClient(make_config(server, api_version=PREVIEW)) as client:
-                return await client.create("course-01", {"displayName": "course-01"})
+                return await client.create("course-01", {"displayName": PREVIEW_NAME})
 
         job = run(scenario())
         sent = server.requests[0]
@@ -157,7 +160,7 @@ def test_preview_create_posts_and_returns_the_server_chosen_id() -> None:
     assert job.id == server_id
     assert job.custom_properties == {"avatarflowHash": "abc123"}
     assert sent.query == {}  # the preview surface has no api-version parameter
-    assert sent.json() == {"displayName": "course-01"}
+    assert sent.json() == {"displayName": PREVIEW_NAME}
 
 
 def test_create_is_not_retried_after_a_5xx() -> None:
