@@ -14,7 +14,7 @@ from .planner import LEGEND, SYMBOLS, ActionKind, Plan
 if TYPE_CHECKING:  # the runner pulls in the HTTP stack, which plan never needs
     from rich.progress import TaskID
 
-    from .runner import Event
+    from .events import Event
 
 _STYLES = {
     ActionKind.CREATE: "green",

@@ -6,14 +6,21 @@ import json
 from pathlib import Path
 
 from avatarflow.planner import ActionKind, Plan
-from avatarflow.project import Project
 from avatarflow.state import JobError
 
-from .helpers import MANIFEST, TEMPLATE, course, record_all, record_rendered, run_cli
+from .helpers import (
+    MANIFEST,
+    TEMPLATE,
+    course,
+    open_course,
+    record_all,
+    record_rendered,
+    run_cli,
+)
 
 
 def plan_of(manifest: Path, **kw: object) -> Plan:
-    return Project.open(manifest).plan(**kw)  # type: ignore[arg-type]
+    return open_course(manifest).plan(**kw)  # type: ignore[arg-type]
 
 
 def kinds(plan: Plan) -> dict[str, ActionKind]:
@@ -81,7 +88,7 @@ def test_missing_output_is_redownloaded_or_rerendered_when_job_is_gone(tmp_path:
 
 def test_removed_video_is_forgotten_and_in_flight_is_resumed(tmp_path: Path) -> None:
     manifest = course(tmp_path)
-    project = Project.open(manifest)
+    project = open_course(manifest)
     state = project.load_state()
     for request in project.requests:
         record = record_rendered(project, state, request)
@@ -93,7 +100,7 @@ def test_removed_video_is_forgotten_and_in_flight_is_resumed(tmp_path: Path) -> 
 
 def test_failed_render_is_retried_with_the_service_error_as_reason(tmp_path: Path) -> None:
     manifest = course(tmp_path)
-    project = Project.open(manifest)
+    project = open_course(manifest)
     state = project.load_state()
     record = record_rendered(project, state, project.requests[0])
     state.put(
