@@ -12,7 +12,7 @@ from typing import Any, ClassVar, TypeVar
 import click
 
 from . import __version__, workflow
-from .display import make_console, print_plan
+from .display import make_console, plan_json, print_plan
 from .errors import (
     AvatarflowError,
     JobTimeoutError,
@@ -165,7 +165,7 @@ def plan(
     for warning in result.warnings:
         ctx.err.print(f"warning: {warning}")
     if as_json:
-        click.echo(json.dumps(result.plan.to_json(), indent=2, ensure_ascii=False))
+        click.echo(json.dumps(plan_json(result.plan), indent=2, ensure_ascii=False))
     else:
         print_plan(ctx.out, result.plan, result.pack_max_inputs)
     if detailed_exitcode and result.plan.has_changes:

@@ -14,7 +14,7 @@ from rich.table import Table
 
 from . import workflow
 from .cli import EXIT_FAILED, EXIT_OK, verify_option
-from .display import ApplyProgress, print_plan, print_rows
+from .display import ApplyProgress, plan_json, print_plan, print_rows
 from .errors import ConfigError
 from .events import Event, LockWait, PlanReady, Progress, Starting
 from .options import ApplyOptions, PruneOptions, StatusOptions
@@ -117,7 +117,7 @@ class _ApplyScreen:
                 print_plan(ctx.out, event.plan, event.pack_max_inputs)
         elif isinstance(event, Starting):
             if self.as_json:
-                line = {"event": "plan", **event.plan.to_json()}
+                line = {"event": "plan", **plan_json(event.plan)}
                 click.echo(json.dumps(line, ensure_ascii=False))
             elif ctx.err.is_terminal:
                 progress = ApplyProgress(ctx.err, len(event.plan.changes))

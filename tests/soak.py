@@ -33,6 +33,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from avatarflow.display import footer
 from avatarflow.emulator.requestlog import read_request_log
 from avatarflow.statcache import sha256_file
 
@@ -294,7 +295,7 @@ def check_invariants(manifest: Path, result: SoakResult) -> None:
     before = len(read_request_log(service))
     plan = project.plan(project.load_state())
     if plan.has_changes:
-        problems.append(f"plan still has changes: {plan.footer()}")
+        problems.append(f"plan still has changes: {footer(plan)}")
     if len(read_request_log(service)) != before:
         problems.append("planning sent requests")
 
