@@ -6,7 +6,7 @@ Library first: the command line is a thin layer over these functions::
     result = avatarflow.plan("manifests/git-course.yaml")
     print(result.plan.counts())
     avatarflow.apply("manifests/git-course.yaml", avatarflow.ApplyOptions(emulator=True),
-                     on_event=lambda event: print(event.message))
+                     on_event=lambda event: print(event.video_id, event.message))
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from .errors import AvatarflowError, UserError
-    from .events import Event, LockWait, PlanReady, Starting
+    from .events import Event, LockWait, PlanReady, Progress, Starting
     from .manifest import Manifest, load_manifest
     from .options import ApplyOptions, PlanOptions, PruneOptions, StatusOptions
     from .planner import Action, ActionKind, Plan
@@ -48,6 +48,7 @@ _EXPORTS = {
     "PlanOptions": "options",
     "PlanReady": "events",
     "PlanResult": "workflow",
+    "Progress": "events",
     "PruneOptions": "options",
     "Starting": "events",
     "StatusOptions": "options",
@@ -74,6 +75,7 @@ __all__ = [
     "PlanOptions",
     "PlanReady",
     "PlanResult",
+    "Progress",
     "PruneOptions",
     "Starting",
     "StatusOptions",

@@ -3,7 +3,8 @@
 ``apply`` reports, in order: ``PlanReady`` (the plan it will carry out, before any
 confirmation), ``Starting`` (confirmed, and the state is still the one planned), then
 one ``Event`` per step of a video. ``LockWait`` comes whenever a command waits for the
-state lock. Every event has a ``message`` a script may print as it is.
+state lock. Every event has a ``message`` a script may print as it is, and the
+``video_id`` it is about (None: the whole command).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class PlanReady:
 
     plan: Plan
     pack_max_inputs: int | None = None
+    video_id: None = None
 
     @property
     def message(self) -> str:
@@ -43,6 +45,7 @@ class Starting:
     """The plan is confirmed and its state unchanged: jobs are about to be sent."""
 
     plan: Plan
+    video_id: None = None
 
     @property
     def message(self) -> str:
@@ -54,6 +57,7 @@ class LockWait:
     """The state is locked by another command; this one waits (``--lock-timeout``)."""
 
     message: str
+    video_id: None = None
 
 
 EventSink = Callable[[Event], None]
