@@ -41,13 +41,15 @@ from .errors import (
     TransportError,
     UntrustedAnswerError,
 )
+from .events import Event, EventSink
 from .killpoints import checkpoint
+from .manifest import Manifest
 from .packing import Member, Pack, group, pack_job_id
 from .payload import ATTEMPT_PROPERTY, HASH_PROPERTY, VideoRequest
 from .planner import Action, ActionKind, Plan
-from .project import Project
 from .secrets import redact
 from .state import IN_FLIGHT, JobError, OutputFile, State, StateRecord, utc_now
+from .workspace import Workspace
 
 MAX_ACTIVE_JOBS = 200
 LIST_PAGE = 100  # jobs per list page, the most both API surfaces allow
@@ -67,7 +69,7 @@ _LOCAL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM
 
 
 @dataclass(frozen=True)
-class ApplyOptions:
+class RunOptions:
     parallelism: int = 20
     timeout: float | None = None  # per job, from submission to a final status
     delete_remote: bool = False
@@ -90,16 +92,22 @@ class ApplyOptions:
 
 
 @dataclass(frozen=True)
-class Event:
-    """Something the user may want to see; the CLI decides how to show it."""
+class JobSettings:
+    """What the runner needs of the manifest: the course's name (the state's meta, the
+    ids of packed jobs) and how jobs are sent. ``destination`` is called only when a job
+    writes to the customer's container, so its SAS is read from the environment then."""
 
-    kind: str  # submitted, adopted, status, downloaded, failed, timeout, forgot, deleted, info
-    video_id: str | None
-    message: str
-    data: dict[str, Any] = field(default_factory=dict)
+    name: str
+    pack: bool
+    pack_max_inputs: int
+    to_container: bool
+    destination: Callable[[], Destination]
 
-
-EventSink = Callable[[Event], None]
+    @classmethod
+    def of(cls, model: Manifest, destination: Callable[[], Destination]) -> JobSettings:
+        service = model.service
+        to_container = service.destination_container_url is not None
+        return cls(model.name, service.pack, service.pack_max_inputs, to_container, destination)
 
 
 @dataclass
@@ -158,16 +166,18 @@ class Runner:
 
     def __init__(
         self,
-        project: Project,
+        workspace: Workspace,
+        jobs: JobSettings,
         state: State,
         client: SpeechClient,
-        options: ApplyOptions | None = None,
+        options: RunOptions | None = None,
         on_event: EventSink | None = None,
     ) -> None:
-        self.project = project
+        self.workspace = workspace
+        self.jobs = jobs
         self.state = state
         self.client = client
-        self.options = options or ApplyOptions()
+        self.options = options or RunOptions()
         self.emit: EventSink = on_event or (lambda event: None)
         self.summary = Summary()
         self.stopping = False  # set on Ctrl-C: no new submissions
@@ -179,11 +189,10 @@ class Runner:
         self._wake = asyncio.Event()
         self._poll_problem: str | None = None  # why the last poll failed, for timeouts
         self._unknown_since: dict[str, float] = {}  # remote id -> first undocumented status
-        service = project.manifest.model.service
-        self.packing = service.pack
+        self.packing = jobs.pack
         # Every job then writes to the customer's container (packs need one).
-        self.to_container = service.destination_container_url is not None
-        self._pack_max_inputs = service.pack_max_inputs  # used only when packing
+        self.to_container = jobs.to_container
+        self._pack_max_inputs = jobs.pack_max_inputs  # used only when packing
         self._destination: Destination | None = None
         self._repack: list[Action] = []  # packed submits that never reached the service
 
@@ -195,8 +204,8 @@ class Runner:
         )
         if (self.to_container and plan.paid()) or packed:
             # Without a SAS: a clear error before anything is written or sent.
-            self._destination = self.project.destination()
-        self.state.ensure_meta(self.project.manifest.model.name)
+            self._destination = self.jobs.destination()
+        self.state.ensure_meta(self.jobs.name)
         self._remove_partial_downloads()
         for action in plan.actions:
             if action.kind is ActionKind.FORGET:
@@ -221,7 +230,7 @@ class Runner:
             self._poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._poller
-            self.project.output_hashes.save()
+            self.workspace.hashes.save()
         return self.summary
 
     def _saved_before_a_crash(self, action: Action) -> bool:
@@ -231,12 +240,12 @@ class Runner:
         if action.request is None or record is None or record.status != "succeeded":
             return False
         pending = record.pending_output
-        target = self.project.output_path(action.request)
-        if pending is None or pending.path != self.project.display(target):
+        target = self.workspace.output_path(action.request)
+        if pending is None or pending.path != self.workspace.display(target):
             return False
         if target.is_symlink() or not target.is_file():
             return False
-        if self.project.output_hashes.sha256(pending.path, target, verify=True) != pending.sha256:
+        if self.workspace.hashes.sha256(pending.path, target, verify=True) != pending.sha256:
             return False
         self.state.put(
             record.model_copy(
@@ -270,7 +279,7 @@ class Runner:
     def destination(self) -> Destination:
         """The customer's container; resolved (SAS included) on first use only."""
         if self._destination is None:
-            self._destination = self.project.destination()
+            self._destination = self.jobs.destination()
         return self._destination
 
     def _resumes(self, actions: list[Action]) -> list[Any]:
@@ -289,7 +298,7 @@ class Runner:
     def _remove_partial_downloads(self) -> None:
         """A crash mid-download leaves a ``.part`` file; the lock says nobody else writes."""
         self.state.remove_stale_temp_files()
-        folder = self.project.target.output_dir
+        folder = self.workspace.output_dir
         if folder.is_dir():
             for part in folder.glob(".*.part"):
                 part.unlink(missing_ok=True)
@@ -381,9 +390,7 @@ class Runner:
                 fresh.append(previous)  # its create never reached the service: same attempt
             else:
                 fresh.append(_record_for(action.request, "submitting", previous))
-        job_id = pack_job_id(
-            self.project.manifest.model.name, ((r.input_hash, r.attempt) for r in fresh)
-        )
+        job_id = pack_job_id(self.jobs.name, ((r.input_hash, r.attempt) for r in fresh))
         members: list[Member] = []
         for index, (action, record) in enumerate(zip(actions, fresh, strict=True), start=1):
             assert action.request is not None
@@ -698,14 +705,14 @@ class Runner:
 
     # -- download ------------------------------------------------------------------
     async def _download(self, request: VideoRequest, job: RemoteJob) -> None:
-        target = self.project.output_path(request)
+        target = self.workspace.output_path(request)
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             if exc.errno not in _LOCAL_ERRNOS:
                 raise
             raise LocalResourceError(
-                self.project.display(target.parent), exc.strerror or str(exc)
+                self.workspace.display(target.parent), exc.strerror or str(exc)
             ) from None
         index = self.state.records[request.video_id].pack_index
         for attempt in range(1, self.options.download_attempts + 1):
@@ -727,7 +734,7 @@ class Runner:
             except OSError as exc:
                 if exc.errno not in _LOCAL_ERRNOS:
                     raise
-                where = self.project.display(Path(exc.filename or target))
+                where = self.workspace.display(Path(exc.filename or target))
                 raise LocalResourceError(where, exc.strerror or str(exc)) from None
             except DownloadError as exc:
                 self.emit(
@@ -749,7 +756,7 @@ class Runner:
                     )
                     return
         record = self.state.records[request.video_id]
-        output = OutputFile(path=self.project.display(target), size=size, sha256=digest)
+        output = OutputFile(path=self.workspace.display(target), size=size, sha256=digest)
         packed = index is not None
         # On the event loop, with no await since the file was renamed into place: no
         # other video moves on while a file on disk is not yet vouched for by state.
@@ -801,7 +808,7 @@ class Runner:
             )
             os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs are ordinary files
             # Write-ahead: state knows the file's hash before the file takes its place.
-            pending = OutputFile(path=self.project.display(target), size=size, sha256=digest)
+            pending = OutputFile(path=self.workspace.display(target), size=size, sha256=digest)
             record = self.state.records[video_id]
             self.state.put(record.model_copy(update={"pending_output": pending}))
             os.replace(tmp, target)
@@ -809,8 +816,8 @@ class Runner:
         finally:
             tmp.unlink(missing_ok=True)
         # The file on disk is what state vouches for; hashing it also fills the stat cache.
-        hashes = self.project.output_hashes
-        if hashes.sha256(self.project.display(target), target, verify=True) != digest:
+        hashes = self.workspace.hashes
+        if hashes.sha256(self.workspace.display(target), target, verify=True) != digest:
             raise DownloadError(f"{target.name} changed while it was being saved")
         return size, digest
 

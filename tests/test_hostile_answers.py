@@ -19,9 +19,9 @@ import pytest
 
 from avatarflow import client
 from avatarflow.emulator.requestlog import create_counts
-from avatarflow.project import Project
 from avatarflow.state import StateRecord
 
+from .helpers import open_course
 from .test_apply import apply, assert_all_rendered_subset, data_dir, example
 from .test_crash import assert_paid_once_and_complete
 from .test_faults_apply import emulate, faults_by_kind, synthesis_id
@@ -32,7 +32,7 @@ PREVIEW = "3.1-preview1"
 
 
 def record_of(manifest: Path, video_id: str = "01-welcome") -> StateRecord:
-    return Project.open(manifest, "emulator").load_state().records[video_id]
+    return open_course(manifest, "emulator").load_state().records[video_id]
 
 
 def output_of(manifest: Path, video_id: str = "01-welcome") -> Path:
@@ -226,7 +226,7 @@ def test_a_full_disk_fails_the_downloads_that_do_not_fit_and_spares_the_rest(
     emulate(monkeypatch, "")
     with small_disk(folder, "400k"):
         code, out, err = apply(manifest)
-        state = Project.open(manifest, "emulator").load_state()
+        state = open_course(manifest, "emulator").load_state()
         full = [v for v, r in state.records.items() if r.status != "downloaded"]
         done = [v for v, r in state.records.items() if r.status == "downloaded"]
         assert code == 3, out + err

@@ -13,9 +13,8 @@ from pathlib import Path
 import pytest
 
 from avatarflow import yamlsafe
-from avatarflow.project import Project
 
-from .helpers import MANIFEST, TEMPLATE, course, make_tree, run_cli
+from .helpers import MANIFEST, TEMPLATE, course, make_tree, open_course, run_cli
 
 BOMBS = {
     "repeat": ('{{ "x" * 10**9 }}', "would be larger than 1,000,000 characters"),
@@ -80,7 +79,7 @@ def test_ordinary_loops_macros_and_filters_still_render(tmp_path: Path) -> None:
         '{{ "ab"|center(6) }}{{ ["a", "b"]|join(", ") }}',
     )
     manifest = with_template(tmp_path, template)
-    content = Project.open(manifest).request("a").rendered.content
+    content = open_course(manifest).request("a").rendered.content
     assert "<s>Hello</s><s>from</s>" in content and "1/3 2/3 3/3" in content
     assert "  ab  a, b" in content
 
@@ -90,12 +89,12 @@ def test_a_byte_order_mark_changes_no_request(tmp_path: Path) -> None:
         tmp_path, MANIFEST.replace("text: Hello from video b.", "text_file: scripts/b.txt")
     )
     make_tree(tmp_path, {"scripts/b.txt": "Hello from a script.\n"})
-    before = {r.video_id: r.content_hash for r in Project.open(manifest).requests}
+    before = {r.video_id: r.content_hash for r in open_course(manifest).requests}
     script = tmp_path / "scripts" / "b.txt"
     script.write_bytes(b"\xef\xbb\xbf" + script.read_bytes())
     template = tmp_path / "templates" / "narration.ssml.j2"
     template.write_bytes(b"\xef\xbb\xbf" + template.read_bytes())
-    project = Project.open(manifest)
+    project = open_course(manifest)
     after = {r.video_id: r.content_hash for r in project.requests}
     assert after == before
     assert "\ufeff" not in project.request("b").rendered.content

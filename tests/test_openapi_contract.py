@@ -24,10 +24,9 @@ import jsonschema
 import pytest
 
 from avatarflow.emulator import Emulator
-from avatarflow.project import Project
 
 from .emulator_fixtures import Api, EmulatorFactory, ga_body
-from .helpers import run_cli
+from .helpers import open_course, run_cli
 from .test_apply import example
 
 pytest_plugins = ["tests.emulator_fixtures"]
@@ -178,7 +177,7 @@ def test_the_strict_schema_refuses_an_undocumented_field() -> None:
 @pytest.mark.parametrize("version", list(SPECS))
 def test_the_clients_request_bodies_fit_the_spec(tmp_path: Path, version: str) -> None:
     manifest = example(tmp_path)
-    requests = Project.open(manifest, "emulator").requests
+    requests = open_course(manifest, "emulator").requests
     assert requests
     for request in requests:
         assert_valid(version, "BatchSynthesis", request.submit_body(0), request=True)
@@ -246,14 +245,14 @@ def test_a_voice_sync_video_is_expressible_in_the_manifest(tmp_path: Path) -> No
         " use_built_in_voice: true}\n"
         "    text: Hello, this is my own voice.\n"
     )
-    (request,) = Project.open(manifest, "emulator").requests
+    (request,) = open_course(manifest, "emulator").requests
     body = request.submit_body(0)
     assert "synthesisConfig" not in body
     assert body["avatarConfig"]["useBuiltInVoice"] is True
     assert_valid("2024-08-01", "BatchSynthesis", body, request=True)
     result = run_cli("apply", str(manifest), "--emulator", "--yes")
     assert result.code == 0, result.err
-    record = Project.open(manifest, "emulator").load_state().records["hello"]
+    record = open_course(manifest, "emulator").load_state().records["hello"]
     assert record.status == "downloaded" and record.output is not None
 
     manifest.write_text(manifest.read_text().replace(" use_built_in_voice: true", ""))
