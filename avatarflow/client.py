@@ -686,9 +686,9 @@ class SpeechClient:
         async with self._http.stream(
             "GET", request.url, headers=headers, follow_redirects=not trusted
         ) as response:
-            if not response.is_success:
-                await response.aread()
-                raise _download_error(request, response)
+            if not response.is_success:  # an error page is read only up to the cap
+                content = await read_capped(response, MAX_ANSWER_BYTES, request.what)
+                raise _download_error(request, _buffered(response, content))
             declared = _content_length(response)
             _check_size(request, declared, expected_size, "offers")
             _check_content_type(request, response, kind)
@@ -698,7 +698,8 @@ class SpeechClient:
         _check_size(request, size, expected_size, "delivered")
         if kind is not None:
             try:
-                await check_media(dest, kind)
+                # A length the job reported, matched above, vouches for a whole file.
+                await check_media(dest, kind, probe=expected_size is None)
             except MediaCheckError as exc:
                 raise DownloadError(f"{request.what}: the file {exc}") from None
         return size, digest

@@ -197,7 +197,7 @@ def _check_binop(operator: str, left: Any, right: Any) -> None:
         for sequence, count in ((left, right), (right, left)):
             size = _size(sequence)
             if size is not None and isinstance(count, int) and size * count > MAX_VALUE:
-                raise _too_big(f"repeating a value of {size:,} {count:,} times")
+                raise _too_big(f"{count:,} times a value of length {size:,}")
         integers = isinstance(left, int) and isinstance(right, int)
         if integers and left.bit_length() + right.bit_length() > MAX_POWER_BITS:
             raise TemplateBudgetError(f"a product of more than {MAX_POWER_BITS:,} bits")

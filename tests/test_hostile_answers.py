@@ -19,6 +19,7 @@ import pytest
 
 from avatarflow import client
 from avatarflow.emulator.requestlog import create_counts
+from avatarflow.mediacheck import MediaCheckError, check_media
 from avatarflow.state import StateRecord
 
 from .helpers import open_course
@@ -240,3 +241,32 @@ def test_a_full_disk_fails_the_downloads_that_do_not_fit_and_spares_the_rest(
     code, out, err = apply(manifest)
     assert code == 0, out + err
     assert_paid_once_and_complete(manifest)
+
+
+# -- the container checks on their own --------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["mp4", "webm"])
+def test_the_media_check_refuses_pages_and_cut_files_and_accepts_whole_ones(
+    tmp_path: Path, kind: str
+) -> None:
+    import asyncio
+
+    import imageio_ffmpeg
+
+    video = tmp_path / f"v.{kind}"
+    codec = ["-c:v", "libx264"] if kind == "mp4" else ["-c:v", "libvpx-vp9"]
+    subprocess.run(
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i",
+         "testsrc=size=64x64:rate=25", "-t", "2", *codec, "-y", str(video)],
+        check=True,
+    )  # fmt: skip
+    asyncio.run(check_media(video, kind))
+    page = tmp_path / f"page.{kind}"
+    page.write_bytes(b"<html><head><title>502 Bad Gateway</title></head></html>")
+    with pytest.raises(MediaCheckError, match=r"is not an? (MP4|WebM) file .* it begins '<html>"):
+        asyncio.run(check_media(page, kind))
+    cut = tmp_path / f"cut.{kind}"
+    cut.write_bytes(video.read_bytes()[: video.stat().st_size // 2])
+    with pytest.raises(MediaCheckError, match=f"is not a complete {kind.upper()} video"):
+        asyncio.run(check_media(cut, kind))
