@@ -79,7 +79,7 @@ class RunOptions:
     # jobs, so from two jobs on it costs less than a GET each.
     list_threshold: int = 1
     download_attempts: int = 4
-    unknown_status_timeout: float = UNKNOWN_STATUS_TIMEOUT
+    unknown_status_timeout: float | None = None  # None: UNKNOWN_STATUS_TIMEOUT
 
     def __post_init__(self) -> None:
         if not 1 <= self.parallelism <= MAX_ACTIVE_JOBS:
@@ -89,6 +89,12 @@ class RunOptions:
     def deadline(self) -> float:
         """Seconds a job (or a lookup) may take: ``timeout``, else the default."""
         return DEFAULT_TIMEOUT if self.timeout is None else self.timeout
+
+    @property
+    def unknown_status_wait(self) -> float:
+        """Seconds a status outside the documented set is waited out before it is refused."""
+        wait = self.unknown_status_timeout
+        return UNKNOWN_STATUS_TIMEOUT if wait is None else wait
 
 
 @dataclass(frozen=True)
@@ -734,7 +740,9 @@ class Runner:
             except OSError as exc:
                 if exc.errno not in _LOCAL_ERRNOS:
                     raise
-                where = self.workspace.display(Path(exc.filename or target))
+                # The temp file beside the target stands for the target in the message.
+                failed = Path(exc.filename) if exc.filename else target
+                where = self.workspace.display(target if failed.parent == target.parent else failed)
                 raise LocalResourceError(where, exc.strerror or str(exc)) from None
             except DownloadError as exc:
                 self.emit(
@@ -929,11 +937,11 @@ class Runner:
         checkpoint("polling")
         if job.status not in DOCUMENTED_STATUSES and not future.done():
             since = self._unknown_since.setdefault(remote_id, time.monotonic())
-            if time.monotonic() - since >= self.options.unknown_status_timeout:
+            if time.monotonic() - since >= self.options.unknown_status_wait:
                 future.set_exception(
                     UntrustedAnswerError(
                         f"job {job.id} has reported the status {job.status!r} for "
-                        f"{self.options.unknown_status_timeout:g} s; the API documents only "
+                        f"{self.options.unknown_status_wait:g} s; the API documents only "
                         f"{', '.join(DOCUMENTED_STATUSES)}"
                     )
                 )

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from avatarflow import client
+from avatarflow import client, runner
 from avatarflow.emulator.requestlog import create_counts
 from avatarflow.mediacheck import MediaCheckError, check_media
 from avatarflow.state import StateRecord
@@ -154,6 +154,17 @@ def test_polls_that_never_give_a_usable_answer_end_at_the_deadline(
     assert "adopted existing job" not in lifted_apply(manifest, monkeypatch)
 
 
+def test_an_undocumented_status_is_refused_after_a_bounded_wait(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(runner, "UNKNOWN_STATUS_TIMEOUT", 1.0)  # 300 s by default
+    manifest, out = first_apply(tmp_path, monkeypatch, "status_as=*:Canceled")
+    assert "UntrustedAnswer" in out and "has reported the status 'Canceled' for 1 s" in out, out
+    assert "the API documents only NotStarted, Running, Succeeded, Failed" in out
+    assert record_of(manifest).status in ("submitted", "running")
+    assert "adopted existing job" not in lifted_apply(manifest, monkeypatch)
+
+
 def test_a_lowercase_failed_status_keeps_the_services_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -203,10 +214,10 @@ def test_a_download_that_is_not_the_video_is_refused_and_fetched_again_next_time
 
 
 @contextlib.contextmanager
-def small_disk(folder: Path, size: str) -> Iterator[None]:
+def small_disk(folder: Path, options: str) -> Iterator[None]:
     folder.mkdir(parents=True, exist_ok=True)
     mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)],
         capture_output=True,
         check=False,
     )
@@ -225,7 +236,7 @@ def test_a_full_disk_fails_the_downloads_that_do_not_fit_and_spares_the_rest(
     manifest = example(tmp_path)
     folder = manifest.parent / "build" / "videos-drafts"
     emulate(monkeypatch, "")
-    with small_disk(folder, "400k"):
+    with small_disk(folder, "size=400k"):
         code, out, err = apply(manifest)
         state = open_course(manifest, "emulator").load_state()
         full = [v for v, r in state.records.items() if r.status != "downloaded"]
@@ -270,3 +281,19 @@ def test_the_media_check_refuses_pages_and_cut_files_and_accepts_whole_ones(
     cut.write_bytes(video.read_bytes()[: video.stat().st_size // 2])
     with pytest.raises(MediaCheckError, match=f"is not a complete {kind.upper()} video"):
         asyncio.run(check_media(cut, kind))
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("mount") is None, reason="needs root")
+def test_a_read_only_output_folder_is_one_line_per_video_and_loses_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    manifest = example(tmp_path)
+    folder = manifest.parent / "build" / "videos-drafts"
+    emulate(monkeypatch, "")
+    with small_disk(folder, "ro,size=64k"):
+        code, out, err = apply(manifest, *ONE)
+    assert code == 3, out + err
+    line = "failed: LocalWriteFailed: build/videos-drafts/01-welcome.mp4: Read-only file system"
+    assert line in out + err and "Traceback" not in out + err, out + err
+    assert record_of(manifest).status == "succeeded"  # paid, kept, downloaded next time
+    assert "adopted existing job" not in lifted_apply(manifest, monkeypatch)
