@@ -56,6 +56,12 @@ def readable_id(value: object) -> str | None:
     return value if isinstance(value, str) and _ID.match(value) else None
 
 
+def _same_id(answered: object, job_id: str) -> bool:
+    # Compared without case: a service that changes an id's case still names our job,
+    # and the manifest refuses ids that differ only by case.
+    return isinstance(answered, str) and answered.casefold() == job_id.casefold()
+
+
 def shown(value: object) -> str:
     """A service value fit for one line of a message: redacted and clipped."""
     text = redact(repr(value))
@@ -75,7 +81,7 @@ def check_created(
     picks the id, so there the answer's name and custom properties must echo the sent ones.
     """
     answered = answer.get("id")
-    if job_id is not None and answered is not None and answered != job_id:
+    if job_id is not None and answered is not None and not _same_id(answered, job_id):
         raise UntrustedAnswerError(
             f"{what}: the service answered for job id {shown(answered)}, not {job_id!r}; "
             "nothing was recorded as created",
@@ -95,7 +101,7 @@ def check_got(
 ) -> None:
     """Refuse a job GET answered with another job (or none)."""
     answered = answer.get("id")
-    if answered != job_id:
+    if not _same_id(answered, job_id):
         raise UntrustedAnswerError(
             f"{what}: the service answered with job id {shown(answered)}; "
             "the answer is not about this job",
