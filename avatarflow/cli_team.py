@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from .cli import emulator_option, manifest_argument
+from .cli import emulator_option, lock_timeout_option, manifest_argument
 
 COMMANDS: list[click.Command] = []
 
@@ -21,16 +21,10 @@ def _command(func: click.Command) -> click.Command:
 @click.command("pull")
 @manifest_argument
 @emulator_option
-@click.option(
-    "--lock-timeout",
-    type=click.FloatRange(min=0),
-    default=0.0,
-    show_default=True,
-    help="Seconds to wait for the state lock.",
-)
+@lock_timeout_option
 @click.pass_obj
 def pull_command(ctx: Any, manifest: Path, emulator: bool, lock_timeout: float) -> int:
-    """Put every video in place from the video stores, without any Speech request."""
+    """Put videos in place from the video stores, with no Speech request."""
     from .pull import pull
 
     def report(kind: str, video: str | None, message: str) -> None:
@@ -54,12 +48,12 @@ def pull_command(ctx: Any, manifest: Path, emulator: bool, lock_timeout: float) 
 
 
 @_command
-@click.command("merge-render", hidden=True)
+@click.command("merge-render")
 @click.argument("base", type=click.Path(path_type=Path))
 @click.argument("ours", type=click.Path(path_type=Path))
 @click.argument("theirs", type=click.Path(path_type=Path))
 def merge_render_command(base: Path, ours: Path, theirs: Path) -> int:
-    """Git merge driver: merge two records of one render into OURS (both jobs kept)."""
+    """Git merge driver for render records: both jobs are kept."""
     from .gitmerge import merge_files
 
     return 0 if merge_files(ours, theirs) else 1
@@ -70,7 +64,7 @@ def merge_render_command(base: Path, ours: Path, theirs: Path) -> int:
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path), default=".")
 @click.pass_obj
 def git_setup_command(ctx: Any, directory: Path) -> int:
-    """Set up the merge driver of render records in this clone (init does it too)."""
+    """Set up the render merge driver in this clone."""
     from .gitmerge import setup
 
     attributes, configured = setup(directory)

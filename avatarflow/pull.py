@@ -14,13 +14,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from .display import symbol
 from .errors import StorageError
 from .lock import command_line
 from .planner import ActionKind
-from .project import Project, TargetName
 from .state import OutputFile, State
-from .videostore import StoredObject
+from .videostore import StoredObject, VideoStores
+from .workspace import TargetName, Workspace
+
+if TYPE_CHECKING:
+    from .planner import Plan
 
 Report = Callable[[str, str | None, str], None]  # (kind, video id, message)
 
@@ -47,30 +52,38 @@ def pull(
     on_event: Report | None = None,
 ) -> PullResult:
     """Materialise the checkout's videos from the stores (see the module docstring)."""
-    project = Project.open(manifest, target)
-    project.check_output_paths()
+    from .build import build_requests
+    from .stores import load_state, migrate, open_store, video_stores
+    from .workflow import full_plan, open_manifest
+
+    loaded, workspace = open_manifest(manifest, target)
+    built = build_requests(loaded)
+    workspace.check_output_paths(loaded, built.requests)
     report: Report = on_event or (lambda kind, video, message: None)
-    with project.store().lock(command_line(), lock_timeout):
-        state = project.load_state()
-        project.migrate(state)
+    stores = video_stores(loaded, workspace)
+    with open_store(loaded, workspace).lock(command_line(), lock_timeout):
+        state, read = load_state(open_store(loaded, workspace), workspace, built)
+        migrate(state)
         state.remove_stale_temp_files()
-        project.remove_partial_downloads()
-        result = _pull(project, state, report)
-        sync_stores(project, state, report, result)
-        project.output_hashes.save()
+        workspace.remove_partial_downloads()
+        plan, _ = full_plan(loaded, workspace, built, state, read)
+        result = _pull(workspace, stores, state, plan, report)
+        sync_stores(workspace, stores, state, report, result)
+        workspace.hashes.save()
     return result
 
 
-def _pull(project: Project, state: State, report: Report) -> PullResult:
+def _pull(
+    workspace: Workspace, stores: VideoStores, state: State, plan: Plan, report: Report
+) -> PullResult:
     result = PullResult()
-    plan = project.plan(state)
     for action in plan.actions:
         record = action.record
         if action.kind is ActionKind.NOOP:
             result.up_to_date.append(action.video_id)
         elif action.kind is ActionKind.FORGET:
             output = record.output if record is not None else None
-            if output is not None and _remove_written(project, output):
+            if output is not None and _remove_written(workspace, output):
                 result.removed.append(action.video_id)
                 report("removed", action.video_id, f"removed {output.path}")
             state.forget(action.video_id)
@@ -80,15 +93,16 @@ def _pull(project: Project, state: State, report: Report) -> PullResult:
             and record is not None
             and record.output is not None
         ):
-            target = project.output_path(action.request)
+            target = workspace.output_path(action.request)
             obj = StoredObject(record.output.sha256, record.output.size)
-            source = project.video_stores.fetch(obj, target)
+            source = stores.fetch(obj, target)
             if source is None:
                 result.missing.append(action.video_id)
                 report("missing", action.video_id, "in no video store: apply downloads it")
                 continue
-            project.output_hashes.sha256(project.display(target), target, verify=True)
-            output = OutputFile(path=project.display(target), size=obj.size, sha256=obj.sha256)
+            shown = workspace.display(target)
+            workspace.hashes.sha256(shown, target, verify=True)
+            output = OutputFile(path=shown, size=obj.size, sha256=obj.sha256)
             state.put(record.model_copy(update={"status": "downloaded", "output": output}))
             state.note_stored(obj.sha256, ["local", source])
             result.fetched[action.video_id] = source
@@ -100,37 +114,40 @@ def _pull(project: Project, state: State, report: Report) -> PullResult:
             result.paid_renders += action.paid
             why = "; ".join(action.reasons)
             cost = "a paid render" if action.paid else "apply"
-            report("missing", action.video_id, f"{action.symbol} {why} (needs {cost})")
+            report("missing", action.video_id, f"{symbol(action.kind)} {why} (needs {cost})")
     return result
 
 
-def _remove_written(project: Project, output: OutputFile) -> bool:
-    path = project.manifest.root / output.path
+def _remove_written(workspace: Workspace, output: OutputFile) -> bool:
+    path = workspace.root / output.path
     if path.is_symlink() or not path.is_file():
         return False
-    if project.output_hashes.sha256(output.path, path, verify=True) != output.sha256:
+    if workspace.hashes.sha256(output.path, path, verify=True) != output.sha256:
         return False  # changed since avatarflow wrote it: the user's now
     path.unlink()
     return True
 
 
 def sync_stores(
-    project: Project, state: State, report: Report, result: PullResult | None = None
+    workspace: Workspace,
+    stores: VideoStores,
+    state: State,
+    report: Report,
+    result: PullResult | None = None,
 ) -> None:
     """Put every current, verified output that a store is not known to hold into it."""
-    stores = project.video_stores
     names = tuple(store.name for store in stores.all)
     facts = getattr(state.store, "facts", None)
     if facts is None:
         return
-    wanted = {r.video_id: r for r in project.requests}
+    check = workspace.output_checker()
     for video_id, record in state.records.items():
         output = record.output
-        if video_id not in wanted or output is None or facts.is_stored(output.sha256, names):
+        if output is None or facts.is_stored(output.sha256, names):
             continue
-        if project.check_output(record) != "ok":
+        if check(record) != "ok":
             continue
-        path = project.manifest.root / output.path
+        path = workspace.root / output.path
         try:
             added = stores.put(path, StoredObject(output.sha256, output.size))
         except StorageError as exc:

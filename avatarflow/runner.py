@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import tempfile
 import time
@@ -28,26 +29,32 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from .answers import DOCUMENTED_STATUSES
 from .client import CreateOutcomeUnknown, JobExistsError, RemoteJob, SpeechClient
 from .destination import Destination
 from .errors import (
     DownloadError,
+    JobTimeoutError,
+    LocalResourceError,
     NotFoundError,
     PlanChangedError,
     ServiceError,
     StorageError,
     ThrottledError,
     TransportError,
+    UntrustedAnswerError,
 )
+from .events import Event, EventSink
 from .killpoints import checkpoint
+from .manifest import Manifest
 from .packing import Member, Pack, group, pack_job_id
 from .payload import ATTEMPT_PROPERTY, HASH_PROPERTY, VideoRequest
 from .planner import Action, ActionKind, Plan
-from .project import Project
 from .renders import format_time
 from .secrets import redact
 from .state import IN_FLIGHT, JobError, OutputFile, State, StateRecord, utc_now
-from .videostore import StoredObject
+from .videostore import StoredObject, VideoStores
+from .workspace import Workspace
 
 MAX_ACTIVE_JOBS = 200
 LIST_PAGE = 100  # jobs per list page, the most both API surfaces allow
@@ -56,10 +63,18 @@ os.umask(_UMASK)
 GONE_CODE = "JobGone"
 TIMEOUT_CODE = "Timeout"
 DOWNLOAD_CODE = "DownloadFailed"
+UNTRUSTED_CODE = "UntrustedAnswer"
+LOCAL_CODE = "LocalWriteFailed"
+# Without --timeout a job stuck in NotStarted or Running is still given up on (and kept
+# for the next apply) after this long; a status outside the documented set sooner.
+DEFAULT_TIMEOUT = 12 * 3600.0
+UNKNOWN_STATUS_TIMEOUT = 300.0
+# Local refusals of a write: reported with the path, the rest of the run goes on.
+_LOCAL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS})
 
 
 @dataclass(frozen=True)
-class ApplyOptions:
+class RunOptions:
     parallelism: int = 20
     timeout: float | None = None  # per job, from submission to a final status
     delete_remote: bool = False
@@ -69,23 +84,41 @@ class ApplyOptions:
     # jobs, so from two jobs on it costs less than a GET each.
     list_threshold: int = 1
     download_attempts: int = 4
+    unknown_status_timeout: float | None = None  # None: UNKNOWN_STATUS_TIMEOUT
 
     def __post_init__(self) -> None:
         if not 1 <= self.parallelism <= MAX_ACTIVE_JOBS:
             raise ValueError(f"parallelism must be between 1 and {MAX_ACTIVE_JOBS}")
 
+    @property
+    def deadline(self) -> float:
+        """Seconds a job (or a lookup) may take: ``timeout``, else the default."""
+        return DEFAULT_TIMEOUT if self.timeout is None else self.timeout
+
+    @property
+    def unknown_status_wait(self) -> float:
+        """Seconds a status outside the documented set is waited out before it is refused."""
+        wait = self.unknown_status_timeout
+        return UNKNOWN_STATUS_TIMEOUT if wait is None else wait
+
 
 @dataclass(frozen=True)
-class Event:
-    """Something the user may want to see; the CLI decides how to show it."""
+class JobSettings:
+    """What the runner needs of the manifest: the course's name (the state's meta, the
+    ids of packed jobs) and how jobs are sent. ``destination`` is called only when a job
+    writes to the customer's container, so its SAS is read from the environment then."""
 
-    kind: str  # submitted, adopted, status, downloaded, failed, timeout, forgot, deleted, info
-    video_id: str | None
-    message: str
-    data: dict[str, Any] = field(default_factory=dict)
+    name: str
+    pack: bool
+    pack_max_inputs: int
+    to_container: bool
+    destination: Callable[[], Destination]
 
-
-EventSink = Callable[[Event], None]
+    @classmethod
+    def of(cls, model: Manifest, destination: Callable[[], Destination]) -> JobSettings:
+        service = model.service
+        to_container = service.destination_container_url is not None
+        return cls(model.name, service.pack, service.pack_max_inputs, to_container, destination)
 
 
 @dataclass
@@ -149,16 +182,20 @@ class Runner:
 
     def __init__(
         self,
-        project: Project,
+        workspace: Workspace,
+        jobs: JobSettings,
         state: State,
         client: SpeechClient,
-        options: ApplyOptions | None = None,
+        options: RunOptions | None = None,
         on_event: EventSink | None = None,
+        stores: VideoStores | None = None,
     ) -> None:
-        self.project = project
+        self.workspace = workspace
+        self.stores = stores  # every verified output goes in; fetches try them first
+        self.jobs = jobs
         self.state = state
         self.client = client
-        self.options = options or ApplyOptions()
+        self.options = options or RunOptions()
         self.emit: EventSink = on_event or (lambda event: None)
         self.summary = Summary()
         self.stopping = False  # set on Ctrl-C: no new submissions
@@ -168,11 +205,12 @@ class Runner:
         self._waiters: dict[str, asyncio.Future[RemoteJob | None]] = {}
         self._poller: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
-        service = project.manifest.model.service
-        self.packing = service.pack
+        self._poll_problem: str | None = None  # why the last poll failed, for timeouts
+        self._unknown_since: dict[str, float] = {}  # remote id -> first undocumented status
+        self.packing = jobs.pack
         # Every job then writes to the customer's container (packs need one).
-        self.to_container = service.destination_container_url is not None
-        self._pack_max_inputs = service.pack_max_inputs  # used only when packing
+        self.to_container = jobs.to_container
+        self._pack_max_inputs = jobs.pack_max_inputs  # used only when packing
         self._destination: Destination | None = None
         self._repack: list[Action] = []  # packed submits that never reached the service
 
@@ -184,8 +222,8 @@ class Runner:
         )
         if (self.to_container and plan.paid()) or packed:
             # Without a SAS: a clear error before anything is written or sent.
-            self._destination = self.project.destination()
-        self.state.ensure_meta(self.project.manifest.model.name)
+            self._destination = self.jobs.destination()
+        self.state.ensure_meta(self.jobs.name)
         self._remove_partial_downloads()
         await self._check_promises(plan)
         for action in plan.actions:
@@ -207,25 +245,27 @@ class Runner:
             if self.packing:
                 await self._gather(self._render_packs([*paid, *self._repack]))
             else:
-                await self._gather(self._render(a) for a in paid)
+                await self._gather(self._guard([a], self._render(a)) for a in paid)
         finally:
             self._poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._poller
-            self.project.output_hashes.save()
+            self.workspace.hashes.save()
         unfinished = {*self.summary.failed, *self.summary.timed_out}
         for action in plan.changes:
             if action.video_id not in unfinished:
                 self.summary.done[action.kind] += 1
-        await asyncio.to_thread(self._sync_stores)
+        if self.stores is not None:
+            await asyncio.to_thread(self._sync_stores, self.stores)
         return self.summary
 
-    def _sync_stores(self) -> None:
+    def _sync_stores(self, stores: VideoStores) -> None:
         from .pull import sync_stores
 
-        sync_stores(
-            self.project, self.state, lambda kind, video, msg: self.emit(Event(kind, video, msg))
-        )
+        def report(kind: str, video: str | None, message: str) -> None:
+            self.emit(Event(kind, video, message))
+
+        sync_stores(self.workspace, stores, self.state, report)
 
     async def _check_promises(self, plan: Plan) -> None:
         """Before anything is paid: every job the plan fetches from must still be there.
@@ -264,10 +304,10 @@ class Runner:
         output = action.record.output if action.record else None
         if output is None:
             return
-        path = self.project.manifest.root / output.path
+        path = self.workspace.root / output.path
         if path.is_symlink() or not path.is_file():
             return
-        if self.project.output_hashes.sha256(output.path, path, verify=True) == output.sha256:
+        if self.workspace.hashes.sha256(output.path, path, verify=True) == output.sha256:
             path.unlink()
             self.emit(Event("info", action.video_id, f"removed {output.path}"))
 
@@ -278,12 +318,12 @@ class Runner:
         if action.request is None or record is None or record.status != "succeeded":
             return False
         pending = record.pending_output
-        target = self.project.output_path(action.request)
-        if pending is None or pending.path != self.project.display(target):
+        target = self.workspace.output_path(action.request)
+        if pending is None or pending.path != self.workspace.display(target):
             return False
         if target.is_symlink() or not target.is_file():
             return False
-        if self.project.output_hashes.sha256(pending.path, target, verify=True) != pending.sha256:
+        if self.workspace.hashes.sha256(pending.path, target, verify=True) != pending.sha256:
             return False
         self.state.put(
             record.model_copy(
@@ -317,7 +357,7 @@ class Runner:
     def destination(self) -> Destination:
         """The customer's container; resolved (SAS included) on first use only."""
         if self._destination is None:
-            self._destination = self.project.destination()
+            self._destination = self.jobs.destination()
         return self._destination
 
     def _resumes(self, actions: list[Action]) -> list[Any]:
@@ -329,19 +369,58 @@ class Runner:
             if action.kind is ActionKind.RESUME and record and record.pack_index is not None:
                 packs.setdefault(record.remote_id or "", []).append(action)
             else:
-                coros.append(self._resume(action))
-        coros.extend(self._resume_pack(members) for members in packs.values())
+                coros.append(self._guard([action], self._resume(action)))
+        coros.extend(self._guard(members, self._resume_pack(members)) for members in packs.values())
         return coros
 
     def _remove_partial_downloads(self) -> None:
         """A crash mid-download leaves a ``.part`` file; the lock says nobody else writes."""
         self.state.remove_stale_temp_files()
-        self.project.remove_partial_downloads()
+        self.workspace.remove_partial_downloads()
 
     async def _put(self, record: StateRecord) -> StateRecord:
         """Persist ``record`` before the caller goes on, off the event loop: an fsynced
         write takes milliseconds, and polls and downloads of other videos need not wait."""
         return await asyncio.to_thread(self.state.put, record)
+
+    # -- the video stores ------------------------------------------------------------
+    async def _from_store(self, request: VideoRequest, record: StateRecord) -> bool:
+        """Put a recorded video in place from a video store: no request, no committed
+        write (the render's record already says everything)."""
+        if record.output is None or self.stores is None:
+            return False
+        target = self.workspace.output_path(request)
+        obj = StoredObject(record.output.sha256, record.output.size)
+        source = await asyncio.to_thread(self.stores.fetch, obj, target)
+        if source is None:
+            return False
+        shown = self.workspace.display(target)
+        self.workspace.hashes.sha256(shown, target, verify=True)
+        output = OutputFile(path=shown, size=obj.size, sha256=obj.sha256)
+        await self._put(record.model_copy(update={"status": "downloaded", "output": output}))
+        self.state.note_stored(obj.sha256, ["local", source])
+        self.emit(
+            Event(
+                "downloaded",
+                request.video_id,
+                f"put {shown} in place from the {source} store (no request)",
+                {"path": shown, "size": obj.size, "sha256": obj.sha256, "from": source},
+            )
+        )
+        return True
+
+    async def _store(self, target: Path, size: int, digest: str, video_id: str) -> None:
+        """Keep a verified output in every video store; a store that fails is reported
+        and tried again by the next apply or pull."""
+        if self.stores is None:
+            return
+        obj = StoredObject(digest, size)
+        try:
+            await asyncio.to_thread(self.stores.put, target, obj)
+        except StorageError as exc:
+            self.emit(Event("info", video_id, f"not stored: {exc}"))
+            return
+        self.state.note_stored(digest, [store.name for store in self.stores.all])
 
     # -- one video -----------------------------------------------------------------
     async def _resume(self, action: Action) -> None:
@@ -370,42 +449,6 @@ class Runner:
             await self._adopted(request, job)
         await self._follow(request)
 
-    async def _from_store(self, request: VideoRequest, record: StateRecord) -> bool:
-        """Put a recorded video in place from a video store: no request, no committed
-        write (the render's record already says everything)."""
-        if record.output is None:
-            return False
-        target = self.project.output_path(request)
-        obj = StoredObject(record.output.sha256, record.output.size)
-        source = await asyncio.to_thread(self.project.video_stores.fetch, obj, target)
-        if source is None:
-            return False
-        self.project.output_hashes.sha256(self.project.display(target), target, verify=True)
-        output = OutputFile(path=self.project.display(target), size=obj.size, sha256=obj.sha256)
-        await self._put(record.model_copy(update={"status": "downloaded", "output": output}))
-        self.state.note_stored(obj.sha256, ["local", source])
-        self.summary.counts["fetched"] += 1
-        self.emit(
-            Event(
-                "downloaded",
-                request.video_id,
-                f"put {output.path} in place from the {source} store (no request)",
-                {"path": output.path, "size": obj.size, "sha256": obj.sha256, "from": source},
-            )
-        )
-        return True
-
-    async def _store(self, target: Path, size: int, digest: str, video_id: str) -> None:
-        """Keep a verified output in every video store; a store that fails is reported
-        and tried again by the next apply or pull."""
-        obj = StoredObject(digest, size)
-        try:
-            await asyncio.to_thread(self.project.video_stores.put, target, obj)
-        except StorageError as exc:
-            self.emit(Event("info", video_id, f"not stored: {exc}"))
-            return
-        self.state.note_stored(digest, [s.name for s in self.project.video_stores.all])
-
     async def _render(self, action: Action) -> None:
         assert action.request is not None
         request = action.request
@@ -425,7 +468,8 @@ class Runner:
         by_id = {a.video_id: a for a in actions}
         requests = [a.request for a in actions if a.request is not None]
         chunks = group(requests, self._pack_max_inputs)
-        return [self._render_pack([by_id[r.video_id] for r in chunk]) for chunk in chunks]
+        packs = [[by_id[r.video_id] for r in chunk] for chunk in chunks]
+        return [self._guard(pack, self._render_pack(pack)) for pack in packs]
 
     async def _render_pack(self, actions: list[Action]) -> None:
         async with self._slots:
@@ -462,9 +506,7 @@ class Runner:
                 fresh.append(previous)  # its create never reached the service: same attempt
             else:
                 fresh.append(_record_for(action.request, "submitting", previous))
-        job_id = pack_job_id(
-            self.project.manifest.model.name, ((r.input_hash, r.attempt) for r in fresh)
-        )
+        job_id = pack_job_id(self.jobs.name, ((r.input_hash, r.attempt) for r in fresh))
         members: list[Member] = []
         for index, (action, record) in enumerate(zip(actions, fresh, strict=True), start=1):
             assert action.request is not None
@@ -579,8 +621,54 @@ class Runner:
             Event("adopted", request.video_id, f"adopted existing job {job.id} (no new render)")
         )
 
+    async def _guard(self, actions: Sequence[Action], work: Any) -> None:
+        """Run the work of ``actions``' videos; an answer that does not fit, a local write
+        refused or a lookup out of time ends these videos only, never the whole run."""
+        try:
+            await work
+        except (UntrustedAnswerError, LocalResourceError, JobTimeoutError) as exc:
+            for action in actions:
+                if action.request is not None:
+                    await self._not_finished(action.request, exc)
+
+    async def _not_finished(self, request: VideoRequest, exc: Exception) -> None:
+        """Report ``exc`` for a video whose record stays as it is: in flight, adopted by
+        its id or hash by the next apply, never marked done nor failed (a new render)."""
+        video_id = request.video_id
+        record = self.state.records.get(video_id)
+        if record is None or record.status == "downloaded":
+            return
+        if video_id in self.summary.failed or video_id in self.summary.timed_out:
+            return
+        message = redact(str(exc))
+        if isinstance(exc, JobTimeoutError):
+            self.summary.timed_out.append(video_id)
+            self.emit(Event("timeout", video_id, f"{message}; the next apply resumes it"))
+            return
+        code = LOCAL_CODE if isinstance(exc, LocalResourceError) else UNTRUSTED_CODE
+        await self._put(record.model_copy(update={"error": JobError(code=code, message=message)}))
+        self.summary.failed.append(video_id)
+        after = (
+            "the next apply downloads it (no new render)"
+            if record.status == "succeeded"
+            else "the next apply looks the job up by its id or hash (no new render)"
+        )
+        self.emit(Event("failed", video_id, f"failed: {code}: {message}; {after}", {"code": code}))
+
     async def _lookup(self, record: StateRecord) -> RemoteJob | None:
-        """The remote job of ``record``, or None when the service has no such job."""
+        """The remote job of ``record``, or None when the service has no such job; within
+        the deadline (a listing that never ends is given up on)."""
+        limit = self.options.deadline
+        try:
+            async with asyncio.timeout(limit):
+                return await self._lookup_once(record)
+        except TimeoutError:
+            raise JobTimeoutError(
+                f"looking up job {record.remote_id or record.synthesis_id} took more than "
+                f"{limit:g} s"
+            ) from None
+
+    async def _lookup_once(self, record: StateRecord) -> RemoteJob | None:
         if record.remote_id:
             try:
                 return await self.client.get(record.remote_id)
@@ -611,24 +699,25 @@ class Runner:
         """Wait until the job of ``requests`` (one video, or the videos of one pack) ends."""
         record = self.state.records[requests[0].video_id]
         started = time.monotonic()
-        timeout = self.options.timeout
+        timeout = self.options.deadline
         future: asyncio.Future[RemoteJob | None] = asyncio.get_running_loop().create_future()
         remote_id = record.remote_id or record.synthesis_id
         self._requests[remote_id] = list(requests)
         self._waiters[remote_id] = future
         self._wake.set()
         try:
-            if timeout is None:
-                job = await future
-            else:
-                remaining = max(0.0, timeout - (time.monotonic() - started))
-                job = await asyncio.wait_for(future, remaining)
+            remaining = max(0.0, timeout - (time.monotonic() - started))
+            job = await asyncio.wait_for(future, remaining)
         except TimeoutError:
             for request in requests:
                 current = self.state.records[request.video_id]
+                status = current.remote_status or current.status
+                if current.remote_status and current.remote_status not in DOCUMENTED_STATUSES:
+                    status = f"{status!r} (a status the API does not document)"
+                problem = f" (last poll: {self._poll_problem})" if self._poll_problem else ""
                 message = (
-                    f"job {remote_id} still {current.remote_status or current.status} after "
-                    f"{timeout:g} s; it stays recorded and the next apply resumes it"
+                    f"job {remote_id} still {status} after "
+                    f"{timeout:g} s{problem}; it stays recorded and the next apply resumes it"
                 )
                 self.summary.timed_out.append(request.video_id)
                 self.emit(Event("timeout", request.video_id, message))
@@ -636,6 +725,9 @@ class Runner:
         finally:
             self._waiters.pop(remote_id, None)
             self._requests.pop(remote_id, None)
+            self._unknown_since.pop(remote_id, None)
+        if job is None and record.surface == "preview":
+            await self._named_another_job(requests, record)
         if job is None:
             for request in requests:
                 await self._fail(
@@ -646,10 +738,31 @@ class Runner:
                 )
         return job
 
+    async def _named_another_job(
+        self, requests: Sequence[VideoRequest], record: StateRecord
+    ) -> None:
+        """A preview job gone right away may never have existed: its id came from the
+        create's answer. When the listing shows a job with this video's content hash, the
+        answer was wrong; the record goes back to an unknown outcome, adopted next time."""
+        found = await self._lookup(record.model_copy(update={"remote_id": None}))
+        if found is None or found.id == record.remote_id:
+            return
+        for request in requests:
+            current = self.state.records[request.video_id]
+            await self._put(current.model_copy(update={"status": "submitting", "remote_id": None}))
+        raise UntrustedAnswerError(
+            f"the create was answered with job id {record.remote_id}, which the service does "
+            f"not know; job {found.id} carries this video's content hash"
+        )
+
     async def _finish(self, request: VideoRequest, job: RemoteJob) -> None:
         if job.status == "Failed":
             await self._record_failed(request, job)
             return
+        if job.status != "Succeeded":
+            raise UntrustedAnswerError(
+                f"job {job.id} is {job.status!r} where a finished job was expected"
+            )
         record = self.state.records[request.video_id]
         if record.status != "succeeded":
             packed = record.pack_index is not None  # the job's totals are the whole pack's
@@ -718,8 +831,15 @@ class Runner:
 
     # -- download ------------------------------------------------------------------
     async def _download(self, request: VideoRequest, job: RemoteJob) -> None:
-        target = self.project.output_path(request)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        target = self.workspace.output_path(request)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            if exc.errno not in _LOCAL_ERRNOS:
+                raise
+            raise LocalResourceError(
+                self.workspace.display(target.parent), exc.strerror or str(exc)
+            ) from None
         index = self.state.records[request.video_id].pack_index
         for attempt in range(1, self.options.download_attempts + 1):
             if index is not None or _in_container(job):
@@ -731,14 +851,19 @@ class Runner:
                 expected = None
             else:
                 url, expected = job.result_url, job.size_in_bytes
-            if not url:
-                await self._fail(
-                    request, "NoResult", "the job succeeded but returned no result URL"
-                )
+            if not url:  # the service's fault: the paid job is kept and fetched again later
+                await self._download_failed(request, "the job succeeded but returned no result URL")
                 return
             try:
                 size, digest = await self._fetch(url, target, expected, request.video_id)
                 break
+            except OSError as exc:
+                if exc.errno not in _LOCAL_ERRNOS:
+                    raise
+                # The temp file beside the target stands for the target in the message.
+                failed = Path(exc.filename) if exc.filename else target
+                where = self.workspace.display(target if failed.parent == target.parent else failed)
+                raise LocalResourceError(where, exc.strerror or str(exc)) from None
             except DownloadError as exc:
                 self.emit(
                     Event(
@@ -759,7 +884,7 @@ class Runner:
                     )
                     return
         record = self.state.records[request.video_id]
-        output = OutputFile(path=self.project.display(target), size=size, sha256=digest)
+        output = OutputFile(path=self.workspace.display(target), size=size, sha256=digest)
         packed = index is not None
         # On the event loop, with no await since the file was renamed into place: no
         # other video moves on while a file on disk is not yet vouched for by state.
@@ -803,11 +928,15 @@ class Runner:
         tmp = Path(tmp_name)
         try:
             size, digest = await self.client.download(
-                url, tmp, expected_size=expected, on_progress=_download_progress
+                url,
+                tmp,
+                expected_size=expected,
+                on_progress=_download_progress,
+                kind=target.suffix.lstrip(".") or None,
             )
             os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs are ordinary files
             # Write-ahead: state knows the file's hash before the file takes its place.
-            pending = OutputFile(path=self.project.display(target), size=size, sha256=digest)
+            pending = OutputFile(path=self.workspace.display(target), size=size, sha256=digest)
             record = self.state.records[video_id]
             self.state.put(record.model_copy(update={"pending_output": pending}))
             os.replace(tmp, target)
@@ -815,8 +944,8 @@ class Runner:
         finally:
             tmp.unlink(missing_ok=True)
         # The file on disk is what state vouches for; hashing it also fills the stat cache.
-        hashes = self.project.output_hashes
-        if hashes.sha256(self.project.display(target), target, verify=True) != digest:
+        hashes = self.workspace.hashes
+        if hashes.sha256(self.workspace.display(target), target, verify=True) != digest:
             raise DownloadError(f"{target.name} changed while it was being saved")
         await self._store(target, size, digest, video_id)
         return size, digest
@@ -858,8 +987,10 @@ class Runner:
         try:
             seen = await self.poll_jobs(ids)
         except (ServiceError, TransportError) as exc:
-            self.emit(Event("info", None, f"polling failed, will retry: {redact(str(exc))}"))
+            self._poll_problem = redact(str(exc))
+            self.emit(Event("info", None, f"polling failed, will retry: {self._poll_problem}"))
             return False
+        self._poll_problem = None
         # Different jobs, different records: their writes may overlap.
         changes = await asyncio.gather(*(self._observe(i, job) for i, job in seen.items()))
         return any(changes)
@@ -925,6 +1056,16 @@ class Runner:
                 )
             )
         checkpoint("polling")
+        if job.status not in DOCUMENTED_STATUSES and not future.done():
+            since = self._unknown_since.setdefault(remote_id, time.monotonic())
+            if time.monotonic() - since >= self.options.unknown_status_wait:
+                future.set_exception(
+                    UntrustedAnswerError(
+                        f"job {job.id} has reported the status {job.status!r} for "
+                        f"{self.options.unknown_status_wait:g} s; the API documents only "
+                        f"{', '.join(DOCUMENTED_STATUSES)}"
+                    )
+                )
         if job.is_final and not future.done():  # a timeout may have ended the wait meanwhile
             future.set_result(job)
         return changed

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .display import SYMBOLS, plan_json
 from .errors import ConfigError, PlanChangedError
-from .planner import SYMBOLS, ActionKind, Plan
+from .planner import ActionKind, Plan
 from .state import atomic_write
 
 KIND = "avatarflow-plan"
@@ -34,7 +35,7 @@ class SavedPlan:
 def save(plan: Plan, manifest: Path, target: str, path: Path) -> None:
     manifest_at = os.path.relpath(manifest.resolve(), path.resolve().parent)
     data = {"kind": KIND, "format": FORMAT, "manifest": manifest_at, "target": target}
-    data["plan"] = plan.to_json()
+    data["plan"] = plan_json(plan)
     atomic_write(path, (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode())
 
 
@@ -72,7 +73,7 @@ def _describe(kind: str, paid: bool) -> str:
 def differences(saved: SavedPlan, fresh: Plan) -> list[str]:
     """What no longer holds of ``saved``, as one phrase per difference."""
     old: dict[str, Any] = saved.data["plan"]
-    now = fresh.to_json()
+    now = plan_json(fresh)
     changes: list[str] = []
     if old.get("lineage") != now["lineage"]:
         changes.append("the state is another one (lineage differs)")

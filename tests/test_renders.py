@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -12,7 +14,7 @@ from avatarflow.backends.local import RENDERS_FORMAT
 from avatarflow.renders import RenderOutput, RenderRecord, dump, merge, to_render
 from avatarflow.state import JobError, OutputFile, StateRecord
 
-from .helpers import run_cli
+from .helpers import MANIFEST, course, record_all, render_file, run_cli
 
 REPO = Path(__file__).resolve().parent.parent
 V1_STATE = Path(__file__).resolve().parent / "data" / "v1-git-course"
@@ -161,3 +163,53 @@ def test_merging_two_paid_jobs_of_one_request_keeps_both_and_is_symmetric() -> N
     pending = _preview("c-job", "2026-01-03T00:00:00Z", False)
     assert merge(ours, pending).job_id == "a-job"
     assert merge(merged, merged) == merged
+
+
+def test_prune_removes_renders_unused_beyond_the_keep_window(tmp_path: Path) -> None:
+    manifest = course(tmp_path)
+    record_all(manifest)
+    old = render_file(manifest, "b")
+    manifest.write_text(MANIFEST.replace("video b.", "video b, edited."))
+    assert old.exists()
+    kept = run_cli("prune", str(manifest), "--yes")
+    assert (kept.code, kept.out) == (0, "Nothing to prune.\n")
+    assert old.exists()  # ended moments ago: a branch may still need it
+    pruned = run_cli("prune", str(manifest), "--yes", "--keep-days", "0")
+    assert pruned.code == 0 and "Pruned 1 unused render(s)." in pruned.out, pruned
+    assert not old.exists()
+    assert render_file(manifest, "a").exists() and render_file(manifest, "c").exists()
+
+
+def _git(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@e",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@e",
+    }
+    return subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True)
+
+
+def test_the_merge_driver_resolves_two_paid_jobs_of_one_request(tmp_path: Path) -> None:
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    assert _git(tmp_path, "init", "-q", "-b", "main").returncode == 0
+    assert run_cli("git-setup", str(tmp_path)).code == 0
+    record = tmp_path / ".avatarflow" / "demo" / "renders" / f"{'h' * 64}.json"
+    record.parent.mkdir(parents=True)
+    record.write_bytes(dump(_preview("base-job", "2026-01-01T00:00:00Z", False)))
+    _git(tmp_path, "add", "-A")
+    _git(tmp_path, "commit", "-qm", "submitted")
+    ours = _preview("a-job", "2026-01-02T00:00:00Z", True)
+    theirs = _preview("b-job", "2026-01-03T00:00:00Z", True)
+    for branch, render in (("one", ours), ("two", theirs)):
+        _git(tmp_path, "checkout", "-q", "-b", branch, "main")
+        record.write_bytes(dump(render))
+        _git(tmp_path, "commit", "-qam", branch)
+    _git(tmp_path, "checkout", "-q", "one")
+    merged = _git(tmp_path, "merge", "--no-edit", "two")
+    assert merged.returncode == 0, merged.stdout + merged.stderr
+    assert record.read_bytes() == dump(merge(ours, theirs))
+    assert "<<<<<<<" not in record.read_text()
+    assert _git(tmp_path, "status", "--porcelain").stdout == ""

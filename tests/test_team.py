@@ -402,3 +402,23 @@ def test_an_apply_killed_during_store_uploads_stores_everything_on_the_next_run(
     assert all(a["source"] == "team store" for a in bob.plan_json()["actions"])  # type: ignore[union-attr]
     bob.pull()
     assert bob.videos() == alice.videos()
+
+
+def test_a_saved_plan_is_applied_exactly_or_refused(
+    team: tuple[Clone, Clone], service: Service, tmp_path: Path
+) -> None:
+    alice, _ = team
+    saved = tmp_path / "plan.json"
+    assert alice.cli("plan", str(alice.manifest), "-o", str(saved)).code == 0
+    promised = json.loads(saved.read_text())["plan"]["summary"]["paid"]
+    result = alice.cli("apply", str(saved))  # its own confirmation: no --yes needed
+    assert result.code == 0, result
+    assert service.paid_creates() == promised == 6
+    alice.commit("the course")
+
+    assert alice.cli("plan", str(alice.manifest), "-o", str(saved)).code == 0
+    alice.edit("scripts/02-commits.txt", ".", "!")
+    refused = alice.cli("apply", str(saved))
+    assert refused.code == 1 and "no longer holds" in refused.err, refused
+    assert "02-commits: its request changed" in refused.err
+    assert service.paid_creates() == 6
