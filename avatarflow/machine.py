@@ -22,11 +22,13 @@ import contextlib
 import json
 import os
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 CACHE_DIR = ".cache"
+SAVE_INTERVAL = 1.0  # seconds between two lazy writes of the facts
 FACTS_FILE = "checkout.json"
 VERSION = 1
 _IGNORE_ALL = "# written by avatarflow: this folder holds per-machine files only\n*\n"
@@ -81,6 +83,8 @@ class MachineFacts:
     gone: set[str] = field(default_factory=set)
     stored: dict[str, set[str]] = field(default_factory=dict)  # sha256 -> store names
     _saved: str = ""
+    _saved_at: float = 0.0
+    _dirty: bool = False
 
     @classmethod
     def load(cls, state_dir: Path) -> MachineFacts:
@@ -114,9 +118,15 @@ class MachineFacts:
         }
         return json.dumps(data, sort_keys=True, indent=1) + "\n"
 
-    def save(self) -> None:
-        """Write the facts if they changed since they were read."""
+    def save(self, *, now: bool = True) -> None:
+        """Write the facts if they changed since they were read. ``now=False`` writes at
+        most once a second (a run of 10,000 videos must not rewrite them 10,000 times);
+        the caller flushes with ``save()`` at its end."""
+        if not now and time.monotonic() - self._saved_at < SAVE_INTERVAL:
+            self._dirty = True
+            return
         text = self._text()
+        self._saved_at, self._dirty = time.monotonic(), False
         if text == self._saved:
             return
         cache_dir(self.path.parent.parent)

@@ -70,6 +70,7 @@ def pull(
         result = _pull(workspace, stores, state, plan, report)
         sync_stores(workspace, stores, state, report, result)
         workspace.hashes.save()
+        state.flush()
     return result
 
 

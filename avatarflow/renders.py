@@ -28,7 +28,9 @@ from .state import JobError, OutputFile, StateRecord
 
 RenderStatus = Literal["submitting", "submitted", "succeeded", "failed"]
 # Failures seen by one machine, not by the service: never part of a committed record.
-LOCAL_ERRORS = frozenset({"DownloadFailed"})
+LOCAL_ERRORS = frozenset({"DownloadFailed", "LocalWriteFailed"})
+# The service's final status, as the working record names it.
+_REMOTE_STATUS = {"succeeded": "Succeeded", "failed": "Failed"}
 _HOURS = re.compile(r"^PT(\d+)H$")
 
 
@@ -187,7 +189,7 @@ def to_render(record: StateRecord, stored: RenderRecord | None) -> RenderRecord 
         subtitles=_output(record.subtitles),
         duration_ms=record.duration_ms,
         billing=dict(record.billing),
-        error=error if status == "failed" else None,
+        error=error,
     )
     if render.completed_at:
         render.expires_at = expiry(render.completed_at, render.request, render.surface)
@@ -222,6 +224,7 @@ def to_view(render: RenderRecord, video_id: str, output_path: str | None) -> Sta
         submitted_at=render.submitted_at,
         completed_at=render.completed_at,
         updated_at=render.completed_at or render.submitted_at or "",
+        remote_status=_REMOTE_STATUS.get(render.status),
         output=(
             OutputFile(path=output_path, size=render.output.size, sha256=render.output.sha256)
             if render.output is not None and output_path is not None

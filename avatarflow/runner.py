@@ -251,6 +251,7 @@ class Runner:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._poller
             self.workspace.hashes.save()
+            self.state.flush()
         unfinished = {*self.summary.failed, *self.summary.timed_out}
         for action in plan.changes:
             if action.video_id not in unfinished:
@@ -266,6 +267,7 @@ class Runner:
             self.emit(Event(kind, video, message))
 
         sync_stores(self.workspace, stores, self.state, report)
+        self.state.flush()
 
     async def _check_promises(self, plan: Plan) -> None:
         """Before anything is paid: every job the plan fetches from must still be there.

@@ -213,6 +213,12 @@ class State:
         facts = getattr(self.store, "facts", None)
         if facts is not None:
             facts.mark_stored(sha256, stores)
+            facts.save(now=False)
+
+    def flush(self) -> None:
+        """Write what the store keeps lazily (a local store's per-machine facts)."""
+        facts = getattr(self.store, "facts", None)
+        if facts is not None:
             facts.save()
 
     def remove_stale_temp_files(self) -> int:

@@ -275,7 +275,7 @@ class LocalStore:
             self.facts.outputs[record.video_id] = Materialised(
                 record.input_hash, output.path, output.size, output.sha256
             )
-        self.facts.save()
+        self.facts.save(now=False)  # flushed by State.flush at the end of the command
 
     def delete_record(self, video_id: str) -> None:
         """A video removed from the manifest: its render stays as history (see prune);
