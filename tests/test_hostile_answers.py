@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -80,6 +81,7 @@ def test_a_create_answered_with_another_jobs_id_is_not_taken_for_ours(
     assert record.status == "submitting"  # unknown outcome: adopted by its id next time
     assert record.remote_id == synthesis_id(manifest, "01-welcome")
     assert faults_by_kind(manifest)[("create", "wrong_id")] == 1
+    assert re.search(r"jobs created \(paid creates\) +│ +1 │", out), out  # paid all the same
     assert "adopted existing job" in lifted_apply(manifest, monkeypatch)
 
 
