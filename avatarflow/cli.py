@@ -74,8 +74,10 @@ class _LazyGroup(click.Group):
     LAZY: ClassVar[dict[str, str]] = {
         "apply": "cli_apply",
         "emulator": "cli_apply",
+        "export": "cli_review",
         "force-unlock": "cli_apply",
         "prune": "cli_apply",
+        "review": "cli_review",
         "state": "cli_state",
         "status": "cli_apply",
     }

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from .client import CreateOutcomeUnknown, JobExistsError, RemoteJob, SpeechClient
 from .destination import Destination
@@ -37,6 +37,7 @@ from .planner import Action, ActionKind, Plan
 from .project import Project
 from .secrets import redact
 from .state import IN_FLIGHT, JobError, OutputFile, State, StateRecord, utc_now
+from .worddiff import spoken_text
 
 MAX_ACTIVE_JOBS = 200
 LIST_PAGE = 100  # jobs per list page, the most both API surfaces allow
@@ -45,6 +46,7 @@ os.umask(_UMASK)
 GONE_CODE = "JobGone"
 TIMEOUT_CODE = "Timeout"
 DOWNLOAD_CODE = "DownloadFailed"
+SUBTITLE_SUFFIX = ".vtt"
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,18 @@ def _in_container(job: RemoteJob) -> bool:
     return bool(result) and not urlsplit(result or "").scheme
 
 
+def _external_subtitles(request: VideoRequest) -> bool:
+    video = request.rendered.video.fields.video
+    return video is not None and video.subtitles == "external_file"
+
+
+def _sidecar_url(video_url: str) -> str:
+    """The subtitle file of a video URL: the same folder and signature, ``.vtt``."""
+    parts = urlsplit(video_url)
+    stem = parts.path.rsplit(".", 1)[0] if "." in parts.path.rsplit("/", 1)[-1] else parts.path
+    return urlunsplit(parts._replace(path=stem + SUBTITLE_SUFFIX))
+
+
 def _record_for(request: VideoRequest, status: str, previous: StateRecord | None) -> StateRecord:
     """A fresh record for a new submission of ``request``."""
     now = utc_now()
@@ -123,6 +137,7 @@ def _record_for(request: VideoRequest, status: str, previous: StateRecord | None
         remote_id=request.job_id(attempt) if request.surface == "ga" else None,
         request=request.recorded_body(),
         sources=dict(request.rendered.sources),
+        narration=spoken_text(request.rendered.content, request.rendered.input_kind),
         submitted_at=now,
         updated_at=now,
     )
@@ -602,6 +617,7 @@ class Runner:
         target = self.project.output_path(request)
         target.parent.mkdir(parents=True, exist_ok=True)
         index = self.state.records[request.video_id].pack_index
+        subtitles: OutputFile | None = None
         for attempt in range(1, self.options.download_attempts + 1):
             if index is not None or _in_container(job):
                 # The service wrote input N to {path}/{job id}/000N.{ext} in our container
@@ -618,6 +634,9 @@ class Runner:
                 )
                 return
             try:
+                if _external_subtitles(request):
+                    # Before the video: a recorded video then always has its subtitles.
+                    subtitles = await self._fetch_subtitles(_sidecar_url(url), target)
                 size, digest = await self._fetch(url, target, expected, request.video_id)
                 break
             except DownloadError as exc:
@@ -650,6 +669,7 @@ class Runner:
                     "status": "downloaded",
                     "output": output,
                     "pending_output": None,
+                    "subtitles": subtitles,
                     "error": None,
                     "duration_ms": record.duration_ms if packed else job.duration_ms,
                     "billing": record.billing if packed else dict(job.billing) or record.billing,
@@ -700,6 +720,24 @@ class Runner:
         if hashes.sha256(self.project.display(target), target, verify=True) != digest:
             raise DownloadError(f"{target.name} changed while it was being saved")
         return size, digest
+
+    async def _fetch_subtitles(self, url: str, video: Path) -> OutputFile:
+        """The job's external ``.vtt`` beside its video: temp file, checked, renamed."""
+        target = video.with_suffix(SUBTITLE_SUFFIX)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=video.parent)
+        os.close(fd)
+        tmp = Path(tmp_name)
+        try:
+            size, digest = await self.client.download(url, tmp, on_progress=_download_progress)
+            with tmp.open("rb") as handle:
+                head = handle.read(16)
+            if not head.removeprefix(b"\xef\xbb\xbf").startswith(b"WEBVTT"):
+                raise DownloadError(f"{target.name}: the subtitle file is not WebVTT")
+            os.chmod(tmp, 0o666 & ~_UMASK)
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return OutputFile(path=self.project.display(target), size=size, sha256=digest)
 
     async def _delete_remote(self, request: VideoRequest, job: RemoteJob) -> None:
         try:
