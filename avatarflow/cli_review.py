@@ -45,3 +45,49 @@ def review(ctx: Any, manifest: Path, emulator: bool, out_dir: Path | None) -> in
 
 
 COMMANDS.append(review)
+
+
+@click.command()
+@manifest_argument
+@emulator_option
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="The course video to write (.mp4 or .webm); its .vtt is written beside it.",
+)
+@click.option("--only", multiple=True, metavar="GLOB", help="Only these video ids (repeatable).")
+@click.pass_obj
+def export(ctx: Any, manifest: Path, emulator: bool, output: Path, only: tuple[str, ...]) -> int:
+    """Join the course into one video with chapters and one subtitle file."""
+    from .export import export as join_course
+
+    if ctx.err.is_terminal:
+        from rich.progress import BarColumn, Progress, TaskProgressColumn, TimeRemainingColumn
+
+        columns = (BarColumn(), TaskProgressColumn(), TimeRemainingColumn())
+        with Progress("[bold]export[/]", *columns, console=ctx.err, transient=True) as bar:
+            task = bar.add_task("export", total=None)
+
+            def advance(done: float, total: float) -> None:
+                bar.update(task, completed=done, total=total)
+
+            result = join_course(
+                manifest, output, target=_target(emulator), only=only, on_progress=advance
+            )
+    else:
+        result = join_course(manifest, output, target=_target(emulator), only=only)
+    for video_id in result.outdated:
+        ctx.err.print(f"warning: {video_id} has a pending change; joined as last rendered")
+    how = "re-encoded" if result.reencoded else "joined without re-encoding"
+    ctx.out.print(
+        f"Wrote {output} ({len(result.chapters)} chapters, {result.duration:.1f} s, {how}) "
+        f"and {output.with_suffix('.vtt')} ({result.cues} cues).",
+        highlight=False,
+        markup=False,
+    )
+    return 0
+
+
+COMMANDS.append(export)

@@ -205,10 +205,12 @@ def _stamp(seconds: float, separator: str) -> str:
     return f"{hours:02d}:{minutes:02d}:{secs:02d}{separator}{millis:03d}"
 
 
-def webvtt(cues: list[Cue]) -> str:
+def webvtt(cues: list[Cue], *, escaped: bool = False) -> str:
+    """A WebVTT file; cue text is escaped (``&``, ``<``, ``>``) unless it already is."""
     lines = ["WEBVTT", ""]
     for cue in cues:
-        lines += [f"{_stamp(cue.start, '.')} --> {_stamp(cue.end, '.')}", cue.text, ""]
+        text = cue.text if escaped else _xml_escape(cue.text)
+        lines += [f"{_stamp(cue.start, '.')} --> {_stamp(cue.end, '.')}", text, ""]
     return "\n".join(lines)
 
 
