@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 import click
 
 from . import __version__
-from .display import make_console, print_plan
+from .display import make_console, pack_jobs, print_plan
 from .errors import (
     AvatarflowError,
     JobTimeoutError,
@@ -160,6 +160,14 @@ def render(ctx: Context, manifest: Path, video_id: str, as_json: bool) -> int:
 @emulator_option
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON on stdout.")
 @click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json", "markdown"]),
+    default="text",
+    show_default=True,
+    help="How to print the plan: for a terminal, as JSON, or as Markdown for a PR comment.",
+)
+@click.option(
     "--detailed-exitcode",
     is_flag=True,
     help="Exit 0 when there is nothing to do, 2 when there are changes, 1 on error.",
@@ -171,6 +179,7 @@ def plan(
     manifest: Path,
     emulator: bool,
     as_json: bool,
+    output_format: str,
     detailed_exitcode: bool,
     verify: bool,
 ) -> int:
@@ -191,8 +200,12 @@ def plan(
         project.remember(the_plan, warnings)
     for warning in warnings:
         ctx.err.print(f"warning: {warning}")
-    if as_json:
+    if as_json or output_format == "json":
         click.echo(json.dumps(the_plan.to_json(), indent=2, ensure_ascii=False))
+    elif output_format == "markdown":
+        from .planmd import plan_markdown
+
+        click.echo(plan_markdown(the_plan, str(manifest), pack_jobs(the_plan, pack_max_inputs)))
     else:
         print_plan(ctx.out, the_plan, pack_max_inputs)
     if detailed_exitcode and the_plan.has_changes:

@@ -19,10 +19,10 @@ from pathlib import Path
 import jinja2
 
 from .media import poster_frame
-from .planner import Action, ActionKind, Plan
+from .planner import ActionKind, Plan
 from .project import Project, TargetName
 from .state import StateRecord, atomic_write
-from .worddiff import Chunk, changed, spoken_text, word_diff
+from .worddiff import Chunk, narration_diff, spoken_text
 
 PAGE_NAME = "index.html"
 POSTERS_DIR = "posters"
@@ -120,7 +120,7 @@ def _cards(project: Project, plan: Plan, folder: Path) -> tuple[list[Card], list
         rendered = request.rendered
         fields = rendered.video.fields
         narration = spoken_text(rendered.content, rendered.input_kind)
-        diff, known = _diff(action, record, narration)
+        diff = narration_diff(action)
         video_src = poster_src = None
         duration = record.duration_ms / 1000 if record and record.duration_ms else None
         video_path = _video_on_disk(project, record)
@@ -148,8 +148,8 @@ def _cards(project: Project, plan: Plan, folder: Path) -> tuple[list[Card], list
                 status=css,
                 status_label=label,
                 reasons=action.reasons if action.kind is not ActionKind.NOOP else (),
-                diff=tuple(diff),
-                diff_known=known,
+                diff=tuple(diff or ()),
+                diff_known=diff is not None,
                 characters=len(narration),
                 duration_s=duration,
                 video_src=video_src,
@@ -158,16 +158,6 @@ def _cards(project: Project, plan: Plan, folder: Path) -> tuple[list[Card], list
             )
         )
     return cards, jobs
-
-
-def _diff(action: Action, record: StateRecord | None, narration: str) -> tuple[list[Chunk], bool]:
-    """The narration's word diff against the last render, for a pending re-render."""
-    if action.kind is not ActionKind.RERENDER or record is None:
-        return [], True
-    if record.narration is None:
-        return [], False
-    chunks = word_diff(record.narration, narration)
-    return (chunks if changed(chunks) else []), True
 
 
 def _voice(content: str) -> str | None:

@@ -11,7 +11,10 @@ import difflib
 import html
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from .planner import Action
 
 _TAG_RE = re.compile(r"<[^>]+>")
 # A diff of two very long narrations is quadratic in the worst case: past this many
@@ -82,14 +85,31 @@ def as_text(chunks: list[Chunk], context: int | None = 6) -> str:
         elif chunk.op == "added":
             parts.append(f"{{+{chunk.text}+}}")
         else:
-            parts.append(_elide(chunk.text, context, index == 0, index == len(chunks) - 1))
+            parts.append(elide(chunk.text, context, index == 0, index == len(chunks) - 1))
     return " ".join(p for p in parts if p)
 
 
-def _elide(text: str, context: int | None, first: bool, last: bool) -> str:
+def elide(text: str, context: int | None, first: bool, last: bool) -> str:
+    """Kept words around a change: ``context`` of them next to each change, "…" between."""
     words = text.split()
     if context is None or len(words) <= 2 * context:
         return text
     head = [] if first else words[:context]
     tail = [] if last else words[-context:]
     return " ".join([*head, "…", *tail])
+
+
+def narration_diff(action: Action) -> list[Chunk] | None:
+    """A re-render's narration against the last render's: ``[]`` when the action is no
+    re-render or the words are the same, ``None`` when the last render's words were
+    not recorded (a record written before records kept them)."""
+    from .planner import ActionKind
+
+    record, request = action.record, action.request
+    if action.kind is not ActionKind.RERENDER or record is None or request is None:
+        return []
+    if record.narration is None:
+        return None
+    new = spoken_text(request.rendered.content, request.rendered.input_kind)
+    chunks = word_diff(record.narration, new)
+    return chunks if changed(chunks) else []
