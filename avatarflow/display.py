@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections import Counter
 from typing import IO, TYPE_CHECKING
 
 from rich.console import Console
@@ -13,8 +14,6 @@ from .planner import LEGEND, SYMBOLS, ActionKind, Plan
 from .worddiff import Chunk, elide, narration_diff
 
 if TYPE_CHECKING:  # the runner pulls in the HTTP stack, which plan never needs
-    from rich.progress import TaskID
-
     from .runner import Event
 
 LINE_WIDTH = 100  # plan lines fit a 100-column terminal or PR view
@@ -159,31 +158,47 @@ def print_rows(console: Console, headers: list[str], rows: list[list[str]]) -> N
     console.file.write("\n".join(lines) + "\n")  # as it is: no markup, no wrapping
 
 
+# What the service's status means for where a video is on its way.
+_STAGE_OF_STATUS = {"NotStarted": "queued", "Running": "rendering", "Succeeded": "downloading"}
+
+
 class ApplyProgress:
-    """On a terminal: one bar for the whole apply and one line per active video."""
+    """On a terminal: one live display for the whole apply — a bar of videos done out of
+    all, how many are at each stage, elapsed time and an estimate of the time left.
+    Finished videos are printed above it, one line each."""
 
     _DONE = frozenset({"downloaded", "failed", "timeout"})
+    STAGES = ("waiting", "submitted", "queued", "rendering", "downloading", "done", "failed")
 
     def __init__(self, console: Console, total: int) -> None:
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
             Progress,
-            SpinnerColumn,
             TextColumn,
             TimeElapsedColumn,
+            TimeRemainingColumn,
         )
 
         self.progress = Progress(
-            SpinnerColumn(),
-            TextColumn("{task.description}"),
+            TextColumn("[bold]videos[/]"),
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+            TextColumn("{task.description}"),
             console=console,
         )
-        self.overall = self.progress.add_task("[bold]videos[/]", total=total)
-        self.tasks: dict[str, TaskID] = {}
+        self.total = total
+        self.stage: dict[str, str] = {}
+        self.overall = self.progress.add_task(self.stages(), total=total)
+
+    def stages(self) -> str:
+        """``2 submitted · 3 rendering · 1 done``: the stages that hold videos now."""
+        counts = Counter(self.stage.values())
+        counts["waiting"] = self.total - len(self.stage)
+        return " · ".join(f"{counts[s]} {s}" for s in self.STAGES if counts[s] > 0)
 
     def __enter__(self) -> ApplyProgress:
         self.progress.start()
@@ -197,15 +212,16 @@ class ApplyProgress:
         if video is None:
             self.progress.console.print(escape(event.message))
             return
-        label = f"{escape(video)}: {escape(event.message)}"
         if event.kind in self._DONE:
-            task = self.tasks.pop(video, None)
-            if task is not None:
-                self.progress.remove_task(task)
+            self.stage[video] = "done" if event.kind == "downloaded" else "failed"
             self.progress.advance(self.overall)
             style = "green" if event.kind == "downloaded" else "red"
-            self.progress.console.print(f"[{style}]{label}[/]")
-        elif video in self.tasks:
-            self.progress.update(self.tasks[video], description=label)
-        else:
-            self.tasks[video] = self.progress.add_task(label, total=None)
+            self.progress.console.print(f"[{style}]{escape(video)}: {escape(event.message)}[/]")
+        elif event.kind in ("submitted", "adopted"):
+            self.stage[video] = "submitted"
+        elif event.kind == "status":
+            status = str(event.data.get("status", ""))
+            self.stage[video] = _STAGE_OF_STATUS.get(status, self.stage.get(video, "queued"))
+        elif event.kind == "info":
+            self.progress.console.print(f"[dim]{escape(video)}: {escape(event.message)}[/]")
+        self.progress.update(self.overall, description=self.stages())

@@ -75,20 +75,6 @@ def changed(chunks: list[Chunk]) -> bool:
     return any(c.op != "same" for c in chunks)
 
 
-def as_text(chunks: list[Chunk], context: int | None = 6) -> str:
-    """``[-removed-]{+added+}`` inline (git's ``--word-diff=plain``); kept runs longer
-    than ``2 * context`` words are elided around the changes."""
-    parts: list[str] = []
-    for index, chunk in enumerate(chunks):
-        if chunk.op == "removed":
-            parts.append(f"[-{chunk.text}-]")
-        elif chunk.op == "added":
-            parts.append(f"{{+{chunk.text}+}}")
-        else:
-            parts.append(elide(chunk.text, context, index == 0, index == len(chunks) - 1))
-    return " ".join(p for p in parts if p)
-
-
 def elide(text: str, context: int | None, first: bool, last: bool) -> str:
     """Kept words around a change: ``context`` of them next to each change, "…" between."""
     words = text.split()
