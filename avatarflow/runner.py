@@ -635,8 +635,11 @@ class Runner:
                 return
             try:
                 if _external_subtitles(request):
-                    # Before the video: a recorded video then always has its subtitles.
+                    # Before the video, and recorded at once: a video recorded after a
+                    # crash (by the hash written ahead of its rename) has them too.
                     subtitles = await self._fetch_subtitles(_sidecar_url(url), target)
+                    record = self.state.records[request.video_id]
+                    await self._put(record.model_copy(update={"subtitles": subtitles}))
                 size, digest = await self._fetch(url, target, expected, request.video_id)
                 break
             except DownloadError as exc:

@@ -141,3 +141,16 @@ def test_review_is_a_library_call_that_keeps_state_and_requests_untouched(
     after = {p: p.read_bytes() for p in state_dir.rglob("*.json") if "cache" not in p.parts}
     assert after == before
     assert (state_dir / "service" / "requests.jsonl").read_bytes() == log
+
+
+def test_review_of_a_course_not_rendered_yet(tmp_path: Path) -> None:
+    manifest = copy_example(tmp_path)
+    page = review(manifest, target="emulator")
+    assert page.shown == "build/review-drafts/index.html"
+    assert [c.status for c in page.cards] == ["new"] * 6
+    assert page.missing == tuple(VIDEOS)
+    html = page.path.read_text()
+    assert "<video" not in html and html.count("no video on disk yet") == 6
+    assert "Welcome to Git for Teams." in html
+    assert "Commits &amp; history &lt;basics&gt;" in html  # escaped by the template
+    assert not (manifest.parent / ".avatarflow").exists()  # a review writes no state
