@@ -80,6 +80,13 @@ def test_export_joins_the_course_without_reencoding(tmp_path: Path) -> None:
             assert sentence in spoken, (video_id, sentence)
     assert sorted((tmp_path / "out").iterdir()) == sorted([out, vtt])  # no temp files
 
+    # On a terminal the same export draws a progress bar while ffmpeg writes.
+    again = tmp_path / "again.mp4"
+    shown = run_cli("--color", "always", "export", str(manifest), "--emulator", "-o", str(again))
+    assert shown.code == 0, shown.err
+    assert "export" in shown.err and "━" in shown.err
+    assert abs(probe(again).duration - probe(out).duration) < 0.05
+
 
 def test_mixed_formats_are_reencoded_and_only_selects_videos(tmp_path: Path) -> None:
     manifest = copy_example(tmp_path)
