@@ -12,10 +12,6 @@ from .cli import emulator_option, manifest_argument
 COMMANDS: list[click.Command] = []
 
 
-def _target(emulator: bool) -> Any:
-    return "emulator" if emulator else "azure"
-
-
 @click.command()
 @manifest_argument
 @emulator_option
@@ -30,9 +26,10 @@ def _target(emulator: bool) -> Any:
 @click.pass_obj
 def review(ctx: Any, manifest: Path, emulator: bool, out_dir: Path | None) -> int:
     """Write a static HTML page to review every video of the course."""
-    from .review import review as write_review
+    from .options import ReviewOptions
+    from .reviewpage import review as write_review
 
-    page = write_review(manifest, target=_target(emulator), out_dir=out_dir)
+    page = write_review(manifest, ReviewOptions(emulator=emulator, out_dir=out_dir))
     totals = page.totals
     if page.missing:
         ctx.err.print(f"{len(page.missing)} video(s) have no file on disk yet", highlight=False)
@@ -61,8 +58,10 @@ COMMANDS.append(review)
 @click.pass_obj
 def export(ctx: Any, manifest: Path, emulator: bool, output: Path, only: tuple[str, ...]) -> int:
     """Join the course into one video with chapters and one subtitle file."""
-    from .export import export as join_course
+    from .coursevideo import export as join_course
+    from .options import ExportOptions
 
+    options = ExportOptions(emulator=emulator, only=only)
     if ctx.err.is_terminal:
         from rich.progress import BarColumn, Progress, TaskProgressColumn, TimeRemainingColumn
 
@@ -73,11 +72,9 @@ def export(ctx: Any, manifest: Path, emulator: bool, output: Path, only: tuple[s
             def advance(done: float, total: float) -> None:
                 bar.update(task, completed=done, total=total)
 
-            result = join_course(
-                manifest, output, target=_target(emulator), only=only, on_progress=advance
-            )
+            result = join_course(manifest, output, options, on_progress=advance)
     else:
-        result = join_course(manifest, output, target=_target(emulator), only=only)
+        result = join_course(manifest, output, options)
     for video_id in result.outdated:
         ctx.err.print(f"warning: {video_id} has a pending change; joined as last rendered")
     how = "re-encoded" if result.reencoded else "joined without re-encoding"

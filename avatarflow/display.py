@@ -5,22 +5,43 @@ from __future__ import annotations
 import os
 import sys
 from collections import Counter
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
 
-from .planner import LEGEND, SYMBOLS, ActionKind, Plan
+from .planner import ActionKind, Plan
 from .worddiff import Chunk, elide, narration_diff
 
 if TYPE_CHECKING:  # the runner pulls in the HTTP stack, which plan never needs
-    from .runner import Event
+    from .events import Event
 
 LINE_WIDTH = 100  # plan lines fit a 100-column terminal or PR view
 ID_WIDTH = 36
 JOB_SUFFIX = 12  # the hash part of a job id
 DIFF_CONTEXT = 6  # unchanged words kept each side of a narration change
 
+SYMBOLS: dict[ActionKind, str] = {
+    ActionKind.CREATE: "+",
+    ActionKind.RERENDER: "~",
+    ActionKind.RESUME: ">",
+    ActionKind.DOWNLOAD: "↓",
+    ActionKind.FORGET: "-",
+}
+LEGEND: dict[ActionKind, str] = {
+    ActionKind.CREATE: "create (render a new video)",
+    ActionKind.RERENDER: "re-render (the request changed)",
+    ActionKind.RESUME: "resume a job already submitted",
+    ActionKind.DOWNLOAD: "download again (no new render)",
+    ActionKind.FORGET: "forget a video removed from the manifest",
+}
+FOOTER: dict[ActionKind, str] = {
+    ActionKind.CREATE: "to create",
+    ActionKind.RERENDER: "to re-render",
+    ActionKind.RESUME: "to resume",
+    ActionKind.DOWNLOAD: "to download",
+    ActionKind.FORGET: "to forget",
+}
 _STYLES = {
     ActionKind.CREATE: "green",
     ActionKind.RERENDER: "yellow",
@@ -81,6 +102,42 @@ def make_console(stream: IO[str] | None = None, color: str = "auto") -> Console:
     return Console(file=stream, highlight=False, soft_wrap=True, force_terminal=force)
 
 
+def symbol(kind: ActionKind) -> str:
+    return SYMBOLS.get(kind, " ")
+
+
+def footer(plan: Plan) -> str:
+    counts = plan.counts()
+    if not counts:
+        return "No changes. Every video is up to date."
+    parts = [f"{counts.get(kind, 0)} {FOOTER[kind]}" for kind in FOOTER]
+    return "Plan: " + ", ".join(parts) + "."
+
+
+def plan_json(plan: Plan) -> dict[str, Any]:
+    """The plan as ``plan --json`` prints it (format 1)."""
+    chars, minutes = plan.estimate()
+    counts = plan.counts()
+    return {
+        "format": 1,
+        "lineage": plan.lineage,
+        "serials": dict(plan.serials),
+        "summary": {kind.value: counts.get(kind, 0) for kind in FOOTER},
+        "estimate": {"characters": chars, "minutes": round(minutes, 2)},
+        "actions": [
+            {
+                "video": a.video_id,
+                "action": a.kind.value,
+                "symbol": symbol(a.kind),
+                "reasons": list(a.reasons),
+                "synthesis_id": a.synthesis_id,
+                "input_hash": a.input_hash,
+            }
+            for a in plan.actions
+        ],
+    }
+
+
 def print_plan(console: Console, plan: Plan, pack_max_inputs: int | None = None) -> None:
     """Print ``plan``; ``pack_max_inputs`` when the videos to render travel in packs."""
     changes = plan.changes
@@ -100,11 +157,11 @@ def print_plan(console: Console, plan: Plan, pack_max_inputs: int | None = None)
         if action.request is not None and paid and pack_max_inputs is None:
             # The job id's hash tells renders apart; the full id is in --json.
             target = f"  → …{action.request.synthesis_id[-JOB_SUFFIX:]}"
-        room = LINE_WIDTH - len(f"  {action.symbol} ") - width - 2 - len(target)
+        room = LINE_WIDTH - len(f"  {symbol(action.kind)} ") - width - 2 - len(target)
         reasons = shorten("; ".join(action.reasons), max(12, room))
         video = shorten(action.video_id, width, middle=True).ljust(width)
         console.print(
-            f"  [{style}]{escape(action.symbol)} {escape(video)}[/]"
+            f"  [{style}]{escape(symbol(action.kind))} {escape(video)}[/]"
             f"  {escape(reasons)}[dim]{escape(target)}[/]"
         )
         diff = narration_diff(action)
@@ -120,7 +177,7 @@ def print_plan(console: Console, plan: Plan, pack_max_inputs: int | None = None)
         console.print(
             f"Estimated render: {jobs}, {chars:,} characters, about {minutes:.1f} minutes of video."
         )
-    console.print(f"[bold]{escape(plan.footer())}[/]")
+    console.print(f"[bold]{escape(footer(plan))}[/]")
 
 
 def pack_jobs(plan: Plan, pack_max_inputs: int | None) -> int | None:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import re
 
-from .planner import FOOTER, SYMBOLS, ActionKind, Plan
+from .display import FOOTER, footer, symbol
+from .planner import ActionKind, Plan
 from .worddiff import Chunk, elide, narration_diff
 
 MARKER = "<!-- avatarflow-plan -->"  # lets CI find and update its own comment
@@ -65,17 +66,16 @@ def plan_markdown(plan: Plan, title: str, pack_jobs: int | None = None) -> str:
         "|:-:|---|---|---|---|",
     ]
     for action in changes:
-        symbol = escape(SYMBOLS.get(action.kind, " "))
+        mark = escape(symbol(action.kind))
         reasons = "; ".join(action.reasons)
         diff = diff_markdown(narration_diff(action) or [])
         lines.append(
-            f"| {symbol} | `{action.video_id}` | {_LABEL[action.kind]} | {escape(reasons)} "
-            f"| {diff} |"
+            f"| {mark} | `{action.video_id}` | {_LABEL[action.kind]} | {escape(reasons)} | {diff} |"
         )
     lines += [
         "",
         f"**Estimate:** {paid} paid render(s), {chars:,} characters, about {minutes:.1f} "
         "minutes of video.",
-        f"**{escape(plan.footer())}**",
+        f"**{escape(footer(plan))}**",
     ]
     return "\n".join(lines) + "\n"

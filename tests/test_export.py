@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from avatarflow.coursevideo import export
 from avatarflow.emulator import probe
 from avatarflow.emulator.video import ffmpeg_exe
-from avatarflow.export import export
-from avatarflow.project import Project
+from avatarflow.options import ExportOptions
 
 from .course_fixtures import EMULATOR_CONFIG, VIDEOS, apply_drafts, copy_example, vtt_cues
-from .helpers import run_cli
+from .helpers import open_course, run_cli
 
 _CHAPTER_RE = re.compile(
     r"Chapter #0:(\d+): start (\d+\.\d+), end (\d+\.\d+)\s+Metadata:\s+title\s+: (.*)"
@@ -37,7 +37,7 @@ def chapters(path: Path) -> list[tuple[float, float, str]]:
 
 
 def durations(manifest: Path) -> dict[str, float]:
-    state = Project.open(manifest, "emulator").load_state()
+    state = open_course(manifest, "emulator").load_state()
     return {
         vid: probe(manifest.parent / rec.output.path).duration
         for vid, rec in state.records.items()
@@ -72,7 +72,7 @@ def test_export_joins_the_course_without_reencoding(tmp_path: Path) -> None:
     starts = [s for s, _, _ in cues]
     assert starts == sorted(starts) and cues[-1][1] <= clock + 0.05
     spoken = _words(" ".join(text for _, _, text in cues))
-    state = Project.open(manifest, "emulator").load_state()
+    state = open_course(manifest, "emulator").load_state()
     for video_id in VIDEOS:
         narration = state.records[video_id].narration
         assert narration
@@ -97,7 +97,7 @@ def test_mixed_formats_are_reencoded_and_only_selects_videos(tmp_path: Path) -> 
     manifest.write_text(text)
     apply_drafts(manifest, "--only", "0[234]-*")
     out = tmp_path / "part.mp4"
-    result = export(manifest, out, target="emulator", only=["0[234]-*"])
+    result = export(manifest, out, ExportOptions(emulator=True, only=("0[234]-*",)))
     assert result.reencoded
     assert [c.video_id for c in result.chapters] == ["02-commits", "03-branches", "04-merging"]
     parts = durations(manifest)

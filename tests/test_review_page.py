@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from avatarflow.review import review
+import avatarflow
+from avatarflow.options import ReviewOptions
+from avatarflow.reviewpage import review
 
 from .course_fixtures import EMULATOR_CONFIG, VIDEOS, apply_drafts, copy_example
 from .helpers import run_cli
@@ -131,7 +133,9 @@ def test_review_is_a_library_call_that_keeps_state_and_requests_untouched(
     state_dir = manifest.parent / ".avatarflow" / "git-course" / "emulator"
     before = {p: p.read_bytes() for p in state_dir.rglob("*.json") if "cache" not in p.parts}
     log = (state_dir / "service" / "requests.jsonl").read_bytes()
-    page = review(manifest, target="emulator", out_dir=reviewed.parent)
+    page = avatarflow.review(
+        manifest, avatarflow.ReviewOptions(emulator=True, out_dir=reviewed.parent)
+    )
     assert [c.video_id for c in page.cards] == VIDEOS
     assert page.totals.pending == 1 and page.totals.videos == 6
     assert page.posters_made == 0  # named by content: the second page reuses them
@@ -145,7 +149,7 @@ def test_review_is_a_library_call_that_keeps_state_and_requests_untouched(
 
 def test_review_of_a_course_not_rendered_yet(tmp_path: Path) -> None:
     manifest = copy_example(tmp_path)
-    page = review(manifest, target="emulator")
+    page = review(manifest, ReviewOptions(emulator=True))
     assert page.shown == "build/review-drafts/index.html"
     assert [c.status for c in page.cards] == ["new"] * 6
     assert page.missing == tuple(VIDEOS)

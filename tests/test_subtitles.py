@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from avatarflow.emulator import probe
-from avatarflow.project import Project
 from avatarflow.statcache import sha256_file
 
 from .course_fixtures import EMULATOR_CONFIG, VIDEOS, apply_drafts, copy_example, vtt_cues
+from .helpers import open_course
 
 
 @pytest.fixture(autouse=True)
@@ -31,7 +31,7 @@ def test_external_file_puts_a_vtt_beside_every_video(tmp_path: Path, api_version
     manifest.write_text(text)
     apply_drafts(manifest)
 
-    state = Project.open(manifest, "emulator").load_state()
+    state = open_course(manifest, "emulator").load_state()
     for video_id in VIDEOS:
         record = state.records[video_id]
         assert record.output is not None and record.subtitles is not None

@@ -20,14 +20,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from .course import Course, read_course
 from .emulator.narration import Cue, webvtt
 from .emulator.probe import MediaInfo
 from .emulator.video import ffmpeg_exe
 from .errors import MediaError, SelectionError
 from .media import FFMPEG_TIMEOUT_SECONDS, probe, run_ffmpeg, temp_beside
+from .options import ExportOptions
 from .planner import ActionKind
-from .project import Project, TargetName
 from .state import StateRecord
+from .workspace import target_name
 
 Progress = Callable[[float, float], None]  # seconds written, seconds in all
 _COPY_INTO = {  # codecs each output container takes as they are
@@ -88,17 +90,17 @@ class _Part:
 def export(
     manifest: Path | str,
     output: Path,
+    options: ExportOptions | None = None,
     *,
-    target: TargetName = "azure",
-    only: Sequence[str] = (),
     on_progress: Progress | None = None,
 ) -> Export:
-    """Join the course (or the videos matching ``only``) into ``output`` (.mp4 or .webm)."""
-    project = Project.open(manifest, target)
+    """Join the course (or the videos matching ``options.only``) into ``output`` (.mp4 or
+    .webm); ``on_progress`` hears the seconds written while ffmpeg joins."""
+    options = options or ExportOptions()
     suffix = output.suffix.lower()
     if suffix not in _COPY_INTO:
         raise MediaError(f"{output.name}: export writes .mp4 or .webm files")
-    parts, outdated = _parts(project, only)
+    parts, outdated = _parts(read_course(manifest, target_name(options.emulator)), options.only)
     chapters = _chapters(parts)
     total = chapters[-1].end
     output = output.resolve()
@@ -125,30 +127,29 @@ def export(
     return Export(output, subtitles, tuple(chapters), total, reencode, count, tuple(outdated))
 
 
-def _parts(project: Project, only: Sequence[str]) -> tuple[list[_Part], list[str]]:
-    plan = project.plan()
-    actions = {a.video_id: a for a in plan.actions}
-    ids = [r.video_id for r in project.requests]
+def _parts(course: Course, only: Sequence[str]) -> tuple[list[_Part], list[str]]:
+    actions = {a.video_id: a for a in course.plan.actions}
+    ids = [r.video_id for r in course.requests]
     for pattern in only:
         if not fnmatch.filter(ids, pattern):
             raise SelectionError(f"no video matches {pattern!r}; videos: {', '.join(ids)}")
     parts: list[_Part] = []
     outdated: list[str] = []
-    for request in project.requests:
+    for request in course.requests:
         video_id = request.video_id
         if only and not any(fnmatch.fnmatchcase(video_id, p) for p in only):
             continue
         action = actions[video_id]
         record = action.record
-        if record is None or record.output is None or project.check_output(record) != "ok":
+        if record is None or record.output is None or course.outputs(record) != "ok":
             raise MediaError(
                 f"video {video_id} has no intact rendered file; run apply"
-                + (" --emulator" if project.target.is_emulator else "")
+                + (" --emulator" if course.workspace.is_emulator else "")
                 + " first"
             )
         if action.kind is not ActionKind.NOOP:
             outdated.append(video_id)
-        path = project.manifest.root / record.output.path
+        path = course.workspace.root / record.output.path
         title = str((request.rendered.video.fields.vars or {}).get("title", ""))
         info = probe(path, record.output.path)
         if info.duration <= 0 or info.video_codec is None:

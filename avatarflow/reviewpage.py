@@ -18,11 +18,13 @@ from pathlib import Path
 
 import jinja2
 
+from .course import Course, read_course
 from .media import poster_frame
+from .options import ReviewOptions
 from .planner import ActionKind, Plan
-from .project import Project, TargetName
 from .state import StateRecord, atomic_write
 from .worddiff import Chunk, narration_diff, spoken_text
+from .workspace import Workspace, target_name
 
 PAGE_NAME = "index.html"
 POSTERS_DIR = "posters"
@@ -81,40 +83,38 @@ class ReviewPage:
     missing: tuple[str, ...] = field(default=())  # videos without a file on disk
 
 
-def default_folder(project: Project) -> Path:
+def default_folder(workspace: Workspace) -> Path:
     """``build/review`` beside ``build/videos`` (``review-drafts`` for drafts)."""
-    suffix = "-drafts" if project.target.is_emulator else ""
-    return project.target.output_dir.parent / f"review{suffix}"
+    suffix = "-drafts" if workspace.is_emulator else ""
+    return workspace.output_dir.parent / f"review{suffix}"
 
 
-def review(
-    manifest: Path | str, *, target: TargetName = "azure", out_dir: Path | None = None
-) -> ReviewPage:
+def review(manifest: Path | str, options: ReviewOptions | None = None) -> ReviewPage:
     """Write the review page of ``manifest``'s course; returns what it shows."""
-    project = Project.open(manifest, target)
-    folder = (out_dir or default_folder(project)).resolve()
-    state = project.load_state()
-    plan = project.plan(state)
-    cards, jobs = _cards(project, plan, folder)
+    options = options or ReviewOptions()
+    course = read_course(manifest, target_name(options.emulator))
+    workspace, plan = course.workspace, course.plan
+    folder = (options.out_dir or default_folder(workspace)).resolve()
+    cards, jobs = _cards(course, folder)
     made = _make_posters(jobs)
     posters = {Path(c.poster_src).name for c in cards if c.poster_src}
     _remove_stale_posters(folder / POSTERS_DIR, posters)
     totals = _totals(cards, plan)
-    html = render_page(project.manifest.model.name, project.target.is_emulator, cards, totals)
+    html = render_page(course.manifest.model.name, workspace.is_emulator, cards, totals)
     path = folder / PAGE_NAME
     atomic_write(path, html.encode("utf-8"))
     missing = tuple(c.video_id for c in cards if c.video_src is None)
-    return ReviewPage(path, project.display(path), tuple(cards), totals, made, missing)
+    return ReviewPage(path, workspace.display(path), tuple(cards), totals, made, missing)
 
 
 PosterJob = tuple[Path, Path, float, str]  # video, poster, at seconds, shown name
 
 
-def _cards(project: Project, plan: Plan, folder: Path) -> tuple[list[Card], list[PosterJob]]:
-    actions = {a.video_id: a for a in plan.actions}
+def _cards(course: Course, folder: Path) -> tuple[list[Card], list[PosterJob]]:
+    actions = {a.video_id: a for a in course.plan.actions}
     cards: list[Card] = []
     jobs: list[PosterJob] = []
-    for number, request in enumerate(project.requests, start=1):
+    for number, request in enumerate(course.requests, start=1):
         action = actions[request.video_id]
         record = action.record
         rendered = request.rendered
@@ -123,7 +123,7 @@ def _cards(project: Project, plan: Plan, folder: Path) -> tuple[list[Card], list
         diff = narration_diff(action)
         video_src = poster_src = None
         duration = record.duration_ms / 1000 if record and record.duration_ms else None
-        video_path = _video_on_disk(project, record)
+        video_path = _video_on_disk(course.workspace.root, record)
         if video_path is not None:
             video_src = _relative(video_path, folder)
             assert record is not None and record.output is not None
@@ -165,11 +165,11 @@ def _voice(content: str) -> str | None:
     return match.group(2) if match else None
 
 
-def _video_on_disk(project: Project, record: StateRecord | None) -> Path | None:
+def _video_on_disk(root: Path, record: StateRecord | None) -> Path | None:
     """The last render's file, when it is there (a pending change still shows it)."""
     if record is None or record.output is None:
         return None
-    path = project.manifest.root / record.output.path
+    path = root / record.output.path
     return path if path.is_file() and not path.is_symlink() else None
 
 
