@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 
 from avatarflow.emulator import probe
+from avatarflow.emulator.requestlog import read_request_log
 from avatarflow.statcache import sha256_file
 
 from .course_fixtures import EMULATOR_CONFIG, VIDEOS, apply_drafts, copy_example, vtt_cues
-from .helpers import open_course
+from .helpers import open_course, run_cli
 
 
 @pytest.fixture(autouse=True)
@@ -67,3 +68,21 @@ def test_soft_embedded_writes_no_sidecar(tmp_path: Path) -> None:
         (manifest.parent / ".avatarflow/git-course/emulator/videos/01-welcome.json").read_text()
     )
     assert "subtitles" not in record
+
+
+def test_a_lost_vtt_is_downloaded_again_without_a_new_render(tmp_path: Path) -> None:
+    manifest = copy_example(tmp_path)
+    apply_drafts(manifest, "--only", "06-outro")
+    vtt = manifest.parent / "build" / "videos-drafts" / "06-outro.vtt"
+    original = vtt.read_bytes()
+    vtt.unlink()
+    plan = run_cli("plan", str(manifest), "--emulator")
+    assert "↓ 06-outro" in plan.out
+    creates = len([r for r in read_request_log(data_dir(manifest)) if r.kind == "create"])
+    apply_drafts(manifest, "--only", "06-outro")
+    assert vtt.read_bytes() == original
+    assert len([r for r in read_request_log(data_dir(manifest)) if r.kind == "create"]) == creates
+
+
+def data_dir(manifest: Path) -> Path:
+    return manifest.parent / ".avatarflow" / "git-course" / "emulator" / "service"
