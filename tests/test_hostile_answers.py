@@ -161,6 +161,17 @@ def test_a_listing_with_a_fresh_next_link_on_every_page_is_given_up_on(
     assert "adopted existing job" in lifted_apply(manifest, monkeypatch)
 
 
+def test_a_lookup_answered_with_a_web_page_fails_that_video_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    manifest, out = first_apply(
+        tmp_path, monkeypatch, "lose_create=1,not_json=100%@list", api_version=PREVIEW
+    )
+    assert "UntrustedAnswer" in out and "list jobs: the response is not a JSON object" in out
+    assert record_of(manifest).status == "submitting"
+    assert "adopted existing job" in lifted_apply(manifest, monkeypatch)
+
+
 def test_timeout_is_honoured_by_a_lookup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     manifest, out = first_apply(
         tmp_path,
