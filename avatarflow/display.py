@@ -16,27 +16,17 @@ if TYPE_CHECKING:  # the runner pulls in the HTTP stack, which plan never needs
 
     from .events import Event
 
-SYMBOLS: dict[ActionKind, str] = {
-    ActionKind.CREATE: "+",
-    ActionKind.RERENDER: "~",
-    ActionKind.RESUME: ">",
-    ActionKind.DOWNLOAD: "↓",
-    ActionKind.FORGET: "-",
+# Per kind of change: its symbol, its line in the legend, its words in the footer.
+_WORDS: dict[ActionKind, tuple[str, str, str]] = {
+    ActionKind.CREATE: ("+", "create (render a new video)", "to create"),
+    ActionKind.RERENDER: ("~", "re-render (the request changed)", "to re-render"),
+    ActionKind.RESUME: (">", "resume a job already submitted", "to resume"),
+    ActionKind.DOWNLOAD: ("↓", "download again (no new render)", "to download"),
+    ActionKind.FORGET: ("-", "forget a video removed from the manifest", "to forget"),
 }
-LEGEND: dict[ActionKind, str] = {
-    ActionKind.CREATE: "create (render a new video)",
-    ActionKind.RERENDER: "re-render (the request changed)",
-    ActionKind.RESUME: "resume a job already submitted",
-    ActionKind.DOWNLOAD: "download again (no new render)",
-    ActionKind.FORGET: "forget a video removed from the manifest",
-}
-FOOTER: dict[ActionKind, str] = {
-    ActionKind.CREATE: "to create",
-    ActionKind.RERENDER: "to re-render",
-    ActionKind.RESUME: "to resume",
-    ActionKind.DOWNLOAD: "to download",
-    ActionKind.FORGET: "to forget",
-}
+SYMBOLS = {kind: words[0] for kind, words in _WORDS.items()}
+LEGEND = {kind: words[1] for kind, words in _WORDS.items()}
+FOOTER = {kind: words[2] for kind, words in _WORDS.items()}
 _STYLES = {
     ActionKind.CREATE: "green",
     ActionKind.RERENDER: "yellow",

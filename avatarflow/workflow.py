@@ -36,7 +36,7 @@ if TYPE_CHECKING:  # loaded when a plan is made in full: a recalled plan needs n
     from .manifest import LoadedManifest
     from .payload import VideoRequest
     from .planmemo import Recalled
-    from .runner import Summary
+    from .runner import RunOptions, Summary
     from .service import Service
     from .state import State, StateRecord, StateStore
 
@@ -279,7 +279,7 @@ async def _run(
     state: State,
     service: Service,
     plan: Plan,
-    options: Any,
+    options: RunOptions,
     emit: ProgressSink,
 ) -> Summary:
     from .runner import JobSettings, Runner
