@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Any
 
 from rich.console import Console
@@ -14,7 +15,7 @@ from .planner import ActionKind, Plan
 if TYPE_CHECKING:  # the runner pulls in the HTTP stack, which plan never needs
     from rich.progress import TaskID
 
-    from .events import Event
+    from .events import Event, Progress
 
 # Per kind of change: its symbol, its line in the legend, its words in the footer.
 _WORDS: dict[ActionKind, tuple[str, str, str]] = {
@@ -153,6 +154,17 @@ def print_rows(console: Console, headers: list[str], rows: list[list[str]]) -> N
         for line in (headers, *rows)
     )
     console.file.write("\n".join(lines) + "\n")  # as it is: no markup, no wrapping
+
+
+def lock_waits(console: Console) -> Callable[[Progress], None]:
+    """Progress of a command that shows only its waits for the state lock."""
+    from .events import LockWait
+
+    def show(event: Progress) -> None:
+        if isinstance(event, LockWait):
+            console.print(event.message, highlight=False)
+
+    return show
 
 
 class ApplyProgress:
