@@ -17,12 +17,21 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from .coursevideo import Export, export
     from .errors import AvatarflowError, UserError
     from .events import Event, LockWait, PlanReady, Progress, Starting
     from .manifest import Manifest, load_manifest
-    from .options import ApplyOptions, PlanOptions, PruneOptions, StatusOptions
+    from .options import (
+        ApplyOptions,
+        ExportOptions,
+        PlanOptions,
+        PruneOptions,
+        ReviewOptions,
+        StatusOptions,
+    )
     from .planner import Action, ActionKind, Plan
     from .pull import PullResult, pull
+    from .reviewpage import ReviewPage, review
     from .workflow import (
         ApplyResult,
         PlanResult,
@@ -43,6 +52,8 @@ _EXPORTS = {
     "ApplyResult": "workflow",
     "AvatarflowError": "errors",
     "Event": "events",
+    "Export": "coursevideo",
+    "ExportOptions": "options",
     "LockWait": "events",
     "Manifest": "manifest",
     "Plan": "planner",
@@ -52,15 +63,19 @@ _EXPORTS = {
     "Progress": "events",
     "PruneOptions": "options",
     "PullResult": "pull",
+    "ReviewOptions": "options",
+    "ReviewPage": "reviewpage",
     "Starting": "events",
     "StatusOptions": "options",
     "UserError": "errors",
     "VideoStatus": "workflow",
     "apply": "workflow",
+    "export": "coursevideo",
     "load_manifest": "manifest",
     "plan": "workflow",
     "prune": "workflow",
     "pull": "pull",
+    "review": "reviewpage",
     "status": "workflow",
     "validate": "workflow",
 }
@@ -72,6 +87,8 @@ __all__ = [
     "ApplyResult",
     "AvatarflowError",
     "Event",
+    "Export",
+    "ExportOptions",
     "LockWait",
     "Manifest",
     "Plan",
@@ -81,16 +98,20 @@ __all__ = [
     "Progress",
     "PruneOptions",
     "PullResult",
+    "ReviewOptions",
+    "ReviewPage",
     "Starting",
     "StatusOptions",
     "UserError",
     "VideoStatus",
     "__version__",
     "apply",
+    "export",
     "load_manifest",
     "plan",
     "prune",
     "pull",
+    "review",
     "status",
     "validate",
 ]

@@ -12,7 +12,7 @@ from typing import Any, ClassVar, TypeVar
 import click
 
 from . import __version__, workflow
-from .display import make_console, plan_json, print_plan
+from .display import make_console, pack_jobs, plan_json, print_plan
 from .errors import (
     AvatarflowError,
     JobTimeoutError,
@@ -79,11 +79,13 @@ class _LazyGroup(click.Group):
     LAZY: ClassVar[dict[str, str]] = {
         "apply": "cli_apply",
         "emulator": "cli_apply",
+        "export": "cli_review",
         "force-unlock": "cli_apply",
         "git-setup": "cli_team",
         "merge-render": "cli_team",
         "prune": "cli_apply",
         "pull": "cli_team",
+        "review": "cli_review",
         "state": "cli_state",
         "status": "cli_apply",
     }
@@ -160,6 +162,14 @@ def render(ctx: Context, manifest: Path, video_id: str, as_json: bool) -> int:
 @emulator_option
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON on stdout.")
 @click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json", "markdown"]),
+    default="text",
+    show_default=True,
+    help="How to print the plan: for a terminal, as JSON, or as Markdown for a PR comment.",
+)
+@click.option(
     "--detailed-exitcode",
     is_flag=True,
     help="Exit 0 when there is nothing to do, 2 when there are changes, 1 on error.",
@@ -180,6 +190,7 @@ def plan(
     manifest: Path,
     emulator: bool,
     as_json: bool,
+    output_format: str,
     detailed_exitcode: bool,
     refresh: bool,
     out_file: Path | None,
@@ -194,8 +205,13 @@ def plan(
         save(result.plan, manifest, target_name(emulator), out_file)
     for warning in result.warnings:
         ctx.err.print(f"warning: {warning}")
-    if as_json:
+    if as_json or output_format == "json":
         click.echo(json.dumps(plan_json(result.plan), indent=2, ensure_ascii=False))
+    elif output_format == "markdown":
+        from .planmd import plan_markdown
+
+        packs = pack_jobs(result.plan, result.pack_max_inputs)
+        click.echo(plan_markdown(result.plan, str(manifest), packs))
     else:
         print_plan(ctx.out, result.plan, result.pack_max_inputs)
     if detailed_exitcode and result.plan.has_changes:

@@ -14,7 +14,7 @@ from rich.table import Table
 
 from . import workflow
 from .cli import EXIT_FAILED, EXIT_OK, lock_timeout_option, verify_option
-from .display import ApplyProgress, plan_json, print_plan, print_rows
+from .display import ApplyProgress, lock_waits, plan_json, print_plan, print_rows
 from .errors import ConfigError
 from .events import Event, LockWait, PlanReady, Progress, Starting
 from .options import ApplyOptions, PruneOptions, StatusOptions
@@ -87,16 +87,6 @@ def _confirm(yes: bool) -> bool:
     return True
 
 
-def _waits(err: Any) -> Callable[[Progress], None]:
-    """Progress of a command that reports only its waits for the state lock."""
-
-    def show(event: Progress) -> None:
-        if isinstance(event, LockWait):
-            err.print(event.message, highlight=False)
-
-    return show
-
-
 class _ApplyScreen:
     """Shows apply's progress: the plan on stdout, then a bar on a terminal, lines in a
     pipe, or JSON lines with ``--json``."""
@@ -152,7 +142,7 @@ class _ApplyScreen:
     "--timeout",
     type=click.FloatRange(min=0, min_open=True),
     default=None,
-    help="Seconds a job may take from submission before apply stops waiting.",
+    help="Seconds a job (or a lookup) may take before apply stops waiting (default 12 hours).",
 )
 @click.option("--delete-remote", is_flag=True, help="Delete each remote job after its download.")
 @lock_timeout_option
@@ -280,7 +270,7 @@ def prune(
             renders.append(event.message)
             ctx.out.print(f"  {event.message}", highlight=False)
         else:
-            _waits(ctx.err)(event)
+            lock_waits(ctx.err)(event)
 
     pruned = workflow.prune(manifest, options, on_event=show, confirm=confirm)
     if renders:

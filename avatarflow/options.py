@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 MAX_PARALLELISM = 200  # jobs in flight: the service allows 200 per resource
 
@@ -51,3 +52,15 @@ class PruneOptions:
     lock_timeout: float = 0.0
     keep_days: float = 30.0  # unused renders younger than this stay (other branches)
     store: bool = False  # also drop pruned renders' videos from the local video store
+
+
+@dataclass(frozen=True)
+class ReviewOptions:
+    emulator: bool = False
+    out_dir: Path | None = None  # the page's folder (default: build/review beside the videos)
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    emulator: bool = False
+    only: tuple[str, ...] = ()  # globs of video ids

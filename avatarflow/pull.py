@@ -20,12 +20,14 @@ from .display import symbol
 from .errors import StorageError
 from .lock import command_line
 from .planner import ActionKind
-from .state import OutputFile, State
+from .state import OutputFile, State, StateRecord
 from .videostore import StoredObject, VideoStores
 from .workspace import TargetName, Workspace
 
 if TYPE_CHECKING:
     from .planner import Plan
+
+SUBTITLE_SUFFIX = ".vtt"  # external subtitles beside their video, as the runner saves them
 
 Report = Callable[[str, str | None, str], None]  # (kind, video id, message)
 
@@ -96,7 +98,7 @@ def _pull(
         ):
             target = workspace.output_path(action.request)
             obj = StoredObject(record.output.sha256, record.output.size)
-            source = stores.fetch(obj, target)
+            source = fetch_video(stores, record, target)
             if source is None:
                 result.missing.append(action.video_id)
                 report("missing", action.video_id, "in no video store: apply downloads it")
@@ -117,6 +119,23 @@ def _pull(
             cost = "a paid render" if action.paid else "apply"
             report("missing", action.video_id, f"{symbol(action.kind)} {why} (needs {cost})")
     return result
+
+
+def fetch_video(stores: VideoStores, record: StateRecord, target: Path) -> str | None:
+    """Put the video of ``record`` at ``target`` from the stores, with its external
+    subtitles beside it when it has some; the store it came from, or None."""
+    assert record.output is not None
+    obj = StoredObject(record.output.sha256, record.output.size)
+    subtitles = record.subtitles
+    if subtitles is not None:
+        sidecar = StoredObject(subtitles.sha256, subtitles.size)
+        if stores.where(sidecar) is None or stores.fetch(sidecar, _sidecar(target)) is None:
+            return None
+    return stores.fetch(obj, target)
+
+
+def _sidecar(video: Path) -> Path:
+    return video.with_suffix(SUBTITLE_SUFFIX)
 
 
 def _remove_written(workspace: Workspace, output: OutputFile) -> bool:

@@ -20,6 +20,7 @@ import hashlib
 import json
 import re
 from datetime import UTC, datetime, timedelta
+from pathlib import PurePosixPath
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -66,6 +67,7 @@ class RenderRecord(BaseModel):
     surface: str
     synthesis_id: str
     request: dict[str, Any]
+    narration: str | None = None  # the words the request says (it keeps their digest only)
     status: RenderStatus
     attempt: int = 0
     job_id: str | None = None  # assigned by the server on the preview API
@@ -179,6 +181,7 @@ def to_render(record: StateRecord, stored: RenderRecord | None) -> RenderRecord 
         surface=record.surface,
         synthesis_id=record.synthesis_id,
         request=record.request,
+        narration=record.narration,
         status=status,
         attempt=record.attempt,
         job_id=record.remote_id,
@@ -221,6 +224,7 @@ def to_view(render: RenderRecord, video_id: str, output_path: str | None) -> Sta
         remote_id=render.job_id,
         pack_index=render.pack_index,
         request=render.request,
+        narration=render.narration,
         submitted_at=render.submitted_at,
         completed_at=render.completed_at,
         updated_at=render.completed_at or render.submitted_at or "",
@@ -228,6 +232,15 @@ def to_view(render: RenderRecord, video_id: str, output_path: str | None) -> Sta
         output=(
             OutputFile(path=output_path, size=render.output.size, sha256=render.output.sha256)
             if render.output is not None and output_path is not None
+            else None
+        ),
+        subtitles=(
+            OutputFile(
+                path=str(PurePosixPath(output_path).with_suffix(".vtt")),
+                size=render.subtitles.size,
+                sha256=render.subtitles.sha256,
+            )
+            if render.subtitles is not None and output_path is not None
             else None
         ),
         duration_ms=render.duration_ms,

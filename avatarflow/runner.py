@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from .answers import DOCUMENTED_STATUSES
 from .client import CreateOutcomeUnknown, JobExistsError, RemoteJob, SpeechClient
@@ -50,10 +50,12 @@ from .manifest import Manifest
 from .packing import Member, Pack, group, pack_job_id
 from .payload import ATTEMPT_PROPERTY, HASH_PROPERTY, VideoRequest
 from .planner import Action, ActionKind, Plan
+from .pull import SUBTITLE_SUFFIX, fetch_video
 from .renders import format_time
 from .secrets import redact
 from .state import IN_FLIGHT, JobError, OutputFile, State, StateRecord, utc_now
 from .videostore import StoredObject, VideoStores
+from .worddiff import spoken_text
 from .workspace import Workspace
 
 MAX_ACTIVE_JOBS = 200
@@ -157,6 +159,18 @@ def _service_time(moment: datetime | None) -> str | None:
     return format_time(moment) if moment is not None else None
 
 
+def _external_subtitles(request: VideoRequest) -> bool:
+    video = request.rendered.video.fields.video
+    return video is not None and video.subtitles == "external_file"
+
+
+def _sidecar_url(video_url: str) -> str:
+    """The subtitle file of a video URL: the same folder and signature, ``.vtt``."""
+    parts = urlsplit(video_url)
+    stem = parts.path.rsplit(".", 1)[0] if "." in parts.path.rsplit("/", 1)[-1] else parts.path
+    return urlunsplit(parts._replace(path=stem + SUBTITLE_SUFFIX))
+
+
 def _record_for(request: VideoRequest, status: str, previous: StateRecord | None) -> StateRecord:
     """A fresh record for a new submission of ``request``."""
     now = utc_now()
@@ -173,6 +187,7 @@ def _record_for(request: VideoRequest, status: str, previous: StateRecord | None
         remote_id=request.job_id(attempt) if request.surface == "ga" else None,
         request=request.recorded_body(),
         sources=dict(request.rendered.sources),
+        narration=spoken_text(request.rendered.content, request.rendered.input_kind),
         updated_at=now,
     )
 
@@ -393,7 +408,7 @@ class Runner:
             return False
         target = self.workspace.output_path(request)
         obj = StoredObject(record.output.sha256, record.output.size)
-        source = await asyncio.to_thread(self.stores.fetch, obj, target)
+        source = await asyncio.to_thread(fetch_video, self.stores, record, target)
         if source is None:
             return False
         shown = self.workspace.display(target)
@@ -411,7 +426,7 @@ class Runner:
         )
         return True
 
-    async def _store(self, target: Path, size: int, digest: str, video_id: str) -> None:
+    async def _store(self, target: Path, size: int, digest: str, video_id: str | None) -> None:
         """Keep a verified output in every video store; a store that fails is reported
         and tried again by the next apply or pull."""
         if self.stores is None:
@@ -603,6 +618,10 @@ class Runner:
                     return _Created(job, adopted=False)
                 except ThrottledError as exc:
                     await asyncio.sleep(exc.retry_after or self.options.poll_interval)
+                except UntrustedAnswerError as exc:
+                    if exc.status_code is not None and 200 <= exc.status_code < 300:
+                        self.summary.counts["jobs"] += 1  # created, though not as answered
+                    raise
                 except JobExistsError:
                     return _Created(await self._lookup(record), adopted=True)
                 except CreateOutcomeUnknown:
@@ -843,6 +862,7 @@ class Runner:
                 self.workspace.display(target.parent), exc.strerror or str(exc)
             ) from None
         index = self.state.records[request.video_id].pack_index
+        subtitles: OutputFile | None = None
         for attempt in range(1, self.options.download_attempts + 1):
             if index is not None or _in_container(job):
                 # The service wrote input N to {path}/{job id}/000N.{ext} in our container
@@ -857,6 +877,12 @@ class Runner:
                 await self._download_failed(request, "the job succeeded but returned no result URL")
                 return
             try:
+                if _external_subtitles(request):
+                    # Before the video, and recorded at once: a video recorded after a
+                    # crash (by the hash written ahead of its rename) has them too.
+                    subtitles = await self._fetch_subtitles(_sidecar_url(url), target)
+                    record = self.state.records[request.video_id]
+                    await self._put(record.model_copy(update={"subtitles": subtitles}))
                 size, digest = await self._fetch(url, target, expected, request.video_id)
                 break
             except OSError as exc:
@@ -896,6 +922,7 @@ class Runner:
                     "status": "downloaded",
                     "output": output,
                     "pending_output": None,
+                    "subtitles": subtitles,
                     "error": None,
                     "duration_ms": record.duration_ms if packed else job.duration_ms,
                     "billing": record.billing if packed else dict(job.billing) or record.billing,
@@ -951,6 +978,25 @@ class Runner:
             raise DownloadError(f"{target.name} changed while it was being saved")
         await self._store(target, size, digest, video_id)
         return size, digest
+
+    async def _fetch_subtitles(self, url: str, video: Path) -> OutputFile:
+        """The job's external ``.vtt`` beside its video: temp file, checked, renamed."""
+        target = video.with_suffix(SUBTITLE_SUFFIX)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=video.parent)
+        os.close(fd)
+        tmp = Path(tmp_name)
+        try:
+            size, digest = await self.client.download(url, tmp, on_progress=_download_progress)
+            with tmp.open("rb") as handle:
+                head = handle.read(16)
+            if not head.removeprefix(b"\xef\xbb\xbf").startswith(b"WEBVTT"):
+                raise DownloadError(f"{target.name}: the subtitle file is not WebVTT")
+            os.chmod(tmp, 0o666 & ~_UMASK)
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
+        await self._store(target, size, digest, None)
+        return OutputFile(path=self.workspace.display(target), size=size, sha256=digest)
 
     async def _delete_remote(self, request: VideoRequest, job: RemoteJob) -> None:
         try:
