@@ -66,7 +66,7 @@ def _summary_table(summary: Summary) -> Table:
         ("fetched", done[ActionKind.DOWNLOAD]),
         ("reused", done[ActionKind.REUSE]),
         ("forgotten", done[ActionKind.FORGET]),
-        ("paid creates", c["jobs"]),
+        ("jobs created (paid creates)", c["jobs"]),
         ("failed", len(summary.failed)),
         ("timed out (resumable)", len(summary.timed_out)),
         ("characters billed", summary.characters),

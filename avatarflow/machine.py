@@ -82,6 +82,7 @@ class MachineFacts:
     latest: dict[str, LastRender] = field(default_factory=dict)
     gone: set[str] = field(default_factory=set)
     stored: dict[str, set[str]] = field(default_factory=dict)  # sha256 -> store names
+    batched: bool = False  # inside a run that flushes at its end: lazy writes allowed
     _saved: str = ""
     _saved_at: float = 0.0
     _dirty: bool = False
@@ -119,10 +120,10 @@ class MachineFacts:
         return json.dumps(data, sort_keys=True, indent=1) + "\n"
 
     def save(self, *, now: bool = True) -> None:
-        """Write the facts if they changed since they were read. ``now=False`` writes at
-        most once a second (a run of 10,000 videos must not rewrite them 10,000 times);
-        the caller flushes with ``save()`` at its end."""
-        if not now and time.monotonic() - self._saved_at < SAVE_INTERVAL:
+        """Write the facts if they changed since they were read. ``now=False`` inside a
+        batch writes at most once a second (a run of 10,000 videos must not rewrite them
+        10,000 times); the batch flushes with ``save()`` at its end."""
+        if not now and self.batched and time.monotonic() - self._saved_at < SAVE_INTERVAL:
             self._dirty = True
             return
         text = self._text()

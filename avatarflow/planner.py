@@ -146,13 +146,15 @@ def _plan_video(
     previous: StateRecord | None = None,
     fetch_from: Callable[[StateRecord], str | None] | None = None,
 ) -> Action:
-    def act(kind: ActionKind, *reasons: str, source: str | None = None) -> Action:
+    def act(
+        kind: ActionKind, *reasons: str, source: str | None = None, was: StateRecord | None = None
+    ) -> Action:
         return Action(
             kind,
             request.video_id,
             reasons,
             request,
-            record,
+            was or record,
             request.synthesis_id,
             request.content_hash,
             source,
@@ -160,7 +162,8 @@ def _plan_video(
 
     if record is None:
         if previous is not None and previous.input_hash != request.content_hash:
-            return act(ActionKind.RERENDER, *explain_change(previous, request))
+            # The render it had: what the change is explained against (its narration too).
+            return act(ActionKind.RERENDER, *explain_change(previous, request), was=previous)
         return act(ActionKind.CREATE, "new video")
     if replace:
         return act(ActionKind.RERENDER, "replacement requested (--replace)")

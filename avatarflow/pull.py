@@ -69,7 +69,11 @@ def pull(
         state.remove_stale_temp_files()
         workspace.remove_partial_downloads()
         plan, _ = full_plan(loaded, workspace, built, state, read)
-        result = _pull(workspace, stores, state, plan, report)
+        state.batch()
+        try:
+            result = _pull(workspace, stores, state, plan, report)
+        finally:
+            state.flush()
         sync_stores(workspace, stores, state, report, result)
         workspace.hashes.save()
         state.flush()

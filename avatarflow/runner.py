@@ -255,6 +255,7 @@ class Runner:
         paid = [a for a in work if a.kind in (ActionKind.CREATE, ActionKind.RERENDER)]
         resumes = [a for a in resumes if not self._saved_before_a_crash(a)]
         self._poller = asyncio.create_task(self._poll_loop())
+        self.state.batch()  # flushed below, whatever happens
         try:
             await self._gather(self._resumes(resumes))
             if self.packing:

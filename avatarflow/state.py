@@ -218,10 +218,17 @@ class State:
             facts.mark_stored(sha256, stores)
             facts.save(now=False)
 
-    def flush(self) -> None:
-        """Write what the store keeps lazily (a local store's per-machine facts)."""
+    def batch(self) -> None:
+        """Let the store keep its per-machine facts lazily until :meth:`flush`."""
         facts = getattr(self.store, "facts", None)
         if facts is not None:
+            facts.batched = True
+
+    def flush(self) -> None:
+        """Write what the store kept lazily and end the batch."""
+        facts = getattr(self.store, "facts", None)
+        if facts is not None:
+            facts.batched = False
             facts.save()
 
     def remove_stale_temp_files(self) -> int:

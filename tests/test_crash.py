@@ -135,6 +135,8 @@ KILL_POINTS = [
     "mid-download:3",
     "after-download",
     "after-download:3",
+    "mid-store-put",  # copying a verified download into the local video store
+    "mid-store-put:3",
     "mid-state-write",  # the state's meta file, the very first write
     "mid-state-write:2",  # the first "submitting" record, before any create
     "mid-state-write:9",

@@ -12,7 +12,7 @@ from avatarflow.emulator.requestlog import read_request_log
 from avatarflow.statcache import sha256_file
 
 from .course_fixtures import EMULATOR_CONFIG, VIDEOS, apply_drafts, copy_example, vtt_cues
-from .helpers import open_course, run_cli
+from .helpers import open_course, render_file, run_cli
 
 
 @pytest.fixture(autouse=True)
@@ -64,9 +64,7 @@ def test_soft_embedded_writes_no_sidecar(tmp_path: Path) -> None:
         "06-outro.mp4",
         "06-outro.vtt",  # the example's outro asks for an external file
     ]
-    record = json.loads(
-        (manifest.parent / ".avatarflow/git-course/emulator/videos/01-welcome.json").read_text()
-    )
+    record = json.loads(render_file(manifest, "01-welcome", "emulator").read_text())
     assert "subtitles" not in record
 
 
