@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
+from urllib.parse import quote
 
 import jinja2
 
@@ -175,8 +176,6 @@ def _video_on_disk(root: Path, record: StateRecord | None) -> Path | None:
 
 def _relative(path: Path, folder: Path) -> str:
     """A URL path from the page to ``path`` (percent-encoding what a URL cannot hold)."""
-    from urllib.parse import quote
-
     return quote(os.path.relpath(path, folder).replace(os.sep, "/"))
 
 
