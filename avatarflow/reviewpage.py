@@ -20,6 +20,7 @@ from urllib.parse import quote
 import jinja2
 
 from .course import Course, read_course
+from .errors import ConfigError
 from .media import poster_frame
 from .options import ReviewOptions
 from .planner import ActionKind, Plan
@@ -96,6 +97,8 @@ def review(manifest: Path | str, options: ReviewOptions | None = None) -> Review
     course = read_course(manifest, target_name(options.emulator))
     workspace, plan = course.workspace, course.plan
     folder = (options.out_dir or default_folder(workspace)).resolve()
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"{workspace.display(folder)} exists and is not a folder")
     cards, jobs = _cards(course, folder)
     made = _make_posters(jobs)
     posters = {Path(c.poster_src).name for c in cards if c.poster_src}
