@@ -21,10 +21,10 @@ import jinja2
 
 from .course import Course, read_course
 from .errors import ConfigError
-from .media import poster_frame
+from .media import poster_frame, write_file
 from .options import ReviewOptions
 from .planner import ActionKind, Plan
-from .state import StateRecord, atomic_write
+from .state import StateRecord
 from .worddiff import Chunk, narration_diff, spoken_text
 from .workspace import Workspace, target_name
 
@@ -106,7 +106,7 @@ def review(manifest: Path | str, options: ReviewOptions | None = None) -> Review
     totals = _totals(cards, plan)
     html = render_page(course.manifest.model.name, workspace.is_emulator, cards, totals)
     path = folder / PAGE_NAME
-    atomic_write(path, html.encode("utf-8"))
+    write_file(path, html.encode("utf-8"))
     missing = tuple(c.video_id for c in cards if c.video_src is None)
     return ReviewPage(path, workspace.display(path), tuple(cards), totals, made, missing)
 

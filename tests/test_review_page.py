@@ -121,6 +121,7 @@ def test_review_page_in_chromium(reviewed: Path, tmp_path: Path) -> None:
     assert all(width > 0 for width in posters_loaded), posters_loaded
     assert visible == ["03-branches"]
     assert shot.stat().st_size > 10_000
+    assert reviewed.stat().st_mode & 0o044 == 0o044  # readable by others, like the videos
     artefacts = os.environ.get("AVATARFLOW_TEST_ARTEFACTS")
     if artefacts:
         shutil.copy(shot, Path(artefacts) / shot.name)
