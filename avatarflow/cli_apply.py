@@ -138,7 +138,7 @@ class _ApplyScreen:
     "--timeout",
     type=click.FloatRange(min=0, min_open=True),
     default=None,
-    help="Seconds a job may take from submission before apply stops waiting.",
+    help="Seconds a job (or a lookup) may take before apply stops waiting (default 12 hours).",
 )
 @click.option("--delete-remote", is_flag=True, help="Delete each remote job after its download.")
 @click.option(
