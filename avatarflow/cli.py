@@ -211,13 +211,10 @@ def plan(
     if recalled is not None:
         the_plan, warnings, pack_max_inputs = recalled.plan, recalled.warnings, None
     else:
-        from .project import Project
+        from .incremental import plan_with_cache
 
-        project = Project.open(manifest, target)
-        project.check_output_paths()
-        the_plan = project.plan(verify=verify)
-        warnings, pack_max_inputs = project.warnings(), project.pack_max_inputs
-        project.remember(the_plan, warnings)
+        made = plan_with_cache(manifest, target, verify=verify)
+        the_plan, warnings, pack_max_inputs = made.plan, made.warnings, made.pack_max_inputs
     for warning in warnings:
         ctx.err.print(f"warning: {warning}")
     if as_json:

@@ -12,6 +12,7 @@ import datetime
 import difflib
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -318,25 +319,35 @@ class LoadedManifest:
         return self.resolve_path(self.model.templates_dir)
 
     def videos_resolved(self) -> list[ResolvedVideo]:
-        defaults = self.model.defaults
-        base = defaults.model_dump(exclude_unset=True)
+        resolve = self.resolver()
         resolved: list[ResolvedVideo] = []
         seen: dict[str, int] = {}
-        merged_settings: dict[str, BaseModel] = {}
-        field_sets: dict[frozenset[str], set[str]] = {}
         for index, entry in enumerate(self.model.videos):
-            loc = self.location(("videos", index))
             if entry.id in seen:
                 raise ManifestError(
                     f"duplicate video id {entry.id!r} (first used at videos[{seen[entry.id]}])",
                     self.location(("videos", index, "id")),
                 )
             seen[entry.id] = index
+            resolved.append(resolve(index, entry))
+        return resolved
+
+    def resolver(self) -> Callable[[int, VideoEntry], ResolvedVideo]:
+        """Resolves the entry found at ``videos[index]``; videos resolved by one resolver
+        share their merged settings."""
+        defaults = self.model.defaults
+        base = defaults.model_dump(exclude_unset=True)
+        merged_settings: dict[str, BaseModel] = {}
+        field_sets: dict[frozenset[str], set[str]] = {}
+
+        def resolve(index: int, entry: VideoEntry) -> ResolvedVideo:
+            loc = self.location(("videos", index))
             fields = _resolve_entry(defaults, base, entry, merged_settings)
             _share_fields_set(fields, field_sets)
             _check_sources(fields, loc)
-            resolved.append(ResolvedVideo(entry.id, index, fields, loc, self.yaml))
-        return resolved
+            return ResolvedVideo(entry.id, index, fields, loc, self.yaml)
+
+        return resolve
 
 
 def _resolve_entry(

@@ -123,6 +123,7 @@ class Renderer:
         # sha256 of each narration file's bytes as read, by its path in the manifest.
         self.input_digests: dict[str, str] = {}
         self._templates: dict[str, jinja2.Template] = {}
+        self._narrations: dict[str, jinja2.Template] = {}
 
     def render_all(self) -> list[RenderedVideo]:
         return [self.render(video) for video in self.manifest.videos_resolved()]
@@ -212,7 +213,10 @@ class Renderer:
         if simple is not None:
             return simple
         try:
-            return _text_environment().from_string(raw).render(context)
+            template = self._narrations.get(raw)
+            if template is None:  # each distinct narration is compiled once per run
+                template = self._narrations[raw] = _text_environment().from_string(raw)
+            return template.render(context)
         except jinja2.TemplateSyntaxError as exc:
             raise TemplateError(f"template syntax error in narration: {exc.message}", loc) from None
         except Exception as exc:  # narration is user code: any failure is the user's to fix

@@ -1,0 +1,641 @@
+"""The incremental plan: after one edit, only the edited video is rendered again.
+
+A video's request is a function of exactly these inputs: the code, the manifest's head
+(everything but the ``videos`` items: ``defaults``, ``service``...), the templates
+folder, the text of the video's own item and its position in the list (templates see
+``video.index``), and the narration file it reads. A full plan keeps, per video, what
+the plan needs of its request (content hash, synthesis id, output name, warnings) under
+the fingerprint of those inputs, in the user's cache folder beside the plan memo. The
+next plan cuts the manifest into its items as text (:mod:`avatarflow.manifestsplit`),
+and only the items whose fingerprint is new are parsed, validated, rendered and hashed.
+
+State records and outputs are files avatarflow writes itself; like the output stat cache
+they are trusted by their stat (size, mtime_ns, inode, ctime_ns), and a record changed
+within ``RACY_NS`` of being read is read again next time. A video whose request and
+record say "up to date" (its output intact by the stat cache) is a no-op without
+rendering; every other video gets its full request and record, and the planner decides.
+
+Correctness first: whatever this layer is not sure of is left to the full plan, which
+then refills the cache: a layout the split does not cover, an item that does not parse
+on its own, any error (so that every error is found and worded by the full path, with
+its file and line), a state kept remotely, a missing state, ``--verify``. So is an edit
+that changes most videos (``defaults``, a template), where a full plan is cheaper than
+parsing items one by one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import planmemo, yamlsafe
+from .errors import UserError
+from .manifestsplit import Item, Split, split_videos
+from .planmemo import cache_folder, sha256_bytes, snapshot_folder
+from .planner import Action, ActionKind, Plan
+from .statcache import RACY_NS, StatKey, stat_key, write_json
+from .userfiles import UnsuitableFile, read_regular_file
+
+if TYPE_CHECKING:
+    from .manifest import VideoEntry
+    from .payload import VideoRequest
+    from .project import Project, TargetName
+    from .state import State, StateRecord
+
+VERSION = 1
+# Past this share of videos to parse one by one, one full parse is cheaper.
+MAX_CHANGED_SHARE = 0.2
+_IN_FLIGHT_OR_FAILED = frozenset({"submitting", "submitted", "running", "succeeded", "failed"})
+
+
+class _Fallback(Exception):
+    """Not sure: the full plan decides (and words any error)."""
+
+
+@dataclass
+class Cached:
+    """What a plan needs of one video's request, without the request."""
+
+    video_id: str
+    content_hash: str
+    synthesis_id: str
+    output_name: str  # the output's file name in the target's output folder
+    warnings: list[str]
+    inputs: dict[str, str]  # narration files read, as the manifest names them → sha256
+    nodes: int  # YAML value nodes of the item, for the document's node budget
+
+    def to_json(self) -> list[Any]:
+        return [
+            self.video_id,
+            self.content_hash,
+            self.synthesis_id,
+            self.output_name,
+            self.warnings,
+            self.inputs,
+            self.nodes,
+        ]
+
+    @classmethod
+    def from_json(cls, data: list[Any]) -> Cached:
+        video_id, content_hash, synthesis_id, output_name, warnings, inputs, nodes = data
+        return cls(
+            str(video_id),
+            str(content_hash),
+            str(synthesis_id),
+            str(output_name),
+            [str(w) for w in warnings],
+            {str(k): str(v) for k, v in inputs.items()},
+            int(nodes),
+        )
+
+
+@dataclass
+class RecordSummary:
+    """The fields of a state record that decide a no-op, with the record file's stat."""
+
+    stat: tuple[int, int, int, int]
+    serial: int
+    status: str
+    input_hash: str
+    output: tuple[str, int, str] | None  # path, size, sha256
+
+    def to_json(self) -> list[Any]:
+        return [list(self.stat), self.serial, self.status, self.input_hash, self.output]
+
+    @classmethod
+    def from_json(cls, data: list[Any]) -> RecordSummary:
+        st, serial, status, input_hash, output = data
+        size, mtime, ino, ctime = (int(v) for v in st)
+        out = None if output is None else (str(output[0]), int(output[1]), str(output[2]))
+        return cls((size, mtime, ino, ctime), int(serial), str(status), str(input_hash), out)
+
+    @classmethod
+    def of(cls, st: os.stat_result, record: StateRecord) -> RecordSummary:
+        out = record.output
+        output = None if out is None else (out.path, out.size, out.sha256)
+        return cls(stat_key(st), record.serial, record.status, record.input_hash, output)
+
+
+@dataclass
+class RequestCache:
+    """The cache file of one manifest and target: requests by item, records by file."""
+
+    path: Path
+    context: str = ""
+    entries: dict[str, Cached] = field(default_factory=dict)
+    records: dict[str, RecordSummary] = field(default_factory=dict)
+
+    @classmethod
+    def open(cls, manifest: Path, target: str) -> RequestCache:
+        key = f"{VERSION}\0{os.path.realpath(manifest)}\0{target}"
+        path = cache_folder() / "videos" / f"{sha256_bytes(key.encode())[:32]}.json"
+        cache = cls(path)
+        try:
+            data = json.loads(path.read_bytes())
+            if data["version"] != VERSION:
+                return cache
+            cache.context = str(data["context"])
+            cache.entries = {str(k): Cached.from_json(v) for k, v in data["entries"].items()}
+            cache.records = {str(k): RecordSummary.from_json(v) for k, v in data["records"].items()}
+        except (OSError, ValueError, TypeError, KeyError, AttributeError, IndexError):
+            return cls(path)  # disposable: anything unreadable is an empty cache
+        return cache
+
+    def save(self) -> None:
+        write_json(
+            self.path,
+            {
+                "version": VERSION,
+                "context": self.context,
+                "entries": {k: v.to_json() for k, v in self.entries.items()},
+                "records": {k: v.to_json() for k, v in self.records.items()},
+            },
+        )
+
+
+def item_key(index: int, item: Item) -> str:
+    return hashlib.sha256(f"{index}\0{item.text}".encode()).hexdigest()[:32]
+
+
+def context_digest(split: Split, templates: dict[str, str]) -> str:
+    """What every video's request depends on: the code, the head, the templates."""
+    digest = hashlib.sha256(planmemo.code_fingerprint().encode())
+    digest.update(b"\0" + split.head.encode())
+    digest.update(b"\0" + json.dumps(templates, sort_keys=True).encode())
+    return digest.hexdigest()
+
+
+def count_nodes(value: Any) -> int:
+    """Value nodes of plain YAML data, as the loader's node budget counts them."""
+    if isinstance(value, dict):
+        return 1 + sum(count_nodes(v) for v in value.values())
+    if isinstance(value, list):
+        return 1 + sum(count_nodes(v) for v in value)
+    return 1
+
+
+# -- reading the manifest -----------------------------------------------------------------
+@dataclass
+class Reading:
+    """One read of the manifest: its bytes' digest, its items, the templates folder as the
+    head names it and its files' digests, and the fingerprint of all but the items."""
+
+    path: Path
+    digest: str
+    split: Split
+    templates_dir: str
+    templates: dict[str, str]
+    context: str
+
+    @property
+    def root(self) -> Path:
+        return self.path.resolve().parent
+
+    @property
+    def display(self) -> str:
+        return self.path.name  # as the full path names the manifest in messages
+
+    def keys(self) -> list[str]:
+        return [item_key(i, item) for i, item in enumerate(self.split.items)]
+
+
+def read_manifest(path: Path) -> Reading | None:
+    """The manifest as this layer sees it; None when only the full path can read it."""
+    try:
+        raw = read_regular_file(path, yamlsafe.MAX_BYTES)
+        text = raw.decode("utf-8")
+    except (OSError, UnsuitableFile, UnicodeDecodeError):
+        return None
+    split = split_videos(text) if "\x00" not in text else None
+    if split is None:
+        return None
+    folder = _templates_setting(split)
+    if folder is None:
+        return None
+    templates = snapshot_folder(path.resolve().parent / folder)
+    if templates is None:
+        return None
+    context = context_digest(split, templates)
+    return Reading(path, sha256_bytes(raw), split, folder, templates, context)
+
+
+def _templates_setting(split: Split) -> str | None:
+    """The templates folder as the head names it (parsed alone, the head is small)."""
+    from .yamlsafe import load_yaml
+
+    try:
+        head = load_yaml(split.head_document, "head").data
+    except UserError:
+        return None
+    if not isinstance(head, dict) or "videos" not in head or head["videos"] is not None:
+        return None
+    folder = head.get("templates_dir", "templates")
+    return folder if isinstance(folder, str) and "\x00" not in folder else None
+
+
+# -- the full plan, which fills the cache ------------------------------------------------
+def plan_with_cache(manifest: Path, target: TargetName, *, verify: bool = False) -> Incremental:
+    """The plan of ``manifest``: incremental when the cache allows, else in full (which
+    then fills the cache for the next one). ``verify`` trusts no stat: always in full."""
+    from .project import Project
+
+    cache = RequestCache.open(manifest, target)
+    reading = None
+    if not verify:
+        quick, reading = plan_incremental(manifest, target, cache)
+        if quick is not None:
+            return quick
+    project = Project.open(manifest, target)
+    project.check_output_paths()
+    started_ns = time.time_ns()  # before the state's first stat
+    state = project.load_state()
+    plan = project.plan(state, verify=verify)
+    warnings = project.warnings()
+    project.remember(plan, warnings)
+    if reading is not None and _refill(cache, reading, project):
+        _remember_records(cache, state, started_ns)
+        cache.save()
+    return Incremental(plan, warnings, project.pack_max_inputs, len(project.requests))
+
+
+def _refill(cache: RequestCache, reading: Reading, project: Project) -> bool:
+    """Keep what a full plan built of each video under its item's fingerprint."""
+    loaded, requests = project.manifest, project.requests
+    if loaded.sha256 != reading.digest or len(reading.split.items) != len(requests):
+        return False  # the file changed between the two reads
+    again = snapshot_folder(reading.root / reading.templates_dir)
+    if again is None or context_digest(reading.split, again) != reading.context:
+        return False  # a template changed while the videos were rendered
+    nodes = [0] * len(requests)
+    for path, _line in loaded.yaml.lines.items():
+        if len(path) >= 2 and path[0] == "videos" and isinstance(path[1], int):
+            nodes[path[1]] += 1  # one line per value node
+    inputs = project.observed.inputs
+    cache.context = reading.context
+    cache.entries = {}
+    for index, (key, request) in enumerate(zip(reading.keys(), requests, strict=True)):
+        text_file = request.rendered.video.fields.text_file
+        if text_file is not None and text_file not in inputs:
+            continue
+        used = {text_file: inputs[text_file]} if text_file is not None else {}
+        name = project.output_path(request).name
+        cache.entries[key] = _cached(request, used, nodes[index], name)
+    return True
+
+
+def _remember_records(cache: RequestCache, state: State, started_ns: int) -> None:
+    """Record summaries of a state just read in full, by the stat taken as it was read."""
+    from .backends.local import RECORDS_DIR, LocalStore
+
+    store = state.store
+    cache.records = {}
+    if not isinstance(store, LocalStore):
+        return
+    racy_from = started_ns - RACY_NS
+    for video_id, record in state.records.items():
+        name = f"{video_id}.json"
+        key = store.read_stats.get(f"{RECORDS_DIR}/{name}")
+        if key is not None and max(key[1], key[3]) < racy_from:
+            out = record.output
+            output = None if out is None else (out.path, out.size, out.sha256)
+            summary = RecordSummary(key, record.serial, record.status, record.input_hash, output)
+            cache.records[name] = summary
+
+
+def _cached(request: VideoRequest, inputs: dict[str, str], nodes: int, output: str) -> Cached:
+    return Cached(
+        request.video_id,
+        request.content_hash,
+        request.synthesis_id,
+        output,
+        list(request.rendered.warnings),
+        inputs,
+        nodes,
+    )
+
+
+# -- the incremental plan -----------------------------------------------------------------
+@dataclass
+class Incremental:
+    """A plan made from the cache plus the videos that changed."""
+
+    plan: Plan
+    warnings: list[str]
+    pack_max_inputs: int | None
+    rendered: int  # videos rendered by this plan
+
+
+def plan_incremental(
+    manifest: Path, target: TargetName, cache: RequestCache
+) -> tuple[Incremental | None, Reading | None]:
+    """The plan from the cache and the changed videos; None when the full plan decides.
+    Also what was read of the manifest, for the full plan to refill the cache with."""
+    reading = read_manifest(manifest)
+    if reading is None or reading.context != cache.context:
+        return None, reading
+    try:
+        return _plan(reading, cache, target), reading
+    except (_Fallback, UserError, OSError, UnsuitableFile):
+        return None, reading
+
+
+def _plan(reading: Reading, cache: RequestCache, target: TargetName) -> Incremental:
+    items = reading.split.items
+    keys = reading.keys()
+    found: dict[int, Cached] = {}
+    folders: dict[str, bool] = {}
+    for index, key in enumerate(keys):
+        entry = cache.entries.get(key)
+        if entry is not None and _inputs_unchanged(reading.root, entry.inputs, folders):
+            found[index] = entry
+    missing = [i for i in range(len(items)) if i not in found]
+    if len(missing) > MAX_CHANGED_SHARE * len(items):
+        raise _Fallback
+    built = _Builder(reading, target)
+    built.add(missing)
+    for index in missing:
+        found[index] = built.cached(index)
+    ids = [found[i].video_id for i in range(len(items))]
+    if len(set(ids)) != len(ids):
+        raise _Fallback  # a duplicate id: the full path names both places
+    if built.head_nodes + sum(e.nodes for e in found.values()) > yamlsafe.MAX_NODES:
+        raise _Fallback
+    project = built.project
+    _check_outputs(project, [found[i].output_name for i in range(len(items))])
+    started_ns = time.time_ns()  # before the state's first stat, for the plan memo
+    state = _StateReader(project, cache)
+    noops: dict[int, Action] = {}
+    for index, video_id in enumerate(ids):
+        entry = found[index]
+        summary = state.summaries.get(video_id)
+        if summary is not None and _noop(project, summary, entry, state.stats):
+            noops[index] = Action(
+                ActionKind.NOOP,
+                video_id,
+                synthesis_id=entry.synthesis_id,
+                input_hash=entry.content_hash,
+            )
+    slow = [i for i in range(len(items)) if i not in noops]
+    if len(slow) > MAX_CHANGED_SHARE * len(items):
+        raise _Fallback  # most videos have work to do: their requests are built in full
+    built.add([i for i in slow if i not in built.requests])
+    wanted = set(ids)
+    involved = [ids[i] for i in slow] + [v for v in state.summaries if v not in wanted]
+    from .planner import make_plan
+
+    partial = make_plan(
+        [built.requests[i] for i in slow],
+        state.state({v for v in involved if v in state.summaries}),
+        project.check_output,
+    )
+    by_id = {a.video_id: a for a in partial.actions}
+    ordered = [noops[i] if i in noops else by_id[ids[i]] for i in range(len(items))]
+    ordered.extend(a for a in partial.actions if a.kind is ActionKind.FORGET)
+    project.output_hashes.save()
+    cache.entries = {key: found[i] for i, key in enumerate(keys)}
+    cache.save()
+    warnings = [w for i in range(len(items)) for w in found[i].warnings]
+    plan = Plan(tuple(ordered), state.lineage, state.serials())
+    if not plan.has_changes:
+        _remember_plan(project, reading, found.values(), state, started_ns, plan, warnings)
+    return Incremental(plan, warnings, project.pack_max_inputs, len(built.requests))
+
+
+def _remember_plan(
+    project: Project,
+    reading: Reading,
+    entries: Iterable[Cached],
+    state: _StateReader,
+    started_ns: int,
+    plan: Plan,
+    warnings: list[str],
+) -> None:
+    """Leave the plan memo a full plan would leave: the next unchanged plan reads no
+    cache at all. It holds what this plan read, as the full plan's readers note it."""
+    from .backends.local import RECORDS_DIR
+    from .planmemo import Observed
+
+    state_dir = project._configured_state_dir()
+    observed = Observed(started_ns, reading.digest, reading.templates)
+    observed.templates_dir = project._as_configured(reading.templates_dir)
+    observed.state_dir = state_dir
+    observed.inputs = {path: digest for entry in entries for path, digest in entry.inputs.items()}
+    observed.stats = {
+        name if name in state.outputs else f"{state_dir}/{name}": key
+        for name, key in state.stats.items()
+    }
+    observed.listings = {f"{state_dir}/{RECORDS_DIR}": state.names}
+    project.observed = observed
+    project.remember(plan, warnings)
+
+
+def _inputs_unchanged(root: Path, inputs: dict[str, str], folders: dict[str, bool]) -> bool:
+    """Each narration file still has the content it had, read where the renderer reads
+    it: not through a symlink, in a folder inside the manifest's (else: render again)."""
+    base = str(root)
+    for relative, digest in inputs.items():
+        path = os.path.join(base, relative)
+        folder = os.path.dirname(path)
+        inside = folders.get(folder)
+        if inside is None:
+            real = os.path.realpath(folder)
+            inside = folders[folder] = real == base or real.startswith(os.path.join(base, ""))
+        if not inside or os.path.islink(path):
+            return False
+        try:
+            if sha256_bytes(read_regular_file(path, yamlsafe.MAX_BYTES)) != digest:
+                return False
+        except (OSError, UnsuitableFile):
+            return False
+    return True
+
+
+def _check_outputs(project: Project, names: list[str]) -> None:
+    """What ``check_output_paths`` refuses is worded by the full path."""
+    folder = str(project.target.output_dir)
+    try:
+        st = os.stat(folder)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISDIR(st.st_mode):
+        raise _Fallback
+    for name in names:
+        try:
+            mode = os.lstat(os.path.join(folder, name)).st_mode
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        if not stat.S_ISREG(mode):
+            raise _Fallback
+
+
+def _noop(
+    project: Project, summary: RecordSummary, entry: Cached, stats: dict[str, StatKey]
+) -> bool:
+    """The planner's no-op: the same request, downloaded, its output intact (its stat
+    noted in ``stats``)."""
+    if summary.input_hash != entry.content_hash or summary.status != "downloaded":
+        return False
+    if summary.output is None:
+        return False
+    relative, size, sha256 = summary.output
+    path = os.path.join(str(project.manifest.root), relative)
+    try:
+        st = os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    stats[relative] = stat_key(st)
+    if not stat.S_ISREG(st.st_mode) or st.st_size != size:
+        return False
+    return project.output_hashes.sha256(relative, path, st) == sha256
+
+
+class _StateReader:
+    """The local state, each record parsed only when its file's stat is new."""
+
+    def __init__(self, project: Project, cache: RequestCache) -> None:
+        from .backends.local import META_FILE, RECORDS_DIR
+        from .state import parse_json, parse_meta
+
+        if project.remote_store() is not None:
+            raise _Fallback  # a remote state has no stat to trust
+        self.store = project.local_store()
+        meta_path = self.store.directory / META_FILE
+        if not meta_path.is_file():
+            raise _Fallback  # a new course, or records without meta (an error)
+        shown = f"{self.store.display}/{META_FILE}"
+        self.stats: dict[str, StatKey] = {}  # what was read, by path: for the plan memo
+        with open(meta_path, encoding="utf-8") as handle:
+            self.stats[META_FILE] = stat_key(os.fstat(handle.fileno()))
+            text = handle.read()
+        self.meta = parse_meta(parse_json(text, shown), shown)
+        self.lineage: str | None = self.meta.lineage
+        self.folder = str(self.store.directory / RECORDS_DIR)
+        self.parsed: dict[str, StateRecord] = {}
+        self.summaries: dict[str, RecordSummary] = {}
+        names = sorted(n for n in os.listdir(self.folder) if n.endswith(".json"))
+        self.names = names
+        trusted: dict[str, RecordSummary] = {}
+        racy_from = time.time_ns() - RACY_NS
+        for name in names:
+            st = os.lstat(os.path.join(self.folder, name))
+            if not stat.S_ISREG(st.st_mode):
+                raise _Fallback
+            video_id = name.removesuffix(".json")
+            summary = cache.records.get(name)
+            if summary is None or summary.stat != stat_key(st):
+                summary = RecordSummary.of(st, self.read(video_id))
+                if summary.stat != stat_key(os.lstat(os.path.join(self.folder, name))):
+                    raise _Fallback  # written while read
+            if max(st.st_mtime_ns, st.st_ctime_ns) < racy_from:
+                trusted[name] = summary
+            self.summaries[video_id] = summary
+            self.stats[f"{RECORDS_DIR}/{name}"] = summary.stat
+        cache.records = trusted
+        self.outputs = {s.output[0] for s in self.summaries.values() if s.output is not None}
+
+    def read(self, video_id: str) -> StateRecord:
+        from .backends.local import RECORDS_DIR
+        from .state import parse_record_text
+
+        record = self.parsed.get(video_id)
+        if record is None:
+            name = f"{video_id}.json"
+            shown = f"{self.store.display}/{RECORDS_DIR}/{name}"
+            with open(os.path.join(self.folder, name), encoding="utf-8") as handle:
+                text = handle.read()
+            record = parse_record_text(text, video_id, shown, f"the file is named {name}")
+            self.parsed[video_id] = record
+        return record
+
+    def state(self, video_ids: set[str]) -> Any:
+        from .state import State
+
+        records = {video_id: self.read(video_id) for video_id in sorted(video_ids)}
+        for video_id, record in records.items():
+            if record.serial != self.summaries[video_id].serial:
+                raise _Fallback  # changed since its stat was taken
+        return State(self.store, self.meta, records)
+
+    def serials(self) -> dict[str, int]:
+        return {video_id: s.serial for video_id, s in self.summaries.items()}
+
+
+class _Builder:
+    """Parses, validates, renders and hashes chosen items alone, with their real lines."""
+
+    def __init__(self, reading: Reading, target: TargetName) -> None:
+        from pydantic import ValidationError
+
+        from .manifest import LoadedManifest, Manifest
+        from .project import Project
+        from .render import Renderer
+        from .yamlsafe import LoadedYaml, load_yaml
+
+        assert reading.split is not None
+        self.reading = reading
+        self.split = reading.split
+        head = load_yaml(self.split.head_document, reading.display)
+        if not isinstance(head.data, dict) or head.data.get("videos", 0) is not None:
+            raise _Fallback
+        self.head_nodes = count_nodes(head.data)
+        try:  # the head alone, with a stand-in video: videos are checked one by one
+            model = Manifest.model_validate({**head.data, "videos": [{"id": "x"}]})
+        except ValidationError:
+            raise _Fallback from None
+        self.lines = head.lines
+        self.loaded = LoadedManifest(
+            reading.path.resolve(),
+            model.model_copy(update={"videos": []}),
+            LoadedYaml(None, self.lines),
+            reading.display,
+            reading.digest,
+        )
+        self.project = Project(self.loaded, target)
+        self.renderer = Renderer(self.loaded)
+        self.resolve = self.loaded.resolver()
+        self.requests: dict[int, VideoRequest] = {}
+        self.nodes: dict[int, int] = {}
+
+    def add(self, indices: list[int]) -> None:
+        from pydantic import ValidationError
+
+        from .manifest import VideoEntry
+        from .packing import check_packable
+        from .payload import DESTINATION_RESERVE, build_request
+        from .yamlsafe import load_yaml
+
+        model = self.loaded.model
+        reserve = DESTINATION_RESERVE if model.service.destination_container_url else 0
+        for index in indices:
+            item = self.split.items[index]
+            loaded = load_yaml(item.document(), self.reading.display)
+            if not isinstance(loaded.data, list) or len(loaded.data) != 1:
+                raise _Fallback
+            for path, line in loaded.lines.items():
+                if path and path[0] == 0:
+                    self.lines[("videos", index, *path[1:])] = line
+            try:
+                entry: VideoEntry = VideoEntry.model_validate(loaded.data[0])
+            except ValidationError:
+                raise _Fallback from None
+            self.nodes[index] = count_nodes(loaded.data[0])
+            rendered = self.renderer.render(self.resolve(index, entry))
+            request = build_request(rendered, model.name, model.service.api_version, reserve)
+            if model.service.pack:
+                check_packable(request)
+            self.requests[index] = request
+
+    def cached(self, index: int) -> Cached:
+        request = self.requests[index]
+        text_file = request.rendered.video.fields.text_file
+        digests = self.renderer.input_digests
+        inputs = {text_file: digests[text_file]} if text_file is not None else {}
+        name = self.project.output_path(request).name
+        return _cached(request, inputs, self.nodes[index], name)
