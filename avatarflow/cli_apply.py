@@ -360,7 +360,10 @@ def status(
     ctx: Any, manifest: Path, emulator: bool, refresh: bool, as_json: bool, verify: bool
 ) -> int:
     """Per video: recorded status, output present and intact, remote job state."""
-    project = Project.open(manifest, _target(emulator))
+    from .incremental import requested
+
+    known = None if verify else requested(manifest, _target(emulator))
+    project = known[0] if known else Project.open(manifest, _target(emulator))
     state = project.load_state()
     remote: dict[str, str] = {}
     if refresh and state.records:
@@ -370,7 +373,7 @@ def status(
         finally:
             service.close()
     rows = []
-    wanted = {r.video_id: r.content_hash for r in project.requests}
+    wanted = known[1] if known else {r.video_id: r.content_hash for r in project.requests}
     for video_id in sorted(wanted.keys() | state.records.keys()):
         record = state.records.get(video_id)
         rows.append(

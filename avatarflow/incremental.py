@@ -346,12 +346,31 @@ def plan_incremental(
         return None, reading
 
 
-def _plan(reading: Reading, cache: RequestCache, target: TargetName) -> Incremental:
+def requested(manifest: Path, target: TargetName) -> tuple[Project, dict[str, str]] | None:
+    """The target and each video's content hash, from the cache and the changed items;
+    None when only the full path can tell."""
+    cache = RequestCache.open(manifest, target)
+    reading = read_manifest(manifest)
+    if reading is None or reading.context != cache.context:
+        return None
+    try:
+        found, built = _requests(reading, cache, target)
+    except (_Fallback, UserError, OSError, UnsuitableFile):
+        return None
+    if built.requests:
+        cache.entries = dict(zip(reading.keys(), found, strict=True))
+        cache.save()
+    return built.project, {entry.video_id: entry.content_hash for entry in found}
+
+
+def _requests(
+    reading: Reading, cache: RequestCache, target: TargetName
+) -> tuple[list[Cached], _Builder]:
+    """Every video's entry, from the cache or built; the builder holds those it built."""
     items = reading.split.items
-    keys = reading.keys()
     found: dict[int, Cached] = {}
     folders: dict[str, bool] = {}
-    for index, key in enumerate(keys):
+    for index, key in enumerate(reading.keys()):
         entry = cache.entries.get(key)
         if entry is not None and _inputs_unchanged(reading.root, entry.inputs, folders):
             found[index] = entry
@@ -362,49 +381,54 @@ def _plan(reading: Reading, cache: RequestCache, target: TargetName) -> Incremen
     built.add(missing)
     for index in missing:
         found[index] = built.cached(index)
-    ids = [found[i].video_id for i in range(len(items))]
-    if len(set(ids)) != len(ids):
+    entries = [found[i] for i in range(len(items))]
+    if len({entry.video_id for entry in entries}) != len(entries):
         raise _Fallback  # a duplicate id: the full path names both places
-    if built.head_nodes + sum(e.nodes for e in found.values()) > yamlsafe.MAX_NODES:
+    if built.head_nodes + sum(entry.nodes for entry in entries) > yamlsafe.MAX_NODES:
         raise _Fallback
+    return entries, built
+
+
+def _plan(reading: Reading, cache: RequestCache, target: TargetName) -> Incremental:
+    found, built = _requests(reading, cache, target)
     project = built.project
-    _check_outputs(project, [found[i].output_name for i in range(len(items))])
+    _check_outputs(project, [entry.output_name for entry in found])
     started_ns = time.time_ns()  # before the state's first stat, for the plan memo
     state = _StateReader(project, cache)
     noops: dict[int, Action] = {}
-    for index, video_id in enumerate(ids):
-        entry = found[index]
-        summary = state.summaries.get(video_id)
+    for index, entry in enumerate(found):
+        summary = state.summaries.get(entry.video_id)
         if summary is not None and _noop(project, summary, entry, state.stats):
             noops[index] = Action(
                 ActionKind.NOOP,
-                video_id,
+                entry.video_id,
                 synthesis_id=entry.synthesis_id,
                 input_hash=entry.content_hash,
             )
-    slow = [i for i in range(len(items)) if i not in noops]
-    if len(slow) > MAX_CHANGED_SHARE * len(items):
+    slow = [i for i in range(len(found)) if i not in noops]
+    if len(slow) > MAX_CHANGED_SHARE * len(found):
         raise _Fallback  # most videos have work to do: their requests are built in full
     built.add([i for i in slow if i not in built.requests])
-    wanted = set(ids)
-    involved = [ids[i] for i in slow] + [v for v in state.summaries if v not in wanted]
+    wanted = {entry.video_id for entry in found}
+    involved = {found[i].video_id for i in slow} | (state.summaries.keys() - wanted)
     from .planner import make_plan
 
     partial = make_plan(
         [built.requests[i] for i in slow],
-        state.state({v for v in involved if v in state.summaries}),
+        state.state(involved & state.summaries.keys()),
         project.check_output,
     )
-    by_id = {a.video_id: a for a in partial.actions}
-    ordered = [noops[i] if i in noops else by_id[ids[i]] for i in range(len(items))]
+    by_id = {action.video_id: action for action in partial.actions}
+    ordered = [noops.get(i) or by_id[entry.video_id] for i, entry in enumerate(found)]
     ordered.extend(a for a in partial.actions if a.kind is ActionKind.FORGET)
     project.output_hashes.save()
-    cache.entries = {key: found[i] for i, key in enumerate(keys)}
-    cache.save()
-    warnings = [w for i in range(len(items)) for w in found[i].warnings]
+    if built.requests or state.changed:
+        cache.entries = dict(zip(reading.keys(), found, strict=True))
+        cache.save()
+    warnings = [warning for entry in found for warning in entry.warnings]
     plan = Plan(tuple(ordered), state.lineage, state.serials())
     if not plan.has_changes:
-        _remember_plan(project, reading, found.values(), state, started_ns, plan, warnings)
+        _remember_plan(project, reading, found, state, started_ns, plan, warnings)
     return Incremental(plan, warnings, project.pack_max_inputs, len(built.requests))
 
 
@@ -537,6 +561,7 @@ class _StateReader:
                 trusted[name] = summary
             self.summaries[video_id] = summary
             self.stats[f"{RECORDS_DIR}/{name}"] = summary.stat
+        self.changed = trusted != cache.records  # the cache needs writing
         cache.records = trusted
         self.outputs = {s.output[0] for s in self.summaries.values() if s.output is not None}
 
