@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import click
 
-from . import __version__
+from . import __version__, workflow
 from .errors import (
     AvatarflowError,
     JobTimeoutError,
@@ -20,12 +20,11 @@ from .errors import (
     TransportError,
     UserError,
 )
+from .options import PlanOptions
 from .secrets import redact
 
-if TYPE_CHECKING:  # loaded by the commands that render: a recalled plan renders nothing
+if TYPE_CHECKING:  # rich is loaded by the commands that print, not by ``--help``
     from rich.console import Console
-
-    from .project import TargetName
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -69,10 +68,6 @@ def verify_option(func: F) -> F:
         is_flag=True,
         help="Hash every output file instead of trusting the local stat cache.",
     )(func)
-
-
-def _target(emulator: bool) -> TargetName:
-    return "emulator" if emulator else "azure"
 
 
 class _LazyGroup(click.Group):
@@ -144,13 +139,10 @@ def cli(ctx: click.Context, color: str) -> None:
 @pass_ctx
 def validate(ctx: Context, manifest: Path) -> int:
     """Load, render and check every video; no network."""
-    from .project import Project
-
-    project = Project.open(manifest)
-    requests = project.requests
-    for warning in project.warnings():
+    built = workflow.validate(manifest)
+    for warning in built.warnings:
         ctx.err.print(f"warning: {warning}")
-    ctx.out.print(f"{manifest}: {len(requests)} video(s) valid.")
+    ctx.out.print(f"{manifest}: {len(built.requests)} video(s) valid.")
     return EXIT_OK
 
 
@@ -161,10 +153,7 @@ def validate(ctx: Context, manifest: Path) -> int:
 @pass_ctx
 def render(ctx: Context, manifest: Path, video_id: str, as_json: bool) -> int:
     """Print the rendered SSML and the exact request body of one video."""
-    from .project import Project
-
-    project = Project.open(manifest)
-    request = project.request(video_id)
+    request = workflow.render_request(manifest, video_id)
     if as_json:
         data = {
             "video": video_id,
@@ -204,26 +193,18 @@ def plan(
     verify: bool,
 ) -> int:
     """Show which videos apply would render, and why."""
-    from .planmemo import recall
-
-    target = _target(emulator)
-    recalled = None if verify else recall(manifest, target)
-    if recalled is not None:
-        the_plan, warnings, pack_max_inputs = recalled.plan, recalled.warnings, None
-    else:
-        from .incremental import plan_with_cache
-
-        made = plan_with_cache(manifest, target, verify=verify)
-        the_plan, warnings, pack_max_inputs = made.plan, made.warnings, made.pack_max_inputs
-    for warning in warnings:
+    result = workflow.plan(manifest, PlanOptions(emulator=emulator, verify=verify))
+    for warning in result.warnings:
         ctx.err.print(f"warning: {warning}")
     if as_json:
-        click.echo(json.dumps(the_plan.to_json(), indent=2, ensure_ascii=False))
+        from .display import plan_json
+
+        click.echo(json.dumps(plan_json(result.plan), indent=2, ensure_ascii=False))
     else:
         from .display import print_plan
 
-        print_plan(ctx.out, the_plan, pack_max_inputs)
-    if detailed_exitcode and the_plan.has_changes:
+        print_plan(ctx.out, result.plan, result.pack_max_inputs)
+    if detailed_exitcode and result.plan.has_changes:
         return EXIT_CHANGES
     return EXIT_OK
 

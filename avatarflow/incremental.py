@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import planmemo, yamlsafe
+from .backends.local import RECORDS_DIR
 from .errors import UserError
 from .manifestsplit import Item, Split, split_videos
 from .planmemo import cache_folder, sha256_bytes, snapshot_folder
@@ -44,10 +45,12 @@ from .statcache import RACY_NS, StatKey, stat_key, write_json
 from .userfiles import UnsuitableFile, read_regular_file
 
 if TYPE_CHECKING:
-    from .manifest import VideoEntry
+    from .build import Built
+    from .manifest import LoadedManifest, VideoEntry
     from .payload import VideoRequest
-    from .project import Project, TargetName
+    from .planmemo import StateRead
     from .state import State, StateRecord
+    from .workspace import TargetName, Workspace
 
 VERSION = 1
 # Past this share of videos to parse one by one, one full parse is cheaper.
@@ -117,10 +120,10 @@ class RecordSummary:
         return cls((size, mtime, ino, ctime), int(serial), str(status), str(input_hash), out)
 
     @classmethod
-    def of(cls, st: os.stat_result, record: StateRecord) -> RecordSummary:
+    def of(cls, key: StatKey, record: StateRecord) -> RecordSummary:
         out = record.output
         output = None if out is None else (out.path, out.size, out.sha256)
-        return cls(stat_key(st), record.serial, record.status, record.input_hash, output)
+        return cls(key, record.serial, record.status, record.input_hash, output)
 
 
 @dataclass
@@ -240,44 +243,29 @@ def _templates_setting(split: Split) -> str | None:
     return folder if isinstance(folder, str) and "\x00" not in folder else None
 
 
-# -- the full plan, which fills the cache ------------------------------------------------
-def plan_with_cache(manifest: Path, target: TargetName, *, verify: bool = False) -> Incremental:
-    """The plan of ``manifest``: incremental when the cache allows, else in full (which
-    then fills the cache for the next one). ``verify`` trusts no stat: always in full."""
-    from .project import Project
-
-    cache = RequestCache.open(manifest, target)
-    reading = None
-    if not verify:
-        quick, reading = plan_incremental(manifest, target, cache)
-        if quick is not None:
-            return quick
-    project = Project.open(manifest, target)
-    project.check_output_paths()
-    started_ns = time.time_ns()  # before the state's first stat
-    state = project.load_state()
-    plan = project.plan(state, verify=verify)
-    warnings = project.warnings()
-    project.remember(plan, warnings)
-    if reading is not None and _refill(cache, reading, project):
-        _remember_records(cache, state, started_ns)
-        cache.save()
-    return Incremental(plan, warnings, project.pack_max_inputs, len(project.requests))
-
-
-def _refill(cache: RequestCache, reading: Reading, project: Project) -> bool:
-    """Keep what a full plan built of each video under its item's fingerprint."""
-    loaded, requests = project.manifest, project.requests
-    if loaded.sha256 != reading.digest or len(reading.split.items) != len(requests):
-        return False  # the file changed between the two reads
+# -- after a full plan: filling the cache ------------------------------------------------
+def refill(
+    cache: RequestCache,
+    reading: Reading | None,
+    manifest: LoadedManifest,
+    workspace: Workspace,
+    built: Built,
+    state: State,
+    state_read: StateRead | None,
+) -> None:
+    """Keep what a full plan built of each video under its item's fingerprint, and what
+    it read of each state record under the record file's stat."""
+    if reading is None or manifest.sha256 != reading.digest:
+        return  # no split, or the file changed between the two reads
+    requests = built.requests
     again = snapshot_folder(reading.root / reading.templates_dir)
-    if again is None or context_digest(reading.split, again) != reading.context:
-        return False  # a template changed while the videos were rendered
+    if len(reading.split.items) != len(requests) or again != reading.templates:
+        return  # a template changed while the videos were rendered
     nodes = [0] * len(requests)
-    for path, _line in loaded.yaml.lines.items():
+    for path, _line in manifest.yaml.lines.items():
         if len(path) >= 2 and path[0] == "videos" and isinstance(path[1], int):
             nodes[path[1]] += 1  # one line per value node
-    inputs = project.observed.inputs
+    inputs = built.read.inputs
     cache.context = reading.context
     cache.entries = {}
     for index, (key, request) in enumerate(zip(reading.keys(), requests, strict=True)):
@@ -285,28 +273,17 @@ def _refill(cache: RequestCache, reading: Reading, project: Project) -> bool:
         if text_file is not None and text_file not in inputs:
             continue
         used = {text_file: inputs[text_file]} if text_file is not None else {}
-        name = project.output_path(request).name
+        name = workspace.output_path(request).name
         cache.entries[key] = _cached(request, used, nodes[index], name)
-    return True
-
-
-def _remember_records(cache: RequestCache, state: State, started_ns: int) -> None:
-    """Record summaries of a state just read in full, by the stat taken as it was read."""
-    from .backends.local import RECORDS_DIR, LocalStore
-
-    store = state.store
     cache.records = {}
-    if not isinstance(store, LocalStore):
-        return
-    racy_from = started_ns - RACY_NS
-    for video_id, record in state.records.items():
-        name = f"{video_id}.json"
-        key = store.read_stats.get(f"{RECORDS_DIR}/{name}")
-        if key is not None and max(key[1], key[3]) < racy_from:
-            out = record.output
-            output = None if out is None else (out.path, out.size, out.sha256)
-            summary = RecordSummary(key, record.serial, record.status, record.input_hash, output)
-            cache.records[name] = summary
+    if state_read is not None:  # a local state, with the stat of each file as it was read
+        racy_from = state_read.started_ns - RACY_NS
+        folder = f"{state_read.state_dir}/{RECORDS_DIR}/"
+        for video_id, record in state.records.items():
+            seen = state_read.stats.get(f"{folder}{video_id}.json")
+            if seen is not None and max(seen[1], seen[3]) < racy_from:
+                cache.records[f"{video_id}.json"] = RecordSummary.of(seen, record)
+    cache.save()
 
 
 def _cached(request: VideoRequest, inputs: dict[str, str], nodes: int, output: str) -> Cached:
@@ -346,9 +323,12 @@ def plan_incremental(
         return None, reading
 
 
-def requested(manifest: Path, target: TargetName) -> tuple[Project, dict[str, str]] | None:
-    """The target and each video's content hash, from the cache and the changed items;
-    None when only the full path can tell."""
+def requested(
+    manifest: Path, target: TargetName
+) -> tuple[LoadedManifest, Workspace, dict[str, str]] | None:
+    """The manifest's head (every setting, no videos), the target's folders and each
+    video's content hash, from the cache and the changed items; None when only the full
+    path can tell."""
     cache = RequestCache.open(manifest, target)
     reading = read_manifest(manifest)
     if reading is None or reading.context != cache.context:
@@ -360,7 +340,7 @@ def requested(manifest: Path, target: TargetName) -> tuple[Project, dict[str, st
     if built.requests:
         cache.entries = dict(zip(reading.keys(), found, strict=True))
         cache.save()
-    return built.project, {entry.video_id: entry.content_hash for entry in found}
+    return built.loaded, built.workspace, {e.video_id: e.content_hash for e in found}
 
 
 def _requests(
@@ -391,14 +371,14 @@ def _requests(
 
 def _plan(reading: Reading, cache: RequestCache, target: TargetName) -> Incremental:
     found, built = _requests(reading, cache, target)
-    project = built.project
-    _check_outputs(project, [entry.output_name for entry in found])
-    started_ns = time.time_ns()  # before the state's first stat, for the plan memo
-    state = _StateReader(project, cache)
+    workspace = built.workspace
+    _check_outputs(workspace, [entry.output_name for entry in found])
+    state = _StateReader(built.loaded, workspace, cache)
+    outputs = workspace.output_checker()
     noops: dict[int, Action] = {}
     for index, entry in enumerate(found):
         summary = state.summaries.get(entry.video_id)
-        if summary is not None and _noop(project, summary, entry, state.stats):
+        if summary is not None and _noop(workspace, summary, entry, outputs.read):
             noops[index] = Action(
                 ActionKind.NOOP,
                 entry.video_id,
@@ -416,48 +396,47 @@ def _plan(reading: Reading, cache: RequestCache, target: TargetName) -> Incremen
     partial = make_plan(
         [built.requests[i] for i in slow],
         state.state(involved & state.summaries.keys()),
-        project.check_output,
+        outputs,
     )
     by_id = {action.video_id: action for action in partial.actions}
     ordered = [noops.get(i) or by_id[entry.video_id] for i, entry in enumerate(found)]
     ordered.extend(a for a in partial.actions if a.kind is ActionKind.FORGET)
-    project.output_hashes.save()
+    workspace.hashes.save()
     if built.requests or state.changed:
         cache.entries = dict(zip(reading.keys(), found, strict=True))
         cache.save()
     warnings = [warning for entry in found for warning in entry.warnings]
     plan = Plan(tuple(ordered), state.lineage, state.serials())
     if not plan.has_changes:
-        _remember_plan(project, reading, found, state, started_ns, plan, warnings)
-    return Incremental(plan, warnings, project.pack_max_inputs, len(built.requests))
+        _remember_plan(reading, workspace, found, state, outputs.read, plan, warnings)
+    service = built.loaded.model.service
+    pack = service.pack_max_inputs if service.pack else None
+    return Incremental(plan, warnings, pack, len(built.requests))
 
 
 def _remember_plan(
-    project: Project,
     reading: Reading,
+    workspace: Workspace,
     entries: Iterable[Cached],
     state: _StateReader,
-    started_ns: int,
+    outputs: dict[str, StatKey],
     plan: Plan,
     warnings: list[str],
 ) -> None:
-    """Leave the plan memo a full plan would leave: the next unchanged plan reads no
-    cache at all. It holds what this plan read, as the full plan's readers note it."""
-    from .backends.local import RECORDS_DIR
-    from .planmemo import Observed
+    """Leave the plan memo a full plan would leave, made of what this plan read: the
+    next unchanged plan then reads no cache at all."""
+    from .planmemo import InputsRead, Observed, StateRead, remember
+    from .workspace import as_configured
 
-    state_dir = project._configured_state_dir()
-    observed = Observed(started_ns, reading.digest, reading.templates)
-    observed.templates_dir = project._as_configured(reading.templates_dir)
-    observed.state_dir = state_dir
-    observed.inputs = {path: digest for entry in entries for path, digest in entry.inputs.items()}
-    observed.stats = {
-        name if name in state.outputs else f"{state_dir}/{name}": key
-        for name, key in state.stats.items()
-    }
-    observed.listings = {f"{state_dir}/{RECORDS_DIR}": state.names}
-    project.observed = observed
-    project.remember(plan, warnings)
+    folder = workspace.state_setting
+    inputs = {path: digest for entry in entries for path, digest in entry.inputs.items()}
+    templates_dir = as_configured(workspace.root, reading.templates_dir)
+    read = InputsRead(templates_dir, reading.templates, inputs)
+    stats = {f"{folder}/{name}": key for name, key in state.stats.items()}
+    listings = {f"{folder}/{state.records_dir}": state.names}
+    state_read = StateRead(state.started_ns, folder, stats, listings)
+    observed = Observed(reading.digest, read, state_read, outputs)
+    remember(reading.path, workspace.target, plan, observed, warnings)
 
 
 def _inputs_unchanged(root: Path, inputs: dict[str, str], folders: dict[str, bool]) -> bool:
@@ -481,9 +460,9 @@ def _inputs_unchanged(root: Path, inputs: dict[str, str], folders: dict[str, boo
     return True
 
 
-def _check_outputs(project: Project, names: list[str]) -> None:
+def _check_outputs(workspace: Workspace, names: list[str]) -> None:
     """What ``check_output_paths`` refuses is worded by the full path."""
-    folder = str(project.target.output_dir)
+    folder = str(workspace.output_dir)
     try:
         st = os.stat(folder)
     except FileNotFoundError:
@@ -500,37 +479,40 @@ def _check_outputs(project: Project, names: list[str]) -> None:
 
 
 def _noop(
-    project: Project, summary: RecordSummary, entry: Cached, stats: dict[str, StatKey]
+    workspace: Workspace, summary: RecordSummary, entry: Cached, read: dict[str, StatKey]
 ) -> bool:
     """The planner's no-op: the same request, downloaded, its output intact (its stat
-    noted in ``stats``)."""
+    noted in ``read``, as the output checker notes it)."""
     if summary.input_hash != entry.content_hash or summary.status != "downloaded":
         return False
     if summary.output is None:
         return False
     relative, size, sha256 = summary.output
-    path = os.path.join(str(project.manifest.root), relative)
+    path = os.path.join(str(workspace.root), relative)
     try:
         st = os.lstat(path)
     except (FileNotFoundError, NotADirectoryError):
         return False
-    stats[relative] = stat_key(st)
+    read[relative] = stat_key(st)
     if not stat.S_ISREG(st.st_mode) or st.st_size != size:
         return False
-    return project.output_hashes.sha256(relative, path, st) == sha256
+    return workspace.hashes.sha256(relative, path, st) == sha256
 
 
 class _StateReader:
     """The local state, each record parsed only when its file's stat is new."""
 
-    def __init__(self, project: Project, cache: RequestCache) -> None:
+    def __init__(self, manifest: LoadedManifest, workspace: Workspace, cache: RequestCache) -> None:
         from .backends.local import META_FILE, RECORDS_DIR
         from .state import parse_json, parse_meta
+        from .stores import local_store, remote_store
 
-        if project.remote_store() is not None:
+        if remote_store(manifest, workspace) is not None:
             raise _Fallback  # a remote state has no stat to trust
-        self.store = project.local_store()
+        self.store = local_store(workspace)
+        self.records_dir = RECORDS_DIR
         meta_path = self.store.directory / META_FILE
+        self.started_ns = time.time_ns()  # before the first stat, for the plan memo
         if not meta_path.is_file():
             raise _Fallback  # a new course, or records without meta (an error)
         shown = f"{self.store.display}/{META_FILE}"
@@ -543,18 +525,17 @@ class _StateReader:
         self.folder = str(self.store.directory / RECORDS_DIR)
         self.parsed: dict[str, StateRecord] = {}
         self.summaries: dict[str, RecordSummary] = {}
-        names = sorted(n for n in os.listdir(self.folder) if n.endswith(".json"))
-        self.names = names
+        self.names = sorted(n for n in os.listdir(self.folder) if n.endswith(".json"))
         trusted: dict[str, RecordSummary] = {}
-        racy_from = time.time_ns() - RACY_NS
-        for name in names:
+        racy_from = self.started_ns - RACY_NS
+        for name in self.names:
             st = os.lstat(os.path.join(self.folder, name))
             if not stat.S_ISREG(st.st_mode):
                 raise _Fallback
             video_id = name.removesuffix(".json")
             summary = cache.records.get(name)
             if summary is None or summary.stat != stat_key(st):
-                summary = RecordSummary.of(st, self.read(video_id))
+                summary = RecordSummary.of(stat_key(st), self.read(video_id))
                 if summary.stat != stat_key(os.lstat(os.path.join(self.folder, name))):
                     raise _Fallback  # written while read
             if max(st.st_mtime_ns, st.st_ctime_ns) < racy_from:
@@ -563,23 +544,21 @@ class _StateReader:
             self.stats[f"{RECORDS_DIR}/{name}"] = summary.stat
         self.changed = trusted != cache.records  # the cache needs writing
         cache.records = trusted
-        self.outputs = {s.output[0] for s in self.summaries.values() if s.output is not None}
 
     def read(self, video_id: str) -> StateRecord:
-        from .backends.local import RECORDS_DIR
         from .state import parse_record_text
 
         record = self.parsed.get(video_id)
         if record is None:
             name = f"{video_id}.json"
-            shown = f"{self.store.display}/{RECORDS_DIR}/{name}"
+            shown = f"{self.store.display}/{self.records_dir}/{name}"
             with open(os.path.join(self.folder, name), encoding="utf-8") as handle:
                 text = handle.read()
             record = parse_record_text(text, video_id, shown, f"the file is named {name}")
             self.parsed[video_id] = record
         return record
 
-    def state(self, video_ids: set[str]) -> Any:
+    def state(self, video_ids: set[str]) -> State:
         from .state import State
 
         records = {video_id: self.read(video_id) for video_id in sorted(video_ids)}
@@ -599,11 +578,10 @@ class _Builder:
         from pydantic import ValidationError
 
         from .manifest import LoadedManifest, Manifest
-        from .project import Project
         from .render import Renderer
+        from .workspace import Workspace
         from .yamlsafe import LoadedYaml, load_yaml
 
-        assert reading.split is not None
         self.reading = reading
         self.split = reading.split
         head = load_yaml(self.split.head_document, reading.display)
@@ -622,7 +600,7 @@ class _Builder:
             reading.display,
             reading.digest,
         )
-        self.project = Project(self.loaded, target)
+        self.workspace = Workspace.of(self.loaded, target)
         self.renderer = Renderer(self.loaded)
         self.resolve = self.loaded.resolver()
         self.requests: dict[int, VideoRequest] = {}
@@ -631,13 +609,11 @@ class _Builder:
     def add(self, indices: list[int]) -> None:
         from pydantic import ValidationError
 
+        from .build import build_one
         from .manifest import VideoEntry
         from .packing import check_packable
-        from .payload import DESTINATION_RESERVE, build_request
         from .yamlsafe import load_yaml
 
-        model = self.loaded.model
-        reserve = DESTINATION_RESERVE if model.service.destination_container_url else 0
         for index in indices:
             item = self.split.items[index]
             loaded = load_yaml(item.document(), self.reading.display)
@@ -651,9 +627,8 @@ class _Builder:
             except ValidationError:
                 raise _Fallback from None
             self.nodes[index] = count_nodes(loaded.data[0])
-            rendered = self.renderer.render(self.resolve(index, entry))
-            request = build_request(rendered, model.name, model.service.api_version, reserve)
-            if model.service.pack:
+            request = build_one(self.loaded, self.renderer.render(self.resolve(index, entry)))
+            if self.loaded.model.service.pack:
                 check_packable(request)
             self.requests[index] = request
 
@@ -662,5 +637,5 @@ class _Builder:
         text_file = request.rendered.video.fields.text_file
         digests = self.renderer.input_digests
         inputs = {text_file: digests[text_file]} if text_file is not None else {}
-        name = self.project.output_path(request).name
+        name = self.workspace.output_path(request).name
         return _cached(request, inputs, self.nodes[index], name)

@@ -12,13 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from avatarflow import incremental
+from avatarflow import incremental, workflow
+from avatarflow.display import plan_json
 from avatarflow.errors import UserError
-from avatarflow.incremental import plan_with_cache
 from avatarflow.manifestsplit import split_videos
-from avatarflow.project import Project
+from avatarflow.options import PlanOptions
+from avatarflow.workflow import PlanResult
 
-from .helpers import make_tree, record_all
+from .helpers import make_tree, open_course, record_all
 
 SEED = 1717
 EDITS = 60
@@ -215,22 +216,28 @@ class Course:
 
 
 def full_plan(manifest: Path) -> tuple[str, object]:
-    """The reference: a full plan from scratch, or the error it stops at."""
+    """The reference: a full plan from scratch (no memo, no cache), or its error."""
     try:
-        project = Project.open(manifest)
-        project.check_output_paths()
-        plan = project.plan()
-        return "plan", (plan.to_json(), project.warnings())
+        opened = open_course(manifest)
+        opened.workspace.check_output_paths(opened.manifest, opened.requests)
+        plan = opened.plan()
+        return "plan", (plan_json(plan), opened.built.warnings)
     except UserError as exc:
         return "error", str(exc)
 
 
+def planned(manifest: Path) -> PlanResult:
+    """A plan as ``avatarflow plan`` makes it: from the memo, the cache or in full."""
+    return workflow.plan(manifest, PlanOptions())
+
+
 def cached_plan(manifest: Path) -> tuple[tuple[str, object], int]:
     try:
-        made = plan_with_cache(manifest, "azure")
+        made = planned(manifest)
     except UserError as exc:
         return ("error", str(exc)), -1
-    return ("plan", (made.plan.to_json(), made.warnings)), made.rendered
+    rendered = -1 if made.recalled else made.rendered  # the memo is not on trial here
+    return ("plan", (plan_json(made.plan), made.warnings)), rendered
 
 
 def test_incremental_plan_equals_a_full_plan_after_random_edits(
@@ -262,7 +269,7 @@ def test_incremental_plan_equals_a_full_plan_after_random_edits(
         course.delete_output,
     ]
     course.apply()
-    plan_with_cache(course.manifest, "azure")  # fills the cache
+    planned(course.manifest)  # fills the cache
     incremental_runs = 0
     for step in range(EDITS):
         edit = rng.choice(edits)
@@ -275,7 +282,7 @@ def test_incremental_plan_equals_a_full_plan_after_random_edits(
         if known is not None:
             assert expected[0] == "plan"
             hashes = {a["video"]: a["input_hash"] for a in expected[1][0]["actions"]}  # type: ignore[index]
-            assert known[1] == {k: v for k, v in hashes.items() if v is not None}
+            assert known[2] == {k: v for k, v in hashes.items() if v is not None}
         split = split_videos(course.manifest.read_text())
         if got[0] == "plan" and split is not None and 0 <= rendered < len(split.items):
             incremental_runs += 1
@@ -288,26 +295,26 @@ def test_incremental_plan_equals_a_full_plan_after_random_edits(
 def test_one_edit_renders_one_video(tmp_path: Path) -> None:
     course = Course(tmp_path, random.Random(3))
     course.apply()
-    first = plan_with_cache(course.manifest, "azure")
+    first = planned(course.manifest)
     assert first.rendered == 12 and not first.plan.has_changes
     os.utime(course.manifest)
     course.items[4] = course.items[4].replace(
         "  - id: v4\n", "  - id: v4\n    voice: en-US-GuyNeural\n"
     )
     course.write()
-    second = plan_with_cache(course.manifest, "azure")
+    second = planned(course.manifest)
     assert second.rendered == 1
     assert [(a.video_id, a.kind.value) for a in second.plan.changes] == [("v4", "rerender")]
-    assert second.plan.to_json() == full_plan(course.manifest)[1][0]  # type: ignore[index]
+    assert plan_json(second.plan) == full_plan(course.manifest)[1][0]  # type: ignore[index]
 
 
 def test_an_error_in_a_changed_item_is_located_as_by_the_full_plan(tmp_path: Path) -> None:
     course = Course(tmp_path, random.Random(5))
-    plan_with_cache(course.manifest, "azure")
+    planned(course.manifest)
     course.items[7] += "    avatar: {character: lisa, style: nope}\n"
     course.write()
     with pytest.raises(UserError) as caught:
-        plan_with_cache(course.manifest, "azure")
+        planned(course.manifest)
     line = 1 + (course.head + "".join(course.items[:8])).count("\n") - 1
     assert str(caught.value).startswith(f"course.yaml:{line}: ")
     assert "videos[7].avatar.style" in str(caught.value)

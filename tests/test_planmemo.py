@@ -15,11 +15,10 @@ from typing import Any
 import pytest
 
 import avatarflow.incremental as incremental
+import avatarflow.manifest as manifest_module
 import avatarflow.planmemo as planmemo
-import avatarflow.project as project_module
-from avatarflow.project import Project
 
-from .helpers import MANIFEST, course, record_all, run_cli
+from .helpers import MANIFEST, course, open_course, record_all, run_cli
 
 SCRIPTED = MANIFEST + "  - id: d\n    text_file: scripts/d.txt\n"
 
@@ -30,7 +29,7 @@ class Parses:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.count = 0
-        load, plan_incremental = project_module.load_manifest, incremental.plan_incremental
+        load, plan_incremental = manifest_module.load_manifest, incremental.plan_incremental
 
         def loading(*args: Any, **kwargs: Any) -> Any:
             self.count += 1
@@ -41,7 +40,7 @@ class Parses:
             self.count += made[0] is not None  # else a full plan follows and is counted
             return made
 
-        monkeypatch.setattr(project_module, "load_manifest", loading)
+        monkeypatch.setattr(manifest_module, "load_manifest", loading)
         monkeypatch.setattr(incremental, "plan_incremental", planning)
 
 
@@ -319,7 +318,7 @@ def test_a_no_op_apply_from_the_memo_still_respects_the_lock(
     manifest: Path, parses: Parses
 ) -> None:
     assert run_cli("apply", str(manifest), "--yes").code == 0
-    holder = Project.open(manifest).local_store()
+    holder = open_course(manifest).local_store()
     with holder.lock("avatarflow apply elsewhere"):
         before = parses.count
         blocked = run_cli("apply", str(manifest), "--yes")
