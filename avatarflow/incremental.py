@@ -32,8 +32,9 @@ import stat
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from . import planmemo, yamlsafe
 from .backends.local import RECORDS_DIR
@@ -62,9 +63,13 @@ class _Fallback(Exception):
     """Not sure: the full plan decides (and words any error)."""
 
 
-@dataclass
-class Cached:
-    """What a plan needs of one video's request, without the request."""
+# What a cache file torn or written by another version can raise: it is then a miss.
+_CORRUPT = (OSError, ValueError, TypeError, KeyError, AttributeError, IndexError)
+
+
+class Cached(NamedTuple):
+    """What a plan needs of one video's request, without the request. Tuples: the cache
+    of a large catalogue is read on every plan, and a JSON array is one."""
 
     video_id: str
     content_hash: str
@@ -74,56 +79,28 @@ class Cached:
     inputs: dict[str, str]  # narration files read, as the manifest names them → sha256
     nodes: int  # YAML value nodes of the item, for the document's node budget
 
-    def to_json(self) -> list[Any]:
-        return [
-            self.video_id,
-            self.content_hash,
-            self.synthesis_id,
-            self.output_name,
-            self.warnings,
-            self.inputs,
-            self.nodes,
-        ]
 
-    @classmethod
-    def from_json(cls, data: list[Any]) -> Cached:
-        video_id, content_hash, synthesis_id, output_name, warnings, inputs, nodes = data
-        return cls(
-            str(video_id),
-            str(content_hash),
-            str(synthesis_id),
-            str(output_name),
-            [str(w) for w in warnings],
-            {str(k): str(v) for k, v in inputs.items()},
-            int(nodes),
-        )
-
-
-@dataclass
-class RecordSummary:
+class RecordSummary(NamedTuple):
     """The fields of a state record that decide a no-op, with the record file's stat."""
 
-    stat: tuple[int, int, int, int]
+    size: int
+    mtime_ns: int
+    ino: int
+    ctime_ns: int
     serial: int
     status: str
     input_hash: str
-    output: tuple[str, int, str] | None  # path, size, sha256
+    output: list[Any] | None  # path, size, sha256
 
-    def to_json(self) -> list[Any]:
-        return [list(self.stat), self.serial, self.status, self.input_hash, self.output]
-
-    @classmethod
-    def from_json(cls, data: list[Any]) -> RecordSummary:
-        st, serial, status, input_hash, output = data
-        size, mtime, ino, ctime = (int(v) for v in st)
-        out = None if output is None else (str(output[0]), int(output[1]), str(output[2]))
-        return cls((size, mtime, ino, ctime), int(serial), str(status), str(input_hash), out)
+    @property
+    def stat(self) -> StatKey:
+        return (self.size, self.mtime_ns, self.ino, self.ctime_ns)
 
     @classmethod
     def of(cls, key: StatKey, record: StateRecord) -> RecordSummary:
         out = record.output
-        output = None if out is None else (out.path, out.size, out.sha256)
-        return cls(key, record.serial, record.status, record.input_hash, output)
+        output = None if out is None else [out.path, out.size, out.sha256]
+        return cls(*key, record.serial, record.status, record.input_hash, output)
 
 
 @dataclass
@@ -145,9 +122,9 @@ class RequestCache:
             if data["version"] != VERSION:
                 return cache
             cache.context = str(data["context"])
-            cache.entries = {str(k): Cached.from_json(v) for k, v in data["entries"].items()}
-            cache.records = {str(k): RecordSummary.from_json(v) for k, v in data["records"].items()}
-        except (OSError, ValueError, TypeError, KeyError, AttributeError, IndexError):
+            cache.entries = {k: Cached._make(v) for k, v in data["entries"].items()}
+            cache.records = {k: RecordSummary._make(v) for k, v in data["records"].items()}
+        except _CORRUPT:
             return cls(path)  # disposable: anything unreadable is an empty cache
         return cache
 
@@ -157,8 +134,8 @@ class RequestCache:
             {
                 "version": VERSION,
                 "context": self.context,
-                "entries": {k: v.to_json() for k, v in self.entries.items()},
-                "records": {k: v.to_json() for k, v in self.records.items()},
+                "entries": self.entries,
+                "records": self.records,
             },
         )
 
@@ -197,7 +174,7 @@ class Reading:
     templates: dict[str, str]
     context: str
 
-    @property
+    @cached_property
     def root(self) -> Path:
         return self.path.resolve().parent
 
@@ -205,6 +182,7 @@ class Reading:
     def display(self) -> str:
         return self.path.name  # as the full path names the manifest in messages
 
+    @cached_property
     def keys(self) -> list[str]:
         return [item_key(i, item) for i, item in enumerate(self.split.items)]
 
@@ -261,20 +239,18 @@ def refill(
     again = snapshot_folder(reading.root / reading.templates_dir)
     if len(reading.split.items) != len(requests) or again != reading.templates:
         return  # a template changed while the videos were rendered
-    nodes = [0] * len(requests)
-    for path, _line in manifest.yaml.lines.items():
-        if len(path) >= 2 and path[0] == "videos" and isinstance(path[1], int):
-            nodes[path[1]] += 1  # one line per value node
+    sizes = manifest.yaml.lines.item_sizes("videos")  # one line per value node
     inputs = built.read.inputs
     cache.context = reading.context
     cache.entries = {}
-    for index, (key, request) in enumerate(zip(reading.keys(), requests, strict=True)):
+    for index, (key, request) in enumerate(zip(reading.keys, requests, strict=True)):
         text_file = request.rendered.video.fields.text_file
         if text_file is not None and text_file not in inputs:
             continue
         used = {text_file: inputs[text_file]} if text_file is not None else {}
-        name = workspace.output_path(request).name
-        cache.entries[key] = _cached(request, used, nodes[index], name)
+        cache.entries[key] = _cached(
+            request, used, sizes.get(index, 0), workspace.output_name(request)
+        )
     cache.records = {}
     if state_read is not None:  # a local state, with the stat of each file as it was read
         racy_from = state_read.started_ns - RACY_NS
@@ -319,7 +295,7 @@ def plan_incremental(
         return None, reading
     try:
         return _plan(reading, cache, target), reading
-    except (_Fallback, UserError, OSError, UnsuitableFile):
+    except (_Fallback, UserError, UnsuitableFile, *_CORRUPT):
         return None, reading
 
 
@@ -335,10 +311,10 @@ def requested(
         return None
     try:
         found, built = _requests(reading, cache, target)
-    except (_Fallback, UserError, OSError, UnsuitableFile):
+    except (_Fallback, UserError, UnsuitableFile, *_CORRUPT):
         return None
     if built.requests:
-        cache.entries = dict(zip(reading.keys(), found, strict=True))
+        cache.entries = dict(zip(reading.keys, found, strict=True))
         cache.save()
     return built.loaded, built.workspace, {e.video_id: e.content_hash for e in found}
 
@@ -350,7 +326,7 @@ def _requests(
     items = reading.split.items
     found: dict[int, Cached] = {}
     folders: dict[str, bool] = {}
-    for index, key in enumerate(reading.keys()):
+    for index, key in enumerate(reading.keys):
         entry = cache.entries.get(key)
         if entry is not None and _inputs_unchanged(reading.root, entry.inputs, folders):
             found[index] = entry
@@ -372,13 +348,13 @@ def _requests(
 def _plan(reading: Reading, cache: RequestCache, target: TargetName) -> Incremental:
     found, built = _requests(reading, cache, target)
     workspace = built.workspace
-    _check_outputs(workspace, [entry.output_name for entry in found])
+    present = _check_outputs(workspace, [entry.output_name for entry in found])
     state = _StateReader(built.loaded, workspace, cache)
     outputs = workspace.output_checker()
     noops: dict[int, Action] = {}
     for index, entry in enumerate(found):
         summary = state.summaries.get(entry.video_id)
-        if summary is not None and _noop(workspace, summary, entry, outputs.read):
+        if summary is not None and _noop(workspace, summary, entry, present, outputs.read):
             noops[index] = Action(
                 ActionKind.NOOP,
                 entry.video_id,
@@ -403,7 +379,7 @@ def _plan(reading: Reading, cache: RequestCache, target: TargetName) -> Incremen
     ordered.extend(a for a in partial.actions if a.kind is ActionKind.FORGET)
     workspace.hashes.save()
     if built.requests or state.changed:
-        cache.entries = dict(zip(reading.keys(), found, strict=True))
+        cache.entries = dict(zip(reading.keys, found, strict=True))
         cache.save()
     warnings = [warning for entry in found for warning in entry.warnings]
     plan = Plan(tuple(ordered), state.lineage, state.serials())
@@ -460,26 +436,34 @@ def _inputs_unchanged(root: Path, inputs: dict[str, str], folders: dict[str, boo
     return True
 
 
-def _check_outputs(workspace: Workspace, names: list[str]) -> None:
-    """What ``check_output_paths`` refuses is worded by the full path."""
+def _check_outputs(workspace: Workspace, names: list[str]) -> dict[str, os.stat_result]:
+    """The stat of each output there is, by path; what ``check_output_paths`` refuses is
+    left to the full path to word."""
     folder = str(workspace.output_dir)
     try:
         st = os.stat(folder)
     except FileNotFoundError:
-        return
+        return {}
     if not stat.S_ISDIR(st.st_mode):
         raise _Fallback
+    found: dict[str, os.stat_result] = {}
     for name in names:
+        path = os.path.join(folder, name)
         try:
-            mode = os.lstat(os.path.join(folder, name)).st_mode
+            found[path] = os.lstat(path)  # one stat per output: the no-op check reuses it
         except (FileNotFoundError, NotADirectoryError):
             continue
-        if not stat.S_ISREG(mode):
+        if not stat.S_ISREG(found[path].st_mode):
             raise _Fallback
+    return found
 
 
 def _noop(
-    workspace: Workspace, summary: RecordSummary, entry: Cached, read: dict[str, StatKey]
+    workspace: Workspace,
+    summary: RecordSummary,
+    entry: Cached,
+    stats: dict[str, os.stat_result],
+    read: dict[str, StatKey],
 ) -> bool:
     """The planner's no-op: the same request, downloaded, its output intact (its stat
     noted in ``read``, as the output checker notes it)."""
@@ -489,14 +473,16 @@ def _noop(
         return False
     relative, size, sha256 = summary.output
     path = os.path.join(str(workspace.root), relative)
-    try:
-        st = os.lstat(path)
-    except (FileNotFoundError, NotADirectoryError):
-        return False
+    st = stats.get(path)
+    if st is None:  # recorded elsewhere than where it is planned (an older output_dir)
+        try:
+            st = os.lstat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            return False
     read[relative] = stat_key(st)
     if not stat.S_ISREG(st.st_mode) or st.st_size != size:
         return False
-    return workspace.hashes.sha256(relative, path, st) == sha256
+    return bool(workspace.hashes.sha256(relative, path, st) == sha256)
 
 
 class _StateReader:
@@ -637,5 +623,4 @@ class _Builder:
         text_file = request.rendered.video.fields.text_file
         digests = self.renderer.input_digests
         inputs = {text_file: digests[text_file]} if text_file is not None else {}
-        name = self.workspace.output_path(request).name
-        return _cached(request, inputs, self.nodes[index], name)
+        return _cached(request, inputs, self.nodes[index], self.workspace.output_name(request))

@@ -92,9 +92,12 @@ class Workspace:
             return str(path)
 
     def output_path(self, request: VideoRequest) -> Path:
+        return self.output_dir / self.output_name(request)
+
+    def output_name(self, request: VideoRequest) -> str:
         video = request.rendered.video.fields.video
         ext = video.format if video and video.format else "mp4"
-        return self.output_dir / f"{request.video_id}.{ext}"
+        return f"{request.video_id}.{ext}"
 
     def check_output_paths(self, manifest: LoadedManifest, requests: list[VideoRequest]) -> None:
         """Refuse, before anything is sent, an output path that apply could not safely

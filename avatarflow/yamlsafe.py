@@ -134,6 +134,11 @@ class LineMap:
     def __len__(self) -> int:
         return sum(1 for _ in self.items())
 
+    def item_sizes(self, name: str) -> dict[int, int]:
+        """Paths inside (and at) each item of the top-level list ``name``, by index."""
+        self.finish()
+        return {index: len(shape) for index, (shape, _) in self._items.get(name, {}).items()}
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, LineMap):
             return NotImplemented

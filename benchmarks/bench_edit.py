@@ -27,12 +27,14 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import os
 import re
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import synth
@@ -53,8 +55,16 @@ def command(raise_limits: bool, *args: str) -> list[str]:
     return avatarflow(*args)
 
 
-def best(runs: int, measure: Callable[[int], Measured]) -> Measured:
-    return min((measure(i) for i in range(runs)), key=lambda m: m.seconds)
+@dataclass(frozen=True)
+class Tree:
+    """A copy of the code to measure (``PYTHONPATH``), or the installed one (``""``)."""
+
+    name: str
+    path: str
+
+    def env(self, cache: Path) -> dict[str, str]:
+        env = {"AVATARFLOW_CACHE_DIR": str(cache)}
+        return {**env, "PYTHONPATH": self.path} if self.path else env
 
 
 def _edit_script(manifest: Path, run: int) -> None:
@@ -78,56 +88,79 @@ def _edit_defaults(manifest: Path, run: int) -> None:
     manifest.write_text(text, "utf-8")
 
 
-def bench(root: Path, n: int, runs: int, raise_limits: bool) -> list[object]:
+def bench(
+    root: Path, n: int, runs: int, raise_limits: bool, trees: list[Tree]
+) -> list[list[object]]:
+    """One row per tree; every edit is made once, then planned by each tree in turn."""
     manifest = synth.generate(root / f"n{n}", n)
     synth.record_rendered(manifest)
     time.sleep(RACY_S)
     plan = command(raise_limits, "plan", str(manifest))
-    cache = {"AVATARFLOW_CACHE_DIR": str(root / f"cache{n}")}
     fresh = iter(range(1 << 30))
 
-    def full(_: int) -> Measured:
-        return run_measured(plan, env={"AVATARFLOW_CACHE_DIR": str(root / f"x{next(fresh)}")})
+    def cache(tree: Tree) -> Path:
+        return root / f"cache-{tree.name}-{n}"
 
-    def edited(edit: Callable[[int], None]) -> Callable[[int], Measured]:
-        def measure(run: int) -> Measured:
-            edit(run)
-            return run_measured(plan, env=cache)
+    def each(edit: Callable[[int], None] | None, argv: list[str] = plan) -> list[Measured]:
+        """The best of ``runs`` per tree, each run after one more ``edit``."""
+        found: list[list[Measured]] = [[] for _ in trees]
+        for run in range(runs):
+            if edit is not None:
+                edit(run)
+            for i, tree in enumerate(trees):
+                found[i].append(run_measured(argv, env=tree.env(cache(tree))))
+        return [min(m, key=lambda x: x.seconds) for m in found]
 
-        return measure
+    results: list[list[Measured]] = []
+    found: list[list[Measured]] = [[] for _ in trees]
+    for _ in range(runs):  # a full plan: an empty cache folder each time
+        for i, tree in enumerate(trees):
+            found[i].append(run_measured(plan, env=tree.env(root / f"x{next(fresh)}")))
+    results.append([min(m, key=lambda x: x.seconds) for m in found])
+    for tree in trees:  # the memo and the caches, as a previous plan left them
+        run_measured(plan, env=tree.env(cache(tree)))
+    results.append(each(None))
+    results.append(each(lambda run: _edit_script(manifest, run)))
+    results.append(each(lambda run: _edit_inline(manifest, run)))
+    results.append(each(lambda run: _edit_defaults(manifest, run)))
+    results.append(each(None, command(raise_limits, "status", str(manifest))))
+    rows: list[list[object]] = []
+    for i, tree in enumerate(trees):
+        row: list[object] = [n, tree.name]
+        for measured in results:
+            row += [measured[i].seconds, round(measured[i].peak_rss_mb, 1)]
+        rows.append(row)
+    return rows
 
-    results = [best(runs, full)]
-    run_measured(plan, env=cache)  # the memo and the caches, as a previous plan left them
-    results.append(best(runs, lambda _: run_measured(plan, env=cache)))
-    results.append(best(runs, edited(lambda run: _edit_script(manifest, run))))
-    results.append(best(runs, edited(lambda run: _edit_inline(manifest, run))))
-    results.append(best(runs, edited(lambda run: _edit_defaults(manifest, run))))
-    status = command(raise_limits, "status", str(manifest))
-    results.append(best(runs, lambda _: run_measured(status, env=cache)))
-    row: list[object] = [n]
-    for measured in results:
-        row += [measured.seconds, round(measured.peak_rss_mb, 1)]
-    return row
 
-
-def startup(root: Path, runs: int) -> list[list[object]]:
+def startup(root: Path, runs: int, trees: list[Tree]) -> list[list[object]]:
     """``--help`` and a one-video ``validate``: what a command costs before any work."""
     one = synth.generate(root / "one", 1)
-    rows: list[list[object]] = []
-    for name, argv in (("--help", ["--help"]), ("validate (1 video)", ["validate", str(one)])):
-        measured = best(runs, lambda _, argv=argv: run_measured(avatarflow(*argv)))
-        rows.append([name, measured.seconds, round(measured.peak_rss_mb, 1)])
     probe = (
         "import sys; from avatarflow.cli import main; main(['--help']); "
         "print(len(sys.modules), 'pydantic' in sys.modules, file=sys.stderr)"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=False
-    )
-    modules, pydantic = done.stderr.split()[-2:]
-    rows[0].append(f"{modules} modules, pydantic {'loaded' if pydantic == 'True' else 'not'}")
-    rows[1].append("")
+    rows: list[list[object]] = []
+    for tree in trees:
+        env = tree.env(root / f"cache-{tree.name}-one")
+        for name, argv in (("--help", ["--help"]), ("validate (1 video)", ["validate", str(one)])):
+            measured = [run_measured(avatarflow(*argv), env=env) for _ in range(runs)]
+            fastest = min(measured, key=lambda m: m.seconds)
+            rows.append([name, tree.name, fastest.seconds, round(fastest.peak_rss_mb, 1), ""])
+        done = subprocess.run(
+            [sys.executable, "-c", probe],
+            capture_output=True,
+            text=True,
+            check=False,
+            env={**os.environ, **env},
+        )
+        modules, pydantic = done.stderr.split()[-2:]
+        loaded = "loaded" if pydantic == "True" else "not"
+        rows[-2][-1] = f"{modules} modules, pydantic {loaded}"
     return rows
+
+
+HEADS = ["full", "unchanged", "script edited", "inline edited", "defaults changed", "status"]
 
 
 def main() -> None:
@@ -136,6 +169,12 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="runs per figure; the best is kept")
     parser.add_argument("--keep", type=Path, default=None, help="write catalogues here")
     parser.add_argument(
+        "--trees",
+        default="",
+        help="NAME=PATH,... copies of the package to compare in one run (PYTHONPATH); "
+        "default: the installed one",
+    )
+    parser.add_argument(
         "--raise-limits",
         choices=("auto", "yes", "no"),
         default="auto",
@@ -143,31 +182,37 @@ def main() -> None:
     )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
+    trees = [Tree(*t.split("=", 1)) for t in args.trees.split(",") if t] or [Tree("this", "")]
     with tempfile.TemporaryDirectory() as scratch:
         root = args.keep or Path(scratch)
-        first = startup(root, args.runs)
-        rows = [
-            bench(
-                root,
-                n,
-                args.runs,
-                args.raise_limits == "yes" or (args.raise_limits == "auto" and n > 20_000),
-            )
-            for n in sizes
-        ]
+        first = startup(root, args.runs, trees)
+        rows = []
+        for n in sizes:
+            raised = args.raise_limits == "yes" or (args.raise_limits == "auto" and n > 20_000)
+            rows.extend(bench(root, n, args.runs, raised, trees))
     print(f"edit loop ({machine()})")
-    print(table(["command", "wall s", "peak RSS MiB", "note"], first))
-    heads = ["full", "unchanged", "script edited", "inline edited", "defaults changed", "status"]
-    print(table(["N", *(f"{h} {u}" for h in heads for u in ("s", "MiB"))], rows))
-    for before, after in itertools.pairwise(rows):
-        assert isinstance(before[0], int) and isinstance(after[0], int)
-        ratios = ", ".join(
-            f"{h} x{float(after[1 + 2 * i]) / float(before[1 + 2 * i]):.1f}"  # type: ignore[arg-type]
-            for i, h in enumerate(heads)
-        )
-        print(f"N x{after[0] / before[0]:g}: {ratios}")
-    for row in rows:
-        print(f"N = {row[0]}: defaults changed / full = {float(row[9]) / float(row[1]):.2f}")  # type: ignore[arg-type]
+    print(table(["command", "code", "wall s", "peak RSS MiB", "note"], first))
+    print(table(["N", "code", *(f"{h} {u}" for h in HEADS for u in ("s", "MiB"))], rows))
+    for tree in trees[1:]:  # each against the first, at each N
+        mine = rows[trees.index(tree) :: len(trees)]
+        for base, row in zip(rows[:: len(trees)], mine, strict=True):
+            print(f"N = {row[0]}, {tree.name} / {trees[0].name}: {_ratios(row, base, 2)}")
+    for tree in trees:  # growth with N
+        mine = rows[trees.index(tree) :: len(trees)]
+        for small, large in itertools.pairwise(mine):
+            growth = _ratios(large, small, 1)
+            print(f"{tree.name}, N x{_f(large[0]) / _f(small[0]):g}: {growth}")
+
+
+def _ratios(row: list[object], base: list[object], digits: int) -> str:
+    """Wall time of each figure of ``row`` over ``base``'s."""
+    pairs = ((h, _f(row[2 + 2 * i]) / _f(base[2 + 2 * i])) for i, h in enumerate(HEADS))
+    return ", ".join(f"{h} x{ratio:.{digits}f}" for h, ratio in pairs)
+
+
+def _f(value: object) -> float:
+    assert isinstance(value, int | float)
+    return float(value)
 
 
 if __name__ == "__main__":
