@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import stat
 import time
 from collections.abc import Iterable
@@ -78,6 +79,7 @@ class Cached(NamedTuple):
     warnings: list[str]
     inputs: dict[str, str]  # narration files read, as the manifest names them → sha256
     nodes: int  # YAML value nodes of the item, for the document's node budget
+    alias_nodes: int  # the same when the item may use aliases (their budget), else 0
 
 
 class RecordSummary(NamedTuple):
@@ -150,6 +152,17 @@ def context_digest(split: Split, templates: dict[str, str]) -> str:
     digest.update(b"\0" + split.head.encode())
     digest.update(b"\0" + json.dumps(templates, sort_keys=True).encode())
     return digest.hexdigest()
+
+
+# An anchor, an alias or a merge key: what could make an item's nodes count against the
+# aliases' budget. Narration with a '*' in it matches too; that only makes the check stricter.
+_MAY_ALIAS = re.compile(r"[&*][^\s\[\]{},]|<<")
+
+
+def alias_nodes(text: str, nodes: int) -> int:
+    """``nodes`` when ``text`` may use aliases, else 0: the share of the aliases' budget
+    it could take."""
+    return nodes if _MAY_ALIAS.search(text) else 0
 
 
 def count_nodes(value: Any) -> int:
@@ -243,14 +256,14 @@ def refill(
     inputs = built.read.inputs
     cache.context = reading.context
     cache.entries = {}
+    items = reading.split.items
     for index, (key, request) in enumerate(zip(reading.keys, requests, strict=True)):
         text_file = request.rendered.video.fields.text_file
         if text_file is not None and text_file not in inputs:
             continue
         used = {text_file: inputs[text_file]} if text_file is not None else {}
-        cache.entries[key] = _cached(
-            request, used, sizes.get(index, 0), workspace.output_name(request)
-        )
+        output = workspace.output_name(request)
+        cache.entries[key] = _cached(request, used, items[index], sizes.get(index, 0), output)
     cache.records = {}
     if state_read is not None:  # a local state, with the stat of each file as it was read
         racy_from = state_read.started_ns - RACY_NS
@@ -262,7 +275,9 @@ def refill(
     cache.save()
 
 
-def _cached(request: VideoRequest, inputs: dict[str, str], nodes: int, output: str) -> Cached:
+def _cached(
+    request: VideoRequest, inputs: dict[str, str], item: Item, nodes: int, output: str
+) -> Cached:
     return Cached(
         request.video_id,
         request.content_hash,
@@ -271,6 +286,7 @@ def _cached(request: VideoRequest, inputs: dict[str, str], nodes: int, output: s
         list(request.rendered.warnings),
         inputs,
         nodes,
+        alias_nodes(item.text, nodes),
     )
 
 
@@ -338,9 +354,12 @@ def _requests(
     for index in missing:
         found[index] = built.cached(index)
     entries = [found[i] for i in range(len(items))]
-    if len({entry.video_id for entry in entries}) != len(entries):
-        raise _Fallback  # a duplicate id: the full path names both places
-    if built.head_nodes + sum(entry.nodes for entry in entries) > yamlsafe.MAX_NODES:
+    if len({entry.video_id.casefold() for entry in entries}) != len(entries):
+        raise _Fallback  # ids the same but for case: the full path names both places
+    # The loader's budgets are the document's: the items' sum is held against them.
+    if built.head_nodes + sum(entry.nodes for entry in entries) > yamlsafe.MAX_DOCUMENT_NODES:
+        raise _Fallback
+    if built.head_alias_nodes + sum(entry.alias_nodes for entry in entries) > yamlsafe.MAX_NODES:
         raise _Fallback
     return entries, built
 
@@ -574,6 +593,7 @@ class _Builder:
         if not isinstance(head.data, dict) or head.data.get("videos", 0) is not None:
             raise _Fallback
         self.head_nodes = count_nodes(head.data)
+        self.head_alias_nodes = alias_nodes(self.split.head, self.head_nodes)
         try:  # the head alone, with a stand-in video: videos are checked one by one
             model = Manifest.model_validate({**head.data, "videos": [{"id": "x"}]})
         except ValidationError:
@@ -623,4 +643,5 @@ class _Builder:
         text_file = request.rendered.video.fields.text_file
         digests = self.renderer.input_digests
         inputs = {text_file: digests[text_file]} if text_file is not None else {}
-        return _cached(request, inputs, self.nodes[index], self.workspace.output_name(request))
+        item, output = self.split.items[index], self.workspace.output_name(request)
+        return _cached(request, inputs, item, self.nodes[index], output)

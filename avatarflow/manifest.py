@@ -322,6 +322,7 @@ class LoadedManifest:
         resolve = self.resolver()
         resolved: list[ResolvedVideo] = []
         seen: dict[str, int] = {}
+        folded_ids: dict[str, int] = {}
         for index, entry in enumerate(self.model.videos):
             if entry.id in seen:
                 raise ManifestError(
@@ -329,6 +330,16 @@ class LoadedManifest:
                     self.location(("videos", index, "id")),
                 )
             seen[entry.id] = index
+            # intro and Intro would share one output file on macOS and Windows.
+            folded = entry.id.casefold()
+            first = folded_ids.setdefault(folded, index)
+            if first != index:
+                other = self.model.videos[first].id
+                raise ManifestError(
+                    f"video id {entry.id!r} differs from {other!r} (videos[{first}]) only by "
+                    "case; their output files would be one file on macOS and Windows",
+                    self.location(("videos", index, "id")),
+                )
             resolved.append(resolve(index, entry))
         return resolved
 

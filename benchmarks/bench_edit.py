@@ -17,10 +17,12 @@ cache folder, so each run finds the caches as the previous plan left them: as an
 author's next ``plan`` would. It also prints the start-up of ``avatarflow --help`` (and
 the number of modules it imports) and ``validate`` of a one-video manifest.
 
-Catalogues over the loader's document limits (5 MB, 100,000 nodes: about 25,000 videos)
-are planned with those limits raised (``--raise-limits``, on by default above 20,000).
+``--trees`` compares copies of the package in one run, on the same catalogue and edits
+(each edit is planned by every copy in turn, each with its own cache folder), so that
+the ratios between them hold whatever else the machine is doing:
 
     python benchmarks/bench_edit.py --sizes 1000,10000 --runs 3
+    python benchmarks/bench_edit.py --sizes 10000 --trees before=/tmp/old,after=/tmp/new
 """
 
 from __future__ import annotations
@@ -41,18 +43,6 @@ import synth
 from measure import Measured, avatarflow, machine, run_measured, table
 
 RACY_S = 2.1
-# The CLI with the loader's document limits raised, for catalogues beyond them.
-_RAISED = (
-    "import sys, avatarflow.yamlsafe as y, avatarflow.manifest as m; "
-    "y.MAX_BYTES = m.MAX_BYTES = 1 << 30; y.MAX_NODES = 1 << 30; "
-    "from avatarflow.cli import main; sys.argv[0] = 'avatarflow'; raise SystemExit(main())"
-)
-
-
-def command(raise_limits: bool, *args: str) -> list[str]:
-    if raise_limits:
-        return [sys.executable, "-c", _RAISED, "--color", "never", *args]
-    return avatarflow(*args)
 
 
 @dataclass(frozen=True)
@@ -88,14 +78,12 @@ def _edit_defaults(manifest: Path, run: int) -> None:
     manifest.write_text(text, "utf-8")
 
 
-def bench(
-    root: Path, n: int, runs: int, raise_limits: bool, trees: list[Tree]
-) -> list[list[object]]:
+def bench(root: Path, n: int, runs: int, trees: list[Tree]) -> list[list[object]]:
     """One row per tree; every edit is made once, then planned by each tree in turn."""
     manifest = synth.generate(root / f"n{n}", n)
     synth.record_rendered(manifest)
     time.sleep(RACY_S)
-    plan = command(raise_limits, "plan", str(manifest))
+    plan = avatarflow("plan", str(manifest))
     fresh = iter(range(1 << 30))
 
     def cache(tree: Tree) -> Path:
@@ -123,7 +111,7 @@ def bench(
     results.append(each(lambda run: _edit_script(manifest, run)))
     results.append(each(lambda run: _edit_inline(manifest, run)))
     results.append(each(lambda run: _edit_defaults(manifest, run)))
-    results.append(each(None, command(raise_limits, "status", str(manifest))))
+    results.append(each(None, avatarflow("status", str(manifest))))
     rows: list[list[object]] = []
     for i, tree in enumerate(trees):
         row: list[object] = [n, tree.name]
@@ -174,12 +162,6 @@ def main() -> None:
         help="NAME=PATH,... copies of the package to compare in one run (PYTHONPATH); "
         "default: the installed one",
     )
-    parser.add_argument(
-        "--raise-limits",
-        choices=("auto", "yes", "no"),
-        default="auto",
-        help="raise the loader's document limits (auto: above 20,000 videos)",
-    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     trees = [Tree(*t.split("=", 1)) for t in args.trees.split(",") if t] or [Tree("this", "")]
@@ -188,8 +170,7 @@ def main() -> None:
         first = startup(root, args.runs, trees)
         rows = []
         for n in sizes:
-            raised = args.raise_limits == "yes" or (args.raise_limits == "auto" and n > 20_000)
-            rows.extend(bench(root, n, args.runs, raised, trees))
+            rows.extend(bench(root, n, args.runs, trees))
     print(f"edit loop ({machine()})")
     print(table(["command", "code", "wall s", "peak RSS MiB", "note"], first))
     print(table(["N", "code", *(f"{h} {u}" for h in HEADS for u in ("s", "MiB"))], rows))
