@@ -28,6 +28,7 @@ from pydantic import (
     model_validator,
 )
 
+from . import fastpath
 from .errors import Location, ManifestError
 from .userfiles import FileTooLarge, NotRegularFile, read_regular_file
 from .yamlsafe import MAX_BYTES, KeyPath, LoadedYaml, format_path, load_yaml
@@ -354,7 +355,7 @@ class LoadedManifest:
         def resolve(index: int, entry: VideoEntry) -> ResolvedVideo:
             loc = self.location(("videos", index))
             fields = _resolve_entry(defaults, base, entry, merged_settings)
-            _share_fields_set(fields, field_sets)
+            fastpath.share_fields_set(fields, field_sets)
             _check_sources(fields, loc)
             return ResolvedVideo(entry.id, index, fields, loc, self.yaml)
 
@@ -384,19 +385,6 @@ def _resolve_entry(
                 shared[key] = _SETTINGS_FIELDS[name].model_validate(merged[name])
             merged[name] = shared[key]
     return VideoEntry.model_validate(merged)
-
-
-def _share_fields_set(model: BaseModel, shared: dict[frozenset[str], set[str]]) -> None:
-    """Let frozen models given the same field names share one set of those names.
-
-    pydantic keeps the names given to each instance in a set of its own (728 bytes for
-    eight names); a frozen model never changes it, so the 10,000 videos of a catalogue
-    can share the handful of distinct sets instead.
-    """
-    names = model.model_fields_set
-    common = shared.setdefault(frozenset(names), names)
-    if common is not names:
-        object.__setattr__(model, "__pydantic_fields_set__", common)
 
 
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -453,11 +441,11 @@ def load_manifest(path: Path | str, display_path: str | None = None) -> LoadedMa
     loaded.data = None  # the model holds it all now; a large catalogue keeps one copy
     field_sets: dict[frozenset[str], set[str]] = {}
     for entry in model.videos:
-        _share_fields_set(entry, field_sets)
+        fastpath.share_fields_set(entry, field_sets)
         for name in _SETTINGS_FIELDS:
             settings = getattr(entry, name)
             if settings is not None:
-                _share_fields_set(settings, field_sets)
+                fastpath.share_fields_set(settings, field_sets)
     digest = hashlib.sha256(raw).hexdigest()
     return LoadedManifest(path.resolve(), model, loaded, shown, digest)
 
