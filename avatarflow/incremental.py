@@ -52,7 +52,7 @@ if TYPE_CHECKING:
     from .payload import VideoRequest
     from .planmemo import StateRead
     from .state import State, StateRecord
-    from .workspace import TargetName, Workspace
+    from .workspace import FileRef, OutputChecker, TargetName, Workspace
 
 VERSION = 1
 # Past this share of videos to parse one by one, one full parse is cheaper.
@@ -83,7 +83,7 @@ class Cached(NamedTuple):
 
 
 class RecordSummary(NamedTuple):
-    """The fields of a state record that decide a no-op, with the record file's stat."""
+    """What plan and status need of a state record, with the record file's stat."""
 
     size: int
     mtime_ns: int
@@ -92,7 +92,10 @@ class RecordSummary(NamedTuple):
     serial: int
     status: str
     input_hash: str
-    output: list[Any] | None  # path, size, sha256
+    output: FileRef | None
+    subtitles: FileRef | None
+    job: str  # the remote job's id, or the synthesis id until there is one
+    error: str | None  # "code: message" of a failed render
 
     @property
     def stat(self) -> StatKey:
@@ -100,9 +103,19 @@ class RecordSummary(NamedTuple):
 
     @classmethod
     def of(cls, key: StatKey, record: StateRecord) -> RecordSummary:
-        out = record.output
-        output = None if out is None else [out.path, out.size, out.sha256]
-        return cls(*key, record.serial, record.status, record.input_hash, output)
+        from .workspace import file_ref
+
+        error = record.error
+        return cls(
+            *key,
+            record.serial,
+            record.status,
+            record.input_hash,
+            file_ref(record.output),
+            file_ref(record.subtitles),
+            record.remote_id or record.synthesis_id,
+            f"{error.code}: {error.message}" if error else None,
+        )
 
 
 @dataclass
@@ -125,7 +138,7 @@ class RequestCache:
                 return cache
             cache.context = str(data["context"])
             cache.entries = {k: Cached._make(v) for k, v in data["entries"].items()}
-            cache.records = {k: RecordSummary._make(v) for k, v in data["records"].items()}
+            cache.records = {k: _summary(v) for k, v in data["records"].items()}
         except _CORRUPT:
             return cls(path)  # disposable: anything unreadable is an empty cache
         return cache
@@ -140,6 +153,14 @@ class RequestCache:
                 "records": self.records,
             },
         )
+
+
+def _summary(data: list[Any]) -> RecordSummary:
+    """A summary as read back from JSON, where the file references are arrays."""
+    output, subtitles = data[7], data[8]
+    data[7] = None if output is None else tuple(output)
+    data[8] = None if subtitles is None else tuple(subtitles)
+    return RecordSummary._make(data)
 
 
 def item_key(index: int, item: Item) -> str:
@@ -315,12 +336,31 @@ def plan_incremental(
         return None, reading
 
 
-def requested(
-    manifest: Path, target: TargetName
-) -> tuple[LoadedManifest, Workspace, dict[str, str]] | None:
-    """The manifest's head (every setting, no videos), the target's folders and each
-    video's content hash, from the cache and the changed items; None when only the full
-    path can tell."""
+@dataclass
+class Requested:
+    """What the cache knows of a manifest: its head (every setting, no videos), the
+    target's folders and each video's content hash."""
+
+    manifest: LoadedManifest
+    workspace: Workspace
+    hashes: dict[str, str]
+    cache: RequestCache
+
+    def records(self) -> dict[str, RecordSummary] | None:
+        """Each local state record's summary, parsed only where its stat is new; None
+        when the full state must be read (a remote or missing one)."""
+        try:
+            state = _StateReader(self.manifest, self.workspace, self.cache)
+        except (_Fallback, UserError, *_CORRUPT):
+            return None
+        if state.changed:
+            self.cache.save()
+        return state.summaries
+
+
+def requested(manifest: Path, target: TargetName) -> Requested | None:
+    """Each video's content hash from the cache and the changed items; None when only
+    the full path can tell."""
     cache = RequestCache.open(manifest, target)
     reading = read_manifest(manifest)
     if reading is None or reading.context != cache.context:
@@ -332,7 +372,8 @@ def requested(
     if built.requests:
         cache.entries = dict(zip(reading.keys, found, strict=True))
         cache.save()
-    return built.loaded, built.workspace, {e.video_id: e.content_hash for e in found}
+    hashes = {entry.video_id: entry.content_hash for entry in found}
+    return Requested(built.loaded, built.workspace, hashes, cache)
 
 
 def _requests(
@@ -373,7 +414,7 @@ def _plan(reading: Reading, cache: RequestCache, target: TargetName) -> Incremen
     noops: dict[int, Action] = {}
     for index, entry in enumerate(found):
         summary = state.summaries.get(entry.video_id)
-        if summary is not None and _noop(workspace, summary, entry, present, outputs.read):
+        if summary is not None and _noop(workspace, summary, entry, present, outputs):
             noops[index] = Action(
                 ActionKind.NOOP,
                 entry.video_id,
@@ -481,27 +522,16 @@ def _noop(
     workspace: Workspace,
     summary: RecordSummary,
     entry: Cached,
-    stats: dict[str, os.stat_result],
-    read: dict[str, StatKey],
+    present: dict[str, os.stat_result],
+    outputs: OutputChecker,
 ) -> bool:
-    """The planner's no-op: the same request, downloaded, its output intact (its stat
-    noted in ``read``, as the output checker notes it)."""
+    """The planner's no-op: the same request, downloaded, its output intact."""
     if summary.input_hash != entry.content_hash or summary.status != "downloaded":
         return False
     if summary.output is None:
         return False
-    relative, size, sha256 = summary.output
-    path = os.path.join(str(workspace.root), relative)
-    st = stats.get(path)
-    if st is None:  # recorded elsewhere than where it is planned (an older output_dir)
-        try:
-            st = os.lstat(path)
-        except (FileNotFoundError, NotADirectoryError):
-            return False
-    read[relative] = stat_key(st)
-    if not stat.S_ISREG(st.st_mode) or st.st_size != size:
-        return False
-    return bool(workspace.hashes.sha256(relative, path, st) == sha256)
+    st = present.get(os.path.join(str(workspace.root), summary.output[0]))
+    return outputs.check(summary.output, summary.subtitles, st) == "ok"
 
 
 class _StateReader:

@@ -319,37 +319,45 @@ class VideoStatus:
 def status(manifest: Path | str, options: StatusOptions | None = None) -> list[VideoStatus]:
     """Per video: recorded status, output present and intact, remote job state."""
     from .build import build_requests
-    from .incremental import requested
+    from .incremental import RecordSummary, requested
     from .service import Service
     from .stores import load_state, open_store
 
     options = options or StatusOptions()
     target = target_name(options.emulator)
-    known = requested(Path(manifest), target)  # the content hashes, from the request cache
-    loaded, workspace = known[:2] if known else open_manifest(manifest, target)
-    state, _ = load_state(open_store(loaded, workspace), workspace)
+    known = requested(Path(manifest), target)  # from the request cache, when it can tell
+    loaded, workspace = (
+        (known.manifest, known.workspace) if known else open_manifest(manifest, target)
+    )
+    records = known.records() if known and not options.refresh else None
     remote: dict[str, str] = {}
-    if options.refresh and state.records:
-        with Service(loaded.model.service, workspace) as service:
-            remote = asyncio.run(_remote_status(service, state))
+    if records is None:  # the state in full: a remote one, or asked of the service
+        state, _ = load_state(open_store(loaded, workspace), workspace)
+        records = {vid: RecordSummary.of((0, 0, 0, 0), r) for vid, r in state.records.items()}
+        if options.refresh and state.records:
+            with Service(loaded.model.service, workspace) as service:
+                remote = asyncio.run(_remote_status(service, state))
     wanted = (
-        known[2] if known else {r.video_id: r.content_hash for r in build_requests(loaded).requests}
+        known.hashes
+        if known
+        else {r.video_id: r.content_hash for r in build_requests(loaded).requests}
     )
     outputs = workspace.output_checker(verify=options.verify)
     rows = []
-    for video_id in sorted(wanted.keys() | state.records.keys()):
-        record = state.records.get(video_id)
-        error = record.error if record else None
+    for video_id in sorted(wanted.keys() | records.keys()):
+        record = records.get(video_id)
         rows.append(
             VideoStatus(
                 video=video_id,
                 status=record.status if record else "not rendered",
                 in_manifest=video_id in wanted,
                 current=record is not None and wanted.get(video_id) == record.input_hash,
-                output=outputs(record) if record and record.output else "none",
-                job=(record.remote_id or record.synthesis_id) if record else None,
+                output=outputs.check(record.output, record.subtitles)
+                if record and record.output
+                else "none",
+                job=record.job if record else None,
                 remote=remote.get(video_id),
-                error=f"{error.code}: {error.message}" if error else None,
+                error=record.error if record else None,
             )
         )
     workspace.hashes.save()
