@@ -228,6 +228,8 @@ def read_manifest(path: Path) -> Reading | None:
         text = raw.decode("utf-8")
     except (OSError, UnsuitableFile, UnicodeDecodeError):
         return None
+    digest = sha256_bytes(raw)
+    del raw  # megabytes at catalogue scale: the text is kept, the bytes need not be
     split = split_videos(text) if "\x00" not in text else None
     if split is None:
         return None
@@ -238,7 +240,7 @@ def read_manifest(path: Path) -> Reading | None:
     if templates is None:
         return None
     context = context_digest(split, templates)
-    return Reading(path, sha256_bytes(raw), split, folder, templates, context)
+    return Reading(path, digest, split, folder, templates, context)
 
 
 def _templates_setting(split: Split) -> str | None:

@@ -22,11 +22,12 @@ aliases.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 # Patterns start with a newline rather than ``^``: the engine then skips ahead by that
 # literal instead of trying every position of a multi-megabyte catalogue.
 _VIDEOS_LINE = re.compile(r"\nvideos:[ \t]*(?:#[^\n]*)?(?=\n)")
+_FIRST_LINE_VIDEOS = re.compile(r"videos:")
 # The end of the list: the next line at column 0 that is not an item, a comment or blank.
 _SECTION_END = re.compile(r"\n[^ \n#-]")
 _FIRST_ITEM = re.compile(r"\n( *)-(?: |\n|$)")
@@ -38,10 +39,17 @@ _ODD_TOP_LINE = re.compile(r"\n(?![A-Za-z_][A-Za-z0-9_-]*:(?:[ \t]|\n|$)|[ #\n]|
 
 @dataclass(frozen=True)
 class Item:
-    """One item of ``videos``: its text (from its ``-``) and the line it starts on."""
+    """One item of ``videos``: where its text is in the manifest (from its ``-``) and the
+    line it starts on. Offsets, not copies: a large catalogue is megabytes of items."""
 
+    source: str = field(repr=False)
+    start: int
+    end: int
     line: int
-    text: str
+
+    @property
+    def text(self) -> str:
+        return self.source[self.start : self.end]
 
     def document(self) -> str:
         """The item alone as a YAML document whose lines are those of the manifest."""
@@ -57,7 +65,8 @@ class Split:
 
 def split_videos(text: str) -> Split | None:
     """The manifest's head and ``videos`` items, or None when the layout is not plain."""
-    text = "\n" + text  # every line, the first too, follows a newline
+    if _FIRST_LINE_VIDEOS.match(text):
+        return None  # ``videos:`` first: rare enough to be left to the full parse
     found = _VIDEOS_LINE.findall(text)
     if len(found) != 1:
         return None
@@ -66,24 +75,24 @@ def split_videos(text: str) -> Split | None:
     start = videos.end()  # the newline that ends ``videos:``
     end_match = _SECTION_END.search(text, start)
     end = end_match.start() if end_match else len(text)
-    section = text[start:end]  # from the newline before each of its lines
-    first = _FIRST_ITEM.search(section)
-    if first is None or _BLANK_OR_COMMENTS.fullmatch(section, 0, first.start()) is None:
+    # The list runs from ``start`` to ``end``, each of its lines after a newline.
+    first = _FIRST_ITEM.search(text, start, end)
+    if first is None or _BLANK_OR_COMMENTS.fullmatch(text, start, first.start()) is None:
         return None
     indent = len(first.group(1))
     odd_line = re.compile(rf"\n(?! {{{indent}}}-(?: |\n|$)| {{{indent + 1}}}| *(?:#|\n|$))")
-    if odd_line.search(section, first.start()):
+    if odd_line.search(text, first.start(), end):
         return None
-    head = text[1:start] + text[end:]
+    head = text[:start] + text[end:]
     if _ODD_TOP_LINE.search("\n" + head):
         return None
     item_start = re.compile(rf"\n {{{indent}}}-(?: |\n|$)")
-    starts = [m.start() + 1 for m in item_start.finditer(section, first.start())]
+    starts = [m.start() + 1 for m in item_start.finditer(text, first.start(), end)]
     items: list[Item] = []
-    line, counted = 0, 0  # newlines before a position of ``text`` = its 1-based line
-    for begin, finish in zip(starts, [*starts[1:], len(section)], strict=True):
-        line += text.count("\n", counted, start + begin)
-        counted = start + begin
-        items.append(Item(line, section[begin:finish]))
-    blank = "\n" * section.count("\n")
-    return Split(head, text[1:start] + blank + text[end:], tuple(items))
+    line, counted = 1, 0  # 1 + the newlines before a position: its line
+    for begin, finish in zip(starts, [*starts[1:], end], strict=True):
+        line += text.count("\n", counted, begin)
+        counted = begin
+        items.append(Item(text, begin, finish, line))
+    blank = "\n" * text.count("\n", start, end)
+    return Split(head, text[:start] + blank + text[end:], tuple(items))
