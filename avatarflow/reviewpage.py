@@ -15,10 +15,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
+from urllib.parse import quote
 
 import jinja2
 
 from .course import Course, read_course
+from .errors import ConfigError
 from .media import poster_frame
 from .options import ReviewOptions
 from .planner import ActionKind, Plan
@@ -95,6 +97,8 @@ def review(manifest: Path | str, options: ReviewOptions | None = None) -> Review
     course = read_course(manifest, target_name(options.emulator))
     workspace, plan = course.workspace, course.plan
     folder = (options.out_dir or default_folder(workspace)).resolve()
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"{workspace.display(folder)} exists and is not a folder")
     cards, jobs = _cards(course, folder)
     made = _make_posters(jobs)
     posters = {Path(c.poster_src).name for c in cards if c.poster_src}
@@ -175,8 +179,6 @@ def _video_on_disk(root: Path, record: StateRecord | None) -> Path | None:
 
 def _relative(path: Path, folder: Path) -> str:
     """A URL path from the page to ``path`` (percent-encoding what a URL cannot hold)."""
-    from urllib.parse import quote
-
     return quote(os.path.relpath(path, folder).replace(os.sep, "/"))
 
 
