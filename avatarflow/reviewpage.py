@@ -59,6 +59,7 @@ class Card:
     diff_known: bool  # False when the last render's narration was not recorded
     characters: int
     duration_s: float | None
+    billed: str  # what the service billed for the last render ("" when it said nothing)
     video_src: str | None  # relative to the page
     video_type: str
     poster_src: str | None
@@ -156,12 +157,22 @@ def _cards(course: Course, folder: Path) -> tuple[list[Card], list[PosterJob]]:
                 diff_known=diff is not None,
                 characters=len(narration),
                 duration_s=duration,
+                billed=_billed(record),
                 video_src=video_src,
                 video_type=_MIME.get(Path(video_src or "").suffix, "video/mp4"),
                 poster_src=poster_src,
             )
         )
     return cards, jobs
+
+
+def _billed(record: StateRecord | None) -> str:
+    """The service's billing of the last render: characters and avatar seconds."""
+    if record is None or not record.billing:
+        return ""
+    chars = sum(v for k, v in record.billing.items() if "Characters" in k)
+    seconds = record.billing.get("talkingAvatarDurationSeconds", 0)
+    return f"{chars:,} characters · {seconds:,} s of avatar"
 
 
 def _voice(content: str) -> str | None:
