@@ -17,7 +17,6 @@ reader returned; the next ``plan`` or ``apply`` answers from the memo without pa
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -112,6 +111,7 @@ class PlanResult:
     warnings: list[str]
     pack_max_inputs: int | None = None  # set when the videos to render travel in packs
     recalled: bool = False  # answered from the plan memo
+    rendered: int = 0  # videos this plan rendered (the others came from a cache)
 
 
 def plan(manifest: Path | str, options: PlanOptions | None = None) -> PlanResult:
@@ -122,8 +122,14 @@ def plan(manifest: Path | str, options: PlanOptions | None = None) -> PlanResult
     if recalled is not None:
         return PlanResult(recalled.plan, recalled.warnings, recalled=True)
     from .build import build_requests
+    from .incremental import RequestCache, plan_incremental, refill
     from .stores import load_state, open_store
 
+    cache = RequestCache.open(path, target)
+    skip = options.verify or options.refresh
+    quick, reading = (None, None) if skip else plan_incremental(path, target, cache)
+    if quick is not None:  # only the videos whose inputs changed were rendered
+        return PlanResult(quick.plan, quick.warnings, quick.pack_max_inputs, False, quick.rendered)
     loaded, workspace = open_manifest(path, target)
     built = build_requests(loaded)
     workspace.check_output_paths(loaded, built.requests)
@@ -139,7 +145,9 @@ def plan(manifest: Path | str, options: PlanOptions | None = None) -> PlanResult
     )
     if observed is not None:
         remember(path, target, the_plan, observed, built.warnings)
-    return PlanResult(the_plan, built.warnings, pack_max_inputs(loaded))
+    refill(cache, reading, loaded, workspace, built, state, read)
+    rendered = len(built.requests)
+    return PlanResult(the_plan, built.warnings, pack_max_inputs(loaded), False, rendered)
 
 
 # -- apply --------------------------------------------------------------------------
@@ -180,6 +188,8 @@ def apply(
         if recalled is not None:  # nothing to do: no request, no write
             emit(PlanReady(recalled.plan))
             return ApplyResult(recalled.plan, None)
+    import asyncio  # here, not above: a plan recalled from its memo never loads it
+
     from .backends.local import LocalStore
     from .build import build_requests, find_request
     from .service import Service
@@ -252,6 +262,8 @@ def _recall_locked(
 def _refresh(service: Service, workspace: Workspace, built: Built, state: State) -> frozenset[str]:
     """Ask the service which jobs the plan relies on are gone; this checkout remembers
     them, so that the next offline plan knows too."""
+    import asyncio
+
     from .remote import gone_jobs
 
     gone = asyncio.run(gone_jobs(service, workspace, built, state))
@@ -315,36 +327,56 @@ class VideoStatus:
 
 def status(manifest: Path | str, options: StatusOptions | None = None) -> list[VideoStatus]:
     """Per video: recorded status, output present and intact, remote job state."""
+    import asyncio
+
     from .build import build_requests
+    from .incremental import RecordSummary, requested
     from .remote import job_statuses
     from .service import Service
     from .stores import load_state, open_store
 
     options = options or StatusOptions()
-    loaded, workspace = open_manifest(manifest, target_name(options.emulator))
-    built = build_requests(loaded)
-    state, _ = load_state(open_store(loaded, workspace), workspace, built)
+    target = target_name(options.emulator)
+    known = requested(Path(manifest), target)  # from the request cache, when it can tell
+    loaded, workspace = (
+        (known.manifest, known.workspace) if known else open_manifest(manifest, target)
+    )
+    records = known.records() if known and not options.refresh else None
     remote: dict[str, str] = {}
-    if options.refresh and state.records:
-        with Service(loaded.model.service, workspace) as service:
-            remote = asyncio.run(job_statuses(service, state))
-    wanted = {r.video_id: r.content_hash for r in built.requests}
+    built = None
+    if records is None:  # the state in full: a remote one, by render, or asked of the service
+        # Records kept by render are bound to the videos: that needs every request (the
+        # cache's manifest is its head only).
+        built = build_requests(open_manifest(manifest, target)[0] if known else loaded)
+        state, _ = load_state(open_store(loaded, workspace), workspace, built)
+        records = {vid: RecordSummary.of((0, 0, 0, 0), r) for vid, r in state.records.items()}
+        # A video whose request has no render yet: the render it had before, if any.
+        for vid, r in state.previous.items():
+            records.setdefault(vid, RecordSummary.of((0, 0, 0, 0), r))
+        if options.refresh and state.records:
+            with Service(loaded.model.service, workspace) as service:
+                remote = asyncio.run(job_statuses(service, state))
+    wanted = (
+        known.hashes
+        if known
+        else {r.video_id: r.content_hash for r in (built or build_requests(loaded)).requests}
+    )
     outputs = workspace.output_checker(verify=options.verify)
     rows = []
-    for video_id in sorted(wanted.keys() | state.records.keys()):
-        # A video whose request has no render yet: the render it had before, if any.
-        record = state.records.get(video_id) or state.previous.get(video_id)
-        error = record.error if record else None
+    for video_id in sorted(wanted.keys() | records.keys()):
+        record = records.get(video_id)
         rows.append(
             VideoStatus(
                 video=video_id,
                 status=record.status if record else "not rendered",
                 in_manifest=video_id in wanted,
                 current=record is not None and wanted.get(video_id) == record.input_hash,
-                output=outputs(record) if record and record.output else "none",
-                job=(record.remote_id or record.synthesis_id) if record else None,
+                output=outputs.check(record.output, record.subtitles)
+                if record and record.output
+                else "none",
+                job=record.job if record else None,
                 remote=remote.get(video_id),
-                error=f"{error.code}: {error.message}" if error else None,
+                error=record.error if record else None,
             )
         )
     workspace.hashes.save()
@@ -361,6 +393,8 @@ def prune(
 ) -> list[str]:
     """Forget videos removed from the manifest (optionally their files and remote jobs);
     the ids forgotten. ``confirm`` is asked with the records about to be forgotten."""
+    import asyncio
+
     from .build import build_requests
     from .remote import delete_jobs
     from .service import Service
