@@ -104,7 +104,10 @@ class _LazyGroup(click.Group):
         "apply": "Render what is new or changed, resuming anything already paid for.",
         "emulator": "Serve the local Azure-compatible batch avatar API on a loopback port.",
         "force-unlock": "Break a state lock left behind by a process that is gone.",
-        "prune": "Forget videos removed from the manifest (optionally their files and jobs).",
+        "git-setup": "Set up the render merge driver in this clone.",
+        "merge-render": "Git merge driver for render records: both jobs are kept.",
+        "prune": "Forget removed videos and remove renders unused for --keep-days.",
+        "pull": "Put videos in place from the video stores, with no Speech request.",
         "state": "Move the state between the local files and the manifest's remote backend.",
         "status": "Per video: recorded status, output present and intact, remote job state.",
     }
