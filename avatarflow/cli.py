@@ -4,29 +4,23 @@ from __future__ import annotations
 
 import json
 import sys
-import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import click
 
-from . import __version__
+from . import __version__, crashlog
 from .display import make_console, print_plan
-from .errors import (
-    AvatarflowError,
-    JobTimeoutError,
-    LockError,
-    ServiceError,
-    TransportError,
-    UserError,
-)
+from .errors import AvatarflowError, Terminated
 from .secrets import redact
+from .signals import terminated_on_sigterm
 
 if TYPE_CHECKING:  # loaded by the commands that render: a recalled plan renders nothing
     from .project import TargetName
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_CRASH, EXIT_TERMINATED = 4, 143  # a bug (see the crash log); SIGTERM (128 + 15)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -230,12 +224,20 @@ def _print_error(text: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; every error family maps to its exit code here and only here."""
     err = make_console(sys.stderr, "auto")
+    args = sys.argv[1:] if argv is None else argv
     try:
-        result = cli.main(args=argv, prog_name="avatarflow", standalone_mode=False)
+        with terminated_on_sigterm():
+            result = cli.main(args=args, prog_name="avatarflow", standalone_mode=False)
+    except Terminated:
+        err.print("Terminated.")
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         err.print("Interrupted.")
         return EXIT_INTERRUPTED
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as exc:  # click's word for a KeyboardInterrupt inside it
+        if isinstance(exc.__cause__, Terminated):
+            err.print("Terminated.")
+            return EXIT_TERMINATED
         err.print("Aborted.")
         return EXIT_INTERRUPTED
     except click.exceptions.Exit as exc:
@@ -247,19 +249,12 @@ def main(argv: list[str] | None = None) -> int:
     except click.ClickException as exc:
         _print_error(f"Error: {exc.format_message()}")
         return EXIT_ERROR
-    except (UserError, ServiceError, TransportError, JobTimeoutError, LockError) as exc:
-        _print_error(f"Error: {exc}")
-        return EXIT_ERROR
     except AvatarflowError as exc:
         _print_error(f"Error: {exc}")
         return EXIT_ERROR
     except Exception as exc:  # a bug: keep the traceback, but out of the user's way
-        log = Path.cwd() / "avatarflow-crash.log"
-        try:
-            log.write_text(redact(traceback.format_exc()))
-            where = f"; details in {log.name}"
-        except OSError:
-            where = ""
-        _print_error(f"Internal error: {type(exc).__name__}: {exc}{where}")
-        return EXIT_ERROR
+        _print_error(f"Internal error: {type(exc).__name__}: {exc}")
+        log = crashlog.write(exc, args)
+        _print_error(f"Check the log at {log}" if log else "(the crash log could not be written)")
+        return EXIT_CRASH
     return int(result) if isinstance(result, int) else EXIT_OK

@@ -7,9 +7,9 @@
 
 One :class:`SpeechClient` holds one connection pool for a whole run. Jobs come back as
 :class:`RemoteJob`, the same shape for both surfaces. Failures raise the exception tree
-of :mod:`avatarflow.errors` plus three precise cases defined here, so that the runner
-can act on them: :class:`CreateOutcomeUnknown`, :class:`JobExistsError` and
-:class:`ResultUnavailableError`. The retry rules live in :mod:`avatarflow.retry`.
+of :mod:`avatarflow.errors`, with three precise cases the runner acts on:
+:class:`CreateOutcomeUnknown`, :class:`JobExistsError` and :class:`ResultUnavailableError`
+(re-exported here). The retry rules live in :mod:`avatarflow.retry`.
 
 No message raised or logged here carries a key, a token or a SAS signature: service
 texts pass through :func:`avatarflow.secrets.redact`, URLs through
@@ -40,8 +40,11 @@ from .errors import (
     AuthError,
     BadRequestError,
     ConfigError,
+    CreateOutcomeUnknown,
     DownloadError,
+    JobExistsError,
     NotFoundError,
+    ResultUnavailableError,
     ServerError,
     ServiceError,
     ThrottledError,
@@ -97,74 +100,6 @@ _USER_AGENT = "avatarflow/0.1"
 Surface = Literal["ga", "preview"]
 ProgressCallback = Callable[[int, int | None], None]
 """Called as ``on_progress(bytes_written, total_bytes_or_None)`` after each chunk."""
-
-
-# --------------------------------------------------------------------------- errors
-
-
-class CreateOutcomeUnknown(TransportError):
-    """A create may or may not have made a job (5xx, timeout or drop after sending).
-
-    Never retried blindly, because a second create would be paid twice. ``job_id`` is
-    the id to look up (GA, where the client chose it); it is ``None`` on the preview
-    surface, where the job must be found by listing.
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        job_id: str | None,
-        status_code: int | None = None,
-        code: str | None = None,
-        request_id: str | None = None,
-    ) -> None:
-        self.job_id = job_id
-        self.status_code = status_code
-        self.code = code
-        self.request_id = request_id
-        super().__init__(message + (f" (request id {request_id})" if request_id else ""))
-
-
-class JobExistsError(BadRequestError):
-    """A GA create named an id that already exists: adopt that job instead."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        job_id: str,
-        status_code: int | None = None,
-        code: str | None = None,
-        request_id: str | None = None,
-    ) -> None:
-        self.job_id = job_id
-        super().__init__(message, status_code=status_code, code=code, request_id=request_id)
-
-
-class ResultUnavailableError(DownloadError):
-    """A result URL answered 403 (``reason="expired"``) or 404/410 (``reason="gone"``).
-
-    Both mean the same file will not come back by retrying this URL: fetch the job
-    again for a fresh URL, or re-submit if the job itself is gone.
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        reason: Literal["expired", "gone"],
-        status_code: int,
-        code: str | None = None,
-    ) -> None:
-        self.reason = reason
-        self.status_code = status_code
-        self.code = code
-        super().__init__(message)
-
-    @property
-    def expired(self) -> bool:
-        return self.reason == "expired"
 
 
 # --------------------------------------------------------------------------- config

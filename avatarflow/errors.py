@@ -15,12 +15,20 @@
     ├── ServiceError                   the speech service answered with an error
     │   ├── AuthError                  401 / 403
     │   ├── BadRequestError            400
+    │   │   └── JobExistsError         a GA create named an existing id: adopt it
     │   ├── NotFoundError              404
     │   ├── ThrottledError             429 (carries retry_after)
     │   └── ServerError                5xx
     ├── TransportError                 the connection failed or dropped
-    ├── DownloadError                  a result download was short, expired or gone
-    └── JobTimeoutError                a job did not finish within --timeout
+    │   └── CreateOutcomeUnknown       a create may have made a job: look it up
+    └── DownloadError                  a result download was short, expired or gone
+        └── ResultUnavailableError     a result URL expired (403) or is gone (404/410)
+
+    Terminated (a KeyboardInterrupt)   SIGTERM: stop as Ctrl-C does
+
+A job that outlives ``--timeout`` is no error: it stays recorded, the summary lists it
+and the next apply resumes it. Any other exception is a crash (a bug): exit code 4 and
+a crash log (:mod:`avatarflow.crashlog`).
 
 The CLI maps families to exit codes in one place (``avatarflow.cli``). Messages never
 carry secrets: service messages pass through :func:`avatarflow.secrets.redact`.
@@ -29,6 +37,7 @@ carry secrets: service messages pass through :func:`avatarflow.secrets.redact`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 
 class AvatarflowError(Exception):
@@ -137,6 +146,22 @@ class BadRequestError(ServiceError):
     """400: the service rejected the request."""
 
 
+class JobExistsError(BadRequestError):
+    """A GA create named an id that already exists: adopt that job instead."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        job_id: str,
+        status_code: int | None = None,
+        code: str | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        self.job_id = job_id
+        super().__init__(message, status_code=status_code, code=code, request_id=request_id)
+
+
 class NotFoundError(ServiceError):
     """404: no such job (deleted, expired, never created)."""
 
@@ -157,9 +182,59 @@ class TransportError(AvatarflowError):
     """The connection failed, timed out or was dropped."""
 
 
+class CreateOutcomeUnknown(TransportError):
+    """A create may or may not have made a job (5xx, timeout or drop after sending).
+
+    Never retried blindly, because a second create would be paid twice. ``job_id`` is
+    the id to look up (GA, where the client chose it); it is ``None`` on the preview
+    surface, where the job must be found by listing.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        job_id: str | None,
+        status_code: int | None = None,
+        code: str | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        self.job_id = job_id
+        self.status_code = status_code
+        self.code = code
+        self.request_id = request_id
+        super().__init__(message + (f" (request id {request_id})" if request_id else ""))
+
+
 class DownloadError(AvatarflowError):
     """A result could not be downloaded intact."""
 
 
-class JobTimeoutError(AvatarflowError):
-    """A job did not reach a final status in time."""
+class ResultUnavailableError(DownloadError):
+    """A result URL answered 403 (``reason="expired"``) or 404/410 (``reason="gone"``).
+
+    Both mean the same file will not come back by retrying this URL: fetch the job
+    again for a fresh URL, or re-submit if the job itself is gone.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: Literal["expired", "gone"],
+        status_code: int,
+        code: str | None = None,
+    ) -> None:
+        self.reason = reason
+        self.status_code = status_code
+        self.code = code
+        super().__init__(message)
+
+    @property
+    def expired(self) -> bool:
+        return self.reason == "expired"
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived (a cancelled CI job, a service manager): stop as Ctrl-C does, so
+    every write in progress is finished or undone and no temp file stays behind."""

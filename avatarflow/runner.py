@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -27,6 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from . import atomicfile
 from .client import CreateOutcomeUnknown, JobExistsError, RemoteJob, SpeechClient
 from .destination import Destination
 from .errors import DownloadError, NotFoundError, ServiceError, ThrottledError, TransportError
@@ -40,8 +39,6 @@ from .state import IN_FLIGHT, JobError, OutputFile, State, StateRecord, utc_now
 
 MAX_ACTIVE_JOBS = 200
 LIST_PAGE = 100  # jobs per list page, the most both API surfaces allow
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
 GONE_CODE = "JobGone"
 TIMEOUT_CODE = "Timeout"
 DOWNLOAD_CODE = "DownloadFailed"
@@ -260,12 +257,9 @@ class Runner:
         return coros
 
     def _remove_partial_downloads(self) -> None:
-        """A crash mid-download leaves a ``.part`` file; the lock says nobody else writes."""
+        """A crash mid-download leaves a temp file; the lock says nobody else writes."""
         self.state.remove_stale_temp_files()
-        folder = self.project.target.output_dir
-        if folder.is_dir():
-            for part in folder.glob(".*.part"):
-                part.unlink(missing_ok=True)
+        atomicfile.remove_stale(self.project.target.output_dir)
 
     async def _put(self, record: StateRecord) -> StateRecord:
         """Persist ``record`` before the caller goes on, off the event loop: an fsynced
@@ -677,24 +671,19 @@ class Runner:
     async def _fetch(
         self, url: str, target: Path, expected: int | None, video_id: str
     ) -> tuple[int, str]:
-        fd, tmp_name = tempfile.mkstemp(
-            prefix=f".{target.name}.", suffix=".part", dir=target.parent
-        )
-        os.close(fd)
-        tmp = Path(tmp_name)
+        tmp = atomicfile.new_temp(target)
         try:
             size, digest = await self.client.download(
                 url, tmp, expected_size=expected, on_progress=_download_progress
             )
-            os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs are ordinary files
             # Write-ahead: state knows the file's hash before the file takes its place.
             pending = OutputFile(path=self.project.display(target), size=size, sha256=digest)
             record = self.state.records[video_id]
             self.state.put(record.model_copy(update={"pending_output": pending}))
-            os.replace(tmp, target)
+            atomicfile.commit(tmp, target)
             checkpoint("after-download")
         finally:
-            tmp.unlink(missing_ok=True)
+            atomicfile.discard(tmp)
         # The file on disk is what state vouches for; hashing it also fills the stat cache.
         hashes = self.project.output_hashes
         if hashes.sha256(self.project.display(target), target, verify=True) != digest:

@@ -37,6 +37,7 @@ GITIGNORE_LINES = [
     ".avatarflow/**/state.lock",
     ".avatarflow/**/cache/",
     ".avatarflow/*/emulator/",
+    ".avatarflow/**/.*.avatarflow-tmp-*",
 ]
 
 

@@ -17,8 +17,6 @@ made on a state that changed before it is applied is refused.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -28,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from . import atomicfile
 from .errors import Location, StateError
 from .killpoints import checkpoint
 from .lifecycle import IN_FLIGHT as IN_FLIGHT
@@ -100,33 +99,10 @@ class StateMeta(BaseModel):
 
 
 def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old or the new file, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        checkpoint("mid-state-write")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    """Write ``data`` to ``path`` durably; readers see the old or the new file, never half."""
+    atomicfile.write_bytes(
+        path, data, private=True, before_commit=lambda: checkpoint("mid-state-write")
+    )
 
 
 class StateStore(Protocol):

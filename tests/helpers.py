@@ -8,6 +8,7 @@ import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
+from avatarflow.atomicfile import is_temp_name
 from avatarflow.cli import main
 from avatarflow.payload import VideoRequest
 from avatarflow.project import Project
@@ -77,6 +78,15 @@ def run_cli(*args: str) -> Result:
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = main(["--color", "never", *args])
     return Result(code, out.getvalue(), err.getvalue())
+
+
+def temp_files(folder: Path, *, outside: Path | None = None) -> list[Path]:
+    """Temp files of unfinished atomic writes below ``folder`` (not below ``outside``)."""
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if is_temp_name(p.name) and not (outside is not None and p.is_relative_to(outside))
+    )
 
 
 def record_rendered(project: Project, state: State, request: VideoRequest) -> StateRecord:

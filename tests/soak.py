@@ -33,6 +33,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from avatarflow.atomicfile import is_temp_name
 from avatarflow.emulator.requestlog import read_request_log
 from avatarflow.project import Project
 from avatarflow.statcache import sha256_file
@@ -286,8 +287,12 @@ def check_invariants(manifest: Path, result: SoakResult) -> None:
     if wasted:
         problems.append(f"jobs paid for but neither delivered nor failed: {wasted[:5]}")
     state_dir = project.target.state_dir
-    leftovers = [p for p in state_dir.rglob(".*.tmp") if not p.is_relative_to(service)]
-    leftovers += list(project.target.output_dir.glob(".*.part"))
+    leftovers = [
+        p
+        for folder in (state_dir, project.target.output_dir)
+        for p in folder.rglob("*")
+        if is_temp_name(p.name) and not p.is_relative_to(service)
+    ]
     if leftovers:
         problems.append(f"temp files left: {[p.name for p in leftovers]}")
     before = len(read_request_log(service))

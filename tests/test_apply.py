@@ -18,7 +18,7 @@ from avatarflow.lock import StateLock
 from avatarflow.project import Project
 from avatarflow.statcache import sha256_file
 
-from .helpers import run_cli
+from .helpers import run_cli, temp_files
 
 REPO = Path(__file__).resolve().parent.parent
 VIDEOS = ["01-welcome", "02-commits", "03-branches", "04-merging", "05-recap", "06-outro"]
@@ -67,8 +67,7 @@ def assert_all_rendered(manifest: Path) -> None:
         assert path.parent.name == "videos-drafts"
         assert sha256_file(path) == record.output.sha256
         assert path.stat().st_size == record.output.size > 1000
-    leftovers = [p for p in (manifest.parent / "build").rglob("*") if p.name.endswith(".part")]
-    assert leftovers == []
+    assert temp_files(manifest.parent / "build") == []
 
 
 @pytest.mark.parametrize("api_version", ["2024-08-01", "3.1-preview1"])

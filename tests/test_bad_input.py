@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from avatarflow import crashlog
+
 from .helpers import Result, course, make_tree, record_all, run_cli
 
 BOMB = """\
@@ -1320,7 +1322,7 @@ def test_bad_manifest_is_one_clean_error(recorded: Path, case: Bad, command: str
     result = run_cli(command, str(recorded / case.manifest))
     assert_one_error(result, case.error, case.also)
     assert snapshot(recorded.parent) == before
-    assert not (recorded.parent / "avatarflow-crash.log").exists()
+    assert not crashlog.log_path().exists()
 
 
 # -- the outputs ---------------------------------------------------------------------------

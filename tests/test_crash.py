@@ -20,6 +20,7 @@ import pytest
 from avatarflow.emulator.requestlog import create_counts, read_request_log
 from avatarflow.project import Project
 
+from . import helpers
 from .test_apply import (
     VIDEOS,
     apply,
@@ -40,11 +41,15 @@ def fast_emulator(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("AVATARFLOW_KILL_AT", raising=False)
 
 
-def run_killed(manifest: Path, kill_at: str, *args: str, faults: str = "") -> str:
-    """Run apply in a subprocess that must die by SIGKILL at ``kill_at``; its stderr."""
+def run_killed(
+    manifest: Path, kill_at: str, *args: str, faults: str = "", sigterm: bool = False
+) -> str:
+    """Run apply in a subprocess that must die by SIGKILL at ``kill_at`` (or stop on the
+    SIGTERM it sends itself there, with exit code 143); its stderr."""
     env = dict(
         os.environ,
         AVATARFLOW_KILL_AT=kill_at,
+        AVATARFLOW_KILL_SIGNAL="TERM" if sigterm else "KILL",
         AVATARFLOW_EMULATOR_CONFIG=json.dumps(SMALL),
         AVATARFLOW_EMULATOR_FAULTS=faults,
         NO_COLOR="1",
@@ -57,7 +62,8 @@ def run_killed(manifest: Path, kill_at: str, *args: str, faults: str = "") -> st
         env=env,
         timeout=120,
     )
-    assert done.returncode == -signal.SIGKILL, (
+    expected = 128 + signal.SIGTERM if sigterm else -signal.SIGKILL
+    assert done.returncode == expected, (
         f"apply was not killed at {kill_at} (exit {done.returncode}):\n{done.stderr}"
     )
     return done.stderr
@@ -67,11 +73,18 @@ def state_dir(manifest: Path) -> Path:
     return Project.open(manifest, "emulator").target.state_dir
 
 
+def state_temp_files(manifest: Path) -> list[Path]:
+    """Temp files of our own state writes (not the service's)."""
+    return helpers.temp_files(state_dir(manifest), outside=data_dir(manifest))
+
+
+def download_temp_files(manifest: Path) -> list[Path]:
+    return helpers.temp_files(manifest.parent / "build")
+
+
 def temp_files(manifest: Path) -> list[Path]:
     """Temp files of our own writes: state records and downloads (not the service's)."""
-    service = data_dir(manifest)
-    state = [p for p in state_dir(manifest).rglob("*.tmp") if not p.is_relative_to(service)]
-    return state + list((manifest.parent / "build").rglob("*.part"))
+    return state_temp_files(manifest) + download_temp_files(manifest)
 
 
 def assert_paid_once_and_complete(manifest: Path) -> None:
@@ -104,7 +117,7 @@ def check_killed(manifest: Path, kill_at: str) -> None:
     assert set(create_counts(data_dir(manifest)).values()) <= {1}
     point = kill_at.partition(":")[0]
     if point == "mid-download":
-        assert [p for p in temp_files(manifest) if p.suffix == ".part"], "no partial download"
+        assert download_temp_files(manifest), "no partial download"
         assert sum(r.output is not None for r in state.records.values()) == len(outputs(manifest))
     if point == "after-download":
         # One file more on disk than state vouches for.
@@ -115,7 +128,7 @@ def check_killed(manifest: Path, kill_at: str) -> None:
     if point == "mid-state-write":
         # Killed between the temp file's fsync and its rename: the temp file is there for
         # the next apply to clean up, and the record it was replacing is intact.
-        assert [p for p in temp_files(manifest) if p.suffix == ".tmp"], "no half-written state"
+        assert state_temp_files(manifest), "no half-written state"
     if point == "after-create":
         # The last create reached the service, but its job id never reached the state.
         created = set(create_counts(data_dir(manifest)))
@@ -161,6 +174,23 @@ def test_kill_at_every_transition_then_apply_finishes_without_paying_twice(
     if kill_at.startswith("after-create"):
         # The job the killed run created but never recorded is adopted, not paid again.
         assert "adopted existing job" in err
+
+
+@pytest.mark.parametrize(
+    "kill_at", ["mid-state-write", "mid-state-write:9", "mid-download:2", "polling:2"]
+)
+def test_sigterm_leaves_no_temp_file_in_the_state_folder(tmp_path: Path, kill_at: str) -> None:
+    """A cancelled CI job sends SIGTERM and then commits what is there: no temp file may
+    be left in the committed folder, even when the signal lands mid-write."""
+    manifest = example(tmp_path)
+    err = run_killed(manifest, kill_at, sigterm=True)
+    assert err.splitlines()[-1] == "Terminated." and "Traceback" not in err, err
+    assert state_temp_files(manifest) == []
+    assert download_temp_files(manifest) == []
+    Project.open(manifest, "emulator").load_state()  # every record whole
+
+    resume(manifest)
+    assert_paid_once_and_complete(manifest)
 
 
 def test_create_response_lost_is_adopted_not_repeated(

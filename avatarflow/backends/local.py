@@ -18,9 +18,10 @@ import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from .. import atomicfile
 from ..errors import Location, StateError
 from ..lock import LockInfo, StateLock, force_unlock
-from ..statcache import StatKey, stat_key
+from ..statcache import CACHE_DIR, StatKey, stat_key
 from ..state import (
     State,
     StateMeta,
@@ -109,12 +110,9 @@ class LocalStore:
         self.write_meta(meta)
 
     def remove_stale_temp_files(self) -> int:
-        removed = 0
-        for folder in (self.directory, self.directory / RECORDS_DIR):
-            for tmp in folder.glob(".*.tmp"):
-                tmp.unlink(missing_ok=True)
-                removed += 1
-        return removed
+        """Temp files of writes cut short (state, and the stat cache kept beside it)."""
+        folders = (self.directory, self.directory / RECORDS_DIR, self.directory / CACHE_DIR)
+        return sum(atomicfile.remove_stale(folder) for folder in folders)
 
     # -- locking -------------------------------------------------------------------
     def lock(

@@ -20,6 +20,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
+from avatarflow import oslock
 from avatarflow.emulator.config import EmulatorConfig
 from avatarflow.emulator.destinations import DestinationSecrets
 from avatarflow.emulator.faults import FaultInjector, Faults
@@ -35,11 +36,6 @@ from avatarflow.emulator.signing import UrlSigner
 from avatarflow.emulator.throttle import CreateThrottle
 from avatarflow.emulator.worker import Worker
 from avatarflow.errors import ConfigError
-
-try:  # advisory folder lock; not available on Windows, where it is skipped
-    import fcntl
-except ImportError:  # pragma: no cover
-    fcntl = None  # type: ignore[assignment]
 
 
 class DataDirBusyError(ConfigError):
@@ -149,20 +145,20 @@ class Emulator:
 
     def _acquire_folder(self) -> None:
         handle = open(self.data_dir / "emulator.lock", "ab")  # noqa: SIM115 - held until stop
-        if fcntl is not None:
-            try:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                handle.close()
-                raise DataDirBusyError(
-                    f"another emulator is serving {self.data_dir}; stop it or use another "
-                    "data folder"
-                ) from None
+        try:
+            locked = oslock.try_lock(handle.fileno())
+        except oslock.LockUnsupported:
+            locked = True  # an advisory guard only: without one the emulator still serves
+        if not locked:
+            handle.close()
+            raise DataDirBusyError(
+                f"another emulator is serving {self.data_dir}; stop it or use another data folder"
+            )
         self._lock_file = handle
 
     def _release_folder(self) -> None:
         if self._lock_file is not None:
-            self._lock_file.close()  # closing releases the flock
+            self._lock_file.close()  # closing releases the lock
             self._lock_file = None
 
     # -- inspection ------------------------------------------------------------------

@@ -33,6 +33,7 @@ import hmac
 import json
 import logging
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -176,12 +177,13 @@ class Handler(BaseHTTPRequestHandler):
             "status": 0,
         }
         try:
-            self._consume_body()
-            self._dispatch()
-        except Dropped:
-            self._drop()
-        except ApiError as error:
-            self._send_error(error)
+            try:
+                self._consume_body()
+                self._dispatch()
+            except Dropped:
+                self._drop()
+            except ApiError as error:
+                self._send_error(error)  # the client may have gone meanwhile
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
         except Exception:
@@ -655,6 +657,11 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
         with self._connections_lock:
             self._connections.discard(request)
         super().shutdown_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that went away (killed, interrupted) is no emulator error.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
     def close_connections(self) -> None:
         """Wake handler threads blocked on idle keep-alive connections so they can end."""
