@@ -4,18 +4,39 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
 
-from .planner import LEGEND, SYMBOLS, ActionKind, Plan
+from .planner import ActionKind, Plan
 
 if TYPE_CHECKING:  # the runner pulls in the HTTP stack, which plan never needs
     from rich.progress import TaskID
 
-    from .runner import Event
+    from .events import Event
 
+SYMBOLS: dict[ActionKind, str] = {
+    ActionKind.CREATE: "+",
+    ActionKind.RERENDER: "~",
+    ActionKind.RESUME: ">",
+    ActionKind.DOWNLOAD: "↓",
+    ActionKind.FORGET: "-",
+}
+LEGEND: dict[ActionKind, str] = {
+    ActionKind.CREATE: "create (render a new video)",
+    ActionKind.RERENDER: "re-render (the request changed)",
+    ActionKind.RESUME: "resume a job already submitted",
+    ActionKind.DOWNLOAD: "download again (no new render)",
+    ActionKind.FORGET: "forget a video removed from the manifest",
+}
+FOOTER: dict[ActionKind, str] = {
+    ActionKind.CREATE: "to create",
+    ActionKind.RERENDER: "to re-render",
+    ActionKind.RESUME: "to resume",
+    ActionKind.DOWNLOAD: "to download",
+    ActionKind.FORGET: "to forget",
+}
 _STYLES = {
     ActionKind.CREATE: "green",
     ActionKind.RERENDER: "yellow",
@@ -43,6 +64,42 @@ def make_console(stream: IO[str] | None = None, color: str = "auto") -> Console:
     return Console(file=stream, highlight=False, soft_wrap=True, force_terminal=force)
 
 
+def symbol(kind: ActionKind) -> str:
+    return SYMBOLS.get(kind, " ")
+
+
+def footer(plan: Plan) -> str:
+    counts = plan.counts()
+    if not counts:
+        return "No changes. Every video is up to date."
+    parts = [f"{counts.get(kind, 0)} {FOOTER[kind]}" for kind in FOOTER]
+    return "Plan: " + ", ".join(parts) + "."
+
+
+def plan_json(plan: Plan) -> dict[str, Any]:
+    """The plan as ``plan --json`` prints it (format 1)."""
+    chars, minutes = plan.estimate()
+    counts = plan.counts()
+    return {
+        "format": 1,
+        "lineage": plan.lineage,
+        "serials": dict(plan.serials),
+        "summary": {kind.value: counts.get(kind, 0) for kind in FOOTER},
+        "estimate": {"characters": chars, "minutes": round(minutes, 2)},
+        "actions": [
+            {
+                "video": a.video_id,
+                "action": a.kind.value,
+                "symbol": symbol(a.kind),
+                "reasons": list(a.reasons),
+                "synthesis_id": a.synthesis_id,
+                "input_hash": a.input_hash,
+            }
+            for a in plan.actions
+        ],
+    }
+
+
 def print_plan(console: Console, plan: Plan, pack_max_inputs: int | None = None) -> None:
     """Print ``plan``; ``pack_max_inputs`` when the videos to render travel in packs."""
     changes = plan.changes
@@ -63,7 +120,7 @@ def print_plan(console: Console, plan: Plan, pack_max_inputs: int | None = None)
         if action.request is not None and paid and pack_max_inputs is None:
             target = f"  [dim]→ {escape(action.request.synthesis_id)}[/]"
         console.print(
-            f"  [{style}]{escape(action.symbol)} {escape(action.video_id.ljust(width))}[/]"
+            f"  [{style}]{escape(symbol(action.kind))} {escape(action.video_id.ljust(width))}[/]"
             f"  {escape(reasons)}{target}"
         )
     console.print()
@@ -80,7 +137,7 @@ def print_plan(console: Console, plan: Plan, pack_max_inputs: int | None = None)
         console.print(
             f"Estimated render: {jobs}, {chars:,} characters, about {minutes:.1f} minutes of video."
         )
-    console.print(f"[bold]{escape(plan.footer())}[/]")
+    console.print(f"[bold]{escape(footer(plan))}[/]")
 
 
 # Above this many rows a rich table costs seconds (~0.5 ms a row): plain columns instead.

@@ -9,6 +9,7 @@
     │   │   ├── StalePlanError         state changed since the plan was made
     │   │   └── ConcurrentWriteError   another writer changed the remote state (ETag mismatch)
     │   ├── LockError                  another process holds the state lock
+    │   │   └── LockUnsupported        the platform has no file lock
     │   ├── ConfigError                credentials / endpoint / CLI usage
     │   ├── StorageError               remote state storage refused, missing or unreachable
     │   └── SelectionError             --only/--exclude/--replace name unknown videos
@@ -25,6 +26,9 @@
         └── ResultUnavailableError     a result URL expired (403) or is gone (404/410)
 
     Terminated (a KeyboardInterrupt)   SIGTERM: stop as Ctrl-C does
+    UnsuitableFile (internal)          not a small regular file; always reported as a
+    ├── NotRegularFile                 ManifestError or TemplateError naming the file
+    └── FileTooLarge
 
 A job that outlives ``--timeout`` is no error: it stays recorded, the summary lists it
 and the next apply resumes it. Any other exception is a crash (a bug): exit code 4 and
@@ -100,6 +104,10 @@ class ConcurrentWriteError(StateError):
 
 class LockError(UserError):
     """The state lock is held by another process."""
+
+
+class LockUnsupported(LockError, OSError):
+    """This platform has no file lock that avatarflow knows (neither flock nor msvcrt)."""
 
 
 class ConfigError(UserError):
@@ -238,3 +246,15 @@ class ResultUnavailableError(DownloadError):
 class Terminated(KeyboardInterrupt):
     """SIGTERM arrived (a cancelled CI job, a service manager): stop as Ctrl-C does, so
     every write in progress is finished or undone and no temp file stays behind."""
+
+
+class UnsuitableFile(Exception):
+    """The path names something that is not a small enough regular file."""
+
+
+class NotRegularFile(UnsuitableFile):
+    """A directory, FIFO, socket or device."""
+
+
+class FileTooLarge(UnsuitableFile):
+    """More bytes than the caller accepts."""

@@ -27,7 +27,7 @@ from types import TracebackType
 from typing import Self
 
 from . import oslock
-from .errors import LockError
+from .errors import LockError, LockUnsupported
 from .state import utc_now
 
 LOCK_FILE = "state.lock"
@@ -176,8 +176,8 @@ class StateLock(HeldLock):
         def try_lock() -> bool:
             try:
                 return oslock.try_lock(fd)
-            except oslock.LockUnsupported as exc:
-                raise LockError(f"cannot lock the state: {exc}") from None
+            except LockUnsupported as exc:
+                raise LockUnsupported(f"cannot lock the state: {exc}") from None
 
         try:
             wait_for_lock(try_lock, lambda: _read_info(self.path), self.timeout, self.on_wait)

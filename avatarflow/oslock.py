@@ -3,13 +3,15 @@
 ``flock`` on POSIX (Linux, macOS), ``msvcrt.locking`` on Windows. Either way the kernel
 drops the lock when its process dies, so a killed holder never locks the next run out.
 On a platform with neither, :func:`try_lock` raises :class:`LockUnsupported`; importing
-this module never fails. Standard library only: the emulator shares it.
+this module never fails. The emulator shares it.
 """
 
 from __future__ import annotations
 
 import os
 from types import ModuleType
+
+from .errors import LockUnsupported
 
 fcntl: ModuleType | None
 msvcrt: ModuleType | None
@@ -25,10 +27,6 @@ except ImportError:
 # Windows locks byte ranges and refuses reads of a locked range to other handles: lock
 # one byte far past any content, so the holder info at the start stays readable.
 _WINDOWS_LOCK_OFFSET = 1 << 30
-
-
-class LockUnsupported(OSError):
-    """This platform has no file lock that avatarflow knows."""
 
 
 def try_lock(fd: int) -> bool:

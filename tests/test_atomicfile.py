@@ -4,7 +4,6 @@ the sweep and the scaffolded ``.gitignore`` know."""
 from __future__ import annotations
 
 import stat
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,7 @@ from avatarflow import atomicfile
 from avatarflow.backends.local import LocalStore
 from avatarflow.scaffold import scaffold
 
-from .helpers import temp_files
+from .helpers import ignored_by_git, temp_files
 
 
 class Boom(Exception):
@@ -74,13 +73,7 @@ def test_the_local_store_sweeps_the_state_and_its_stat_cache(tmp_path: Path) -> 
 
 def test_git_ignores_temp_files_in_a_scaffolded_course(tmp_path: Path) -> None:
     scaffold(tmp_path, "demo")
-    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
     torn = atomicfile.new_temp(tmp_path / ".avatarflow" / "demo" / "videos" / "a.json")
     record = tmp_path / ".avatarflow" / "demo" / "videos" / "a.json"
     record.write_text("{}")
-    ignored = subprocess.run(
-        ["git", "-C", str(tmp_path), "check-ignore", str(torn), str(record)],
-        capture_output=True,
-        text=True,
-    )
-    assert ignored.stdout.splitlines() == [str(torn)]
+    assert ignored_by_git(tmp_path, torn, record) == [str(torn)]

@@ -8,93 +8,27 @@ emulator's own request log on disk: one create per video, under its first job id
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from avatarflow.emulator.requestlog import create_counts, read_request_log
-from avatarflow.project import Project
 
-from . import helpers
-from .test_apply import (
+from .helpers import (
     VIDEOS,
     apply,
-    assert_all_rendered,
+    assert_paid_once_and_complete,
     data_dir,
     delete_remote_job,
+    download_temp_files,
     example,
+    open_course,
     requests_by_kind,
+    run_killed,
+    state_temp_files,
 )
 
-SMALL = {"width": 160, "height": 90}
-
-
-@pytest.fixture(autouse=True)
-def fast_emulator(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AVATARFLOW_EMULATOR_CONFIG", json.dumps(SMALL))
-    monkeypatch.delenv("AVATARFLOW_EMULATOR_FAULTS", raising=False)
-    monkeypatch.delenv("AVATARFLOW_KILL_AT", raising=False)
-
-
-def run_killed(
-    manifest: Path, kill_at: str, *args: str, faults: str = "", sigterm: bool = False
-) -> str:
-    """Run apply in a subprocess that must die by SIGKILL at ``kill_at`` (or stop on the
-    SIGTERM it sends itself there, with exit code 143); its stderr."""
-    env = dict(
-        os.environ,
-        AVATARFLOW_KILL_AT=kill_at,
-        AVATARFLOW_KILL_SIGNAL="TERM" if sigterm else "KILL",
-        AVATARFLOW_EMULATOR_CONFIG=json.dumps(SMALL),
-        AVATARFLOW_EMULATOR_FAULTS=faults,
-        NO_COLOR="1",
-    )
-    done = subprocess.run(
-        [sys.executable, "-m", "avatarflow", "apply", str(manifest), "--emulator", "--yes", *args],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
-    expected = 128 + signal.SIGTERM if sigterm else -signal.SIGKILL
-    assert done.returncode == expected, (
-        f"apply was not killed at {kill_at} (exit {done.returncode}):\n{done.stderr}"
-    )
-    return done.stderr
-
-
-def state_dir(manifest: Path) -> Path:
-    return Project.open(manifest, "emulator").target.state_dir
-
-
-def state_temp_files(manifest: Path) -> list[Path]:
-    """Temp files of our own state writes (not the service's)."""
-    return helpers.temp_files(state_dir(manifest), outside=data_dir(manifest))
-
-
-def download_temp_files(manifest: Path) -> list[Path]:
-    return helpers.temp_files(manifest.parent / "build")
-
-
-def temp_files(manifest: Path) -> list[Path]:
-    """Temp files of our own writes: state records and downloads (not the service's)."""
-    return state_temp_files(manifest) + download_temp_files(manifest)
-
-
-def assert_paid_once_and_complete(manifest: Path) -> None:
-    """Every video rendered, on disk, vouched for by state, and created exactly once."""
-    requests = Project.open(manifest, "emulator").requests
-    # Under its first job id: a re-submission would show up as a ``-r1`` id, a repeated
-    # create of the same id (or a second preview job of the same name) as a 2.
-    assert create_counts(data_dir(manifest)) == {r.synthesis_id: 1 for r in requests}
-    assert_all_rendered(manifest)
-    assert temp_files(manifest) == []
+pytestmark = pytest.mark.usefixtures("fast_emulator")
 
 
 def resume(manifest: Path) -> str:
@@ -112,7 +46,7 @@ def outputs(manifest: Path) -> list[Path]:
 
 def check_killed(manifest: Path, kill_at: str) -> None:
     """What the killed run must have left behind, so the case tests what it names."""
-    state = Project.open(manifest, "emulator").load_state()  # readable after any kill
+    state = open_course(manifest, "emulator").load_state()  # readable after any kill
     assert all(r.status != "failed" for r in state.records.values())
     assert set(create_counts(data_dir(manifest)).values()) <= {1}
     point = kill_at.partition(":")[0]
@@ -187,7 +121,7 @@ def test_sigterm_leaves_no_temp_file_in_the_state_folder(tmp_path: Path, kill_at
     assert err.splitlines()[-1] == "Terminated." and "Traceback" not in err, err
     assert state_temp_files(manifest) == []
     assert download_temp_files(manifest) == []
-    Project.open(manifest, "emulator").load_state()  # every record whole
+    open_course(manifest, "emulator").load_state()  # every record whole
 
     resume(manifest)
     assert_paid_once_and_complete(manifest)
@@ -213,11 +147,17 @@ def test_kill_while_recording_a_lost_create_then_adopt_on_the_next_apply(
     manifest = example(tmp_path, api_version)
     # One job at a time makes the writes countable: 1 meta, 2 "submitting" of the first
     # video, then its create (made, answer lost), its lookup, and 3 the adoption record.
-    run_killed(manifest, "mid-state-write:3", "--parallelism", "1", faults="lose_create=1")
+    run_killed(
+        manifest,
+        "mid-state-write:3",
+        "--parallelism",
+        "1",
+        AVATARFLOW_EMULATOR_FAULTS="lose_create=1",
+    )
     log = read_request_log(data_dir(manifest))
     lost = [r for r in log if r.fault == "lose_create"]
     assert len(lost) == 1 and lost[0].created
-    state = Project.open(manifest, "emulator").load_state()
+    state = open_course(manifest, "emulator").load_state()
     assert [r.status for r in state.records.values()] == ["submitting"]
 
     err = resume(manifest)
@@ -229,7 +169,7 @@ def test_a_download_saved_before_the_kill_is_kept_when_its_job_is_gone(tmp_path:
     manifest = example(tmp_path)
     run_killed(manifest, "after-download")  # the file is in place, "downloaded" is not
     check_killed(manifest, "after-download")
-    state = Project.open(manifest, "emulator").load_state()
+    state = open_course(manifest, "emulator").load_state()
     saved = next(r for r in state.records.values() if r.pending_output is not None)
     assert saved.status == "succeeded" and saved.output is None
     assert saved.remote_id is not None
@@ -240,7 +180,7 @@ def test_a_download_saved_before_the_kill_is_kept_when_its_job_is_gone(tmp_path:
 
     assert f"found {saved.pending_output.path}" in err  # type: ignore[union-attr]
     assert_paid_once_and_complete(manifest)
-    record = Project.open(manifest, "emulator").load_state().records[saved.video_id]
+    record = open_course(manifest, "emulator").load_state().records[saved.video_id]
     assert record.output == saved.pending_output and record.pending_output is None
     # Five other videos were downloaded; the saved one was not fetched again.
     assert requests_by_kind(manifest)["download"] - downloads_before == len(VIDEOS) - 1

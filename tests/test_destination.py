@@ -12,25 +12,22 @@ from pathlib import Path
 
 import pytest
 
-from avatarflow.project import Project
-
 from .azurite import Azurite
-from .helpers import run_cli
-from .test_pack import (
+from .helpers import (
     DEST_PATH,
     apply,
     assert_downloaded_and_intact,
-    container,
     container_blobs,
     creates,
+    open_course,
     packed_course,
     records,
+    run_cli,
     run_killed,
     state_text,
 )
 
 pytest_plugins = ["tests.azurite"]
-__all__ = ["container"]
 
 
 def unpacked_course(
@@ -97,7 +94,7 @@ def test_without_a_sas_nothing_is_sent(tmp_path: Path, monkeypatch: pytest.Monke
     assert "service.destination_container_url needs a SAS" in err
     assert "Traceback" not in err
     assert creates(manifest) == []
-    assert not Project.open(manifest, "emulator").load_state().records
+    assert not open_course(manifest, "emulator").load_state().records
 
 
 @pytest.mark.parametrize("key", ["destination_container_url", "destination_path"])

@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 
 from avatarflow.emulator.requestlog import create_counts
-from avatarflow.project import Project
 
-from .test_apply import VIDEOS, apply, assert_all_rendered, data_dir, example
+from .helpers import VIDEOS, apply, assert_all_rendered, data_dir, example, open_course
+
+pytestmark = pytest.mark.usefixtures("fast_emulator")
 
 
 def start_apply(
@@ -54,7 +55,7 @@ def test_ctrl_c_leaves_valid_state_and_the_next_apply_pays_nothing_twice(tmp_pat
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=60) == 130, "".join(lines)
 
-    state = Project.open(manifest, "emulator").load_state()
+    state = open_course(manifest, "emulator").load_state()
     assert state.records, "the submitted jobs must be recorded"
     assert {r.status for r in state.records.values()} <= {"submitting", "submitted", "running"}
 

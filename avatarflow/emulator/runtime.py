@@ -35,7 +35,7 @@ from avatarflow.emulator.server import EmulatorHTTPServer, Services
 from avatarflow.emulator.signing import UrlSigner
 from avatarflow.emulator.throttle import CreateThrottle
 from avatarflow.emulator.worker import Worker
-from avatarflow.errors import ConfigError
+from avatarflow.errors import ConfigError, LockUnsupported
 
 
 class DataDirBusyError(ConfigError):
@@ -147,7 +147,7 @@ class Emulator:
         handle = open(self.data_dir / "emulator.lock", "ab")  # noqa: SIM115 - held until stop
         try:
             locked = oslock.try_lock(handle.fileno())
-        except oslock.LockUnsupported:
+        except LockUnsupported:
             locked = True  # an advisory guard only: without one the emulator still serves
         if not locked:
             handle.close()
