@@ -19,20 +19,22 @@
     │   │   └── JobExistsError         a GA create named an existing id: adopt it
     │   ├── NotFoundError              404
     │   ├── ThrottledError             429 (carries retry_after)
-    │   └── ServerError                5xx
+    │   ├── ServerError                5xx
+    │   └── UntrustedAnswerError       an answer that does not fit the request
     ├── TransportError                 the connection failed or dropped
     │   └── CreateOutcomeUnknown       a create may have made a job: look it up
-    └── DownloadError                  a result download was short, expired or gone
-        └── ResultUnavailableError     a result URL expired (403) or is gone (404/410)
+    ├── DownloadError                  a result download was short, expired or gone
+    │   └── ResultUnavailableError     a result URL expired (403) or is gone (404/410)
+    ├── JobTimeoutError                a job did not finish within --timeout
+    └── LocalResourceError             disk full, permission denied, read-only: names the path
 
     Terminated (a KeyboardInterrupt)   SIGTERM: stop as Ctrl-C does
     UnsuitableFile (internal)          not a small regular file; always reported as a
     ├── NotRegularFile                 ManifestError or TemplateError naming the file
     └── FileTooLarge
 
-A job that outlives ``--timeout`` is no error: it stays recorded, the summary lists it
-and the next apply resumes it. Any other exception is a crash (a bug): exit code 4 and
-a crash log (:mod:`avatarflow.crashlog`).
+Any exception outside these is a crash (a bug): exit code 4 and a crash log
+(:mod:`avatarflow.crashlog`).
 
 The CLI maps families to exit codes in one place (``avatarflow.cli``). Messages never
 carry secrets: service messages pass through :func:`avatarflow.secrets.redact`.
@@ -241,6 +243,31 @@ class ResultUnavailableError(DownloadError):
     @property
     def expired(self) -> bool:
         return self.reason == "expired"
+
+
+class JobTimeoutError(AvatarflowError):
+    """A job did not reach a final status in time."""
+
+
+class UntrustedAnswerError(ServiceError):
+    """The service answered, but not to what was asked: another job's id, a status
+    outside the documented set, a body too large, a video that is not one.
+
+    An error for that video only, never a recorded success nor a reason to pay again:
+    its record keeps the state that lets the next apply adopt the job by id or hash.
+    """
+
+
+class LocalResourceError(AvatarflowError):
+    """A local write was refused (no space, no permission, read-only file system).
+
+    ``path`` is relative to the manifest; the rest of the run goes on.
+    """
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"{path}: {reason}")
 
 
 class Terminated(KeyboardInterrupt):

@@ -322,6 +322,7 @@ class LoadedManifest:
         base = defaults.model_dump(exclude_unset=True)
         resolved: list[ResolvedVideo] = []
         seen: dict[str, int] = {}
+        folded_ids: dict[str, int] = {}
         merged_settings: dict[str, BaseModel] = {}
         field_sets: dict[frozenset[str], set[str]] = {}
         for index, entry in enumerate(self.model.videos):
@@ -332,6 +333,16 @@ class LoadedManifest:
                     self.location(("videos", index, "id")),
                 )
             seen[entry.id] = index
+            # intro and Intro would share one output file on macOS and Windows.
+            folded = entry.id.casefold()
+            first = folded_ids.setdefault(folded, index)
+            if first != index:
+                other = self.model.videos[first].id
+                raise ManifestError(
+                    f"video id {entry.id!r} differs from {other!r} (videos[{first}]) only by "
+                    "case; their output files would be one file on macOS and Windows",
+                    self.location(("videos", index, "id")),
+                )
             fields = _resolve_entry(defaults, base, entry, merged_settings)
             _share_fields_set(fields, field_sets)
             _check_sources(fields, loc)
