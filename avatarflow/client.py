@@ -26,7 +26,7 @@ import math
 import os
 import re
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -112,6 +112,8 @@ _USER_AGENT = "avatarflow/0.1"
 Surface = Literal["ga", "preview"]
 ProgressCallback = Callable[[int, int | None], None]
 """Called as ``on_progress(bytes_written, total_bytes_or_None)`` after each chunk."""
+UrlRefresh = Callable[[DownloadError], Awaitable[tuple[str, int | None] | None]]
+"""Given why a download failed, a fresh result URL and expected size, or None to stop."""
 
 
 # --------------------------------------------------------------------------- config
@@ -465,24 +467,48 @@ class SpeechClient:
         on_progress: ProgressCallback | None = None,
         *,
         kind: str | None = None,
+        refresh: UrlRefresh | None = None,
     ) -> tuple[int, str]:
         """Stream ``url`` into ``dest`` (a temp path the caller renames); return size, sha256.
 
-        The file is fsynced before returning and removed on failure. Raises
-        :class:`ResultUnavailableError` for an expired or deleted URL and
-        :class:`DownloadError` for a short body, a size other than ``expected_size``, or,
-        when ``kind`` (``mp4``, ``webm``) is given, a file that is not a complete video of
-        that kind (see :mod:`avatarflow.mediacheck`).
+        The one retry layer of a download, ``retry.max_attempts`` attempts in all: 429,
+        5xx and dropped connections are tried again on the same URL; with ``refresh``
+        (the job fetched again), any other failed download is tried again at once on the
+        URL it gives, until it gives None. The file is fsynced before returning and
+        removed on failure. Raises :class:`ResultUnavailableError` for an expired or
+        deleted URL and :class:`DownloadError` for a short body, a size other than
+        ``expected_size``, or, when ``kind`` (``mp4``, ``webm``) is given, a file that is
+        not a complete video of that kind (see :mod:`avatarflow.mediacheck`).
         """
         what = f"download of {strip_query_secrets(url)}"
         _check_result_url(url, what)
         request = _Request("download", "GET", url, what)
+        failed: list[DownloadError] = []  # the last attempt's, when it asks for a fresh URL
+
+        def refreshable(exc: BaseException) -> bool:
+            return refresh is not None and isinstance(exc, DownloadError) and bool(failed)
+
+        def should_retry(exc: BaseException) -> bool:
+            return refreshable(exc) or is_retryable_read(exc)
+
         try:
-            async for attempt in retrying(self.config.retry, is_retryable_read, what):
+            async for attempt in retrying(self.config.retry, should_retry, what, refreshable):
                 with attempt:
-                    return await self._download_once(
-                        request, dest, expected_size, on_progress, kind
-                    )
+                    if failed and refresh is not None:
+                        fresh = await refresh(failed[-1])
+                        if fresh is None:
+                            raise failed.pop()  # no other URL: this failure is final
+                        url, expected_size = fresh
+                        _check_result_url(url, what)
+                        request = _Request("download", "GET", url, what)
+                        failed.clear()
+                    try:
+                        return await self._download_once(
+                            request, dest, expected_size, on_progress, kind
+                        )
+                    except DownloadError as exc:
+                        failed.append(exc)
+                        raise
         except DownloadError:
             _discard(dest)
             raise

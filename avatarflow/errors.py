@@ -43,7 +43,7 @@ carry secrets: service messages pass through :func:`avatarflow.secrets.redact`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 
 class AvatarflowError(Exception):
@@ -159,17 +159,9 @@ class BadRequestError(ServiceError):
 class JobExistsError(BadRequestError):
     """A GA create named an id that already exists: adopt that job instead."""
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        job_id: str,
-        status_code: int | None = None,
-        code: str | None = None,
-        request_id: str | None = None,
-    ) -> None:
+    def __init__(self, message: str, *, job_id: str, **details: Any) -> None:
         self.job_id = job_id
-        super().__init__(message, status_code=status_code, code=code, request_id=request_id)
+        super().__init__(message, **details)
 
 
 class NotFoundError(ServiceError):
@@ -179,9 +171,9 @@ class NotFoundError(ServiceError):
 class ThrottledError(ServiceError):
     """429: too many requests."""
 
-    def __init__(self, message: str, *, retry_after: float | None = None, **kw: object) -> None:
+    def __init__(self, message: str, *, retry_after: float | None = None, **details: Any) -> None:
         self.retry_after = retry_after
-        super().__init__(message, **kw)  # type: ignore[arg-type]
+        super().__init__(message, **details)
 
 
 class ServerError(ServiceError):

@@ -28,7 +28,7 @@ from avatarflow.build import Built, build_requests, find_request
 from avatarflow.cli import main
 from avatarflow.client import SpeechClient
 from avatarflow.emulator import Emulator, EmulatorConfig
-from avatarflow.emulator.requestlog import create_counts, read_request_log
+from avatarflow.emulator.requestlog import RequestRecord, create_counts, read_request_log
 from avatarflow.manifest import LoadedManifest
 from avatarflow.payload import VideoRequest
 from avatarflow.planner import Plan
@@ -385,3 +385,15 @@ def ignored_by_git(root: Path, *paths: Path) -> list[str]:
         text=True,
     )
     return ignored.stdout.splitlines()
+
+
+def log_of(manifest: Path) -> list[RequestRecord]:
+    return read_request_log(data_dir(manifest))
+
+
+def faults_by_kind(manifest: Path) -> Counter[tuple[str, str | None]]:
+    return Counter((r.kind, r.fault) for r in log_of(manifest) if r.fault)
+
+
+def synthesis_id(manifest: Path, video_id: str) -> str:
+    return open_course(manifest, "emulator").request(video_id).synthesis_id

@@ -17,7 +17,6 @@ import os
 import shutil
 import threading
 from pathlib import Path
-from types import TracebackType
 from typing import IO
 
 from avatarflow import oslock
@@ -135,12 +134,7 @@ class Emulator:
     def __enter__(self) -> Emulator:
         return self.start()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
     def _acquire_folder(self) -> None:

@@ -136,25 +136,6 @@ class Handler(BaseHTTPRequestHandler):
     timeout = 60  # idle keep-alive connections end after this many seconds
     server: EmulatorHTTPServer
 
-    # -- entry points ----------------------------------------------------------------
-    def do_GET(self) -> None:
-        self._handle()
-
-    def do_HEAD(self) -> None:
-        self._handle()
-
-    def do_PUT(self) -> None:
-        self._handle()
-
-    def do_POST(self) -> None:
-        self._handle()
-
-    def do_DELETE(self) -> None:
-        self._handle()
-
-    def do_PATCH(self) -> None:
-        self._handle()
-
     def log_message(self, format: str, *args: Any) -> None:
         # The request line of a blob download carries its signature.
         log.debug("%s %s", self.address_string(), redact(format % args))
@@ -191,6 +172,9 @@ class Handler(BaseHTTPRequestHandler):
             self._send_error(ApiError(500, "InternalServerError", "Unexpected emulator error."))
         finally:
             self._log_request()
+
+    # -- entry points: every method goes through one handler --------------------------
+    do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = do_PATCH = _handle
 
     def _log_request(self) -> None:
         """Log this request once: just before its answer leaves when it has one, so that
