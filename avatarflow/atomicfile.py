@@ -32,13 +32,14 @@ def is_temp_name(name: str) -> bool:
     return name.startswith(".") and TEMP_MARK in name
 
 
-def new_temp(path: Path, *, private: bool = False) -> Path:
+def new_temp(path: Path, *, private: bool = False, suffix: str = "") -> Path:
     """An empty temp file beside ``path`` for the caller to fill and :func:`commit`.
 
-    Made with the umask's permissions like an ordinary file, or 0600 when ``private``.
+    Made with the umask's permissions like an ordinary file, or 0600 when ``private``;
+    ``suffix`` ends its name (ffmpeg picks a format by it).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}{TEMP_MARK}", dir=path.parent)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}{TEMP_MARK}", suffix=suffix, dir=path.parent)
     os.close(fd)
     if not private:
         os.chmod(name, 0o666 & ~_UMASK)  # mkstemp makes 0600

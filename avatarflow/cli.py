@@ -6,21 +6,30 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import click
 
-from . import __version__, crashlog, workflow
-from .display import make_console, plan_json, print_plan
+from . import __version__, workflow
 from .errors import AvatarflowError, Terminated
 from .options import PlanOptions
 from .secrets import redact
 from .signals import terminated_on_sigterm
 
+if TYPE_CHECKING:  # rich is loaded by the commands that print, not by ``--help``
+    from rich.console import Console
+
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 EXIT_CRASH, EXIT_TERMINATED = 4, 143  # a bug (see the crash log); SIGTERM (128 + 15)
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def make_console(stream: Any, color: str) -> Console:
+    # rich is imported by the commands that print, not by ``--help``
+    from .display import make_console as make
+
+    return make(stream, color)
 
 
 class Context:
@@ -62,11 +71,36 @@ class _LazyGroup(click.Group):
     LAZY: ClassVar[dict[str, str]] = {
         "apply": "cli_apply",
         "emulator": "cli_apply",
+        "export": "cli_review",
         "force-unlock": "cli_apply",
         "prune": "cli_apply",
+        "review": "cli_review",
         "state": "cli_state",
         "status": "cli_apply",
     }
+    # The help of each, for ``--help`` to list them without importing them (and pydantic,
+    # the state...); a test keeps each equal to the command's own.
+    HELP: ClassVar[dict[str, str]] = {
+        "apply": "Render what is new or changed, resuming anything already paid for.",
+        "emulator": "Serve the local Azure-compatible batch avatar API on a loopback port.",
+        "force-unlock": "Break a state lock left behind by a process that is gone.",
+        "prune": "Forget videos removed from the manifest (optionally their files and jobs).",
+        "state": "Move the state between the local files and the manifest's remote backend.",
+        "status": "Per video: recorded status, output present and intact, remote job state.",
+    }
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        names = self.list_commands(ctx)
+        limit = formatter.width - 6 - max(len(name) for name in names)
+        rows = []
+        for name in names:
+            command = self.commands.get(name)
+            if command is None and name in self.HELP:  # listed as its help says, not loaded
+                command = click.Command(name, help=self.HELP[name])
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit)))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *self.LAZY})
@@ -140,6 +174,14 @@ def render(ctx: Context, manifest: Path, video_id: str, as_json: bool) -> int:
 @emulator_option
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON on stdout.")
 @click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json", "markdown"]),
+    default="text",
+    show_default=True,
+    help="How to print the plan: for a terminal, as JSON, or as Markdown for a PR comment.",
+)
+@click.option(
     "--detailed-exitcode",
     is_flag=True,
     help="Exit 0 when there is nothing to do, 2 when there are changes, 1 on error.",
@@ -151,6 +193,7 @@ def plan(
     manifest: Path,
     emulator: bool,
     as_json: bool,
+    output_format: str,
     detailed_exitcode: bool,
     verify: bool,
 ) -> int:
@@ -158,9 +201,18 @@ def plan(
     result = workflow.plan(manifest, PlanOptions(emulator=emulator, verify=verify))
     for warning in result.warnings:
         ctx.err.print(f"warning: {warning}")
-    if as_json:
+    from .display import pack_jobs, plan_json  # rich: not loaded by ``--help``
+
+    if as_json or output_format == "json":
         click.echo(json.dumps(plan_json(result.plan), indent=2, ensure_ascii=False))
+    elif output_format == "markdown":
+        from .planmd import plan_markdown
+
+        packs = pack_jobs(result.plan, result.pack_max_inputs)
+        click.echo(plan_markdown(result.plan, str(manifest), packs))
     else:
+        from .display import print_plan
+
         print_plan(ctx.out, result.plan, result.pack_max_inputs)
     if detailed_exitcode and result.plan.has_changes:
         return EXIT_CHANGES
@@ -198,22 +250,21 @@ def _print_error(text: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; every error family maps to its exit code here and only here."""
-    err = make_console(sys.stderr, "auto")
     args = sys.argv[1:] if argv is None else argv
     try:
         with terminated_on_sigterm():
             result = cli.main(args=args, prog_name="avatarflow", standalone_mode=False)
     except Terminated:
-        err.print("Terminated.")
+        make_console(sys.stderr, "auto").print("Terminated.")
         return EXIT_TERMINATED
     except KeyboardInterrupt:
-        err.print("Interrupted.")
+        make_console(sys.stderr, "auto").print("Interrupted.")
         return EXIT_INTERRUPTED
     except click.exceptions.Abort as exc:  # click's word for a KeyboardInterrupt inside it
         if isinstance(exc.__cause__, Terminated):
-            err.print("Terminated.")
+            make_console(sys.stderr, "auto").print("Terminated.")
             return EXIT_TERMINATED
-        err.print("Aborted.")
+        make_console(sys.stderr, "auto").print("Aborted.")
         return EXIT_INTERRUPTED
     except click.exceptions.Exit as exc:
         return exc.exit_code
@@ -229,6 +280,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_ERROR
     except Exception as exc:  # a bug: keep the traceback, but out of the user's way
         _print_error(f"Internal error: {type(exc).__name__}: {exc}")
+        from . import crashlog  # only a crash needs it
+
         log = crashlog.write(exc, args)
         _print_error(f"Check the log at {log}" if log else "(the crash log could not be written)")
         return EXIT_CRASH

@@ -12,7 +12,8 @@
     │   │   └── LockUnsupported        the platform has no file lock
     │   ├── ConfigError                credentials / endpoint / CLI usage
     │   ├── StorageError               remote state storage refused, missing or unreachable
-    │   └── SelectionError             --only/--exclude/--replace name unknown videos
+    │   ├── SelectionError             --only/--exclude/--replace name unknown videos
+    │   └── MediaError                 a local video cannot be read, joined or framed
     ├── ServiceError                   the speech service answered with an error
     │   ├── AuthError                  401 / 403
     │   ├── BadRequestError            400
@@ -122,6 +123,10 @@ class StorageError(UserError):
 
 class SelectionError(UserError):
     """A video selection names videos the manifest does not have."""
+
+
+class MediaError(UserError):
+    """ffmpeg could not read, join or frame a local video (review, export)."""
 
 
 class ServiceError(AvatarflowError):

@@ -11,12 +11,13 @@ itself does with Ctrl-C; the block then ends with :class:`Terminated`.
 
 from __future__ import annotations
 
-import asyncio
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
+from typing import Any
 
 from .errors import Terminated
 
@@ -25,18 +26,26 @@ class _Received:
     count = 0
 
 
+def _asyncio() -> Any:
+    """asyncio if something imported it (no loop can run otherwise); ``--help`` stays light."""
+    return sys.modules.get("asyncio")
+
+
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     _Received.count += 1
+    asyncio = _asyncio()
     try:
-        loop = asyncio.get_running_loop()
+        loop = asyncio.get_running_loop() if asyncio is not None else None
     except RuntimeError:
-        raise Terminated from None
+        loop = None
+    if loop is None:
+        raise Terminated
     # Not here: the handler may run in the middle of one of the loop's callbacks.
     loop.call_soon_threadsafe(_cancel_all, loop)
 
 
-def _cancel_all(loop: asyncio.AbstractEventLoop) -> None:
-    for task in asyncio.all_tasks(loop):
+def _cancel_all(loop: Any) -> None:
+    for task in _asyncio().all_tasks(loop):
         task.cancel()
 
 
@@ -51,8 +60,10 @@ def terminated_on_sigterm() -> Iterator[None]:
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         yield
-    except asyncio.CancelledError:
-        if _Received.count == before:
+    except BaseException as exc:
+        asyncio = _asyncio()
+        cancelled = asyncio is not None and isinstance(exc, asyncio.CancelledError)
+        if not cancelled or _Received.count == before:
             raise
         raise Terminated from None
     finally:

@@ -17,7 +17,6 @@ reader returned; the next ``plan`` or ``apply`` answers from the memo without pa
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -36,7 +35,7 @@ if TYPE_CHECKING:  # loaded when a plan is made in full: a recalled plan needs n
     from .manifest import LoadedManifest
     from .payload import VideoRequest
     from .planmemo import Recalled
-    from .runner import Summary
+    from .runner import RunOptions, Summary
     from .service import Service
     from .state import State, StateRecord, StateStore
 
@@ -101,6 +100,7 @@ class PlanResult:
     warnings: list[str]
     pack_max_inputs: int | None = None  # set when the videos to render travel in packs
     recalled: bool = False  # answered from the plan memo
+    rendered: int = 0  # videos this plan rendered (the others came from a cache)
 
 
 def plan(manifest: Path | str, options: PlanOptions | None = None) -> PlanResult:
@@ -111,8 +111,13 @@ def plan(manifest: Path | str, options: PlanOptions | None = None) -> PlanResult
     if recalled is not None:
         return PlanResult(recalled.plan, recalled.warnings, recalled=True)
     from .build import build_requests
+    from .incremental import RequestCache, plan_incremental, refill
     from .stores import load_state, open_store
 
+    cache = RequestCache.open(path, target)
+    quick, reading = (None, None) if options.verify else plan_incremental(path, target, cache)
+    if quick is not None:  # only the videos whose inputs changed were rendered
+        return PlanResult(quick.plan, quick.warnings, quick.pack_max_inputs, False, quick.rendered)
     loaded, workspace = open_manifest(path, target)
     built = build_requests(loaded)
     workspace.check_output_paths(loaded, built.requests)
@@ -120,7 +125,9 @@ def plan(manifest: Path | str, options: PlanOptions | None = None) -> PlanResult
     the_plan, observed = full_plan(loaded, workspace, built, state, read, verify=options.verify)
     if observed is not None:
         remember(path, target, the_plan, observed, built.warnings)
-    return PlanResult(the_plan, built.warnings, pack_max_inputs(loaded))
+    refill(cache, reading, loaded, workspace, built, state, read)
+    rendered = len(built.requests)
+    return PlanResult(the_plan, built.warnings, pack_max_inputs(loaded), False, rendered)
 
 
 # -- apply --------------------------------------------------------------------------
@@ -154,7 +161,10 @@ def apply(
         if recalled is not None:  # nothing to do: no request, no write
             emit(PlanReady(recalled.plan))
             return ApplyResult(recalled.plan, None)
+    import asyncio  # here, not above: a plan recalled from its memo never loads it
+
     from .build import build_requests, find_request
+    from .remote import gone_jobs
     from .service import Service
     from .stores import load_state, open_store
 
@@ -167,7 +177,7 @@ def apply(
         store = open_store(loaded, workspace)
         with _lock(store, options.lock_timeout, emit):
             state, read = load_state(open_store(loaded, workspace), workspace)
-            gone = asyncio.run(_gone(service, workspace, built, state))
+            gone = asyncio.run(gone_jobs(service, workspace, built, state))
             planned, observed = full_plan(
                 loaded,
                 workspace,
@@ -215,54 +225,6 @@ def _recall_locked(
         return memo.check()
 
 
-async def _gone(
-    service: Service, workspace: Workspace, built: Built, state: State
-) -> frozenset[str]:
-    """Video ids whose remote job no longer exists (only asked when it matters)."""
-    from .errors import NotFoundError
-    from .lifecycle import IN_FLIGHT
-    from .payload import HASH_PROPERTY
-
-    wanted, outputs = set(built.ids()), workspace.output_checker()
-
-    def needs_refresh(record: StateRecord) -> bool:
-        return record.status in IN_FLIGHT or (
-            record.status == "downloaded" and outputs(record) != "ok"
-        )
-
-    # A "submitting" record is never gone: the runner adopts its job, or submits it under
-    # the same id when the create never reached the service (no expiry to report).
-    records = [
-        r
-        for r in state.records.values()
-        if r.video_id in wanted and r.status != "submitting" and needs_refresh(r)
-    ]
-    if not records:
-        return frozenset()
-    gone: set[str] = set()
-    async with service.client() as client:
-        listed: dict[str | None, Any] | None = None
-        exists: dict[str, bool] = {}  # the videos of one pack share one job: ask once
-        for record in records:
-            if record.remote_id:
-                if record.remote_id not in exists:
-                    try:
-                        await client.get(record.remote_id)
-                        exists[record.remote_id] = True
-                    except NotFoundError:
-                        exists[record.remote_id] = False
-                if not exists[record.remote_id]:
-                    gone.add(record.video_id)
-                continue
-            if listed is None:  # preview submit lost before the id was known
-                listed = {
-                    j.custom_properties.get(HASH_PROPERTY): j async for j in client.list_jobs()
-                }
-            if record.input_hash not in listed:
-                gone.add(record.video_id)
-    return frozenset(gone)
-
-
 def _check_unchanged(store: StateStore, plan: Plan) -> None:
     """Refuse a plan whose state was changed meanwhile (a git pull, a hand edit, a push)."""
     now = store.load()
@@ -279,7 +241,7 @@ async def _run(
     state: State,
     service: Service,
     plan: Plan,
-    options: Any,
+    options: RunOptions,
     emit: ProgressSink,
 ) -> Summary:
     from .runner import JobSettings, Runner
@@ -310,56 +272,53 @@ class VideoStatus:
 
 def status(manifest: Path | str, options: StatusOptions | None = None) -> list[VideoStatus]:
     """Per video: recorded status, output present and intact, remote job state."""
+    import asyncio
+
     from .build import build_requests
+    from .incremental import RecordSummary, requested
+    from .remote import job_statuses
     from .service import Service
     from .stores import load_state, open_store
 
     options = options or StatusOptions()
-    loaded, workspace = open_manifest(manifest, target_name(options.emulator))
-    state, _ = load_state(open_store(loaded, workspace), workspace)
+    target = target_name(options.emulator)
+    known = requested(Path(manifest), target)  # from the request cache, when it can tell
+    loaded, workspace = (
+        (known.manifest, known.workspace) if known else open_manifest(manifest, target)
+    )
+    records = known.records() if known and not options.refresh else None
     remote: dict[str, str] = {}
-    if options.refresh and state.records:
-        with Service(loaded.model.service, workspace) as service:
-            remote = asyncio.run(_remote_status(service, state))
-    wanted = {r.video_id: r.content_hash for r in build_requests(loaded).requests}
+    if records is None:  # the state in full: a remote one, or asked of the service
+        state, _ = load_state(open_store(loaded, workspace), workspace)
+        records = {vid: RecordSummary.of((0, 0, 0, 0), r) for vid, r in state.records.items()}
+        if options.refresh and state.records:
+            with Service(loaded.model.service, workspace) as service:
+                remote = asyncio.run(job_statuses(service, state))
+    wanted = (
+        known.hashes
+        if known
+        else {r.video_id: r.content_hash for r in build_requests(loaded).requests}
+    )
     outputs = workspace.output_checker(verify=options.verify)
     rows = []
-    for video_id in sorted(wanted.keys() | state.records.keys()):
-        record = state.records.get(video_id)
-        error = record.error if record else None
+    for video_id in sorted(wanted.keys() | records.keys()):
+        record = records.get(video_id)
         rows.append(
             VideoStatus(
                 video=video_id,
                 status=record.status if record else "not rendered",
                 in_manifest=video_id in wanted,
                 current=record is not None and wanted.get(video_id) == record.input_hash,
-                output=outputs(record) if record and record.output else "none",
-                job=(record.remote_id or record.synthesis_id) if record else None,
+                output=outputs.check(record.output, record.subtitles)
+                if record and record.output
+                else "none",
+                job=record.job if record else None,
                 remote=remote.get(video_id),
-                error=f"{error.code}: {error.message}" if error else None,
+                error=record.error if record else None,
             )
         )
     workspace.hashes.save()
     return rows
-
-
-async def _remote_status(service: Service, state: State) -> dict[str, str]:
-    from .errors import NotFoundError
-
-    result: dict[str, str] = {}
-    by_job: dict[str, str] = {}  # the videos of one pack share one job: ask once
-    async with service.client() as client:
-        for record in state.records.values():
-            if not record.remote_id:
-                result[record.video_id] = "unknown id"
-                continue
-            if record.remote_id not in by_job:
-                try:
-                    by_job[record.remote_id] = (await client.get(record.remote_id)).status
-                except NotFoundError:
-                    by_job[record.remote_id] = "gone"
-            result[record.video_id] = by_job[record.remote_id]
-    return result
 
 
 # -- prune --------------------------------------------------------------------------
@@ -372,7 +331,10 @@ def prune(
 ) -> list[str]:
     """Forget videos removed from the manifest (optionally their files and remote jobs);
     the ids forgotten. ``confirm`` is asked with the records about to be forgotten."""
+    import asyncio
+
     from .build import build_requests
+    from .remote import delete_jobs
     from .service import Service
     from .stores import load_state, open_store
 
@@ -395,19 +357,12 @@ def prune(
                 gone = {r.video_id for r in removed}
                 kept = {r.remote_id for r in state.records.values() if r.video_id not in gone}
                 doomed = [r for r in removed if r.remote_id not in kept]
-                asyncio.run(_delete_jobs(service, doomed))
+                asyncio.run(delete_jobs(service, doomed))
             for record in removed:
                 if options.delete_files and record.output:
                     (loaded.root / record.output.path).unlink(missing_ok=True)
                 state.forget(record.video_id)
     return [r.video_id for r in removed]
-
-
-async def _delete_jobs(service: Service, records: list[StateRecord]) -> None:
-    async with service.client() as client:
-        for record in records:
-            if record.remote_id:
-                await client.delete(record.remote_id)
 
 
 # -- the smaller commands -----------------------------------------------------------

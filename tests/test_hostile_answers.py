@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -91,6 +92,7 @@ def test_a_create_answered_with_another_jobs_id_is_not_taken_for_ours(
     assert record.status == "submitting"  # unknown outcome: adopted by its id next time
     assert record.remote_id == synthesis_id(manifest, "01-welcome")
     assert faults_by_kind(manifest)[("create", "wrong_id")] == 1
+    assert re.search(r"jobs created \(paid creates\) +│ +1 │", out), out  # paid all the same
     assert "adopted existing job" in lifted_apply(manifest, monkeypatch)
 
 
@@ -103,6 +105,43 @@ def test_a_create_answered_with_an_unreadable_id_is_adopted_by_our_id_not_paid_a
     assert record.status == "submitting" and record.error is not None
     assert record.error.code == "UntrustedAnswer"  # not JobGone: the next plan pays nothing
     assert "adopted existing job" in lifted_apply(manifest, monkeypatch)
+
+
+def test_a_create_answered_with_an_existing_jobs_id_does_not_take_its_video(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    manifest = example(tmp_path)
+    emulate(monkeypatch, "")
+    assert apply(manifest, *ONE)[0] == 0
+    first = output_of(manifest).read_bytes()
+    emulate(monkeypatch, "wrong_id=1")
+    code, out, err = apply(manifest, "--only", "02-*")
+    assert code == 3, out + err
+    assert f"answered for job id '{synthesis_id(manifest, '01-welcome')}'" in out + err
+    assert record_of(manifest, "02-commits").status == "submitting"
+    assert not output_of(manifest, "02-commits").exists()
+    assert record_of(manifest).status == "downloaded" and output_of(manifest).read_bytes() == first
+    emulate(monkeypatch, "")
+    code, out, err = apply(manifest, "--only", "02-*")
+    assert code == 0 and "adopted existing job" in out + err, out + err
+    assert output_of(manifest, "02-commits").read_bytes() != first
+    assert create_counts(data_dir(manifest)) == {
+        synthesis_id(manifest, v): 1 for v in ("01-welcome", "02-commits")
+    }
+
+
+def test_a_preview_create_answered_with_an_unreadable_id_is_adopted_by_its_hash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The preview's server names its job: an answer that cannot name one is an unknown
+    # outcome, settled at once by the content hash in the listing.
+    manifest = example(tmp_path, PREVIEW)
+    emulate(monkeypatch, "bad_id=1")
+    code, out, err = apply(manifest, *ONE)
+    assert code == 0, out + err
+    assert "adopted existing job" in out + err
+    assert_all_rendered(manifest, ["01-welcome"])
+    assert create_counts(data_dir(manifest)) == {synthesis_id(manifest, "01-welcome"): 1}
 
 
 def test_a_preview_create_answered_with_an_unknown_id_is_found_by_its_hash_next_time(
@@ -130,6 +169,17 @@ def test_a_listing_with_a_fresh_next_link_on_every_page_is_given_up_on(
     assert "still sent a next page link after 50 pages" in out, out
     assert record_of(manifest).status == "submitting"
     assert faults_by_kind(manifest)[("list", "endless_list")] == 50
+    assert "adopted existing job" in lifted_apply(manifest, monkeypatch)
+
+
+def test_a_lookup_answered_with_a_web_page_fails_that_video_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    manifest, out = first_apply(
+        tmp_path, monkeypatch, "lose_create=1,not_json=100%@list", api_version=PREVIEW
+    )
+    assert "UntrustedAnswer" in out and "list jobs: the response is not a JSON object" in out
+    assert record_of(manifest).status == "submitting"
     assert "adopted existing job" in lifted_apply(manifest, monkeypatch)
 
 
