@@ -36,19 +36,21 @@ i: &i [*h, *h, *h, *h, *h, *h, *h, *h, *h]
 """
 
 
+def header(*defaults: str) -> str:
+    """A manifest up to ``videos:``, with these lines in ``defaults``."""
+    lines = "".join(f"  {line}\n" for line in defaults)
+    return f"version: 1\nname: demo\ndefaults:\n{lines}videos:\n"
+
+
+TEMPLATE_LINE = "template: narration.ssml.j2"
+VOICE_LINE = "voice: en-US-AvaMultilingualNeural"
+AVATAR_LINE = "avatar: {character: lisa, style: graceful-sitting}"
+VARS_LINE = "vars: {title: Intro}"
+COURSE = header(TEMPLATE_LINE, VOICE_LINE, AVATAR_LINE, VARS_LINE)
+NO_AVATAR = header(TEMPLATE_LINE, VOICE_LINE, VARS_LINE)
+NO_TEMPLATE = header(VOICE_LINE, AVATAR_LINE)
 # The course of the narration-file cases: video a reads scripts/a.txt (line 10).
-TEXT_FILE_COURSE = """\
-version: 1
-name: demo
-defaults:
-  template: narration.ssml.j2
-  voice: en-US-AvaMultilingualNeural
-  avatar: {character: lisa, style: graceful-sitting}
-  vars: {title: Intro}
-videos:
-  - id: a
-    text_file: scripts/a.txt
-"""
+TEXT_FILE_COURSE = COURSE + "  - id: a\n    text_file: scripts/a.txt\n"
 
 
 def merge_bomb(levels: int) -> str:
@@ -82,35 +84,6 @@ class Bad:
     error: str  # the start of the message after "Error: " (file:line: key: message)
     also: tuple[str, ...] = ()  # fragments that must appear in the message as well
     manifest: str = "course.yaml"
-
-
-COURSE = """\
-version: 1
-name: demo
-defaults:
-  template: narration.ssml.j2
-  voice: en-US-AvaMultilingualNeural
-  avatar: {character: lisa, style: graceful-sitting}
-  vars: {title: Intro}
-videos:
-"""
-NO_AVATAR = """\
-version: 1
-name: demo
-defaults:
-  template: narration.ssml.j2
-  voice: en-US-AvaMultilingualNeural
-  vars: {title: Intro}
-videos:
-"""
-NO_TEMPLATE = """\
-version: 1
-name: demo
-defaults:
-  voice: en-US-AvaMultilingualNeural
-  avatar: {character: lisa, style: graceful-sitting}
-videos:
-"""
 
 
 def course_yaml(header: str, videos: str) -> str:
