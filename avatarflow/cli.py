@@ -73,6 +73,7 @@ class _LazyGroup(click.Group):
 
     LAZY: ClassVar[dict[str, str]] = {
         "apply": "cli_apply",
+        "catalog": "cli_catalog",
         "emulator": "cli_apply",
         "force-unlock": "cli_apply",
         "prune": "cli_apply",

@@ -115,7 +115,8 @@ class Project:
     def output_path(self, request: VideoRequest) -> Path:
         video = request.rendered.video.fields.video
         ext = video.format if video and video.format else "mp4"
-        return self.target.output_dir / f"{request.video_id}.{ext}"
+        stem = request.rendered.video.output_stem or request.video_id  # variants: a folder each
+        return self.target.output_dir / f"{stem}.{ext}"
 
     def check_output_paths(self) -> None:
         """Refuse, before anything is sent, an output path that apply could not safely

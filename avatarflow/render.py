@@ -18,7 +18,7 @@ import jinja2.meta as jinja2_meta
 from jinja2.loaders import split_template_path
 from jinja2.sandbox import SandboxedEnvironment
 
-from . import catalog
+from . import catalog, suggest, varsubst, voices
 from .errors import Location, ManifestError, TemplateError
 from .manifest import LoadedManifest, ResolvedVideo
 from .userfiles import FileTooLarge, NotRegularFile, read_regular_file
@@ -31,6 +31,7 @@ _POSITION_RE = re.compile(r": line \d+, column \d+$")
 # ``{{ name }}``: the only markup most narrations hold, substituted without Jinja.
 _PLAIN_VARIABLE_RE = re.compile(r"\{\{ *([A-Za-z_][A-Za-z0-9_]*) *\}\}")
 _NEWLINE_RE = re.compile(r"\r\n|\r|\n")
+_UNDEFINED_RE = re.compile(r"^'([A-Za-z_][A-Za-z0-9_]*)' is undefined$")
 # Names Jinja reads as constants or operators, not as variables.
 _JINJA_WORDS = frozenset(
     {"true", "false", "none", "True", "False", "None", "not", "and", "or", "in", "is", "if"}
@@ -136,8 +137,10 @@ class Renderer:
             return self._checked(video, content, sources, loc, "the inline ssml", loc)
         raw_text, text_origin = self._narration(video)
         text = self._render_text(raw_text, video, text_origin)
+        gesture_at = self._gesture_locator(video, raw_text, text_origin)
         sources = {"script": sha256_text(raw_text), "vars": _vars_digest(fields.vars)}
         if video.source == "plain_text":
+            voices.check_video(video, None, video.location)
             return RenderedVideo(video, text.strip(), "PlainText", sources)
         template = fields.template
         if not template:
@@ -150,7 +153,7 @@ class Renderer:
         sources["voice"] = fields.voice or ""
         where = Location(self._template_display(template))
         origin = f"the SSML rendered for video {video.id}"
-        return self._checked(video, content.strip(), sources, where, origin, video.location)
+        return self._checked(video, content.strip(), sources, where, origin, gesture_at)
 
     # -- narration -----------------------------------------------------------------
     def _narration(self, video: ResolvedVideo) -> tuple[str, Location]:
@@ -159,7 +162,11 @@ class Renderer:
             return fields.text, self.manifest.location(("videos", video.index, "text"))
         assert fields.text_file is not None
         loc = self.manifest.location(("videos", video.index, "text_file"))
-        return self._read_text_file(fields.text_file, loc), loc
+        relative = fields.text_file
+        if varsubst.is_templated(relative):  # scripts/{{ locale }}/01.txt
+            relative = self._render_path(relative, video, loc)
+        text = self._read_text_file(relative, loc)
+        return text, Location(relative)  # errors inside the narration name its file
 
     def _read_text_file(self, relative: str, loc: Location) -> str:
         if relative in self._texts:
@@ -170,7 +177,12 @@ class Renderer:
         try:
             data = read_regular_file(path, MAX_TEXT_BYTES)
         except FileNotFoundError:
-            raise ManifestError(f"text file {relative!r} not found", loc) from None
+            hint = suggest.closest_path(self._root, relative)
+            raise ManifestError(
+                f"text file {relative!r} not found"
+                + (f" (did you mean '{hint}'?)" if hint else ""),
+                loc,
+            ) from None
         except OSError as exc:
             raise ManifestError(
                 f"cannot read text file {relative!r}: {exc.strerror}", loc
@@ -206,17 +218,52 @@ class Renderer:
     def _inside_root(self, path: str) -> bool:
         return path == self._root or path.startswith(os.path.join(self._root, ""))
 
+    def _render_path(self, template: str, video: ResolvedVideo, loc: Location) -> str:
+        context = self._context(video)
+        try:
+            return str(_text_environment().from_string(template).render(context)).strip()
+        except Exception as exc:  # a path template is user code too
+            raise TemplateError(f"in text_file: {_jinja_message(exc, context)}", loc) from None
+
     def _render_text(self, raw: str, video: ResolvedVideo, loc: Location) -> str:
         context = self._context(video)
         simple = render_simple_narration(raw, context)
         if simple is not None:
             return simple
+        # A narration file's own line; inline text keeps the line of its key.
+        in_file = loc.key is None
         try:
             return _text_environment().from_string(raw).render(context)
         except jinja2.TemplateSyntaxError as exc:
-            raise TemplateError(f"template syntax error in narration: {exc.message}", loc) from None
+            where = Location(loc.file, exc.lineno) if in_file else loc
+            raise TemplateError(
+                f"template syntax error in narration: {exc.message}", where
+            ) from None
         except Exception as exc:  # narration is user code: any failure is the user's to fix
-            raise TemplateError(f"in narration: {_jinja_message(exc)}", loc) from None
+            line = _template_line(exc, "<template>") if in_file else None
+            where = Location(loc.file, line) if in_file else loc
+            raise TemplateError(f"in narration: {_jinja_message(exc, context)}", where) from None
+
+    def _gesture_locator(
+        self, video: ResolvedVideo, raw_text: str, text_origin: Location
+    ) -> Callable[[str], Location]:
+        """Where a gesture is given: the var that holds it, else the narration line that
+        names it, else the video."""
+
+        def where(mark: str) -> Location:
+            for name, value in (video.fields.vars or {}).items():
+                if value in (mark, GESTURE_PREFIX + mark):
+                    return video.locate("vars", name)
+            for number, line in enumerate(raw_text.splitlines(), 1):
+                if GESTURE_PREFIX + mark in line:
+                    return (
+                        Location(text_origin.file, number)
+                        if text_origin.key is None
+                        else (text_origin)
+                    )
+            return video.location
+
+        return where
 
     # -- templates -----------------------------------------------------------------
     def _template_display(self, name: str) -> str:
@@ -310,20 +357,26 @@ class Renderer:
         except Exception as exc:  # templates are user code: any failure is the user's to fix
             line = _template_line(exc, template.filename)
             raise TemplateError(
-                f"{_jinja_message(exc)} (video {video.id})", Location(shown, line)
+                f"{_jinja_message(exc, context)} (video {video.id})", Location(shown, line)
             ) from None
         return rendered, self._template_source(template)
 
     def _context(self, video: ResolvedVideo) -> dict[str, Any]:
         fields = video.fields
         avatar = fields.avatar.model_dump() if fields.avatar else {}
-        context = dict(fields.vars or {})
-        context["video"] = {
+        described = {
             "id": video.id,
             "index": video.index,
             "voice": fields.voice,
             "avatar": avatar,
+            "variant": dict(video.variant),
         }
+        values = fields.vars or {}
+        rendered = varsubst.render_vars(
+            values, {"video": described}, lambda name: video.locate("vars", name)
+        )
+        context = dict(rendered)
+        context["video"] = described
         return context
 
     # -- checks --------------------------------------------------------------------
@@ -334,9 +387,10 @@ class Renderer:
         sources: dict[str, str],
         loc: Location,
         origin: str,
-        gesture_loc: Location,
+        gesture_loc: Location | Callable[[str], Location],
     ) -> RenderedVideo:
         root = parse_ssml(ssml, loc, origin)
+        voices.check_video(video, root, loc)
         warnings = check_gestures(root, video, gesture_loc)
         return RenderedVideo(video, ssml, "SSML", sources, tuple(warnings))
 
@@ -385,8 +439,11 @@ def parse_ssml(ssml: str, loc: Location, origin: str) -> ET.Element:
     return root
 
 
-def check_gestures(root: ET.Element, video: ResolvedVideo, loc: Location) -> list[str]:
-    """Errors for gestures the chosen standard avatar does not have; warnings otherwise."""
+def check_gestures(
+    root: ET.Element, video: ResolvedVideo, where: Location | Callable[[str], Location]
+) -> list[str]:
+    """Errors for gestures the chosen standard avatar does not have; warnings otherwise.
+    ``where`` is the error's location, or tells it for a gesture name."""
     marks = [
         str(el.get("mark", ""))[len(GESTURE_PREFIX) :]
         for el in root.iter()
@@ -404,6 +461,7 @@ def check_gestures(root: ET.Element, video: ResolvedVideo, loc: Location) -> lis
         return [f"video {video.id}: gestures {', '.join(marks)} not checked for {character}"]
     for mark in marks:
         if mark not in known:
+            loc = where(mark) if callable(where) else where
             if not known:
                 raise TemplateError(f"gesture {mark!r}: {character}/{style} has no gestures", loc)
             hint = catalog.closest(mark, known)
@@ -420,7 +478,7 @@ def _vars_digest(values: dict[str, Any] | None) -> str:
     return sha256_text(repr(sorted((values or {}).items())))[:16]
 
 
-def _jinja_message(exc: Exception) -> str:
+def _jinja_message(exc: Exception, context: dict[str, Any] | None = None) -> str:
     if isinstance(exc, _TemplateRefused):
         return f"template {exc.name!r} {exc.reason}"
     if isinstance(exc, jinja2.TemplateNotFound):
@@ -429,7 +487,11 @@ def _jinja_message(exc: Exception) -> str:
     if isinstance(exc, jinja2.exceptions.SecurityError):
         return f"not allowed in templates: {message}"
     if isinstance(exc, jinja2.UndefinedError):
-        return f"undefined variable: {message}" if "undefined" in message else message
+        if "undefined" not in message:
+            return message
+        found = _UNDEFINED_RE.match(message)
+        hint = suggest.did_you_mean(found.group(1), context) if found and context else ""
+        return f"undefined variable: {message}{hint}"
     if not isinstance(exc, jinja2.TemplateError):  # a Python error raised by the template
         return f"{type(exc).__name__}: {message}"
     return message

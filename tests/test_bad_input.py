@@ -644,7 +644,8 @@ MANIFEST_CASES: dict[str, Bad] = {
             </speak>
             """
         },
-        "templates/narration.ssml.j2:3: undefined variable: 'titel' is undefined (video a)",
+        "templates/narration.ssml.j2:3: undefined variable: 'titel' is undefined "
+        "(did you mean 'title'?) (video a)",
     ),
     "template-syntax-error": bad(
         {
