@@ -178,22 +178,27 @@ def plan(
 
     target = _target(emulator)
     recalled = None if verify else recall(manifest, target)
+    prices = None
     if recalled is not None:
         the_plan, warnings, pack_max_inputs = recalled.plan, recalled.warnings, None
     else:
+        from .pricing import prices_for
         from .project import Project
 
         project = Project.open(manifest, target)
         project.check_output_paths()
         the_plan = project.plan(verify=verify)
         warnings, pack_max_inputs = project.warnings(), project.pack_max_inputs
+        prices = prices_for(project.manifest.model)
         project.remember(the_plan, warnings)
     for warning in warnings:
         ctx.err.print(f"warning: {warning}")
     if as_json:
-        click.echo(json.dumps(the_plan.to_json(), indent=2, ensure_ascii=False))
+        from .pricing import plan_json
+
+        click.echo(json.dumps(plan_json(the_plan, prices), indent=2, ensure_ascii=False))
     else:
-        print_plan(ctx.out, the_plan, pack_max_inputs)
+        print_plan(ctx.out, the_plan, pack_max_inputs, prices)
     if detailed_exitcode and the_plan.has_changes:
         return EXIT_CHANGES
     return EXIT_OK
@@ -213,11 +218,14 @@ def schema() -> int:
 @click.option("--name", default="my-course", show_default=True, help="Course name (job id prefix).")
 @pass_ctx
 def init(ctx: Context, directory: Path, name: str) -> int:
-    """Scaffold a manifest, a template and .gitignore lines."""
-    from .scaffold import scaffold
+    """Scaffold a manifest, its schema, a template and .gitignore lines."""
+    from .scaffold import next_steps, scaffold
 
-    for path in scaffold(directory, name):
-        ctx.err.print(f"wrote {path}")
+    written = scaffold(directory, name)
+    for path in written:
+        ctx.err.print(f"wrote {path}", markup=False)
+    for line in next_steps(directory, written[0]):
+        ctx.out.print(line, markup=False, highlight=False)
     return EXIT_OK
 
 

@@ -20,6 +20,7 @@ from .display import ApplyProgress, print_plan, print_rows
 from .errors import ConfigError, Location, StalePlanError
 from .lock import HeldLock, command_line
 from .planner import ActionKind, Plan, select
+from .pricing import Prices, billed_cost, check_budget, prices_for
 from .project import Project, TargetName
 from .state import IN_FLIGHT, State, StateRecord
 
@@ -172,7 +173,7 @@ def _reporter(as_json: bool, err: Any) -> Callable[[Event], None]:
     return report
 
 
-def _summary_table(summary: Summary) -> Table:
+def _summary_table(summary: Summary, prices: Prices) -> Table:
     table = Table(title="Apply summary", show_header=False)
     table.add_column("what")
     table.add_column("count", justify="right")
@@ -183,21 +184,30 @@ def _summary_table(summary: Summary) -> Table:
         ("adopted (no new render)", c["adopted"]),
         ("jobs created (paid creates)", c["jobs"]),
         ("downloaded", c["downloaded"]),
+        ("forgotten", c["forgotten"]),
         ("failed", len(summary.failed)),
         ("timed out (resumable)", len(summary.timed_out)),
         ("characters billed", summary.characters),
         ("avatar seconds billed", summary.avatar_seconds),
     ):
         table.add_row(label, f"{value:,}")
+    billed = {
+        "neuralCharacters": summary.characters,
+        "talkingAvatarDurationSeconds": summary.avatar_seconds,
+    }
+    table.add_row(
+        f"cost billed (list prices as of {prices.as_of})",
+        prices.money(billed_cost(billed, prices)),
+    )
     return table
 
 
-def _confirm(yes: bool) -> None:
+def _confirm(yes: bool, command: str = "apply", question: str = "Apply this plan?") -> None:
     if yes:
         return
     if not sys.stdin.isatty():
-        raise ConfigError("apply needs confirmation: run it on a terminal or pass --yes")
-    if not click.confirm("Apply this plan?", default=False):
+        raise ConfigError(f"{command} needs confirmation: run it on a terminal or pass --yes")
+    if not click.confirm(question, default=False):
         raise click.exceptions.Abort()
 
 
@@ -272,6 +282,18 @@ def _target(emulator: bool) -> TargetName:
     show_default=True,
     help="Seconds to wait for the state lock.",
 )
+@click.option(
+    "--max-cost",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Refuse, before sending anything, a plan estimated above this amount.",
+)
+@click.option(
+    "--max-renders",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Refuse, before sending anything, a plan with more paid renders than this.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print events as JSON lines on stdout.")
 @click.pass_obj
 def apply(
@@ -286,6 +308,8 @@ def apply(
     timeout: float | None,
     delete_remote: bool,
     lock_timeout: float,
+    max_cost: float | None,
+    max_renders: int | None,
     as_json: bool,
 ) -> int:
     """Render what is new or changed, resuming anything already paid for."""
@@ -296,6 +320,7 @@ def apply(
                 print_plan(ctx.out, recalled.plan)
             return 0
     project = Project.open(manifest, _target(emulator))
+    prices = prices_for(project.manifest.model)
     known = [r.video_id for r in project.requests]
     for video_id in replace:
         project.request(video_id)  # unknown id: clear error before anything else
@@ -304,15 +329,28 @@ def apply(
     try:
         with _lock(project, lock_timeout, ctx.err):
             state = project.load_state()
+            budget = project.manifest.model.budget
+
+            def within_budget(plan: Plan) -> None:
+                check_budget(
+                    plan, prices, max_cost=max_cost, max_renders=max_renders, budget=budget
+                )
+
+            if max_cost is not None or max_renders is not None or budget is not None:
+                # Over budget offline already: refused before even asking about old jobs.
+                within_budget(
+                    select(project.plan(state, replace=_ids(replace)), only, exclude, known)
+                )
             plan = select(
                 _plan_with_refresh(project, service, state, _ids(replace)), only, exclude, known
             )
             if not as_json:
-                print_plan(ctx.out, plan, project.pack_max_inputs)
+                print_plan(ctx.out, plan, project.pack_max_inputs, prices)
             if not plan.has_changes:
                 if not (only or exclude or replace):  # a selection says nothing of the rest
                     project.remember(plan, project.warnings())
                 return 0
+            within_budget(plan)
             _confirm(yes)
             _check_unchanged(project, plan)
             options = service.options(
@@ -329,7 +367,7 @@ def apply(
     finally:
         service.close()
     if not as_json:
-        ctx.err.print(_summary_table(summary))
+        ctx.err.print(_summary_table(summary, prices))
     return 0 if summary.ok else 3
 
 
@@ -470,7 +508,7 @@ def prune(
                 return 0
             for record in removed:
                 ctx.out.print(f"  - {record.video_id}")
-            _confirm(yes)
+            _confirm(yes, "prune", "Prune these videos?")
             if remote:
                 # A packed job also holds videos that stay: it is not this prune's to delete.
                 gone = {r.video_id for r in removed}

@@ -14,6 +14,7 @@ from .planner import LEGEND, SYMBOLS, ActionKind, Plan
 if TYPE_CHECKING:  # the runner pulls in the HTTP stack, which plan never needs
     from rich.progress import TaskID
 
+    from .pricing import Prices
     from .runner import Event
 
 _STYLES = {
@@ -43,8 +44,11 @@ def make_console(stream: IO[str] | None = None, color: str = "auto") -> Console:
     return Console(file=stream, highlight=False, soft_wrap=True, force_terminal=force)
 
 
-def print_plan(console: Console, plan: Plan, pack_max_inputs: int | None = None) -> None:
-    """Print ``plan``; ``pack_max_inputs`` when the videos to render travel in packs."""
+def print_plan(
+    console: Console, plan: Plan, pack_max_inputs: int | None = None, prices: Prices | None = None
+) -> None:
+    """Print ``plan``; ``pack_max_inputs`` when the videos to render travel in packs;
+    ``prices`` for its money (the shipped table by default)."""
     changes = plan.changes
     if not changes:
         console.print("No changes. Every video is up to date.")
@@ -67,7 +71,6 @@ def print_plan(console: Console, plan: Plan, pack_max_inputs: int | None = None)
             f"  {escape(reasons)}{target}"
         )
     console.print()
-    chars, minutes = plan.estimate()
     if plan.paid():
         jobs = f"{len(plan.paid())} job(s)"
         if pack_max_inputs is not None:
@@ -77,8 +80,16 @@ def print_plan(console: Console, plan: Plan, pack_max_inputs: int | None = None)
             jobs = (
                 f"{len(requests)} video(s) in {len(group(requests, pack_max_inputs))} packed job(s)"
             )
+        from . import pricing
+
+        prices = prices or pricing.shipped()
+        found = pricing.plan_estimate(plan, prices)
         console.print(
-            f"Estimated render: {jobs}, {chars:,} characters, about {minutes:.1f} minutes of video."
+            f"Estimated render: {jobs}, {found.characters:,} characters, "
+            f"{pricing.duration(found.seconds)} of video, about {prices.money(found.cost)} "
+            f"(prices as of {prices.as_of}).",
+            highlight=False,
+            markup=False,
         )
     console.print(f"[bold]{escape(plan.footer())}[/]")
 

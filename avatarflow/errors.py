@@ -11,7 +11,8 @@
     │   ├── LockError                  another process holds the state lock
     │   ├── ConfigError                credentials / endpoint / CLI usage
     │   ├── StorageError               remote state storage refused, missing or unreachable
-    │   └── SelectionError             --only/--exclude/--replace name unknown videos
+    │   ├── SelectionError             --only/--exclude/--replace name unknown videos
+    │   └── BudgetError                the plan costs more than --max-cost/--max-renders/budget
     ├── ServiceError                   the speech service answered with an error
     │   ├── AuthError                  401 / 403
     │   ├── BadRequestError            400
@@ -103,6 +104,10 @@ class StorageError(UserError):
 
 class SelectionError(UserError):
     """A video selection names videos the manifest does not have."""
+
+
+class BudgetError(UserError):
+    """The plan would cost more, or render more videos, than the limits allow."""
 
 
 class ServiceError(AvatarflowError):

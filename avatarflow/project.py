@@ -22,6 +22,7 @@ from .planner import OutputCheck, Plan, make_plan
 from .render import Renderer
 from .statcache import CACHE_DIR, FILE_NAME, StatCache, stat_key
 from .state import State, StateRecord, StateStore
+from .suggest import did_you_mean
 
 TargetName = Literal["azure", "emulator"]
 EMULATOR_DIR = "emulator"
@@ -179,9 +180,10 @@ class Project:
         for request in self.requests:
             if request.video_id == video_id:
                 return request
-        ids = ", ".join(r.video_id for r in self.requests)
+        known = [r.video_id for r in self.requests]
+        hint = did_you_mean(video_id, known)
         raise ManifestError(
-            f"no video {video_id!r} in the manifest; videos: {ids}",
+            f"no video {video_id!r} in the manifest{hint}; videos: {', '.join(known)}",
             self.manifest.location(("videos",)),
         )
 
