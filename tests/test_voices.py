@@ -31,7 +31,7 @@ TYPOS = [
 
 
 def with_video_b(tmp_path: Path, extra: str) -> Path:
-    """The demo course with ``extra`` lines (already indented) in video b, at line 13 (its first line)."""
+    """The demo course with ``extra`` lines (already indented) first in video b (line 13)."""
     text = MANIFEST.replace("  - id: b\n", "  - id: b\n" + extra)
     return course(tmp_path, text)
 
