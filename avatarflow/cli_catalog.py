@@ -44,7 +44,7 @@ def show_command(ctx: Any, locale: str | None) -> int:
 
     catalogue = load()
     chosen = catalogue.by_locale(locale) if locale else list(catalogue.voices.values())
-    rows = [[v.name, "yes" if v.multilingual else "", ", ".join(v.styles)] for v in chosen]
+    rows = [[v.name, "yes" if v.multilingual else "", ", ".join(v.styles or ())] for v in chosen]
     print_rows(ctx.out, ["voice", "multilingual", "styles"], rows)
     ctx.err.print(catalogue.describe().capitalize() + ".", markup=False)
     return 0

@@ -49,7 +49,7 @@ class Voice:
     name: str
     locale: str
     multilingual: bool
-    styles: tuple[str, ...]
+    styles: tuple[str, ...] | None  # None: not known (the shipped subset), so not checked
 
 
 @dataclass(frozen=True)
@@ -111,11 +111,16 @@ def _parse(raw: Any, origin: str) -> VoiceCatalog:
     for item in raw["voices"][:MAX_VOICES]:
         if not isinstance(item, dict) or not isinstance(item.get("name"), str):
             raise ValueError("every voice needs a 'name'")
-        styles = item.get("styles") or []
-        if not isinstance(styles, list) or not all(isinstance(s, str) for s in styles):
+        styles = item.get("styles")
+        if styles is not None and (
+            not isinstance(styles, list) or not all(isinstance(s, str) for s in styles)
+        ):
             raise ValueError(f"voice {item['name']!r}: 'styles' must list names")
         voices[item["name"].lower()] = Voice(
-            item["name"], str(item.get("locale", "")), bool(item.get("multilingual")), tuple(styles)
+            item["name"],
+            str(item.get("locale", "")),
+            bool(item.get("multilingual")),
+            None if styles is None else tuple(styles),
         )
     return VoiceCatalog(str(raw.get("source", "")), str(raw.get("as_of", "")), origin, voices)
 
@@ -179,7 +184,7 @@ def _check_style(
     catalogue: VoiceCatalog, voice: str, style: str, custom: set[str], loc: Location
 ) -> None:
     known = catalogue.find(voice)
-    if known is None or voice.lower() in custom or style in known.styles:
+    if known is None or known.styles is None or voice.lower() in custom or style in known.styles:
         return
     if not known.styles:
         raise ManifestError(f"voice {known.name} has no speaking styles (style {style!r})", loc)
