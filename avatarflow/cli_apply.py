@@ -399,6 +399,7 @@ def status(
 ) -> int:
     """Per video: recorded status, output present and intact, remote job state."""
     project = Project.open(manifest, _target(emulator))
+    prices = prices_for(project.manifest.model)
     state = project.load_state()
     remote: dict[str, str] = {}
     if refresh and state.records:
@@ -425,6 +426,10 @@ def status(
                 ),
                 "job": (record.remote_id or record.synthesis_id) if record else None,
                 "remote": remote.get(video_id),
+                # What the service billed for this render (packed members carry none).
+                "cost": round(billed_cost(record.billing, prices), 4)
+                if record and record.billing
+                else None,
                 "error": f"{record.error.code}: {record.error.message}"
                 if record and record.error
                 else None,
@@ -434,7 +439,15 @@ def status(
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return 0
-    headers = ["video", "status", "output", "job", *(["remote"] if refresh else []), "note"]
+    headers = [
+        "video",
+        "status",
+        "output",
+        "job",
+        *(["remote"] if refresh else []),
+        "billed",
+        "note",
+    ]
     cells = [
         [
             row["video"],
@@ -442,6 +455,7 @@ def status(
             row["output"],
             row["job"] or "",
             *([row["remote"] or ""] if refresh else []),
+            prices.money(row["cost"]) if isinstance(row["cost"], float) else "",
             row["error"] or _status_note(row),
         ]
         for row in rows
