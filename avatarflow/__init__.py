@@ -1,10 +1,12 @@
 """avatarflow: plan and apply talking-avatar videos with Azure AI Speech batch synthesis.
 
-Library first::
+Library first: the command line is a thin layer over these functions::
 
-    from avatarflow import Project
-    project = Project.open("manifests/git-course.yaml")
-    plan = project.plan()
+    import avatarflow
+    result = avatarflow.plan("manifests/git-course.yaml")
+    print(result.plan.counts())
+    avatarflow.apply("manifests/git-course.yaml", avatarflow.ApplyOptions(emulator=True),
+                     on_event=lambda event: print(event.video_id, event.message))
 """
 
 from __future__ import annotations
@@ -16,33 +18,76 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from .errors import AvatarflowError, UserError
+    from .events import Event, LockWait, PlanReady, Progress, Starting
     from .manifest import Manifest, load_manifest
+    from .options import ApplyOptions, PlanOptions, PruneOptions, StatusOptions
     from .planner import Action, ActionKind, Plan
-    from .project import Project
+    from .workflow import (
+        ApplyResult,
+        PlanResult,
+        VideoStatus,
+        apply,
+        plan,
+        prune,
+        status,
+        validate,
+    )
 
 # Exported names and their modules, imported on first use: a plan recalled from its memo
 # never loads pydantic models, Jinja or YAML, and the command line starts faster for it.
 _EXPORTS = {
     "Action": "planner",
     "ActionKind": "planner",
+    "ApplyOptions": "options",
+    "ApplyResult": "workflow",
     "AvatarflowError": "errors",
+    "Event": "events",
+    "LockWait": "events",
     "Manifest": "manifest",
     "Plan": "planner",
-    "Project": "project",
+    "PlanOptions": "options",
+    "PlanReady": "events",
+    "PlanResult": "workflow",
+    "Progress": "events",
+    "PruneOptions": "options",
+    "Starting": "events",
+    "StatusOptions": "options",
     "UserError": "errors",
+    "VideoStatus": "workflow",
+    "apply": "workflow",
     "load_manifest": "manifest",
+    "plan": "workflow",
+    "prune": "workflow",
+    "status": "workflow",
+    "validate": "workflow",
 }
 
 __all__ = [
     "Action",
     "ActionKind",
+    "ApplyOptions",
+    "ApplyResult",
     "AvatarflowError",
+    "Event",
+    "LockWait",
     "Manifest",
     "Plan",
-    "Project",
+    "PlanOptions",
+    "PlanReady",
+    "PlanResult",
+    "Progress",
+    "PruneOptions",
+    "Starting",
+    "StatusOptions",
     "UserError",
+    "VideoStatus",
     "__version__",
+    "apply",
     "load_manifest",
+    "plan",
+    "prune",
+    "status",
+    "validate",
 ]
 
 

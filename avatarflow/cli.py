@@ -7,12 +7,12 @@ import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import click
 
-from . import __version__
-from .display import make_console, print_plan
+from . import __version__, workflow
+from .display import make_console, plan_json, print_plan
 from .errors import (
     AvatarflowError,
     JobTimeoutError,
@@ -21,10 +21,8 @@ from .errors import (
     TransportError,
     UserError,
 )
+from .options import PlanOptions
 from .secrets import redact
-
-if TYPE_CHECKING:  # loaded by the commands that render: a recalled plan renders nothing
-    from .project import TargetName
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -61,10 +59,6 @@ def verify_option(func: F) -> F:
         is_flag=True,
         help="Hash every output file instead of trusting the local stat cache.",
     )(func)
-
-
-def _target(emulator: bool) -> TargetName:
-    return "emulator" if emulator else "azure"
 
 
 class _LazyGroup(click.Group):
@@ -114,13 +108,10 @@ def cli(ctx: click.Context, color: str) -> None:
 @pass_ctx
 def validate(ctx: Context, manifest: Path) -> int:
     """Load, render and check every video; no network."""
-    from .project import Project
-
-    project = Project.open(manifest)
-    requests = project.requests
-    for warning in project.warnings():
+    built = workflow.validate(manifest)
+    for warning in built.warnings:
         ctx.err.print(f"warning: {warning}")
-    ctx.out.print(f"{manifest}: {len(requests)} video(s) valid.")
+    ctx.out.print(f"{manifest}: {len(built.requests)} video(s) valid.")
     return EXIT_OK
 
 
@@ -131,10 +122,7 @@ def validate(ctx: Context, manifest: Path) -> int:
 @pass_ctx
 def render(ctx: Context, manifest: Path, video_id: str, as_json: bool) -> int:
     """Print the rendered SSML and the exact request body of one video."""
-    from .project import Project
-
-    project = Project.open(manifest)
-    request = project.request(video_id)
+    request = workflow.render_request(manifest, video_id)
     if as_json:
         data = {
             "video": video_id,
@@ -174,32 +162,14 @@ def plan(
     verify: bool,
 ) -> int:
     """Show which videos apply would render, and why."""
-    from .planmemo import recall
-
-    target = _target(emulator)
-    recalled = None if verify else recall(manifest, target)
-    prices = None
-    if recalled is not None:
-        the_plan, warnings, pack_max_inputs = recalled.plan, recalled.warnings, None
-    else:
-        from .pricing import prices_for
-        from .project import Project
-
-        project = Project.open(manifest, target)
-        project.check_output_paths()
-        the_plan = project.plan(verify=verify)
-        warnings, pack_max_inputs = project.warnings(), project.pack_max_inputs
-        prices = prices_for(project.manifest.model)
-        project.remember(the_plan, warnings)
-    for warning in warnings:
+    result = workflow.plan(manifest, PlanOptions(emulator=emulator, verify=verify))
+    for warning in result.warnings:
         ctx.err.print(f"warning: {warning}")
     if as_json:
-        from .pricing import plan_json
-
-        click.echo(json.dumps(plan_json(the_plan, prices), indent=2, ensure_ascii=False))
+        click.echo(json.dumps(plan_json(result.plan, result.prices), indent=2, ensure_ascii=False))
     else:
-        print_plan(ctx.out, the_plan, pack_max_inputs, prices)
-    if detailed_exitcode and the_plan.has_changes:
+        print_plan(ctx.out, result.plan, result.pack_max_inputs, result.prices)
+    if detailed_exitcode and result.plan.has_changes:
         return EXIT_CHANGES
     return EXIT_OK
 

@@ -2,155 +2,35 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
 import sys
-from collections.abc import AsyncIterator, Callable
-from contextlib import ExitStack, asynccontextmanager
+from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 import click
 from rich.table import Table
 
-from .cli import verify_option
-from .display import ApplyProgress, print_plan, print_rows
-from .errors import ConfigError, Location, StalePlanError
-from .lock import HeldLock, command_line
-from .planner import ActionKind, Plan, select
-from .pricing import Prices, billed_cost, check_budget, prices_for
-from .project import Project, TargetName
-from .state import IN_FLIGHT, State, StateRecord
+from . import workflow
+from .cli import EXIT_FAILED, EXIT_OK, verify_option
+from .display import ApplyProgress, plan_json, print_plan, print_rows
+from .errors import ConfigError
+from .events import Event, LockWait, PlanReady, Progress, Starting
+from .options import ApplyOptions, PruneOptions, StatusOptions
+from .pricing import Prices, billed_cost, money, shipped
 
-if TYPE_CHECKING:  # loaded when a command talks to the service: plan never does
-    from .planmemo import Recalled
-    from .runner import ApplyOptions, Event, Summary
+if TYPE_CHECKING:
+    from .runner import Summary
+    from .state import StateRecord
+    from .workflow import VideoStatus
 
 COMMANDS: list[click.Command] = []
-EMULATOR_KEY = "emulator-local-key"
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 def _command(func: click.Command) -> click.Command:
     COMMANDS.append(func)
     return func
-
-
-# -- the service connection -----------------------------------------------------------
-class Service:
-    """Opens the client lazily, so a run with nothing to do makes no request at all."""
-
-    def __init__(self, project: Project) -> None:
-        self.project = project
-        self._stack = ExitStack()
-        self._endpoint: tuple[str, str | None] | None = None
-
-    def endpoint(self) -> tuple[str, str | None]:
-        """(base URL, key) — starting the embedded emulator for the draft target."""
-        if self._endpoint is None:
-            if self.project.target.is_emulator:
-                from .emulator import Emulator, EmulatorConfig
-
-                emulator = Emulator(self.project.emulator_data_dir, EmulatorConfig.from_env())
-                self._stack.enter_context(emulator)
-                self._endpoint = (emulator.url, EMULATOR_KEY)
-            else:
-                self._endpoint = ("", None)
-        return self._endpoint
-
-    @asynccontextmanager
-    async def client(self) -> AsyncIterator[Any]:
-        from .client import ServiceConfig, SpeechClient
-        from .credentials import KeyCredential
-
-        service = self.project.manifest.model.service
-        url, key = self.endpoint()
-        if url:
-            config = ServiceConfig(
-                endpoint=url,
-                api_version=service.api_version,
-                credential=KeyCredential(key or EMULATOR_KEY),
-            )
-        else:
-            config = ServiceConfig.from_env(
-                service.api_version, region=service.region, endpoint=service.endpoint
-            )
-        async with SpeechClient(config) as client:
-            yield client
-
-    def options(self, **kw: Any) -> ApplyOptions:
-        from .runner import ApplyOptions
-
-        if self._is_local():  # a service on this machine: poll briskly
-            return ApplyOptions(poll_interval=0.2, poll_max_interval=1.0, **kw)
-        return ApplyOptions(**kw)
-
-    def _is_local(self) -> bool:
-        """The draft target, or an endpoint on loopback (``avatarflow emulator``)."""
-        if self.project.target.is_emulator:
-            return True
-        from .client import ENV_ENDPOINT
-
-        service = self.project.manifest.model.service
-        url = service.endpoint or ("" if service.region else os.environ.get(ENV_ENDPOINT, ""))
-        return urlsplit(url.strip()).hostname in LOOPBACK_HOSTS
-
-    def close(self) -> None:
-        self._stack.close()
-
-
-def _needs_refresh(project: Project, record: StateRecord) -> bool:
-    return record.status in IN_FLIGHT or (
-        record.status == "downloaded" and project.check_output(record) != "ok"
-    )
-
-
-async def _gone(service: Service, project: Project, state: State) -> frozenset[str]:
-    """Video ids whose remote job no longer exists (only asked when it matters)."""
-    from .errors import NotFoundError
-    from .payload import HASH_PROPERTY
-
-    wanted = {r.video_id for r in project.requests}
-    # A "submitting" record is never gone: the runner adopts its job, or submits it under
-    # the same id when the create never reached the service (no expiry to report).
-    records = [
-        r
-        for r in state.records.values()
-        if r.video_id in wanted and r.status != "submitting" and _needs_refresh(project, r)
-    ]
-    if not records:
-        return frozenset()
-    gone: set[str] = set()
-    async with service.client() as client:
-        listed: dict[str, Any] | None = None
-        exists: dict[str, bool] = {}  # the videos of one pack share one job: ask once
-        for record in records:
-            if record.remote_id:
-                if record.remote_id not in exists:
-                    try:
-                        await client.get(record.remote_id)
-                        exists[record.remote_id] = True
-                    except NotFoundError:
-                        exists[record.remote_id] = False
-                if not exists[record.remote_id]:
-                    gone.add(record.video_id)
-                continue
-            if listed is None:  # preview submit lost before the id was known
-                listed = {
-                    j.custom_properties.get(HASH_PROPERTY): j async for j in client.list_jobs()
-                }
-            if record.input_hash not in listed:
-                gone.add(record.video_id)
-    return frozenset(gone)
-
-
-def _plan_with_refresh(
-    project: Project, service: Service, state: State, replace: frozenset[str]
-) -> Plan:
-    gone = asyncio.run(_gone(service, project, state))
-    return project.plan(state, remote_gone=gone, replace=replace)
 
 
 # -- reporting ------------------------------------------------------------------------
@@ -173,7 +53,7 @@ def _reporter(as_json: bool, err: Any) -> Callable[[Event], None]:
     return report
 
 
-def _summary_table(summary: Summary, prices: Prices) -> Table:
+def _summary_table(summary: Summary, prices: Prices | None) -> Table:
     table = Table(title="Apply summary", show_header=False)
     table.add_column("what")
     table.add_column("count", justify="right")
@@ -191,6 +71,7 @@ def _summary_table(summary: Summary, prices: Prices) -> Table:
         ("avatar seconds billed", summary.avatar_seconds),
     ):
         table.add_row(label, f"{value:,}")
+    prices = prices or shipped()
     billed = {
         "neuralCharacters": summary.characters,
         "talkingAvatarDurationSeconds": summary.avatar_seconds,
@@ -202,55 +83,63 @@ def _summary_table(summary: Summary, prices: Prices) -> Table:
     return table
 
 
-def _confirm(yes: bool, command: str = "apply", question: str = "Apply this plan?") -> None:
+def _confirm(yes: bool, command: str = "apply", question: str = "Apply this plan?") -> bool:
+    """True to go on; a refusal aborts the command (exit 130), as Ctrl-C does."""
     if yes:
-        return
+        return True
     if not sys.stdin.isatty():
         raise ConfigError(f"{command} needs confirmation: run it on a terminal or pass --yes")
     if not click.confirm(question, default=False):
         raise click.exceptions.Abort()
+    return True
 
 
-def _lock(project: Project, timeout: float, err: Any) -> HeldLock:
-    return project.store().lock(
-        command_line(), timeout, on_wait=lambda msg: err.print(msg, highlight=False)
-    )
+def _waits(err: Any) -> Callable[[Progress], None]:
+    """Progress of a command that reports only its waits for the state lock."""
+
+    def show(event: Progress) -> None:
+        if isinstance(event, LockWait):
+            err.print(event.message, highlight=False)
+
+    return show
 
 
-def _recall_locked(manifest: Path, target: TargetName, timeout: float, err: Any) -> Recalled | None:
-    """The plan memo of a no-op apply, checked while holding the state lock: a running
-    apply is reported as it would be without a memo, and cannot change the state between
-    the check and the answer."""
-    from .backends.local import LocalStore
-    from .planmemo import read
+class _ApplyScreen:
+    """Shows apply's progress: the plan on stdout, then a bar on a terminal, lines in a
+    pipe, or JSON lines with ``--json``."""
 
-    memo = read(manifest, target)
-    if memo is None:
-        return None
-    store = LocalStore(manifest.resolve().parent / memo.state_dir, memo.state_dir)
-    with store.lock(command_line(), timeout, on_wait=lambda msg: err.print(msg, highlight=False)):
-        return memo.check()
+    def __init__(self, ctx: Any, as_json: bool) -> None:
+        self.ctx, self.as_json = ctx, as_json
+        self.report: Callable[[Event], None] = _reporter(as_json, ctx.err)
+        self.stack = ExitStack()
+        self.prices: Prices | None = None
 
+    def __enter__(self) -> _ApplyScreen:
+        return self
 
-def _check_unchanged(project: Project, plan: Plan) -> None:
-    """Refuse a plan whose state was changed meanwhile (a git pull, a hand edit, a push)."""
-    now = project.load_state()
-    lineage = now.meta.lineage if now.meta else None
-    if now.serials() != plan.serials or (plan.lineage and lineage != plan.lineage):
-        raise StalePlanError(
-            "the state changed since the plan was made; run apply again", Location(now.display)
-        )
+    def __exit__(self, *exc: object) -> None:
+        self.stack.close()
 
-
-def _ids(values: tuple[str, ...]) -> frozenset[str]:
-    return frozenset(values)
+    def __call__(self, event: Progress) -> None:
+        ctx = self.ctx
+        if isinstance(event, LockWait):
+            ctx.err.print(event.message, highlight=False)
+        elif isinstance(event, PlanReady):
+            self.prices = event.prices
+            if not self.as_json:
+                print_plan(ctx.out, event.plan, event.pack_max_inputs, event.prices)
+        elif isinstance(event, Starting):
+            if self.as_json:
+                line = {"event": "plan", **plan_json(event.plan, self.prices)}
+                click.echo(json.dumps(line, ensure_ascii=False))
+            elif ctx.err.is_terminal:
+                progress = ApplyProgress(ctx.err, len(event.plan.changes))
+                self.report = self.stack.enter_context(progress)
+        else:
+            self.report(event)
 
 
 # -- commands -------------------------------------------------------------------------
-def _target(emulator: bool) -> TargetName:
-    return "emulator" if emulator else "azure"
-
-
 @_command
 @click.command()
 @click.argument("manifest", type=click.Path(dir_okay=False, path_type=Path))
@@ -313,77 +202,23 @@ def apply(
     as_json: bool,
 ) -> int:
     """Render what is new or changed, resuming anything already paid for."""
-    if not (only or exclude or replace):
-        recalled = _recall_locked(manifest, _target(emulator), lock_timeout, ctx.err)
-        if recalled is not None:  # nothing to do: no request, no write
-            if not as_json:
-                print_plan(ctx.out, recalled.plan)
-            return 0
-    project = Project.open(manifest, _target(emulator))
-    prices = prices_for(project.manifest.model)
-    known = [r.video_id for r in project.requests]
-    for video_id in replace:
-        project.request(video_id)  # unknown id: clear error before anything else
-    project.check_output_paths()  # so is a path apply could not safely write
-    service = Service(project)
-    try:
-        with _lock(project, lock_timeout, ctx.err):
-            state = project.load_state()
-            budget = project.manifest.model.budget
-
-            def within_budget(plan: Plan) -> None:
-                check_budget(
-                    plan, prices, max_cost=max_cost, max_renders=max_renders, budget=budget
-                )
-
-            if max_cost is not None or max_renders is not None or budget is not None:
-                # Over budget offline already: refused before even asking about old jobs.
-                within_budget(
-                    select(project.plan(state, replace=_ids(replace)), only, exclude, known)
-                )
-            plan = select(
-                _plan_with_refresh(project, service, state, _ids(replace)), only, exclude, known
-            )
-            if not as_json:
-                print_plan(ctx.out, plan, project.pack_max_inputs, prices)
-            if not plan.has_changes:
-                if not (only or exclude or replace):  # a selection says nothing of the rest
-                    project.remember(plan, project.warnings())
-                return 0
-            within_budget(plan)
-            _confirm(yes)
-            _check_unchanged(project, plan)
-            options = service.options(
-                parallelism=parallelism, timeout=timeout, delete_remote=delete_remote
-            )
-            if as_json:
-                click.echo(json.dumps({"event": "plan", **plan.to_json()}, ensure_ascii=False))
-            if not as_json and ctx.err.is_terminal:
-                with ApplyProgress(ctx.err, len(plan.changes)) as progress:
-                    summary = asyncio.run(_run(project, state, service, plan, options, progress))
-            else:
-                report = _reporter(as_json, ctx.err)
-                summary = asyncio.run(_run(project, state, service, plan, options, report))
-    finally:
-        service.close()
-    if not as_json:
-        ctx.err.print(_summary_table(summary, prices))
-    return 0 if summary.ok else 3
-
-
-async def _run(
-    project: Project,
-    state: State,
-    service: Service,
-    plan: Plan,
-    options: ApplyOptions,
-    report: Callable[[Event], None],
-) -> Summary:
-    from .runner import Runner
-
-    async with service.client() as client:
-        runner = Runner(project, state, client, options, report)
-        return await runner.run(plan)
+    options = ApplyOptions(
+        emulator=emulator,
+        only=only,
+        exclude=exclude,
+        replace=replace,
+        parallelism=parallelism,
+        timeout=timeout,
+        delete_remote=delete_remote,
+        lock_timeout=lock_timeout,
+        max_cost=max_cost,
+        max_renders=max_renders,
+    )
+    with _ApplyScreen(ctx, as_json) as screen:
+        result = workflow.apply(manifest, options, on_event=screen, confirm=lambda _: _confirm(yes))
+    if not as_json and result.summary is not None:
+        ctx.err.print(_summary_table(result.summary, result.prices))
+    return EXIT_OK if result.ok else EXIT_FAILED
 
 
 @_command
@@ -398,47 +233,10 @@ def status(
     ctx: Any, manifest: Path, emulator: bool, refresh: bool, as_json: bool, verify: bool
 ) -> int:
     """Per video: recorded status, output present and intact, remote job state."""
-    project = Project.open(manifest, _target(emulator))
-    prices = prices_for(project.manifest.model)
-    state = project.load_state()
-    remote: dict[str, str] = {}
-    if refresh and state.records:
-        service = Service(project)
-        try:
-            remote = asyncio.run(_remote_status(service, state))
-        finally:
-            service.close()
-    rows = []
-    wanted = {r.video_id: r.content_hash for r in project.requests}
-    for video_id in sorted(wanted.keys() | state.records.keys()):
-        record = state.records.get(video_id)
-        rows.append(
-            {
-                "video": video_id,
-                "status": record.status if record else "not rendered",
-                "in_manifest": video_id in wanted,
-                # False when the manifest now asks for another request than the recorded one
-                "current": record is not None and wanted.get(video_id) == record.input_hash,
-                "output": (
-                    project.check_output(record, verify=verify)
-                    if record and record.output
-                    else "none"
-                ),
-                "job": (record.remote_id or record.synthesis_id) if record else None,
-                "remote": remote.get(video_id),
-                # What the service billed for this render (packed members carry none).
-                "cost": round(billed_cost(record.billing, prices), 4)
-                if record and record.billing
-                else None,
-                "error": f"{record.error.code}: {record.error.message}"
-                if record and record.error
-                else None,
-            }
-        )
-    project.output_hashes.save()
+    rows = workflow.status(manifest, StatusOptions(emulator, refresh, verify))
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
-        return 0
+        click.echo(json.dumps([row.to_json() for row in rows], indent=2))
+        return EXIT_OK
     headers = [
         "video",
         "status",
@@ -448,47 +246,29 @@ def status(
         "billed",
         "note",
     ]
+
     cells = [
         [
-            row["video"],
-            row["status"],
-            row["output"],
-            row["job"] or "",
-            *([row["remote"] or ""] if refresh else []),
-            prices.money(row["cost"]) if isinstance(row["cost"], float) else "",
-            row["error"] or _status_note(row),
+            row.video,
+            row.status,
+            row.output,
+            row.job or "",
+            *([row.remote or ""] if refresh else []),
+            money(row.cost, row.currency or "") if row.cost is not None else "",
+            row.error or _status_note(row),
         ]
         for row in rows
     ]
     print_rows(ctx.out, headers, [[str(c) for c in line] for line in cells])
-    return 0
+    return EXIT_OK
 
 
-def _status_note(row: dict[str, Any]) -> str:
-    if not row["in_manifest"]:
+def _status_note(row: VideoStatus) -> str:
+    if not row.in_manifest:
         return "removed from manifest"
-    if row["status"] != "not rendered" and not row["current"]:
+    if row.status != "not rendered" and not row.current:
         return "changed: see plan"
     return ""
-
-
-async def _remote_status(service: Service, state: State) -> dict[str, str]:
-    from .errors import NotFoundError
-
-    result: dict[str, str] = {}
-    by_job: dict[str, str] = {}  # the videos of one pack share one job: ask once
-    async with service.client() as client:
-        for record in state.records.values():
-            if not record.remote_id:
-                result[record.video_id] = "unknown id"
-                continue
-            if record.remote_id not in by_job:
-                try:
-                    by_job[record.remote_id] = (await client.get(record.remote_id)).status
-                except NotFoundError:
-                    by_job[record.remote_id] = "gone"
-            result[record.video_id] = by_job[record.remote_id]
-    return result
 
 
 @_command
@@ -510,39 +290,19 @@ def prune(
     lock_timeout: float,
 ) -> int:
     """Forget videos removed from the manifest (optionally their files and jobs)."""
-    project = Project.open(manifest, _target(emulator))
-    service = Service(project)
-    try:
-        with _lock(project, lock_timeout, ctx.err):
-            state = project.load_state()
-            plan = project.plan(state)
-            removed = [a.record for a in plan.actions if a.kind is ActionKind.FORGET and a.record]
-            if not removed:
-                ctx.out.print("Nothing to prune.")
-                return 0
-            for record in removed:
-                ctx.out.print(f"  - {record.video_id}")
-            _confirm(yes, "prune", "Prune these videos?")
-            if remote:
-                # A packed job also holds videos that stay: it is not this prune's to delete.
-                gone = {r.video_id for r in removed}
-                kept = {r.remote_id for r in state.records.values() if r.video_id not in gone}
-                asyncio.run(_delete_jobs(service, [r for r in removed if r.remote_id not in kept]))
-            for record in removed:
-                if delete_files and record.output:
-                    (project.manifest.root / record.output.path).unlink(missing_ok=True)
-                state.forget(record.video_id)
-            ctx.out.print(f"Pruned {len(removed)} video(s).")
-    finally:
-        service.close()
-    return 0
 
+    def confirm(removed: list[StateRecord]) -> bool:
+        for record in removed:
+            ctx.out.print(f"  - {record.video_id}")
+        return _confirm(yes, "prune", "Prune these videos?")
 
-async def _delete_jobs(service: Service, records: list[StateRecord]) -> None:
-    async with service.client() as client:
-        for record in records:
-            if record.remote_id:
-                await client.delete(record.remote_id)
+    options = PruneOptions(emulator, delete_files, remote, lock_timeout)
+    pruned = workflow.prune(manifest, options, on_event=_waits(ctx.err), confirm=confirm)
+    if not pruned:
+        ctx.out.print("Nothing to prune.")
+    else:
+        ctx.out.print(f"Pruned {len(pruned)} video(s).")
+    return EXIT_OK
 
 
 @_command
@@ -553,10 +313,9 @@ async def _delete_jobs(service: Service, records: list[StateRecord]) -> None:
 @click.pass_obj
 def force_unlock_command(ctx: Any, lock_id: str, manifest: Path, emulator: bool) -> int:
     """Break a state lock left behind by a process that is gone."""
-    project = Project.open(manifest, _target(emulator))
-    info = project.store().force_unlock(lock_id)
+    info = workflow.force_unlock(manifest, lock_id, emulator=emulator)
     ctx.err.print(f"Removed {info.describe()}")
-    return 0
+    return EXIT_OK
 
 
 @_command
@@ -587,4 +346,4 @@ def emulator_command(port: int, data_dir: Path, key: str | None, faults: str | N
 
         config = dc_replace(config, **updates)
     serve(data_dir, config, port=port)
-    return 0
+    return EXIT_OK

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import click
 
-from .backends import copy_state
-from .errors import ConfigError
-from .lock import command_line
-from .project import Project
-from .state import StateStore
+from . import workflow
+from .cli import EXIT_OK
+from .events import LockWait, Progress
 
 COMMANDS: list[click.Command] = []
 
@@ -25,32 +22,16 @@ def state_group() -> None:
 COMMANDS.append(state_group)
 
 
-def _stores(manifest: Path) -> tuple[StateStore, StateStore]:
-    """(remote, local) of the manifest's Azure target."""
-    project = Project.open(manifest)
-    remote = project.remote_store()
-    if remote is None:
-        raise ConfigError(
-            "the manifest keeps its state locally; set service.state.backend: azureblob "
-            "to pull or push a remote state"
-        )
-    return remote, project.local_store()
-
-
 def _copy(ctx: Any, manifest: Path, *, pull: bool, force: bool, lock_timeout: float) -> int:
-    remote, local = _stores(manifest)
-    source, destination = (remote, local) if pull else (local, remote)
+    def on_event(event: Progress) -> None:
+        if isinstance(event, LockWait):
+            ctx.err.print(event.message, highlight=False)
 
-    def on_wait(message: str) -> None:
-        ctx.err.print(message, highlight=False)
-
-    # Always remote first, then local: two commands can never hold one each and wait.
-    with ExitStack() as locks:
-        for store in (remote, local):
-            locks.enter_context(store.lock(command_line(), lock_timeout, on_wait))
-        count = copy_state(source, destination, force=force)
-    ctx.err.print(f"Copied {count} record(s) from {source.display} to {destination.display}.")
-    return 0
+    copied = workflow.copy_state(
+        manifest, pull=pull, force=force, lock_timeout=lock_timeout, on_event=on_event
+    )
+    ctx.err.print(f"Copied {copied.count} record(s) from {copied.source} to {copied.destination}.")
+    return EXIT_OK
 
 
 def _options(func: Any) -> Any:

@@ -4,19 +4,40 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
 
-from .planner import LEGEND, SYMBOLS, ActionKind, Plan
+from .planner import ActionKind, Plan
 
 if TYPE_CHECKING:  # the runner pulls in the HTTP stack, which plan never needs
     from rich.progress import TaskID
 
+    from .events import Event
     from .pricing import Prices
-    from .runner import Event
 
+SYMBOLS: dict[ActionKind, str] = {
+    ActionKind.CREATE: "+",
+    ActionKind.RERENDER: "~",
+    ActionKind.RESUME: ">",
+    ActionKind.DOWNLOAD: "↓",
+    ActionKind.FORGET: "-",
+}
+LEGEND: dict[ActionKind, str] = {
+    ActionKind.CREATE: "create (render a new video)",
+    ActionKind.RERENDER: "re-render (the request changed)",
+    ActionKind.RESUME: "resume a job already submitted",
+    ActionKind.DOWNLOAD: "download again (no new render)",
+    ActionKind.FORGET: "forget a video removed from the manifest",
+}
+FOOTER: dict[ActionKind, str] = {
+    ActionKind.CREATE: "to create",
+    ActionKind.RERENDER: "to re-render",
+    ActionKind.RESUME: "to resume",
+    ActionKind.DOWNLOAD: "to download",
+    ActionKind.FORGET: "to forget",
+}
 _STYLES = {
     ActionKind.CREATE: "green",
     ActionKind.RERENDER: "yellow",
@@ -44,6 +65,54 @@ def make_console(stream: IO[str] | None = None, color: str = "auto") -> Console:
     return Console(file=stream, highlight=False, soft_wrap=True, force_terminal=force)
 
 
+def symbol(kind: ActionKind) -> str:
+    return SYMBOLS.get(kind, " ")
+
+
+def footer(plan: Plan) -> str:
+    counts = plan.counts()
+    if not counts:
+        return "No changes. Every video is up to date."
+    parts = [f"{counts.get(kind, 0)} {FOOTER[kind]}" for kind in FOOTER]
+    return "Plan: " + ", ".join(parts) + "."
+
+
+def plan_json(plan: Plan, prices: Prices | None = None) -> dict[str, Any]:
+    """The plan as ``plan --json`` prints it (format 1); money at ``prices`` (the
+    shipped table by default)."""
+    from . import pricing
+
+    chars, minutes = plan.estimate()
+    prices = prices or pricing.shipped()
+    money = pricing.plan_estimate(plan, prices)
+    counts = plan.counts()
+    return {
+        "format": 1,
+        "lineage": plan.lineage,
+        "serials": dict(plan.serials),
+        "summary": {kind.value: counts.get(kind, 0) for kind in FOOTER},
+        "estimate": {
+            "characters": chars,
+            "minutes": round(minutes, 2),
+            "seconds": round(money.seconds, 1),
+            "cost": round(money.cost, 4),
+            "currency": prices.currency,
+            "prices_as_of": prices.as_of,
+        },
+        "actions": [
+            {
+                "video": a.video_id,
+                "action": a.kind.value,
+                "symbol": symbol(a.kind),
+                "reasons": list(a.reasons),
+                "synthesis_id": a.synthesis_id,
+                "input_hash": a.input_hash,
+            }
+            for a in plan.actions
+        ],
+    }
+
+
 def print_plan(
     console: Console, plan: Plan, pack_max_inputs: int | None = None, prices: Prices | None = None
 ) -> None:
@@ -67,7 +136,7 @@ def print_plan(
         if action.request is not None and paid and pack_max_inputs is None:
             target = f"  [dim]→ {escape(action.request.synthesis_id)}[/]"
         console.print(
-            f"  [{style}]{escape(action.symbol)} {escape(action.video_id.ljust(width))}[/]"
+            f"  [{style}]{escape(symbol(action.kind))} {escape(action.video_id.ljust(width))}[/]"
             f"  {escape(reasons)}{target}"
         )
     console.print()
@@ -91,7 +160,7 @@ def print_plan(
             highlight=False,
             markup=False,
         )
-    console.print(f"[bold]{escape(plan.footer())}[/]")
+    console.print(f"[bold]{escape(footer(plan))}[/]")
 
 
 # Above this many rows a rich table costs seconds (~0.5 ms a row): plain columns instead.

@@ -10,8 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from . import catalog
@@ -75,6 +75,10 @@ class VideoRequest:
         }
         return body
 
+    def summary(self) -> RequestSummary:
+        """What this request asks for, as the planner compares it with a record's."""
+        return summarize(self.surface, self.recorded_body(), self.rendered.sources)
+
     def recorded_body(self) -> dict[str, Any]:
         """The body as kept in state: inputs replaced by their digest to keep state small.
         It never names the destination container: that is added on create only."""
@@ -88,6 +92,71 @@ class VideoRequest:
             for i in self.body[key]
         ]
         return body
+
+
+# -- the neutral summary -----------------------------------------------------------
+# Keys of the avatar section (GA ``avatarConfig``, preview ``properties``) that say who
+# appears; the rest of the section is video settings, except the preview's job fields.
+_AVATAR_FIELDS = frozenset(
+    {
+        "talkingAvatarCharacter",
+        "talkingAvatarStyle",
+        "customized",
+        "photoAvatarBaseModel",
+        "scene",
+        "useBuiltInVoice",
+        "avatarPosition",
+        "avatarSize",
+    }
+)
+_PREVIEW_JOB_FIELDS = frozenset({"timeToLive", "destinationContainerUrl"})
+_SPOKEN_FIELDS = frozenset({"inputs", "inputKind", "textType"})
+
+
+@dataclass(frozen=True)
+class RequestSummary:
+    """A request by what a user names, whatever the API surface's wire layout: the
+    planner explains a re-render by comparing two of these. Settings keep their wire
+    names (``talkingAvatarStyle``), which is how reasons name them."""
+
+    surface: str
+    script: Mapping[str, Any]  # the input kind and the digest of each input
+    sources: Mapping[str, str]  # what the input was made from: script, ssml, template, vars
+    voice: str | None = None
+    avatar: Mapping[str, Any] = field(default_factory=dict)
+    video: Mapping[str, Any] = field(default_factory=dict)
+    synthesis: Mapping[str, Any] = field(default_factory=dict)  # besides the voice
+    job: Mapping[str, Any] = field(default_factory=dict)  # the preview's job properties
+    other: Mapping[str, Any] = field(default_factory=dict)  # any other field, by its key
+
+
+def summarize(surface: str, body: Mapping[str, Any], sources: Mapping[str, str]) -> RequestSummary:
+    """The summary of a recorded body (inputs as digests, see ``recorded_body``): a new
+    request's, or one a state record holds, whenever that record was written."""
+    section_key = "properties" if surface == "preview" else "avatarConfig"
+    section = body.get(section_key)
+    section = section if isinstance(section, Mapping) else {}
+    synthesis = body.get("synthesisConfig")
+    synthesis = dict(synthesis) if isinstance(synthesis, Mapping) else {}
+    spoken_voice = synthesis.pop("voice", None)
+    # A templated video names its voice in the SSML; a plain-text one in synthesisConfig.
+    voice = sources.get("voice", spoken_voice)
+    skipped = {*_SPOKEN_FIELDS, section_key, "synthesisConfig"}
+    return RequestSummary(
+        surface=surface,
+        script={"kind": body.get("inputKind", body.get("textType")), "inputs": body.get("inputs")},
+        sources=dict(sources),
+        voice=voice,
+        avatar={k: v for k, v in section.items() if k in _AVATAR_FIELDS},
+        video={
+            k: v
+            for k, v in section.items()
+            if k not in _AVATAR_FIELDS and k not in _PREVIEW_JOB_FIELDS
+        },
+        synthesis=synthesis,
+        job={k: v for k, v in section.items() if k in _PREVIEW_JOB_FIELDS},
+        other={k: v for k, v in body.items() if k not in skipped},
+    )
 
 
 def _input_text(item: dict[str, str]) -> str:

@@ -54,22 +54,35 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-@dataclass
+@dataclass(frozen=True)
+class InputsRead:
+    """What rendering read besides the manifest: the templates folder (None when a file
+    there cannot be read as a regular file) and each narration file's sha256."""
+
+    templates_dir: str
+    templates: dict[str, str] | None
+    inputs: dict[str, str]
+
+
+@dataclass(frozen=True)
+class StateRead:
+    """What loading a local state read: each file's stat (by its path from the manifest)
+    and the record names listed. ``started_ns`` is taken before the first stat."""
+
+    started_ns: int
+    state_dir: str
+    stats: dict[str, StatKey]
+    listings: dict[str, list[str]]
+
+
+@dataclass(frozen=True)
 class Observed:
-    """What a full plan read, gathered as it reads: the fingerprint a memo is made of.
+    """Everything a full plan read, as each reader returned it: a memo's fingerprint."""
 
-    ``started_ns`` is taken before the first stat; ``complete`` turns false when something
-    was read that the memo cannot vouch for (a remote state, a state passed in)."""
-
-    started_ns: int = 0
-    manifest: str | None = None
-    templates: dict[str, str] | None = None
-    templates_dir: str | None = None
-    state_dir: str | None = None
-    inputs: dict[str, str] = field(default_factory=dict)
-    stats: dict[str, StatKey] = field(default_factory=dict)
-    listings: dict[str, list[str]] = field(default_factory=dict)
-    complete: bool = True
+    manifest: str
+    inputs: InputsRead
+    state: StateRead
+    outputs: dict[str, StatKey] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -140,22 +153,21 @@ def remember(
     warnings: list[str],
 ) -> bool:
     """Keep ``plan``'s fingerprint when it found nothing to do; True when written."""
-    if plan.has_changes or not observed.complete or observed.manifest is None:
-        return False
-    if observed.templates is None or observed.state_dir is None:
+    if plan.has_changes or not observed.manifest or observed.inputs.templates is None:
         return False
     videos = [[a.video_id, a.synthesis_id, a.input_hash] for a in plan.actions]
+    inputs, state = observed.inputs, observed.state
     data: dict[str, Any] = {
         "version": VERSION,
         "code": code_fingerprint(),
-        "started_ns": observed.started_ns,
+        "started_ns": state.started_ns,
         "manifest": observed.manifest,
-        "templates_dir": observed.templates_dir,
-        "templates": observed.templates,
-        "state_dir": observed.state_dir,
-        "inputs": observed.inputs,
-        "stats": observed.stats,
-        "listings": observed.listings,
+        "templates_dir": inputs.templates_dir,
+        "templates": inputs.templates,
+        "state_dir": state.state_dir,
+        "inputs": inputs.inputs,
+        "stats": {**state.stats, **observed.outputs},
+        "listings": state.listings,
         "plan": {"lineage": plan.lineage, "serials": dict(plan.serials), "videos": videos},
         "warnings": warnings,
     }

@@ -16,7 +16,7 @@ from .lifecycle import IN_FLIGHT
 from .suggest import did_you_mean
 
 if TYPE_CHECKING:  # a plan recalled from its memo is built without rendering anything
-    from .payload import VideoRequest
+    from .payload import RequestSummary, VideoRequest
     from .state import State, StateRecord
 
 OutputCheck = Literal["ok", "missing", "modified"]
@@ -31,40 +31,9 @@ class ActionKind(StrEnum):
     NOOP = "noop"
 
 
-SYMBOLS: dict[ActionKind, str] = {
-    ActionKind.CREATE: "+",
-    ActionKind.RERENDER: "~",
-    ActionKind.RESUME: ">",
-    ActionKind.DOWNLOAD: "↓",
-    ActionKind.FORGET: "-",
-}
-LEGEND: dict[ActionKind, str] = {
-    ActionKind.CREATE: "create (render a new video)",
-    ActionKind.RERENDER: "re-render (the request changed)",
-    ActionKind.RESUME: "resume a job already submitted",
-    ActionKind.DOWNLOAD: "download again (no new render)",
-    ActionKind.FORGET: "forget a video removed from the manifest",
-}
-FOOTER: dict[ActionKind, str] = {
-    ActionKind.CREATE: "to create",
-    ActionKind.RERENDER: "to re-render",
-    ActionKind.RESUME: "to resume",
-    ActionKind.DOWNLOAD: "to download",
-    ActionKind.FORGET: "to forget",
-}
 # Actions that submit a new (paid) job.
 PAID: frozenset[ActionKind] = frozenset({ActionKind.CREATE, ActionKind.RERENDER})
 
-_AVATAR_KEYS = {
-    "talkingAvatarCharacter",
-    "talkingAvatarStyle",
-    "customized",
-    "photoAvatarBaseModel",
-    "scene",
-    "useBuiltInVoice",
-    "avatarPosition",
-    "avatarSize",
-}
 _WORDS_PER_MINUTE = 150
 _TAG_RE = re.compile(r"<[^>]+>")
 
@@ -81,10 +50,6 @@ class Action:
     record: StateRecord | None = None
     synthesis_id: str | None = None
     input_hash: str | None = None
-
-    @property
-    def symbol(self) -> str:
-        return SYMBOLS.get(self.kind, " ")
 
 
 @dataclass(frozen=True)
@@ -117,34 +82,6 @@ class Plan:
             chars += len(" ".join(spoken.split()))
             words += len(spoken.split())
         return chars, words / _WORDS_PER_MINUTE
-
-    def footer(self) -> str:
-        counts = self.counts()
-        if not counts:
-            return "No changes. Every video is up to date."
-        parts = [f"{counts.get(kind, 0)} {FOOTER[kind]}" for kind in FOOTER]
-        return "Plan: " + ", ".join(parts) + "."
-
-    def to_json(self) -> dict[str, Any]:
-        chars, minutes = self.estimate()
-        return {
-            "format": 1,
-            "lineage": self.lineage,
-            "serials": dict(self.serials),
-            "summary": {kind.value: self.counts().get(kind, 0) for kind in FOOTER},
-            "estimate": {"characters": chars, "minutes": round(minutes, 2)},
-            "actions": [
-                {
-                    "video": a.video_id,
-                    "action": a.kind.value,
-                    "symbol": a.symbol,
-                    "reasons": list(a.reasons),
-                    "synthesis_id": a.synthesis_id,
-                    "input_hash": a.input_hash,
-                }
-                for a in self.actions
-            ],
-        }
 
 
 def make_plan(
@@ -235,16 +172,31 @@ def _as_saved(record: StateRecord) -> StateRecord:
 
 def explain_change(record: StateRecord, request: VideoRequest) -> list[str]:
     """Name what changed between the recorded request and the new one."""
-    if record.surface != request.surface:
-        return [f"api surface changed ({record.surface} → {request.surface})"]
-    old, new = record.request, request.recorded_body()
+    from .payload import summarize  # only a changed video is explained: not on every plan
+
+    old = summarize(record.surface, record.request, record.sources)
+    return diff_summaries(old, request.summary())
+
+
+def diff_summaries(old: RequestSummary, new: RequestSummary) -> list[str]:
+    """The reasons a user reads for a re-render, from the two requests' summaries."""
+    if old.surface != new.surface:
+        return [f"api surface changed ({old.surface} → {new.surface})"]
     reasons: list[str] = []
-    old_src, new_src = record.sources, request.rendered.sources
-    if old.get("inputs") != new.get("inputs") or old.get("inputKind") != new.get("inputKind"):
-        reasons.extend(_input_reasons(old_src, new_src))
-    if old_src.get("voice") != new_src.get("voice") and new_src.get("voice") is not None:
-        reasons.append(f"voice {old_src.get('voice') or '(none)'} → {new_src.get('voice')}")
-    reasons.extend(_config_reasons(old, new, request.surface))
+    if old.script != new.script:
+        reasons.extend(_input_reasons(old.sources, new.sources))
+    if old.voice != new.voice and new.voice is not None:
+        reasons.append(f"voice {old.voice or '(none)'} → {new.voice}")
+    for label, before, after in (
+        ("avatar", old.avatar, new.avatar),
+        ("video settings", old.video, new.video),
+        ("synthesis", old.synthesis, new.synthesis),
+        ("properties", old.job, new.job),
+    ):
+        changed = _changed_keys(before, after)
+        if changed:
+            reasons.append(f"{label} ({', '.join(sorted(changed))})")
+    reasons.extend(f"{key} changed" for key in sorted(_changed_keys(old.other, new.other)))
     return _unique(reasons) or ["request changed"]
 
 
@@ -258,53 +210,6 @@ def _input_reasons(old: Mapping[str, str], new: Mapping[str, str]) -> list[str]:
     if set(old) != set(new) and ("ssml" in old) != ("ssml" in new):
         reasons.append("input kind changed")
     return reasons or ["input changed"]
-
-
-def _config_reasons(old: Mapping[str, Any], new: Mapping[str, Any], surface: str) -> list[str]:
-    reasons: list[str] = []
-    old_avatar, new_avatar = _avatar_section(old, surface), _avatar_section(new, surface)
-    avatar_changed = sorted(k for k in _changed_keys(old_avatar, new_avatar) if k in _AVATAR_KEYS)
-    video_changed = sorted(
-        k
-        for k in _changed_keys(old_avatar, new_avatar)
-        if k not in _AVATAR_KEYS and k not in _PREVIEW_PROPERTIES
-    )
-    if avatar_changed:
-        reasons.append("avatar (" + ", ".join(avatar_changed) + ")")
-    if video_changed:
-        reasons.append("video settings (" + ", ".join(video_changed) + ")")
-    old_voice = (old.get("synthesisConfig") or {}).get("voice")
-    new_voice = (new.get("synthesisConfig") or {}).get("voice")
-    if old_voice != new_voice and new_voice:
-        reasons.append(f"voice {old_voice or '(none)'} → {new_voice}")
-    for key in sorted(set(old) | set(new)):
-        if key in {"inputs", "inputKind", "textType", "avatarConfig"}:
-            continue
-        if surface == "preview" and key == "properties":
-            props = sorted(
-                k
-                for k in _changed_keys(old.get(key) or {}, new.get(key) or {})
-                if k in _PREVIEW_PROPERTIES
-            )
-            if props:
-                reasons.append("properties (" + ", ".join(props) + ")")
-            continue
-        if old.get(key) != new.get(key):
-            if key == "synthesisConfig":
-                rest = _changed_keys(old.get(key) or {}, new.get(key) or {}) - {"voice"}
-                if rest:
-                    reasons.append("synthesis (" + ", ".join(sorted(rest)) + ")")
-                continue
-            reasons.append(f"{key} changed")
-    return reasons
-
-
-_PREVIEW_PROPERTIES = {"timeToLive", "destinationContainerUrl"}
-
-
-def _avatar_section(body: Mapping[str, Any], surface: str) -> Mapping[str, Any]:
-    section = body.get("properties" if surface == "preview" else "avatarConfig")
-    return section if isinstance(section, Mapping) else {}
 
 
 def _changed_keys(old: Mapping[str, Any], new: Mapping[str, Any]) -> set[str]:

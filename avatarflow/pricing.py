@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .errors import BudgetError
 
@@ -41,15 +41,19 @@ class Prices:
     custom_neural_per_million_characters: float
 
     def money(self, amount: float) -> str:
-        """``$0.42``; ``< $0.01`` for a fraction of a cent, never a misleading ``$0.00``."""
-        symbol = _SYMBOLS.get(self.currency)
+        return money(amount, self.currency)
 
-        def shown(value: float) -> str:
-            return f"{symbol}{value:,.2f}" if symbol else f"{value:,.2f} {self.currency}"
 
-        if 0 < amount < 0.01:
-            return "< " + shown(0.01)
-        return shown(amount)
+def money(amount: float, currency: str) -> str:
+    """``$0.42``; ``< $0.01`` for a fraction of a cent, never a misleading ``$0.00``."""
+    symbol = _SYMBOLS.get(currency)
+
+    def shown(value: float) -> str:
+        return f"{symbol}{value:,.2f}" if symbol else f"{value:,.2f} {currency}"
+
+    if 0 < amount < 0.01:
+        return "< " + shown(0.01)
+    return shown(amount)
 
 
 @lru_cache(maxsize=1)
@@ -170,17 +174,3 @@ def check_budget(
             f"the plan is estimated at {prices.money(found.cost)}, more than {origin} allows "
             f"({prices.money(cost_limit)}, prices as of {prices.as_of}); nothing was sent"
         )
-
-
-def plan_json(plan: Plan, prices: Prices | None) -> dict[str, Any]:
-    """``plan.to_json()`` with the money of its estimate."""
-    prices = prices or shipped()
-    data = plan.to_json()
-    found = plan_estimate(plan, prices)
-    data["estimate"].update(
-        seconds=round(found.seconds, 1),
-        cost=round(found.cost, 4),
-        currency=prices.currency,
-        prices_as_of=prices.as_of,
-    )
-    return data

@@ -30,13 +30,15 @@ from urllib.parse import urlsplit
 from .client import CreateOutcomeUnknown, JobExistsError, RemoteJob, SpeechClient
 from .destination import Destination
 from .errors import DownloadError, NotFoundError, ServiceError, ThrottledError, TransportError
+from .events import Event, EventSink
 from .killpoints import checkpoint
+from .manifest import Manifest
 from .packing import Member, Pack, group, pack_job_id
 from .payload import ATTEMPT_PROPERTY, HASH_PROPERTY, VideoRequest
 from .planner import Action, ActionKind, Plan
-from .project import Project
 from .secrets import redact
 from .state import IN_FLIGHT, JobError, OutputFile, State, StateRecord, utc_now
+from .workspace import Workspace
 
 MAX_ACTIVE_JOBS = 200
 LIST_PAGE = 100  # jobs per list page, the most both API surfaces allow
@@ -48,7 +50,7 @@ DOWNLOAD_CODE = "DownloadFailed"
 
 
 @dataclass(frozen=True)
-class ApplyOptions:
+class RunOptions:
     parallelism: int = 20
     timeout: float | None = None  # per job, from submission to a final status
     delete_remote: bool = False
@@ -65,16 +67,22 @@ class ApplyOptions:
 
 
 @dataclass(frozen=True)
-class Event:
-    """Something the user may want to see; the CLI decides how to show it."""
+class JobSettings:
+    """What the runner needs of the manifest: the course's name (the state's meta, the
+    ids of packed jobs) and how jobs are sent. ``destination`` is called only when a job
+    writes to the customer's container, so its SAS is read from the environment then."""
 
-    kind: str  # submitted, adopted, status, downloaded, failed, timeout, forgot, deleted, info
-    video_id: str | None
-    message: str
-    data: dict[str, Any] = field(default_factory=dict)
+    name: str
+    pack: bool
+    pack_max_inputs: int
+    to_container: bool
+    destination: Callable[[], Destination]
 
-
-EventSink = Callable[[Event], None]
+    @classmethod
+    def of(cls, model: Manifest, destination: Callable[[], Destination]) -> JobSettings:
+        service = model.service
+        to_container = service.destination_container_url is not None
+        return cls(model.name, service.pack, service.pack_max_inputs, to_container, destination)
 
 
 @dataclass
@@ -133,16 +141,18 @@ class Runner:
 
     def __init__(
         self,
-        project: Project,
+        workspace: Workspace,
+        jobs: JobSettings,
         state: State,
         client: SpeechClient,
-        options: ApplyOptions | None = None,
+        options: RunOptions | None = None,
         on_event: EventSink | None = None,
     ) -> None:
-        self.project = project
+        self.workspace = workspace
+        self.jobs = jobs
         self.state = state
         self.client = client
-        self.options = options or ApplyOptions()
+        self.options = options or RunOptions()
         self.emit: EventSink = on_event or (lambda event: None)
         self.summary = Summary()
         self.stopping = False  # set on Ctrl-C: no new submissions
@@ -152,11 +162,10 @@ class Runner:
         self._waiters: dict[str, asyncio.Future[RemoteJob | None]] = {}
         self._poller: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
-        service = project.manifest.model.service
-        self.packing = service.pack
+        self.packing = jobs.pack
         # Every job then writes to the customer's container (packs need one).
-        self.to_container = service.destination_container_url is not None
-        self._pack_max_inputs = service.pack_max_inputs  # used only when packing
+        self.to_container = jobs.to_container
+        self._pack_max_inputs = jobs.pack_max_inputs  # used only when packing
         self._destination: Destination | None = None
         self._repack: list[Action] = []  # packed submits that never reached the service
 
@@ -168,8 +177,8 @@ class Runner:
         )
         if (self.to_container and plan.paid()) or packed:
             # Without a SAS: a clear error before anything is written or sent.
-            self._destination = self.project.destination()
-        self.state.ensure_meta(self.project.manifest.model.name)
+            self._destination = self.jobs.destination()
+        self.state.ensure_meta(self.jobs.name)
         self._remove_partial_downloads()
         for action in plan.actions:
             if action.kind is ActionKind.FORGET:
@@ -194,7 +203,7 @@ class Runner:
             self._poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._poller
-            self.project.output_hashes.save()
+            self.workspace.hashes.save()
         return self.summary
 
     def _saved_before_a_crash(self, action: Action) -> bool:
@@ -204,12 +213,12 @@ class Runner:
         if action.request is None or record is None or record.status != "succeeded":
             return False
         pending = record.pending_output
-        target = self.project.output_path(action.request)
-        if pending is None or pending.path != self.project.display(target):
+        target = self.workspace.output_path(action.request)
+        if pending is None or pending.path != self.workspace.display(target):
             return False
         if target.is_symlink() or not target.is_file():
             return False
-        if self.project.output_hashes.sha256(pending.path, target, verify=True) != pending.sha256:
+        if self.workspace.hashes.sha256(pending.path, target, verify=True) != pending.sha256:
             return False
         self.state.put(
             record.model_copy(
@@ -243,7 +252,7 @@ class Runner:
     def destination(self) -> Destination:
         """The customer's container; resolved (SAS included) on first use only."""
         if self._destination is None:
-            self._destination = self.project.destination()
+            self._destination = self.jobs.destination()
         return self._destination
 
     def _resumes(self, actions: list[Action]) -> list[Any]:
@@ -262,7 +271,7 @@ class Runner:
     def _remove_partial_downloads(self) -> None:
         """A crash mid-download leaves a ``.part`` file; the lock says nobody else writes."""
         self.state.remove_stale_temp_files()
-        folder = self.project.target.output_dir
+        folder = self.workspace.output_dir
         if folder.is_dir():
             for part in folder.glob(".*.part"):
                 part.unlink(missing_ok=True)
@@ -353,9 +362,7 @@ class Runner:
                 fresh.append(previous)  # its create never reached the service: same attempt
             else:
                 fresh.append(_record_for(action.request, "submitting", previous))
-        job_id = pack_job_id(
-            self.project.manifest.model.name, ((r.input_hash, r.attempt) for r in fresh)
-        )
+        job_id = pack_job_id(self.jobs.name, ((r.input_hash, r.attempt) for r in fresh))
         members: list[Member] = []
         for index, (action, record) in enumerate(zip(actions, fresh, strict=True), start=1):
             assert action.request is not None
@@ -599,7 +606,7 @@ class Runner:
 
     # -- download ------------------------------------------------------------------
     async def _download(self, request: VideoRequest, job: RemoteJob) -> None:
-        target = self.project.output_path(request)
+        target = self.workspace.output_path(request)
         target.parent.mkdir(parents=True, exist_ok=True)
         index = self.state.records[request.video_id].pack_index
         for attempt in range(1, self.options.download_attempts + 1):
@@ -640,7 +647,7 @@ class Runner:
                     )
                     return
         record = self.state.records[request.video_id]
-        output = OutputFile(path=self.project.display(target), size=size, sha256=digest)
+        output = OutputFile(path=self.workspace.display(target), size=size, sha256=digest)
         packed = index is not None
         # On the event loop, with no await since the file was renamed into place: no
         # other video moves on while a file on disk is not yet vouched for by state.
@@ -688,7 +695,7 @@ class Runner:
             )
             os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs are ordinary files
             # Write-ahead: state knows the file's hash before the file takes its place.
-            pending = OutputFile(path=self.project.display(target), size=size, sha256=digest)
+            pending = OutputFile(path=self.workspace.display(target), size=size, sha256=digest)
             record = self.state.records[video_id]
             self.state.put(record.model_copy(update={"pending_output": pending}))
             os.replace(tmp, target)
@@ -696,8 +703,8 @@ class Runner:
         finally:
             tmp.unlink(missing_ok=True)
         # The file on disk is what state vouches for; hashing it also fills the stat cache.
-        hashes = self.project.output_hashes
-        if hashes.sha256(self.project.display(target), target, verify=True) != digest:
+        hashes = self.workspace.hashes
+        if hashes.sha256(self.workspace.display(target), target, verify=True) != digest:
             raise DownloadError(f"{target.name} changed while it was being saved")
         return size, digest
 

@@ -29,7 +29,7 @@ from measure import avatarflow, machine, run_measured, table
 
 from avatarflow.emulator import Emulator, EmulatorConfig
 from avatarflow.emulator.requestlog import read_request_log
-from avatarflow.project import Project
+from avatarflow.workflow import validate
 
 # Renders as small as the emulator allows: the benchmark measures the client, not ffmpeg.
 TINY = {"width": 16, "height": 16, "fps": 5, "speech": False}
@@ -65,7 +65,7 @@ def full(root: Path, n: int, parallelism: int, words: int) -> tuple[list[Any], l
     measured = run_measured([*command, "--parallelism", str(parallelism)], env=env)
     assert measured.returncode == 0, "apply failed"
     kinds = Counter(r.kind for r in read_request_log(service_dir(manifest)))
-    bodies = [r.submit_body() for r in Project.open(manifest, "emulator").requests]
+    bodies = [r.submit_body() for r in validate(manifest).requests]
     ideal_seconds, ideal_requests, raw_rps = asyncio.run(ceiling(root / f"ceiling{n}", bodies))
     apply_row = [
         n,

@@ -25,8 +25,8 @@ from pathlib import Path
 import synth
 from measure import Measured, avatarflow, machine, run_measured, table
 
-from avatarflow.project import Project
 from avatarflow.statcache import CACHE_DIR
+from avatarflow.workflow import open_manifest
 
 HOUR_NS = 3600 * 10**9
 
@@ -55,9 +55,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         manifest = synth.generate(Path(scratch) / "course", args.videos)
         synth.record_rendered(manifest, output_bytes=args.mib << 20)
-        project = Project.open(manifest)
-        _age(project.target.output_dir)
-        cache = project.target.state_dir / CACHE_DIR
+        workspace = open_manifest(manifest)[1]
+        _age(workspace.output_dir)
+        cache = workspace.state_dir / CACHE_DIR
         plan = avatarflow("plan", str(manifest))
         cold = run_measured(plan)
         nocache = _best(plan, args.runs, before=cache)

@@ -29,14 +29,22 @@ from avatarflow.client import ServiceConfig, SpeechClient
 from avatarflow.credentials import KeyCredential
 from avatarflow.emulator import Emulator, EmulatorConfig
 from avatarflow.emulator.requestlog import read_request_log
-from avatarflow.project import Project
-from avatarflow.runner import ApplyOptions, Runner
+from avatarflow.manifest import LoadedManifest
+from avatarflow.runner import JobSettings, Runner, RunOptions
+from avatarflow.service import Service
+from avatarflow.stores import load_state, open_store
+from avatarflow.workflow import open_manifest
+from avatarflow.workspace import Workspace
 
 PARAMS = {"api-version": "2024-08-01"}
 SAMPLE_INTERVAL = 5.0  # the official sample's time.sleep(5) between GETs of one job
 
 
-async def measure(k: int, older: int, cycles: int, project: Project, root: Path) -> list[Any]:
+async def measure(
+    k: int, older: int, cycles: int, course: tuple[LoadedManifest, Workspace], root: Path
+) -> list[Any]:
+    loaded, workspace = course
+    jobs = JobSettings.of(loaded.model, Service(loaded.model.service, workspace).destination)
     config = EmulatorConfig(queue_seconds=86_400.0, max_active_jobs=k + older + 1)
     with Emulator(root / f"emu{k}", config) as emulator:
         async with httpx.AsyncClient(
@@ -49,7 +57,8 @@ async def measure(k: int, older: int, cycles: int, project: Project, root: Path)
         service = ServiceConfig(endpoint=emulator.url, credential=KeyCredential("bench"))
         started = time.perf_counter()
         async with SpeechClient(service) as client:
-            runner = Runner(project, project.load_state(), client, ApplyOptions())
+            state, _ = load_state(open_store(loaded, workspace), workspace)
+            runner = Runner(workspace, jobs, state, client, RunOptions())
             for _ in range(cycles):
                 seen = await runner.poll_jobs(set(names[older:]))
                 assert len(seen) == k
@@ -79,9 +88,9 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)
-        project = Project.open(synth.generate(root / "course", 1))
+        course = open_manifest(synth.generate(root / "course", 1))
         rows = [
-            asyncio.run(measure(int(k), args.older, args.cycles, project, root))
+            asyncio.run(measure(int(k), args.older, args.cycles, course, root))
             for k in args.jobs.split(",")
         ]
     print(f"polling ({machine()})")

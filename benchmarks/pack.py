@@ -32,7 +32,8 @@ sys.path.insert(0, str(ROOT))
 
 from avatarflow.cli import main  # noqa: E402
 from avatarflow.emulator.requestlog import read_request_log  # noqa: E402
-from avatarflow.project import Project  # noqa: E402
+from avatarflow.stores import load_state, open_store  # noqa: E402
+from avatarflow.workflow import open_manifest  # noqa: E402
 from tests.azurite import Azurite, _find_binary, running  # noqa: E402
 from tests.helpers import TEMPLATE, make_tree  # noqa: E402
 
@@ -75,9 +76,10 @@ def run(manifest: Path) -> dict[str, float]:
     wall = time.monotonic() - started
     if code != 0:
         sys.exit(f"apply failed with exit code {code}:\n{err.getvalue()[-2000:]}")
-    project = Project.open(manifest, "emulator")
-    log = read_request_log(project.emulator_data_dir)
-    downloaded = sum(r.status == "downloaded" for r in project.load_state().records.values())
+    loaded, workspace = open_manifest(manifest, "emulator")
+    log = read_request_log(workspace.emulator_data_dir)
+    state, _ = load_state(open_store(loaded, workspace), workspace)
+    downloaded = sum(r.status == "downloaded" for r in state.records.values())
     made = sum(r.created for r in log)
     return {
         "videos downloaded": downloaded,

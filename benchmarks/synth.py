@@ -18,9 +18,12 @@ import random
 import sys
 from pathlib import Path
 
-from avatarflow.project import Project, TargetName
+from avatarflow.build import build_requests
 from avatarflow.statcache import sha256_file
 from avatarflow.state import OutputFile, StateRecord, utc_now
+from avatarflow.stores import load_state, open_store
+from avatarflow.workflow import open_manifest
+from avatarflow.workspace import TargetName
 
 NAME = "catalogue"
 OUTPUT_BYTES = 2048  # a small stand-in for the video file
@@ -344,12 +347,12 @@ def record_rendered(
     """Write state and an output file for every video (or the first ``only``), through
     ``State.put`` as ``apply`` does after a download. Outputs are small stand-ins, or
     ``output_bytes`` of random bytes each. Returns the count."""
-    project = Project.open(manifest, target)
-    state = project.load_state()
-    state.ensure_meta(project.manifest.model.name)
-    requests = project.requests if only is None else project.requests[:only]
+    loaded, workspace = open_manifest(manifest, target)
+    state, _ = load_state(open_store(loaded, workspace), workspace)
+    state.ensure_meta(loaded.model.name)
+    requests = build_requests(loaded).requests[:only]
     for request in requests:
-        path = project.output_path(request)
+        path = workspace.output_path(request)
         path.parent.mkdir(parents=True, exist_ok=True)
         if output_bytes is None:
             path.write_bytes(request.content_hash.encode() * (OUTPUT_BYTES // 64))
@@ -372,7 +375,7 @@ def record_rendered(
                 duration_ms=30_000,
                 billing={"neuralCharacters": len(request.rendered.content)},
                 output=OutputFile(
-                    path=project.display(path),
+                    path=workspace.display(path),
                     size=path.stat().st_size,
                     sha256=sha256_file(path),
                 ),

@@ -33,9 +33,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from avatarflow.display import footer
 from avatarflow.emulator.requestlog import read_request_log
-from avatarflow.project import Project
 from avatarflow.statcache import sha256_file
+
+from .helpers import open_course
 
 NAME = "soak"
 KILL_POINTS = (
@@ -253,9 +255,9 @@ def jobs_by_id(service: Path) -> dict[str, tuple[str, str]]:
 
 
 def check_invariants(manifest: Path, result: SoakResult) -> None:
-    project = Project.open(manifest, "emulator")
+    project = open_course(manifest, "emulator")
     state = project.load_state()
-    service = project.emulator_data_dir
+    service = project.workspace.emulator_data_dir
     jobs = jobs_by_id(service)
     # Paid jobs, counted twice over: the request log can miss a create whose answer never
     # left (the process died in the handler), the job store cannot miss a job.
@@ -285,15 +287,15 @@ def check_invariants(manifest: Path, result: SoakResult) -> None:
     result.unexplained = len(wasted)
     if wasted:
         problems.append(f"jobs paid for but neither delivered nor failed: {wasted[:5]}")
-    state_dir = project.target.state_dir
+    state_dir = project.workspace.state_dir
     leftovers = [p for p in state_dir.rglob(".*.tmp") if not p.is_relative_to(service)]
-    leftovers += list(project.target.output_dir.glob(".*.part"))
+    leftovers += list(project.workspace.output_dir.glob(".*.part"))
     if leftovers:
         problems.append(f"temp files left: {[p.name for p in leftovers]}")
     before = len(read_request_log(service))
     plan = project.plan(project.load_state())
     if plan.has_changes:
-        problems.append(f"plan still has changes: {plan.footer()}")
+        problems.append(f"plan still has changes: {footer(plan)}")
     if len(read_request_log(service)) != before:
         problems.append("planning sent requests")
 

@@ -15,10 +15,9 @@ import pytest
 from avatarflow.emulator import Emulator, EmulatorConfig
 from avatarflow.emulator.requestlog import create_counts, read_request_log
 from avatarflow.lock import StateLock
-from avatarflow.project import Project
 from avatarflow.statcache import sha256_file
 
-from .helpers import run_cli
+from .helpers import open_course, run_cli
 
 REPO = Path(__file__).resolve().parent.parent
 VIDEOS = ["01-welcome", "02-commits", "03-branches", "04-merging", "05-recap", "06-outro"]
@@ -57,7 +56,7 @@ def apply(manifest: Path, *args: str) -> tuple[int, str, str]:
 
 
 def assert_all_rendered(manifest: Path) -> None:
-    project = Project.open(manifest, "emulator")
+    project = open_course(manifest, "emulator")
     state = project.load_state()
     assert sorted(state.records) == VIDEOS
     for record in state.records.values():
@@ -135,7 +134,7 @@ def test_output_lost_after_the_job_expired_is_rerendered_with_that_reason(tmp_pa
     manifest = example(tmp_path)
     code, _, err = apply(manifest, "--only", "01-*")
     assert code == 0, err
-    job_id = Project.open(manifest).request("01-welcome").synthesis_id
+    job_id = open_course(manifest).request("01-welcome").synthesis_id
     delete_remote_job(manifest, job_id)
     (manifest.parent / "build" / "videos-drafts" / "01-welcome.mp4").unlink()
 
@@ -149,7 +148,7 @@ def test_output_lost_after_the_job_expired_is_rerendered_with_that_reason(tmp_pa
 
 
 def assert_all_rendered_subset(manifest: Path, videos: list[str]) -> None:
-    state = Project.open(manifest, "emulator").load_state()
+    state = open_course(manifest, "emulator").load_state()
     for video in videos:
         record = state.records[video]
         assert record.status == "downloaded" and record.output is not None
@@ -158,8 +157,8 @@ def assert_all_rendered_subset(manifest: Path, videos: list[str]) -> None:
 
 def test_second_apply_is_refused_with_the_lock_holder(tmp_path: Path) -> None:
     manifest = example(tmp_path)
-    project = Project.open(manifest, "emulator")
-    with StateLock(project.target.state_dir, "avatarflow apply (test)") as lock:
+    project = open_course(manifest, "emulator")
+    with StateLock(project.workspace.state_dir, "avatarflow apply (test)") as lock:
         result = run_cli("apply", str(manifest), "--emulator", "--yes")
     assert result.code == 1
     assert lock.info is not None
@@ -173,7 +172,7 @@ def test_only_and_exclude_select_videos_and_reject_unknown_ids(tmp_path: Path) -
     manifest = example(tmp_path)
     code, _, err = apply(manifest, "--only", "0[12]-*", "--exclude", "02-*")
     assert code == 0, err
-    assert sorted(Project.open(manifest, "emulator").load_state().records) == ["01-welcome"]
+    assert sorted(open_course(manifest, "emulator").load_state().records) == ["01-welcome"]
     result = run_cli("apply", str(manifest), "--emulator", "--yes", "--only", "99-nope")
     assert result.code == 1 and "no video matches '99-nope'" in result.err
 
@@ -193,7 +192,7 @@ def test_failed_job_is_recorded_and_others_go_on(
     monkeypatch.setenv("AVATARFLOW_EMULATOR_FAULTS", "fail=*04-merging*:InvalidSsml")
     code, _, err = apply(manifest)
     assert code == 3, err
-    state = Project.open(manifest, "emulator").load_state()
+    state = open_course(manifest, "emulator").load_state()
     failed = state.records["04-merging"]
     assert failed.status == "failed" and failed.error is not None
     assert failed.error.code == "InvalidSsml"

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from avatarflow.project import Project
-
-from .helpers import MANIFEST, Result, course, run_cli
+from .helpers import MANIFEST, Result, course, open_course, run_cli
 
 GESTURE_TEMPLATE = """\
 <speak version="1.0" xml:lang="en-US" xmlns="http://www.w3.org/2001/10/synthesis">
@@ -35,7 +33,7 @@ def test_vars_using_other_vars_are_rendered_never_spoken(tmp_path: Path) -> None
         "  vars: {course: Git for Teams, title: 'Welcome to {{ course }}', "
         "heading: '{{ title }}!'}\n",
     ).replace("Hello from video a.", "'{{ heading }}'")
-    project = Project.open(course(tmp_path, text))
+    project = open_course(course(tmp_path, text))
     content = project.request("a").rendered.content
     assert "<s>Welcome to Git for Teams.</s>" in content
     assert "Welcome to Git for Teams!" in content and "{{" not in content

@@ -22,12 +22,11 @@ from typing import IO
 import pytest
 
 from avatarflow.emulator import Emulator
-from avatarflow.project import Project
 from avatarflow.statcache import sha256_file
 
 from .azurite import Azurite
 from .emulator_fixtures import EmulatorFactory
-from .helpers import MANIFEST, course, record_rendered
+from .helpers import MANIFEST, course, open_course, record_rendered
 from .test_remote_state import remote_manifest
 
 pytest_plugins = ["tests.azurite", "tests.emulator_fixtures"]
@@ -112,12 +111,12 @@ def service_env(emulator: Emulator, azurite: Azurite | None = None, **extra: str
 
 def job_ids(manifest: Path) -> dict[str, int]:
     """Each video's first job id, created once: what "never paid twice" looks like."""
-    return {r.synthesis_id: 1 for r in Project.open(manifest).requests}
+    return {r.synthesis_id: 1 for r in open_course(manifest).requests}
 
 
 def assert_all_downloaded(manifest: Path) -> None:
     """Every video recorded as downloaded, and its file in this checkout is that file."""
-    state = Project.open(manifest).load_state()
+    state = open_course(manifest).load_state()
     assert sorted(state.records) == ["a", "b", "c"]
     for record in state.records.values():
         assert record.status == "downloaded" and record.output is not None, record
@@ -224,7 +223,7 @@ def test_state_changed_between_plan_and_confirmation_is_refused(
     text = MANIFEST if backend == "local" else request.getfixturevalue("remote")
     azurite = request.getfixturevalue("azurite") if backend == "azureblob" else None
     manifest = course(tmp_path, text)
-    project = Project.open(manifest)
+    project = open_course(manifest)
     state = project.load_state()
     record_rendered(project, state, project.request("a"))
     master, slave = pty.openpty()  # the child reads its answer from a terminal
@@ -242,4 +241,4 @@ def test_state_changed_between_plan_and_confirmation_is_refused(
     assert code == 1
     assert "the state changed since the plan was made" in apply.stderr
     assert emulator.create_counts() == {}
-    assert Project.open(manifest).load_state().records["a"].serial == 2
+    assert open_course(manifest).load_state().records["a"].serial == 2

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from avatarflow.emulator.requestlog import create_counts, read_request_log
-from avatarflow.project import Project
 
+from .helpers import open_course
 from .test_apply import (
     VIDEOS,
     apply,
@@ -64,7 +64,7 @@ def run_killed(manifest: Path, kill_at: str, *args: str, faults: str = "") -> st
 
 
 def state_dir(manifest: Path) -> Path:
-    return Project.open(manifest, "emulator").target.state_dir
+    return open_course(manifest, "emulator").workspace.state_dir
 
 
 def temp_files(manifest: Path) -> list[Path]:
@@ -76,7 +76,7 @@ def temp_files(manifest: Path) -> list[Path]:
 
 def assert_paid_once_and_complete(manifest: Path) -> None:
     """Every video rendered, on disk, vouched for by state, and created exactly once."""
-    requests = Project.open(manifest, "emulator").requests
+    requests = open_course(manifest, "emulator").requests
     # Under its first job id: a re-submission would show up as a ``-r1`` id, a repeated
     # create of the same id (or a second preview job of the same name) as a 2.
     assert create_counts(data_dir(manifest)) == {r.synthesis_id: 1 for r in requests}
@@ -99,7 +99,7 @@ def outputs(manifest: Path) -> list[Path]:
 
 def check_killed(manifest: Path, kill_at: str) -> None:
     """What the killed run must have left behind, so the case tests what it names."""
-    state = Project.open(manifest, "emulator").load_state()  # readable after any kill
+    state = open_course(manifest, "emulator").load_state()  # readable after any kill
     assert all(r.status != "failed" for r in state.records.values())
     assert set(create_counts(data_dir(manifest)).values()) <= {1}
     point = kill_at.partition(":")[0]
@@ -187,7 +187,7 @@ def test_kill_while_recording_a_lost_create_then_adopt_on_the_next_apply(
     log = read_request_log(data_dir(manifest))
     lost = [r for r in log if r.fault == "lose_create"]
     assert len(lost) == 1 and lost[0].created
-    state = Project.open(manifest, "emulator").load_state()
+    state = open_course(manifest, "emulator").load_state()
     assert [r.status for r in state.records.values()] == ["submitting"]
 
     err = resume(manifest)
@@ -199,7 +199,7 @@ def test_a_download_saved_before_the_kill_is_kept_when_its_job_is_gone(tmp_path:
     manifest = example(tmp_path)
     run_killed(manifest, "after-download")  # the file is in place, "downloaded" is not
     check_killed(manifest, "after-download")
-    state = Project.open(manifest, "emulator").load_state()
+    state = open_course(manifest, "emulator").load_state()
     saved = next(r for r in state.records.values() if r.pending_output is not None)
     assert saved.status == "succeeded" and saved.output is None
     assert saved.remote_id is not None
@@ -210,7 +210,7 @@ def test_a_download_saved_before_the_kill_is_kept_when_its_job_is_gone(tmp_path:
 
     assert f"found {saved.pending_output.path}" in err  # type: ignore[union-attr]
     assert_paid_once_and_complete(manifest)
-    record = Project.open(manifest, "emulator").load_state().records[saved.video_id]
+    record = open_course(manifest, "emulator").load_state().records[saved.video_id]
     assert record.output == saved.pending_output and record.pending_output is None
     # Five other videos were downloaded; the saved one was not fetched again.
     assert requests_by_kind(manifest)["download"] - downloads_before == len(VIDEOS) - 1

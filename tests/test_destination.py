@@ -12,10 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from avatarflow.project import Project
-
 from .azurite import Azurite
-from .helpers import run_cli
+from .helpers import open_course, run_cli
 from .test_pack import (
     DEST_PATH,
     apply,
@@ -97,7 +95,7 @@ def test_without_a_sas_nothing_is_sent(tmp_path: Path, monkeypatch: pytest.Monke
     assert "service.destination_container_url needs a SAS" in err
     assert "Traceback" not in err
     assert creates(manifest) == []
-    assert not Project.open(manifest, "emulator").load_state().records
+    assert not open_course(manifest, "emulator").load_state().records
 
 
 @pytest.mark.parametrize("key", ["destination_container_url", "destination_path"])

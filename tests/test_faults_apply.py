@@ -18,9 +18,8 @@ from typing import Any
 import pytest
 
 from avatarflow.emulator.requestlog import RequestRecord, create_counts, read_request_log
-from avatarflow.project import Project
 
-from .helpers import run_cli
+from .helpers import open_course, run_cli
 from .test_apply import VIDEOS, apply, assert_all_rendered, data_dir, delete_remote_job, example
 from .test_crash import SMALL, assert_paid_once_and_complete, temp_files
 
@@ -62,7 +61,7 @@ def faults_by_kind(manifest: Path) -> Counter[tuple[str, str | None]]:
 
 
 def synthesis_id(manifest: Path, video_id: str) -> str:
-    return Project.open(manifest, "emulator").request(video_id).synthesis_id
+    return open_course(manifest, "emulator").request(video_id).synthesis_id
 
 
 def assert_settled(manifest: Path) -> None:
@@ -175,7 +174,7 @@ def test_stuck_job_times_out_clearly_and_a_later_apply_finishes_it_without_payin
     timeouts = sorted(line for line in err.splitlines() if "after 1 s" in line)
     assert [line.split(":")[0] for line in timeouts] == ["02-commits", "05-recap"], err
     assert all("still NotStarted" in line and "next apply resumes" in line for line in timeouts)
-    state = Project.open(manifest, "emulator").load_state()
+    state = open_course(manifest, "emulator").load_state()
     assert {k: r.status for k, r in state.records.items()} == {
         "02-commits": "submitted",
         "05-recap": "submitted",
@@ -202,7 +201,7 @@ def test_failed_job_records_the_service_error_and_the_others_go_on(
     events = [json.loads(line) for line in out.splitlines()]
     failed = [e for e in events if e["event"] == "failed"]
     assert [(e["video"], e["code"]) for e in failed] == [("04-merging", "InvalidSsml")]
-    state = Project.open(manifest, "emulator").load_state()
+    state = open_course(manifest, "emulator").load_state()
     record = state.records["04-merging"]
     assert record.status == "failed" and record.error is not None
     assert (record.error.code, record.error.message) == (
@@ -247,7 +246,7 @@ def test_a_result_that_never_downloads_stays_paid_for_and_is_fetched_next_time(
         tmp_path, monkeypatch, "expire_urls=1000", "--only", "01-*", expect=3
     )
     assert "01-welcome" in err and "downloads it again" in err
-    record = Project.open(manifest, "emulator").load_state().records["01-welcome"]
+    record = open_course(manifest, "emulator").load_state().records["01-welcome"]
     assert record.status == "succeeded" and record.output is None
     assert record.error is not None and record.error.code == "DownloadFailed"
 
@@ -257,7 +256,7 @@ def test_a_result_that_never_downloads_stays_paid_for_and_is_fetched_next_time(
     code, _, err = apply(manifest, "--only", "01-*")
     assert code == 0, err
     assert create_counts(data_dir(manifest)) == {synthesis_id(manifest, "01-welcome"): 1}
-    record = Project.open(manifest, "emulator").load_state().records["01-welcome"]
+    record = open_course(manifest, "emulator").load_state().records["01-welcome"]
     assert record.status == "downloaded" and record.error is None
 
 

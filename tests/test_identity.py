@@ -5,13 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from avatarflow.payload import ID_RE, synthesis_id
-from avatarflow.project import Project
 
-from .helpers import MANIFEST, course
+from .helpers import MANIFEST, course, open_course
 
 
 def hashes(manifest: Path) -> dict[str, str]:
-    return {r.video_id: r.content_hash for r in Project.open(manifest).requests}
+    return {r.video_id: r.content_hash for r in open_course(manifest).requests}
 
 
 def test_editing_one_text_changes_only_that_hash(tmp_path: Path) -> None:
@@ -71,7 +70,7 @@ def test_synthesis_id_keeps_the_service_rule_for_long_and_odd_ids() -> None:
 
 def test_same_manifest_gives_same_ids_across_runs(tmp_path: Path) -> None:
     manifest = course(tmp_path)
-    first = [r.synthesis_id for r in Project.open(manifest).requests]
-    second = [r.synthesis_id for r in Project.open(manifest).requests]
+    first = [r.synthesis_id for r in open_course(manifest).requests]
+    second = [r.synthesis_id for r in open_course(manifest).requests]
     assert first == second
     assert first[0].startswith("demo-a-")

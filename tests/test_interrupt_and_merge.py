@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from avatarflow.emulator.requestlog import create_counts
-from avatarflow.project import Project
 
+from .helpers import open_course
 from .test_apply import VIDEOS, apply, assert_all_rendered, data_dir, example
 
 
@@ -54,7 +54,7 @@ def test_ctrl_c_leaves_valid_state_and_the_next_apply_pays_nothing_twice(tmp_pat
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=60) == 130, "".join(lines)
 
-    state = Project.open(manifest, "emulator").load_state()
+    state = open_course(manifest, "emulator").load_state()
     assert state.records, "the submitted jobs must be recorded"
     assert {r.status for r in state.records.values()} <= {"submitting", "submitted", "running"}
 

@@ -29,12 +29,11 @@ from avatarflow.emulator import Emulator, EmulatorConfig
 from avatarflow.emulator.requestlog import read_request_log
 from avatarflow.packing import Member, Pack, group, pack_job_id
 from avatarflow.payload import MAX_BODY_BYTES, canonical_json
-from avatarflow.project import Project
 from avatarflow.statcache import sha256_file
 
 from .azurite import Azurite
 from .emulator_fixtures import Api, ga_body
-from .helpers import TEMPLATE, make_tree, run_cli
+from .helpers import TEMPLATE, make_tree, open_course, run_cli
 
 pytest_plugins = ["tests.azurite"]
 
@@ -84,7 +83,7 @@ def packed_course(
 
 
 def data_dir(manifest: Path) -> Path:
-    return Project.open(manifest, "emulator").emulator_data_dir
+    return open_course(manifest, "emulator").workspace.emulator_data_dir
 
 
 def creates(manifest: Path) -> list[str]:
@@ -98,11 +97,11 @@ def apply(manifest: Path, *args: str) -> tuple[int, str, str]:
 
 
 def records(manifest: Path) -> dict[str, Any]:
-    return Project.open(manifest, "emulator").load_state().records
+    return open_course(manifest, "emulator").load_state().records
 
 
 def assert_downloaded_and_intact(manifest: Path, *, packed: bool = True) -> None:
-    project = Project.open(manifest, "emulator")
+    project = open_course(manifest, "emulator")
     state = project.load_state()
     assert sorted(state.records) == sorted(r.video_id for r in project.requests)
     for record in state.records.values():
@@ -127,7 +126,7 @@ def container_blobs(container_url: str, sas: str) -> dict[str, int]:
 
 
 def state_text(manifest: Path) -> str:
-    state_dir = Project.open(manifest, "emulator").target.state_dir
+    state_dir = open_course(manifest, "emulator").workspace.state_dir
     return "".join(p.read_text() for p in state_dir.rglob("*.json") if "service" not in p.parts)
 
 
@@ -262,7 +261,7 @@ def test_a_pack_stays_under_the_500_kb_body_limit(tmp_path: Path) -> None:
             "templates/narration.ssml.j2": TEMPLATE,
         },
     )
-    requests = Project.open(manifest / "course.yaml").requests
+    requests = open_course(manifest / "course.yaml").requests
     packs = group(requests)
     assert [len(p) for p in packs] == [12, 12, 6]
     destination = Destination(

@@ -14,11 +14,10 @@ from typing import Any
 
 import pytest
 
+import avatarflow.manifest as manifest_module
 import avatarflow.planmemo as planmemo
-import avatarflow.project as project_module
-from avatarflow.project import Project
 
-from .helpers import MANIFEST, course, record_all, run_cli
+from .helpers import MANIFEST, course, open_course, record_all, run_cli
 
 SCRIPTED = MANIFEST + "  - id: d\n    text_file: scripts/d.txt\n"
 
@@ -28,13 +27,13 @@ class Parses:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.count = 0
-        real = project_module.load_manifest
+        real = manifest_module.load_manifest
 
         def counting(*args: Any, **kwargs: Any) -> Any:
             self.count += 1
             return real(*args, **kwargs)
 
-        monkeypatch.setattr(project_module, "load_manifest", counting)
+        monkeypatch.setattr(manifest_module, "load_manifest", counting)
 
 
 @pytest.fixture
@@ -311,7 +310,7 @@ def test_a_no_op_apply_from_the_memo_still_respects_the_lock(
     manifest: Path, parses: Parses
 ) -> None:
     assert run_cli("apply", str(manifest), "--yes").code == 0
-    holder = Project.open(manifest).local_store()
+    holder = open_course(manifest).local_store()
     with holder.lock("avatarflow apply elsewhere"):
         before = parses.count
         blocked = run_cli("apply", str(manifest), "--yes")

@@ -24,11 +24,10 @@ from avatarflow import planmemo
 from avatarflow.backends.azureblob import AzureBlobStore
 from avatarflow.backends.journal import SEAL_LINE, put_line
 from avatarflow.errors import ConcurrentWriteError, LockError, StateError
-from avatarflow.project import Project
 from avatarflow.state import State, StateRecord, dump_json, parse_meta, stored_data
 
 from .azurite import ACCOUNT, ACCOUNT_KEY, Azurite
-from .helpers import MANIFEST, course, record_all, run_cli
+from .helpers import MANIFEST, course, open_course, record_all, run_cli
 
 pytest_plugins = ["tests.azurite"]
 
@@ -87,7 +86,7 @@ def test_a_remote_state_is_never_planned_from_a_memo(
     record_all(manifest)
     assert "No changes." in run_cli("plan", str(manifest)).out
     assert not planmemo.memo_path(manifest, "azure").exists()
-    project = Project.open(manifest)
+    project = open_course(manifest)
     state = project.load_state()
     state.put(state.records["b"].model_copy(update={"status": "failed"}))
     assert "~ b" in run_cli("plan", str(manifest)).out
@@ -97,7 +96,7 @@ def test_a_concurrent_write_is_an_error_not_a_lost_update(
     manifest: Path, azurite: Azurite, container_url: str
 ) -> None:
     record_all(manifest)
-    project = Project.open(manifest)
+    project = open_course(manifest)
     first, second = project.load_state(), project.load_state()
     first.put(first.records["a"].model_copy(update={"remote_status": "first"}))
 
@@ -111,7 +110,7 @@ def test_a_concurrent_write_is_an_error_not_a_lost_update(
 
 
 def test_two_first_writers_of_an_empty_state_cannot_both_create_it(manifest: Path) -> None:
-    project = Project.open(manifest)
+    project = open_course(manifest)
     first, second = project.load_state(), project.load_state()
     meta = first.ensure_meta("demo")
     with pytest.raises(ConcurrentWriteError):
@@ -122,7 +121,7 @@ def test_two_first_writers_of_an_empty_state_cannot_both_create_it(manifest: Pat
 def test_a_held_lease_refuses_apply_with_its_holder_and_force_unlock_breaks_it(
     manifest: Path,
 ) -> None:
-    store = Project.open(manifest).store()
+    store = open_course(manifest).store()
     lease = store.lock("avatarflow apply (test)")
     info = lease.acquire()
     try:
@@ -143,7 +142,7 @@ def test_a_held_lease_refuses_apply_with_its_holder_and_force_unlock_breaks_it(
 
 
 def test_lock_timeout_waits_for_the_lease(manifest: Path) -> None:
-    store = Project.open(manifest).store()
+    store = open_course(manifest).store()
     waits: list[str] = []
     with store.lock("first") as first:
         assert first.info is not None
@@ -165,25 +164,25 @@ def test_pull_and_push_copy_the_state_and_refuse_another_lineage(
         "b.json",
         "c.json",
     ]
-    remote = Project.open(manifest).load_state()
-    local = Project.open(manifest).local_store().load()
+    remote = open_course(manifest).load_state()
+    local = open_course(manifest).local_store().load()
     assert local.meta == remote.meta and local.records == remote.records
 
     # A state created separately (another lineage) is never mixed with this one.
-    Project.open(manifest).local_store().replace(
+    open_course(manifest).local_store().replace(
         remote.meta.model_copy(update={"lineage": "other"}),  # type: ignore[union-attr]
         {},
     )
     for command in ("push", "pull"):
         refused = run_cli("state", command, str(manifest))
         assert refused.code == 1 and "lineage" in refused.err and "--force" in refused.err
-    assert sorted(Project.open(manifest).load_state().records) == ["a", "b", "c"]
+    assert sorted(open_course(manifest).load_state().records) == ["a", "b", "c"]
 
     forced = run_cli("state", "push", "--force", str(manifest))
     assert forced.code == 0, forced.err
     document = json.loads(blob_text(azurite, container_url))
     assert document["meta"]["lineage"] == "other" and document["videos"] == {}
-    assert Project.open(manifest).load_state().records == {}  # the old journal went with it
+    assert open_course(manifest).load_state().records == {}  # the old journal went with it
 
 
 def test_state_commands_need_a_remote_backend(tmp_path: Path) -> None:
@@ -198,7 +197,7 @@ def test_drafts_keep_their_local_state(
     result = run_cli("apply", str(manifest), "--emulator", "--yes")
     assert result.code == 0, result.err
 
-    drafts = Project.open(manifest, "emulator").load_state()
+    drafts = open_course(manifest, "emulator").load_state()
     assert drafts.display == ".avatarflow/demo/emulator"
     assert sorted(drafts.records) == ["a", "b", "c"]
     container = container_of(azurite, container_url)
@@ -214,7 +213,7 @@ def test_a_sas_token_from_the_environment_works_and_never_shows(
     monkeypatch.setenv("AZURE_STORAGE_SAS_TOKEN", sas)
     manifest = course(tmp_path, remote_manifest(url))
     record_all(manifest)
-    assert sorted(Project.open(manifest).load_state().records) == ["a", "b", "c"]
+    assert sorted(open_course(manifest).load_state().records) == ["a", "b", "c"]
 
     signature = dict(p.split("=", 1) for p in sas.split("&"))["sig"]
     forged = ("B" if signature.startswith("A") else "A") + signature[1:]  # never the same

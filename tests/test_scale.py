@@ -21,12 +21,11 @@ from avatarflow.emulator import Emulator, EmulatorConfig
 from avatarflow.emulator.requestlog import RequestRecord, create_counts, read_request_log
 from avatarflow.pacing import CreatePacer
 from avatarflow.payload import HASH_FORMAT, canonical_json, content_hash
-from avatarflow.project import Project
 from avatarflow.render import render_simple_narration
-from avatarflow.runner import ApplyOptions, Runner
+from avatarflow.runner import RunOptions
 
 from .emulator_fixtures import HEADERS, ga_body
-from .helpers import course, record_rendered, run_cli
+from .helpers import Opened, course, open_course, record_rendered, run_cli
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -55,7 +54,7 @@ def emulator_log(manifest: Path) -> list[RequestRecord]:
 # -- no-op apply ------------------------------------------------------------------------
 def test_noop_apply_of_a_large_course_sends_no_request(tmp_path: Path) -> None:
     manifest = many_videos(tmp_path, 300)
-    project = Project.open(manifest, "emulator")
+    project = open_course(manifest, "emulator")
     state = project.load_state()
     for request in project.requests:
         record_rendered(project, state, request)
@@ -68,10 +67,10 @@ def test_noop_apply_of_a_large_course_sends_no_request(tmp_path: Path) -> None:
 
 
 # -- polling ----------------------------------------------------------------------------
-async def _poll(emulator: Emulator, project: Project, ids: set[str]) -> None:
+async def _poll(emulator: Emulator, project: Opened, ids: set[str]) -> None:
     config = ServiceConfig(endpoint=emulator.url, credential=KeyCredential("k"))
     async with SpeechClient(config) as client:
-        runner = Runner(project, project.load_state(), client, ApplyOptions())
+        runner = project.runner(project.load_state(), client, RunOptions())
         seen = await runner.poll_jobs(ids)
     assert set(seen) == ids
     assert {job.status for job in seen.values() if job is not None} == {"NotStarted"}
@@ -83,7 +82,7 @@ async def _poll(emulator: Emulator, project: Project, ids: set[str]) -> None:
 def test_polling_in_flight_jobs_costs_one_list_request_per_100_jobs(
     tmp_path: Path, in_flight: int, older: int, lists: int, gets: int
 ) -> None:
-    project = Project.open(course(tmp_path / "c"))
+    project = open_course(course(tmp_path / "c"))
     config = EmulatorConfig(queue_seconds=3600.0, max_active_jobs=1000)
     with Emulator(tmp_path / "emu", config) as emulator:
         old = [f"old-{i:03d}" for i in range(older)]

@@ -12,11 +12,10 @@ from pathlib import Path
 import pytest
 
 from avatarflow.planner import ActionKind
-from avatarflow.project import Project
 from avatarflow.scaffold import scaffold
 from avatarflow.statcache import sha256_file
 
-from .helpers import course, record_all, run_cli
+from .helpers import course, open_course, record_all, run_cli
 
 REPO = Path(__file__).resolve().parent.parent
 HOUR_NS = 3600 * 10**9
@@ -44,9 +43,9 @@ def rendered(tmp_path: Path) -> Path:
 
 
 def _plan_bytes_hashed(manifest: Path) -> tuple[int, list[ActionKind]]:
-    project = Project.open(manifest)
+    project = open_course(manifest)
     plan = project.plan()
-    return project.output_hashes.bytes_hashed, [a.kind for a in plan.actions]
+    return project.workspace.hashes.bytes_hashed, [a.kind for a in plan.actions]
 
 
 def test_a_second_plan_reads_no_output_bytes(rendered: Path) -> None:
@@ -118,7 +117,7 @@ def test_a_corrupt_cache_is_ignored_and_rebuilt(rendered: Path, garbage: bytes) 
 def test_a_missing_output_is_missing_whatever_the_cache_says(rendered: Path) -> None:
     _plan_bytes_hashed(rendered)
     (rendered.parent / "build" / "videos" / "c.mp4").unlink()
-    project = Project.open(rendered)
+    project = open_course(rendered)
     kinds = {a.video_id: a.kind for a in project.plan().actions}
     assert kinds["c"] is ActionKind.DOWNLOAD
 
@@ -156,7 +155,7 @@ def test_apply_records_each_download_in_the_cache(
     monkeypatch.delenv("AVATARFLOW_EMULATOR_FAULTS", raising=False)
     manifest = course(tmp_path)
     assert run_cli("apply", str(manifest), "--emulator", "--yes").code == 0
-    project = Project.open(manifest, "emulator")
+    project = open_course(manifest, "emulator")
     state = project.load_state()
     cache = tmp_path / ".avatarflow" / "demo" / "emulator" / "cache" / "outputs.json"
     entries = json.loads(cache.read_text())["entries"]

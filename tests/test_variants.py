@@ -12,9 +12,8 @@ from pathlib import Path
 import pytest
 
 from avatarflow.emulator.requestlog import create_counts, read_request_log
-from avatarflow.project import Project
 
-from .helpers import MANIFEST, course, run_cli
+from .helpers import MANIFEST, course, open_course, run_cli
 
 REPO = Path(__file__).resolve().parent.parent
 BASES = ["01-welcome", "02-commits", "03-branches", "04-merging", "05-recap", "06-outro"]
@@ -97,15 +96,15 @@ def test_only_selects_a_language_by_glob(tmp_path: Path) -> None:
     out = apply(manifest, "--only", "*@de-DE")
     planned = re.findall(r"^  \+ (\S+) +new video", out, re.MULTILINE)
     assert planned == GERMAN
-    state = Project.open(manifest, "emulator").load_state()
+    state = open_course(manifest, "emulator").load_state()
     assert sorted(state.records) == sorted(GERMAN)
     counts = create_counts(manifest.parent / ".avatarflow/git-course-i18n/emulator/service")
     assert len(counts) == 6
 
 
 def test_adding_a_language_leaves_the_first_one_untouched(tmp_path: Path) -> None:
-    one = Project.open(course(tmp_path / "one"))
-    both = Project.open(
+    one = open_course(course(tmp_path / "one"))
+    both = open_course(
         course(tmp_path / "two", MANIFEST.replace("videos:\n", LANGUAGES + "videos:\n"))
     )
     hashes = {r.video_id: r.content_hash for r in both.requests}
@@ -115,7 +114,7 @@ def test_adding_a_language_leaves_the_first_one_untouched(tmp_path: Path) -> Non
     german = both.request("b@de-DE")
     assert "de-DE-KatjaNeural" in german.rendered.content
     assert "<s>Einleitung.</s>" in german.rendered.content
-    assert both.output_path(german).relative_to(tmp_path / "two") == Path(
+    assert both.workspace.output_path(german).relative_to(tmp_path / "two") == Path(
         "build/videos/de-DE/b.mp4"
     )
 
@@ -124,7 +123,7 @@ def test_a_video_can_keep_to_some_variants(tmp_path: Path) -> None:
     text = MANIFEST.replace("videos:\n", LANGUAGES + "videos:\n").replace(
         "  - id: c\n", "  - id: c\n    variants: {locale: [de-DE]}\n"
     )
-    ids = [r.video_id for r in Project.open(course(tmp_path, text)).requests]
+    ids = [r.video_id for r in open_course(course(tmp_path, text)).requests]
     assert ids == ["a", "a@de-DE", "b", "b@de-DE", "c@de-DE"]
 
 

@@ -1,0 +1,514 @@
+"""The workflow as library functions: ``plan``, ``apply``, ``status``, ``prune``.
+
+Each one takes a manifest path and typed options (:mod:`avatarflow.options`), reports
+progress through a callback (:mod:`avatarflow.events`) and returns what it did; errors
+are raised from the one tree in :mod:`avatarflow.errors`. The command line only parses
+flags, calls one of these and prints.
+
+The path of an apply::
+
+    manifest ─ build_requests ─▶ requests ─┐
+    state store ─ load_state ─▶ state ─────┼─ make_plan ─▶ plan ─ Runner ─▶ state, outputs
+    workspace ─ output checks ─────────────┘
+
+A plan that finds nothing to do is memoised (:mod:`avatarflow.planmemo`) from what each
+reader returned; the next ``plan`` or ``apply`` answers from the memo without parsing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import Location, StalePlanError
+from .events import LockWait, PlanReady, ProgressSink, Starting
+from .options import ApplyOptions, PlanOptions, PruneOptions, StatusOptions
+from .planmemo import Observed, StateRead, recall, remember
+from .planner import ActionKind, Plan, make_plan, select
+from .pricing import Prices, billed_cost, check_budget, prices_for
+from .workspace import TargetName, Workspace, target_name
+
+if TYPE_CHECKING:  # loaded when a plan is made in full: a recalled plan needs none of it
+    from .build import Built
+    from .lock import HeldLock, LockInfo
+    from .manifest import LoadedManifest
+    from .payload import VideoRequest
+    from .planmemo import Recalled
+    from .runner import Summary
+    from .service import Service
+    from .state import State, StateRecord, StateStore
+
+Confirm = Callable[[Plan], bool]
+
+
+def _quiet(event: object) -> None:
+    """The default progress callback: a script that passes none hears nothing."""
+
+
+def _lock(store: StateStore, timeout: float, emit: ProgressSink) -> HeldLock:
+    """The state lock of ``store``, reporting each wait for it as a ``LockWait``."""
+    from .lock import command_line
+
+    return store.lock(command_line(), timeout, lambda message: emit(LockWait(message)))
+
+
+# -- opening a manifest ---------------------------------------------------------------
+def open_manifest(
+    path: Path | str, target: TargetName = "azure"
+) -> tuple[LoadedManifest, Workspace]:
+    """The manifest at ``path`` and the folders of ``target`` beside it (checked to be
+    inside the manifest's folder)."""
+    from .manifest import load_manifest
+
+    path = Path(path)
+    manifest = load_manifest(path, display_path=path.name)
+    return manifest, Workspace.of(manifest, target)
+
+
+def pack_max_inputs(manifest: LoadedManifest) -> int | None:
+    """Inputs per packed job, or None when videos are not packed."""
+    service = manifest.model.service
+    return service.pack_max_inputs if service.pack else None
+
+
+def full_plan(
+    manifest: LoadedManifest,
+    workspace: Workspace,
+    built: Built,
+    state: State,
+    state_read: StateRead | None,
+    *,
+    remote_gone: frozenset[str] = frozenset(),
+    replace: frozenset[str] = frozenset(),
+    verify: bool = False,
+) -> tuple[Plan, Observed | None]:
+    """The plan of ``built`` against ``state`` and the outputs on disk, with what it read
+    (None when it read something a memo cannot vouch for: a remote state, the service)."""
+    outputs = workspace.output_checker(verify=verify)
+    plan = make_plan(built.requests, state, outputs, remote_gone=remote_gone, replace=replace)
+    workspace.hashes.save()
+    if state_read is None or remote_gone or replace:
+        return plan, None
+    return plan, Observed(manifest.sha256, built.read, state_read, outputs.read)
+
+
+# -- plan ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PlanResult:
+    plan: Plan
+    warnings: list[str]
+    pack_max_inputs: int | None = None  # set when the videos to render travel in packs
+    recalled: bool = False  # answered from the plan memo
+    prices: Prices | None = None  # the manifest's (None when recalled: nothing to pay)
+
+
+def plan(manifest: Path | str, options: PlanOptions | None = None) -> PlanResult:
+    """What ``apply`` would do for every video, and why. Reads, never writes the state."""
+    options = options or PlanOptions()
+    path, target = Path(manifest), target_name(options.emulator)
+    recalled = None if options.verify else recall(path, target)
+    if recalled is not None:
+        return PlanResult(recalled.plan, recalled.warnings, recalled=True)
+    from .build import build_requests
+    from .stores import load_state, open_store
+
+    loaded, workspace = open_manifest(path, target)
+    built = build_requests(loaded)
+    workspace.check_output_paths(loaded, built.requests)
+    state, read = load_state(open_store(loaded, workspace), workspace)
+    the_plan, observed = full_plan(loaded, workspace, built, state, read, verify=options.verify)
+    if observed is not None:
+        remember(path, target, the_plan, observed, built.warnings)
+    prices = prices_for(loaded.model)
+    return PlanResult(the_plan, built.warnings, pack_max_inputs(loaded), prices=prices)
+
+
+# -- apply --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ApplyResult:
+    plan: Plan
+    summary: Summary | None  # None when nothing was run (no changes, not confirmed)
+    prices: Prices | None = None  # the manifest's, for what the summary's billing cost
+
+    @property
+    def ok(self) -> bool:
+        """No video failed or timed out."""
+        return self.summary is None or self.summary.ok
+
+
+def apply(
+    manifest: Path | str,
+    options: ApplyOptions | None = None,
+    *,
+    on_event: ProgressSink | None = None,
+    confirm: Confirm | None = None,
+) -> ApplyResult:
+    """Render what is new or changed, resuming anything already paid for.
+
+    ``confirm`` is asked once the plan is known and has changes; without it the plan is
+    applied as it is."""
+    options = options or ApplyOptions()
+    emit = on_event or _quiet
+    path, target = Path(manifest), target_name(options.emulator)
+    if not options.selects:
+        recalled = _recall_locked(path, target, options.lock_timeout, emit)
+        if recalled is not None:  # nothing to do: no request, no write
+            emit(PlanReady(recalled.plan))
+            return ApplyResult(recalled.plan, None)
+    from .build import build_requests, find_request
+    from .service import Service
+    from .stores import load_state, open_store
+
+    loaded, workspace = open_manifest(path, target)
+    built = build_requests(loaded)
+    for video_id in options.replace:
+        find_request(loaded, built, video_id)  # unknown id: clear error before anything else
+    workspace.check_output_paths(loaded, built.requests)  # so is a path apply could not write
+    prices = prices_for(loaded.model)
+    with Service(loaded.model.service, workspace) as service:
+        store = open_store(loaded, workspace)
+        with _lock(store, options.lock_timeout, emit):
+            state, read = load_state(open_store(loaded, workspace), workspace)
+            limited = _budget_check(loaded, options, prices)
+            if limited is not None:  # over budget offline already: not even a status read
+                offline, _ = full_plan(
+                    loaded, workspace, built, state, None, replace=frozenset(options.replace)
+                )
+                limited(select(offline, options.only, options.exclude, built.ids()))
+            gone = asyncio.run(_gone(service, workspace, built, state))
+            planned, observed = full_plan(
+                loaded,
+                workspace,
+                built,
+                state,
+                read,
+                remote_gone=gone,
+                replace=frozenset(options.replace),
+            )
+            the_plan = select(planned, options.only, options.exclude, built.ids())
+            emit(PlanReady(the_plan, pack_max_inputs(loaded), prices=prices))
+            if not the_plan.has_changes:
+                if observed is not None and not options.selects:
+                    remember(path, target, the_plan, observed, built.warnings)
+                return ApplyResult(the_plan, None, prices)
+            if limited is not None:
+                limited(the_plan)
+            if confirm is not None and not confirm(the_plan):
+                return ApplyResult(the_plan, None, prices)
+            _check_unchanged(open_store(loaded, workspace), the_plan)
+            run_options = service.options(
+                parallelism=options.parallelism,
+                timeout=options.timeout,
+                delete_remote=options.delete_remote,
+            )
+            emit(Starting(the_plan))
+            summary = asyncio.run(
+                _run(loaded, workspace, state, service, the_plan, run_options, emit)
+            )
+    return ApplyResult(the_plan, summary, prices)
+
+
+def _budget_check(
+    manifest: LoadedManifest, options: ApplyOptions, prices: Prices
+) -> Callable[[Plan], None] | None:
+    """The check of ``--max-cost``/``--max-renders`` and the manifest's ``budget``, or
+    None when there is no limit."""
+    budget = manifest.model.budget
+    if options.max_cost is None and options.max_renders is None and budget is None:
+        return None
+
+    def check(plan: Plan) -> None:
+        check_budget(
+            plan, prices, max_cost=options.max_cost, max_renders=options.max_renders, budget=budget
+        )
+
+    return check
+
+
+def _recall_locked(
+    manifest: Path, target: TargetName, timeout: float, emit: ProgressSink
+) -> Recalled | None:
+    """The plan memo of a no-op apply, checked while holding the state lock: a running
+    apply is reported as it would be without a memo, and cannot change the state between
+    the check and the answer."""
+    from .backends.local import LocalStore
+    from .planmemo import read
+
+    memo = read(manifest, target)
+    if memo is None:
+        return None
+    store = LocalStore(manifest.resolve().parent / memo.state_dir, memo.state_dir)
+    with _lock(store, timeout, emit):
+        return memo.check()
+
+
+async def _gone(
+    service: Service, workspace: Workspace, built: Built, state: State
+) -> frozenset[str]:
+    """Video ids whose remote job no longer exists (only asked when it matters)."""
+    from .errors import NotFoundError
+    from .lifecycle import IN_FLIGHT
+    from .payload import HASH_PROPERTY
+
+    wanted, outputs = set(built.ids()), workspace.output_checker()
+
+    def needs_refresh(record: StateRecord) -> bool:
+        return record.status in IN_FLIGHT or (
+            record.status == "downloaded" and outputs(record) != "ok"
+        )
+
+    # A "submitting" record is never gone: the runner adopts its job, or submits it under
+    # the same id when the create never reached the service (no expiry to report).
+    records = [
+        r
+        for r in state.records.values()
+        if r.video_id in wanted and r.status != "submitting" and needs_refresh(r)
+    ]
+    if not records:
+        return frozenset()
+    gone: set[str] = set()
+    async with service.client() as client:
+        listed: dict[str | None, Any] | None = None
+        exists: dict[str, bool] = {}  # the videos of one pack share one job: ask once
+        for record in records:
+            if record.remote_id:
+                if record.remote_id not in exists:
+                    try:
+                        await client.get(record.remote_id)
+                        exists[record.remote_id] = True
+                    except NotFoundError:
+                        exists[record.remote_id] = False
+                if not exists[record.remote_id]:
+                    gone.add(record.video_id)
+                continue
+            if listed is None:  # preview submit lost before the id was known
+                listed = {
+                    j.custom_properties.get(HASH_PROPERTY): j async for j in client.list_jobs()
+                }
+            if record.input_hash not in listed:
+                gone.add(record.video_id)
+    return frozenset(gone)
+
+
+def _check_unchanged(store: StateStore, plan: Plan) -> None:
+    """Refuse a plan whose state was changed meanwhile (a git pull, a hand edit, a push)."""
+    now = store.load()
+    lineage = now.meta.lineage if now.meta else None
+    if now.serials() != plan.serials or (plan.lineage and lineage != plan.lineage):
+        raise StalePlanError(
+            "the state changed since the plan was made; run apply again", Location(now.display)
+        )
+
+
+async def _run(
+    manifest: LoadedManifest,
+    workspace: Workspace,
+    state: State,
+    service: Service,
+    plan: Plan,
+    options: Any,
+    emit: ProgressSink,
+) -> Summary:
+    from .runner import JobSettings, Runner
+
+    jobs = JobSettings.of(manifest.model, service.destination)
+    async with service.client() as client:
+        runner = Runner(workspace, jobs, state, client, options, emit)
+        return await runner.run(plan)
+
+
+# -- status -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class VideoStatus:
+    """One video of the manifest or the state, as ``status`` reports it."""
+
+    video: str
+    status: str  # the recorded status, or "not rendered"
+    in_manifest: bool
+    current: bool  # False when the manifest now asks for another request than recorded
+    output: str  # ok, missing, modified, none
+    job: str | None
+    remote: str | None  # with ``refresh``: the job's status at the service, or "gone"
+    error: str | None
+    cost: float | None = None  # what the service billed, at the manifest's prices
+    currency: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def status(manifest: Path | str, options: StatusOptions | None = None) -> list[VideoStatus]:
+    """Per video: recorded status, output present and intact, remote job state."""
+    from .build import build_requests
+    from .service import Service
+    from .stores import load_state, open_store
+
+    options = options or StatusOptions()
+    loaded, workspace = open_manifest(manifest, target_name(options.emulator))
+    state, _ = load_state(open_store(loaded, workspace), workspace)
+    remote: dict[str, str] = {}
+    if options.refresh and state.records:
+        with Service(loaded.model.service, workspace) as service:
+            remote = asyncio.run(_remote_status(service, state))
+    wanted = {r.video_id: r.content_hash for r in build_requests(loaded).requests}
+    outputs = workspace.output_checker(verify=options.verify)
+    prices = prices_for(loaded.model)
+    rows = []
+    for video_id in sorted(wanted.keys() | state.records.keys()):
+        record = state.records.get(video_id)
+        error = record.error if record else None
+        rows.append(
+            VideoStatus(
+                video=video_id,
+                status=record.status if record else "not rendered",
+                in_manifest=video_id in wanted,
+                current=record is not None and wanted.get(video_id) == record.input_hash,
+                output=outputs(record) if record and record.output else "none",
+                job=(record.remote_id or record.synthesis_id) if record else None,
+                remote=remote.get(video_id),
+                error=f"{error.code}: {error.message}" if error else None,
+                # Packed members carry no billing of their own: the pack's is counted once.
+                cost=round(billed_cost(record.billing, prices), 4)
+                if record and record.billing
+                else None,
+                currency=prices.currency if record and record.billing else None,
+            )
+        )
+    workspace.hashes.save()
+    return rows
+
+
+async def _remote_status(service: Service, state: State) -> dict[str, str]:
+    from .errors import NotFoundError
+
+    result: dict[str, str] = {}
+    by_job: dict[str, str] = {}  # the videos of one pack share one job: ask once
+    async with service.client() as client:
+        for record in state.records.values():
+            if not record.remote_id:
+                result[record.video_id] = "unknown id"
+                continue
+            if record.remote_id not in by_job:
+                try:
+                    by_job[record.remote_id] = (await client.get(record.remote_id)).status
+                except NotFoundError:
+                    by_job[record.remote_id] = "gone"
+            result[record.video_id] = by_job[record.remote_id]
+    return result
+
+
+# -- prune --------------------------------------------------------------------------
+def prune(
+    manifest: Path | str,
+    options: PruneOptions | None = None,
+    *,
+    on_event: ProgressSink | None = None,
+    confirm: Callable[[list[StateRecord]], bool] | None = None,
+) -> list[str]:
+    """Forget videos removed from the manifest (optionally their files and remote jobs);
+    the ids forgotten. ``confirm`` is asked with the records about to be forgotten."""
+    from .build import build_requests
+    from .service import Service
+    from .stores import load_state, open_store
+
+    options = options or PruneOptions()
+    emit = on_event or _quiet
+    loaded, workspace = open_manifest(manifest, target_name(options.emulator))
+    with Service(loaded.model.service, workspace) as service:
+        store = open_store(loaded, workspace)
+        with _lock(store, options.lock_timeout, emit):
+            state, read = load_state(open_store(loaded, workspace), workspace)
+            built = build_requests(loaded)
+            the_plan, _ = full_plan(loaded, workspace, built, state, read)
+            removed = [
+                a.record for a in the_plan.actions if a.kind is ActionKind.FORGET and a.record
+            ]
+            if not removed or (confirm is not None and not confirm(removed)):
+                return []
+            if options.remote:
+                # A packed job also holds videos that stay: it is not this prune's to delete.
+                gone = {r.video_id for r in removed}
+                kept = {r.remote_id for r in state.records.values() if r.video_id not in gone}
+                doomed = [r for r in removed if r.remote_id not in kept]
+                asyncio.run(_delete_jobs(service, doomed))
+            for record in removed:
+                if options.delete_files and record.output:
+                    (loaded.root / record.output.path).unlink(missing_ok=True)
+                state.forget(record.video_id)
+    return [r.video_id for r in removed]
+
+
+async def _delete_jobs(service: Service, records: list[StateRecord]) -> None:
+    async with service.client() as client:
+        for record in records:
+            if record.remote_id:
+                await client.delete(record.remote_id)
+
+
+# -- the smaller commands -----------------------------------------------------------
+def validate(manifest: Path | str) -> Built:
+    """Load, render and check every video; no network, no state."""
+    from .build import build_requests
+
+    loaded, _ = open_manifest(manifest)
+    return build_requests(loaded)
+
+
+def render_request(manifest: Path | str, video_id: str) -> VideoRequest:
+    """The rendered input and exact request of one video."""
+    from .build import build_requests, find_request
+
+    loaded, _ = open_manifest(manifest)
+    return find_request(loaded, build_requests(loaded), video_id)
+
+
+def force_unlock(manifest: Path | str, lock_id: str, *, emulator: bool = False) -> LockInfo:
+    """Break a state lock left behind by a process that is gone."""
+    from .stores import open_store
+
+    loaded, workspace = open_manifest(manifest, target_name(emulator))
+    return open_store(loaded, workspace).force_unlock(lock_id)
+
+
+@dataclass(frozen=True)
+class Copied:
+    count: int
+    source: str
+    destination: str
+
+
+def copy_state(
+    manifest: Path | str,
+    *,
+    pull: bool,
+    force: bool = False,
+    lock_timeout: float = 0.0,
+    on_event: ProgressSink | None = None,
+) -> Copied:
+    """Copy the remote state into the local files (``pull``) or the local files into the
+    remote state; ``force`` overwrites a destination of another lineage."""
+    from contextlib import ExitStack
+
+    from .backends import copy_state as copy_records
+    from .errors import ConfigError
+    from .stores import local_store, remote_store
+
+    emit = on_event or _quiet
+    loaded, workspace = open_manifest(manifest)
+    remote = remote_store(loaded, workspace)
+    if remote is None:
+        raise ConfigError(
+            "the manifest keeps its state locally; set service.state.backend: azureblob "
+            "to pull or push a remote state"
+        )
+    local = local_store(workspace)
+    source, destination = (remote, local) if pull else (local, remote)
+    # Always remote first, then local: two commands can never hold one each and wait.
+    with ExitStack() as locks:
+        for store in (remote, local):
+            locks.enter_context(_lock(store, lock_timeout, emit))
+        count = copy_records(source, destination, force=force)
+    return Copied(count, source.display, destination.display)
