@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
+import avatarflow
 from avatarflow import pricing
 from avatarflow.emulator.requestlog import read_request_log
+from avatarflow.errors import BudgetError
 
 from .helpers import MANIFEST, course, run_cli
 
@@ -131,3 +133,13 @@ def test_billed_cost_reads_both_api_surfaces() -> None:
     assert pricing.billed_cost(ga, prices) == pytest.approx(expected)
     assert pricing.billed_cost(preview, prices) == pytest.approx(expected)
     assert prices.money(0.004) == "< $0.01"
+
+
+def test_the_library_refuses_over_budget_before_the_emulator_starts(tmp_path: Path) -> None:
+    manifest = course(tmp_path)
+    with pytest.raises(BudgetError, match=r"renders 3 video\(s\), more than --max-renders"):
+        avatarflow.apply(manifest, avatarflow.ApplyOptions(emulator=True, max_renders=2))
+    assert read_request_log(service_dir(manifest)) == []
+    assert not list((manifest.parent / ".avatarflow").rglob("videos/*.json"))
+    done = avatarflow.apply(manifest, avatarflow.ApplyOptions(emulator=True, max_renders=3))
+    assert done.ok and done.summary is not None and done.summary.counts["created"] == 3
