@@ -35,6 +35,16 @@ from urllib.parse import parse_qsl, quote, urlencode, urljoin, urlsplit, urlunsp
 
 import httpx
 
+from .answers import (
+    MAX_ANSWER_BYTES,
+    MAX_LIST_PAGES,
+    canonical_status,
+    check_created,
+    check_got,
+    read_capped,
+    readable_id,
+    shown,
+)
 from .credentials import BearerTokenCredential, Credential, KeyCredential, entra_credential
 from .errors import (
     AuthError,
@@ -46,7 +56,9 @@ from .errors import (
     ServiceError,
     ThrottledError,
     TransportError,
+    UntrustedAnswerError,
 )
+from .mediacheck import MediaCheckError, check_media
 from .pacing import CreatePacer
 from .retry import (
     RetryPolicy,
@@ -289,8 +301,9 @@ def _origin(url: str) -> tuple[str, str, int | None]:
 class RemoteJob:
     """One batch synthesis job as the service reports it, the same for both surfaces.
 
-    ``status`` is kept as the service spells it: the enum is open-ended, so unknown
-    values are carried, not rejected. URLs are kept out of ``repr`` (they carry SAS
+    ``status`` is the documented spelling of a documented status whatever the service's
+    casing (``"failed"`` is ``Failed``); any other value is carried as the service spelt
+    it, for the caller to wait out and then refuse. URLs are kept out of ``repr`` (they carry SAS
     signatures); ``raw`` is the full response object.
     """
 
@@ -332,7 +345,7 @@ class RemoteJob:
         message = _text(error.get("message"))
         return cls(
             id=_text(data.get("id")) or "",
-            status=_text(data.get("status")) or "Unknown",
+            status=canonical_status(data.get("status")) or _text(data.get("status")) or "Unknown",
             created=_timestamp(data.get("createdDateTime")),
             last_action=_timestamp(data.get("lastActionDateTime")),
             result_url=_text(outputs.get("result")),
@@ -461,13 +474,15 @@ class SpeechClient:
         else:
             request = _Request("create", "POST", self._collection_url(), what, None, body)
         response = await self._call(request, is_retryable_create)
-        return self._created_job(request, response)
+        return self._created_job(request, response, body)
 
     async def get(self, job_id: str) -> RemoteJob:
         """The job's current state; :class:`NotFoundError` when deleted or expired."""
         request = _Request("get", "GET", self._job_url(job_id), f"get job {job_id!r}", job_id)
         response = await self._call(request, is_retryable_read)
-        return RemoteJob.from_api(_json_object(request, response))
+        answer = _json_object(request, response)
+        check_got(request.what, job_id, answer, response.status_code)
+        return RemoteJob.from_api(answer)
 
     async def list_jobs(self, page_size: int = _MAX_PAGE_SIZE) -> AsyncIterator[RemoteJob]:
         """Every job of the resource, page by page, following the service's next links."""
@@ -478,6 +493,12 @@ class SpeechClient:
         while url is not None:
             if url in seen:
                 raise ServerError("list jobs: the service sent a page link it had sent before")
+            if len(seen) >= MAX_LIST_PAGES:
+                # A fresh link on every page would otherwise be followed for ever.
+                raise UntrustedAnswerError(
+                    f"list jobs: the service still sent a next page link after "
+                    f"{MAX_LIST_PAGES:,} pages"
+                )
             seen.add(url)
             request = _Request("list", "GET", url, "list jobs")
             page = _json_object(request, await self._call(request, is_retryable_read))
@@ -507,12 +528,16 @@ class SpeechClient:
         dest: Path,
         expected_size: int | None = None,
         on_progress: ProgressCallback | None = None,
+        *,
+        kind: str | None = None,
     ) -> tuple[int, str]:
         """Stream ``url`` into ``dest`` (a temp path the caller renames); return size, sha256.
 
         The file is fsynced before returning and removed on failure. Raises
         :class:`ResultUnavailableError` for an expired or deleted URL and
-        :class:`DownloadError` for a short body or a size other than ``expected_size``.
+        :class:`DownloadError` for a short body, a size other than ``expected_size``, or,
+        when ``kind`` (``mp4``, ``webm``) is given, a file that is not a complete video of
+        that kind (see :mod:`avatarflow.mediacheck`).
         """
         what = f"download of {strip_query_secrets(url)}"
         _check_result_url(url, what)
@@ -520,7 +545,9 @@ class SpeechClient:
         try:
             async for attempt in retrying(self.config.retry, is_retryable_read, what):
                 with attempt:
-                    return await self._download_once(request, dest, expected_size, on_progress)
+                    return await self._download_once(
+                        request, dest, expected_size, on_progress, kind
+                    )
         except DownloadError:
             _discard(dest)
             raise
@@ -592,12 +619,15 @@ class SpeechClient:
         if request.kind == "create":
             await self.create_pacer.wait(self.config.retry.sleep)
         self.request_counts[request.kind] += 1
-        response = await self._http.request(
+        # Streamed and capped: a proxy's (or a bug's) endless body is never read whole.
+        async with self._http.stream(
             request.method,
             request.url,
             headers=headers,
             json=dict(request.body) if request.body is not None else None,
-        )
+        ) as streamed:
+            content = await read_capped(streamed, MAX_ANSWER_BYTES, request.what)
+        response = _buffered(streamed, content)
         if request.kind == "create":
             retry_after = retry_after_from_headers(response.headers)
             self.create_pacer.observe(response.status_code, retry_after)
@@ -606,9 +636,22 @@ class SpeechClient:
             raise _service_error(request, response)
         return response
 
-    def _created_job(self, request: _Request, response: httpx.Response) -> RemoteJob:
+    def _created_job(
+        self, request: _Request, response: httpx.Response, sent: Mapping[str, Any]
+    ) -> RemoteJob:
         data = _json_or_none(response)
         job = dict(data) if isinstance(data, Mapping) else {}
+        check_created(request.what, sent, job, request.job_id, response.status_code)
+        if request.job_id is None and job.get("id") and readable_id(job["id"]) is None:
+            # The preview names its job in the answer; one that cannot name a job is as
+            # good as none: the job is found by its content hash instead.
+            raise CreateOutcomeUnknown(
+                f"{request.what}: HTTP {response.status_code} with an unreadable job id "
+                f"{shown(job['id'])}",
+                job_id=None,
+                status_code=response.status_code,
+                request_id=_request_id(response),
+            )
         if not job.get("id"):
             # Created, but the body did not say as what: GA knows its id; the preview may
             # name the new job in Location, else the caller has to find it by listing.
@@ -632,6 +675,7 @@ class SpeechClient:
         dest: Path,
         expected_size: int | None,
         on_progress: ProgressCallback | None,
+        kind: str | None,
     ) -> tuple[int, str]:
         # Azure's result URLs carry their own SAS; the key goes only to our endpoint's
         # host (a local service may serve results itself).
@@ -642,19 +686,47 @@ class SpeechClient:
         async with self._http.stream(
             "GET", request.url, headers=headers, follow_redirects=not trusted
         ) as response:
-            if not response.is_success:
-                await response.aread()
-                raise _download_error(request, response)
+            if not response.is_success:  # an error page is read only up to the cap
+                content = await read_capped(response, MAX_ANSWER_BYTES, request.what)
+                raise _download_error(request, _buffered(response, content))
             declared = _content_length(response)
             _check_size(request, declared, expected_size, "offers")
+            _check_content_type(request, response, kind)
             size, digest = await _stream_to_file(response, dest, declared, on_progress)
         if declared is not None and size != declared:
             raise DownloadError(f"{request.what} was cut short: {size} of {declared} bytes")
         _check_size(request, size, expected_size, "delivered")
+        if kind is not None:
+            try:
+                # A length the job reported, matched above, vouches for a whole file.
+                await check_media(dest, kind, probe=expected_size is None)
+            except MediaCheckError as exc:
+                raise DownloadError(f"{request.what}: the file {exc}") from None
         return size, digest
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _buffered(streamed: httpx.Response, content: bytes) -> httpx.Response:
+    """A complete response of ``content`` (already decoded) in place of the stream."""
+    headers = [(k, v) for k, v in streamed.headers.multi_items() if k.lower() != "content-encoding"]
+    return httpx.Response(
+        streamed.status_code, headers=headers, content=content, request=streamed.request
+    )
+
+
+_NOT_MEDIA = ("text/", "application/json", "application/xml", "application/problem")
+
+
+def _check_content_type(request: _Request, response: httpx.Response, kind: str | None) -> None:
+    """A video answered as a web page or an error document is a proxy's, not the blob."""
+    content_type = response.headers.get("content-type", "").strip().lower()
+    if kind is not None and content_type.startswith(_NOT_MEDIA):
+        raise DownloadError(
+            f"{request.what}: HTTP {response.status_code} answered {content_type.split(';')[0]} "
+            f"where a {kind} video was expected"
+        )
 
 
 def _json_or_none(response: httpx.Response) -> object:

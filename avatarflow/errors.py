@@ -18,10 +18,12 @@
     │   ├── BadRequestError            400
     │   ├── NotFoundError              404
     │   ├── ThrottledError             429 (carries retry_after)
-    │   └── ServerError                5xx
+    │   ├── ServerError                5xx
+    │   └── UntrustedAnswerError       an answer that does not fit the request
     ├── TransportError                 the connection failed or dropped
     ├── DownloadError                  a result download was short, expired or gone
-    └── JobTimeoutError                a job did not finish within --timeout
+    ├── JobTimeoutError                a job did not finish within --timeout
+    └── LocalResourceError             disk full, permission denied, read-only: names the path
 
 The CLI maps families to exit codes in one place (``avatarflow.cli``). Messages never
 carry secrets: service messages pass through :func:`avatarflow.secrets.redact`.
@@ -168,3 +170,24 @@ class DownloadError(AvatarflowError):
 
 class JobTimeoutError(AvatarflowError):
     """A job did not reach a final status in time."""
+
+
+class UntrustedAnswerError(ServiceError):
+    """The service answered, but not to what was asked: another job's id, a status
+    outside the documented set, a body too large, a video that is not one.
+
+    An error for that video only, never a recorded success nor a reason to pay again:
+    its record keeps the state that lets the next apply adopt the job by id or hash.
+    """
+
+
+class LocalResourceError(AvatarflowError):
+    """A local write was refused (no space, no permission, read-only file system).
+
+    ``path`` is relative to the manifest; the rest of the run goes on.
+    """
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"{path}: {reason}")

@@ -363,6 +363,7 @@ class LoadedManifest:
         dimensions, primary, bases = self._variant_bases(base)
         resolved: list[ResolvedVideo] = []
         seen: dict[str, int] = {}
+        folded_ids: dict[str, int] = {}
         merged_settings: dict[str, BaseModel] = {}
         field_sets: dict[frozenset[str], set[str]] = {}
         for index, entry in enumerate(self.model.videos):
@@ -373,6 +374,16 @@ class LoadedManifest:
                     self.location(("videos", index, "id")),
                 )
             seen[entry.id] = index
+            # intro and Intro would share one output file on macOS and Windows.
+            folded = entry.id.casefold()
+            first = folded_ids.setdefault(folded, index)
+            if first != index:
+                other = self.model.videos[first].id
+                raise ManifestError(
+                    f"video id {entry.id!r} differs from {other!r} (videos[{first}]) only by "
+                    "case; their output files would be one file on macOS and Windows",
+                    self.location(("videos", index, "id")),
+                )
             self._check_restriction(entry, index, dimensions)
             for combo in variant_rules.combinations(dimensions, entry.variants):
                 settings, dumped = bases.get(combo, (defaults, base))

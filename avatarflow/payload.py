@@ -244,8 +244,18 @@ def check_service_rules(resolved: ResolvedVideo, input_kind: str) -> None:
             where("video", "background_image"),
         )
     _check_avatar(avatar, where)
-    if input_kind == "PlainText" and not fields.voice:
-        raise RequestValidationError("a plain_text video needs a voice", where("input_kind"))
+    if avatar.use_built_in_voice and not avatar.customized:
+        raise RequestValidationError(
+            "avatar.use_built_in_voice is for custom avatars trained with voice sync: "
+            "set avatar.customized: true",
+            where("avatar", "use_built_in_voice"),
+        )
+    if input_kind == "PlainText" and not fields.voice and not avatar.use_built_in_voice:
+        raise RequestValidationError(
+            "a plain_text video needs a voice (or avatar.use_built_in_voice: true for a "
+            "custom avatar trained with voice sync)",
+            where("input_kind"),
+        )
 
 
 def _check_avatar(avatar: AvatarSettings, where: Callable[..., Location]) -> None:
@@ -367,8 +377,10 @@ def _ga_body(rendered: RenderedVideo, fields: VideoEntry) -> dict[str, Any]:
         "inputs": [{"content": rendered.content}],
         "avatarConfig": avatar_config,
     }
-    if rendered.input_kind == "PlainText":
-        body["synthesisConfig"] = _synthesis_config(fields)
+    synthesis = _synthesis_config(fields)
+    # Microsoft's voice-sync sample sends no synthesisConfig: the avatar's own voice speaks.
+    if rendered.input_kind == "PlainText" and (synthesis or not avatar.use_built_in_voice):
+        body["synthesisConfig"] = synthesis
     if fields.custom_voices:
         body["customVoices"] = dict(fields.custom_voices)
     if properties:

@@ -21,6 +21,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from . import catalog, suggest, varsubst, voices
 from .errors import Location, ManifestError, TemplateError
 from .manifest import LoadedManifest, ResolvedVideo
+from .templatebudget import BudgetedEnvironment, render_bounded
 from .userfiles import FileTooLarge, NotRegularFile, read_regular_file
 
 GESTURE_PREFIX = "gesture."
@@ -84,7 +85,7 @@ class _ConfinedLoader(jinja2.FileSystemLoader):
         if not path.resolve().is_relative_to(self.folder):
             raise _TemplateRefused(template, "points outside the templates folder")
         try:
-            source = read_regular_file(path, MAX_TEXT_BYTES).decode("utf-8")
+            source = _without_bom(read_regular_file(path, MAX_TEXT_BYTES).decode("utf-8"))
         except (NotRegularFile, FileTooLarge) as exc:
             raise _TemplateRefused(template, f"is {exc}") from None
         mtime = path.stat().st_mtime
@@ -93,7 +94,7 @@ class _ConfinedLoader(jinja2.FileSystemLoader):
 
 @lru_cache(maxsize=32)
 def _environment(templates_dir: Path) -> SandboxedEnvironment:
-    return SandboxedEnvironment(
+    return BudgetedEnvironment(
         loader=_ConfinedLoader(templates_dir),
         undefined=jinja2.StrictUndefined,
         autoescape=True,
@@ -105,7 +106,7 @@ def _environment(templates_dir: Path) -> SandboxedEnvironment:
 def _text_environment() -> SandboxedEnvironment:
     # Narration is plain text; it is escaped where the SSML template inserts it. It has
     # no templates to include: the empty loader makes {% include %} a clean "not found".
-    return SandboxedEnvironment(
+    return BudgetedEnvironment(
         loader=jinja2.DictLoader({}), undefined=jinja2.StrictUndefined, autoescape=False
     )
 
@@ -195,7 +196,7 @@ class Renderer:
             ) from None
         self.input_digests[relative] = hashlib.sha256(data).hexdigest()
         try:
-            text = data.decode("utf-8")
+            text = _without_bom(data.decode("utf-8"))
         except UnicodeDecodeError:
             raise ManifestError(f"text file {relative!r} is not UTF-8 text", loc) from None
         if "\x00" in text:
@@ -221,7 +222,7 @@ class Renderer:
     def _render_path(self, template: str, video: ResolvedVideo, loc: Location) -> str:
         context = self._context(video)
         try:
-            return str(_text_environment().from_string(template).render(context)).strip()
+            return render_bounded(_text_environment().from_string(template), context).strip()
         except Exception as exc:  # a path template is user code too
             raise TemplateError(f"in text_file: {_jinja_message(exc, context)}", loc) from None
 
@@ -233,7 +234,7 @@ class Renderer:
         # A narration file's own line; inline text keeps the line of its key.
         in_file = loc.key is None
         try:
-            return _text_environment().from_string(raw).render(context)
+            return render_bounded(_text_environment().from_string(raw), context)
         except jinja2.TemplateSyntaxError as exc:
             where = Location(loc.file, exc.lineno) if in_file else loc
             raise TemplateError(
@@ -293,7 +294,7 @@ class Renderer:
         if not filename:
             return ""
         if filename not in self._sources:
-            texts = [Path(filename).read_text("utf-8")]
+            texts = [_without_bom(Path(filename).read_text("utf-8"))]
             texts.extend(self._referenced_texts(texts[0], {str(template.name)}))
             self._sources[filename] = "\0".join(texts)
         return self._sources[filename]
@@ -347,7 +348,7 @@ class Renderer:
         context = self._context(video)
         context["text"] = text
         try:
-            rendered = template.render(context)
+            rendered = render_bounded(template, context)
         except jinja2.TemplateSyntaxError as exc:  # in a template it includes
             where = Location(self._template_display(exc.name), exc.lineno) if exc.name else None
             raise TemplateError(
@@ -476,6 +477,12 @@ def check_gestures(
 
 def _vars_digest(values: dict[str, Any] | None) -> str:
     return sha256_text(repr(sorted((values or {}).items())))[:16]
+
+
+def _without_bom(text: str) -> str:
+    """Text as written: a byte-order mark some editors add is no part of it (sent in
+    the SSML, it would change the request's hash and pay for a re-render)."""
+    return text[1:] if text.startswith("\ufeff") else text
 
 
 def _jinja_message(exc: Exception, context: dict[str, Any] | None = None) -> str:

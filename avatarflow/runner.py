@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import tempfile
 import time
@@ -27,9 +28,19 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from .answers import DOCUMENTED_STATUSES
 from .client import CreateOutcomeUnknown, JobExistsError, RemoteJob, SpeechClient
 from .destination import Destination
-from .errors import DownloadError, NotFoundError, ServiceError, ThrottledError, TransportError
+from .errors import (
+    DownloadError,
+    JobTimeoutError,
+    LocalResourceError,
+    NotFoundError,
+    ServiceError,
+    ThrottledError,
+    TransportError,
+    UntrustedAnswerError,
+)
 from .events import Event, EventSink
 from .killpoints import checkpoint
 from .manifest import Manifest
@@ -47,6 +58,14 @@ os.umask(_UMASK)
 GONE_CODE = "JobGone"
 TIMEOUT_CODE = "Timeout"
 DOWNLOAD_CODE = "DownloadFailed"
+UNTRUSTED_CODE = "UntrustedAnswer"
+LOCAL_CODE = "LocalWriteFailed"
+# Without --timeout a job stuck in NotStarted or Running is still given up on (and kept
+# for the next apply) after this long; a status outside the documented set sooner.
+DEFAULT_TIMEOUT = 12 * 3600.0
+UNKNOWN_STATUS_TIMEOUT = 300.0
+# Local refusals of a write: reported with the path, the rest of the run goes on.
+_LOCAL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS})
 
 
 @dataclass(frozen=True)
@@ -60,10 +79,22 @@ class RunOptions:
     # jobs, so from two jobs on it costs less than a GET each.
     list_threshold: int = 1
     download_attempts: int = 4
+    unknown_status_timeout: float | None = None  # None: UNKNOWN_STATUS_TIMEOUT
 
     def __post_init__(self) -> None:
         if not 1 <= self.parallelism <= MAX_ACTIVE_JOBS:
             raise ValueError(f"parallelism must be between 1 and {MAX_ACTIVE_JOBS}")
+
+    @property
+    def deadline(self) -> float:
+        """Seconds a job (or a lookup) may take: ``timeout``, else the default."""
+        return DEFAULT_TIMEOUT if self.timeout is None else self.timeout
+
+    @property
+    def unknown_status_wait(self) -> float:
+        """Seconds a status outside the documented set is waited out before it is refused."""
+        wait = self.unknown_status_timeout
+        return UNKNOWN_STATUS_TIMEOUT if wait is None else wait
 
 
 @dataclass(frozen=True)
@@ -162,6 +193,8 @@ class Runner:
         self._waiters: dict[str, asyncio.Future[RemoteJob | None]] = {}
         self._poller: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self._poll_problem: str | None = None  # why the last poll failed, for timeouts
+        self._unknown_since: dict[str, float] = {}  # remote id -> first undocumented status
         self.packing = jobs.pack
         # Every job then writes to the customer's container (packs need one).
         self.to_container = jobs.to_container
@@ -198,7 +231,7 @@ class Runner:
             if self.packing:
                 await self._gather(self._render_packs([*paid, *self._repack]))
             else:
-                await self._gather(self._render(a) for a in paid)
+                await self._gather(self._guard([a], self._render(a)) for a in paid)
         finally:
             self._poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -264,8 +297,8 @@ class Runner:
             if action.kind is ActionKind.RESUME and record and record.pack_index is not None:
                 packs.setdefault(record.remote_id or "", []).append(action)
             else:
-                coros.append(self._resume(action))
-        coros.extend(self._resume_pack(members) for members in packs.values())
+                coros.append(self._guard([action], self._resume(action)))
+        coros.extend(self._guard(members, self._resume_pack(members)) for members in packs.values())
         return coros
 
     def _remove_partial_downloads(self) -> None:
@@ -325,7 +358,8 @@ class Runner:
         by_id = {a.video_id: a for a in actions}
         requests = [a.request for a in actions if a.request is not None]
         chunks = group(requests, self._pack_max_inputs)
-        return [self._render_pack([by_id[r.video_id] for r in chunk]) for chunk in chunks]
+        packs = [[by_id[r.video_id] for r in chunk] for chunk in chunks]
+        return [self._guard(pack, self._render_pack(pack)) for pack in packs]
 
     async def _render_pack(self, actions: list[Action]) -> None:
         async with self._slots:
@@ -477,8 +511,54 @@ class Runner:
             Event("adopted", request.video_id, f"adopted existing job {job.id} (no new render)")
         )
 
+    async def _guard(self, actions: Sequence[Action], work: Any) -> None:
+        """Run the work of ``actions``' videos; an answer that does not fit, a local write
+        refused or a lookup out of time ends these videos only, never the whole run."""
+        try:
+            await work
+        except (UntrustedAnswerError, LocalResourceError, JobTimeoutError) as exc:
+            for action in actions:
+                if action.request is not None:
+                    await self._not_finished(action.request, exc)
+
+    async def _not_finished(self, request: VideoRequest, exc: Exception) -> None:
+        """Report ``exc`` for a video whose record stays as it is: in flight, adopted by
+        its id or hash by the next apply, never marked done nor failed (a new render)."""
+        video_id = request.video_id
+        record = self.state.records.get(video_id)
+        if record is None or record.status == "downloaded":
+            return
+        if video_id in self.summary.failed or video_id in self.summary.timed_out:
+            return
+        message = redact(str(exc))
+        if isinstance(exc, JobTimeoutError):
+            self.summary.timed_out.append(video_id)
+            self.emit(Event("timeout", video_id, f"{message}; the next apply resumes it"))
+            return
+        code = LOCAL_CODE if isinstance(exc, LocalResourceError) else UNTRUSTED_CODE
+        await self._put(record.model_copy(update={"error": JobError(code=code, message=message)}))
+        self.summary.failed.append(video_id)
+        after = (
+            "the next apply downloads it (no new render)"
+            if record.status == "succeeded"
+            else "the next apply looks the job up by its id or hash (no new render)"
+        )
+        self.emit(Event("failed", video_id, f"failed: {code}: {message}; {after}", {"code": code}))
+
     async def _lookup(self, record: StateRecord) -> RemoteJob | None:
-        """The remote job of ``record``, or None when the service has no such job."""
+        """The remote job of ``record``, or None when the service has no such job; within
+        the deadline (a listing that never ends is given up on)."""
+        limit = self.options.deadline
+        try:
+            async with asyncio.timeout(limit):
+                return await self._lookup_once(record)
+        except TimeoutError:
+            raise JobTimeoutError(
+                f"looking up job {record.remote_id or record.synthesis_id} took more than "
+                f"{limit:g} s"
+            ) from None
+
+    async def _lookup_once(self, record: StateRecord) -> RemoteJob | None:
         if record.remote_id:
             try:
                 return await self.client.get(record.remote_id)
@@ -509,24 +589,25 @@ class Runner:
         """Wait until the job of ``requests`` (one video, or the videos of one pack) ends."""
         record = self.state.records[requests[0].video_id]
         started = time.monotonic()
-        timeout = self.options.timeout
+        timeout = self.options.deadline
         future: asyncio.Future[RemoteJob | None] = asyncio.get_running_loop().create_future()
         remote_id = record.remote_id or record.synthesis_id
         self._requests[remote_id] = list(requests)
         self._waiters[remote_id] = future
         self._wake.set()
         try:
-            if timeout is None:
-                job = await future
-            else:
-                remaining = max(0.0, timeout - (time.monotonic() - started))
-                job = await asyncio.wait_for(future, remaining)
+            remaining = max(0.0, timeout - (time.monotonic() - started))
+            job = await asyncio.wait_for(future, remaining)
         except TimeoutError:
             for request in requests:
                 current = self.state.records[request.video_id]
+                status = current.remote_status or current.status
+                if current.remote_status and current.remote_status not in DOCUMENTED_STATUSES:
+                    status = f"{status!r} (a status the API does not document)"
+                problem = f" (last poll: {self._poll_problem})" if self._poll_problem else ""
                 message = (
-                    f"job {remote_id} still {current.remote_status or current.status} after "
-                    f"{timeout:g} s; it stays recorded and the next apply resumes it"
+                    f"job {remote_id} still {status} after "
+                    f"{timeout:g} s{problem}; it stays recorded and the next apply resumes it"
                 )
                 self.summary.timed_out.append(request.video_id)
                 self.emit(Event("timeout", request.video_id, message))
@@ -534,6 +615,9 @@ class Runner:
         finally:
             self._waiters.pop(remote_id, None)
             self._requests.pop(remote_id, None)
+            self._unknown_since.pop(remote_id, None)
+        if job is None and record.surface == "preview":
+            await self._named_another_job(requests, record)
         if job is None:
             for request in requests:
                 await self._fail(
@@ -544,10 +628,31 @@ class Runner:
                 )
         return job
 
+    async def _named_another_job(
+        self, requests: Sequence[VideoRequest], record: StateRecord
+    ) -> None:
+        """A preview job gone right away may never have existed: its id came from the
+        create's answer. When the listing shows a job with this video's content hash, the
+        answer was wrong; the record goes back to an unknown outcome, adopted next time."""
+        found = await self._lookup(record.model_copy(update={"remote_id": None}))
+        if found is None or found.id == record.remote_id:
+            return
+        for request in requests:
+            current = self.state.records[request.video_id]
+            await self._put(current.model_copy(update={"status": "submitting", "remote_id": None}))
+        raise UntrustedAnswerError(
+            f"the create was answered with job id {record.remote_id}, which the service does "
+            f"not know; job {found.id} carries this video's content hash"
+        )
+
     async def _finish(self, request: VideoRequest, job: RemoteJob) -> None:
         if job.status == "Failed":
             await self._record_failed(request, job)
             return
+        if job.status != "Succeeded":
+            raise UntrustedAnswerError(
+                f"job {job.id} is {job.status!r} where a finished job was expected"
+            )
         record = self.state.records[request.video_id]
         if record.status != "succeeded":
             packed = record.pack_index is not None  # the job's totals are the whole pack's
@@ -607,7 +712,14 @@ class Runner:
     # -- download ------------------------------------------------------------------
     async def _download(self, request: VideoRequest, job: RemoteJob) -> None:
         target = self.workspace.output_path(request)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            if exc.errno not in _LOCAL_ERRNOS:
+                raise
+            raise LocalResourceError(
+                self.workspace.display(target.parent), exc.strerror or str(exc)
+            ) from None
         index = self.state.records[request.video_id].pack_index
         for attempt in range(1, self.options.download_attempts + 1):
             if index is not None or _in_container(job):
@@ -619,14 +731,19 @@ class Runner:
                 expected = None
             else:
                 url, expected = job.result_url, job.size_in_bytes
-            if not url:
-                await self._fail(
-                    request, "NoResult", "the job succeeded but returned no result URL"
-                )
+            if not url:  # the service's fault: the paid job is kept and fetched again later
+                await self._download_failed(request, "the job succeeded but returned no result URL")
                 return
             try:
                 size, digest = await self._fetch(url, target, expected, request.video_id)
                 break
+            except OSError as exc:
+                if exc.errno not in _LOCAL_ERRNOS:
+                    raise
+                # The temp file beside the target stands for the target in the message.
+                failed = Path(exc.filename) if exc.filename else target
+                where = self.workspace.display(target if failed.parent == target.parent else failed)
+                raise LocalResourceError(where, exc.strerror or str(exc)) from None
             except DownloadError as exc:
                 self.emit(
                     Event(
@@ -691,7 +808,11 @@ class Runner:
         tmp = Path(tmp_name)
         try:
             size, digest = await self.client.download(
-                url, tmp, expected_size=expected, on_progress=_download_progress
+                url,
+                tmp,
+                expected_size=expected,
+                on_progress=_download_progress,
+                kind=target.suffix.lstrip(".") or None,
             )
             os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs are ordinary files
             # Write-ahead: state knows the file's hash before the file takes its place.
@@ -745,8 +866,10 @@ class Runner:
         try:
             seen = await self.poll_jobs(ids)
         except (ServiceError, TransportError) as exc:
-            self.emit(Event("info", None, f"polling failed, will retry: {redact(str(exc))}"))
+            self._poll_problem = redact(str(exc))
+            self.emit(Event("info", None, f"polling failed, will retry: {self._poll_problem}"))
             return False
+        self._poll_problem = None
         # Different jobs, different records: their writes may overlap.
         changes = await asyncio.gather(*(self._observe(i, job) for i, job in seen.items()))
         return any(changes)
@@ -812,6 +935,16 @@ class Runner:
                 )
             )
         checkpoint("polling")
+        if job.status not in DOCUMENTED_STATUSES and not future.done():
+            since = self._unknown_since.setdefault(remote_id, time.monotonic())
+            if time.monotonic() - since >= self.options.unknown_status_wait:
+                future.set_exception(
+                    UntrustedAnswerError(
+                        f"job {job.id} has reported the status {job.status!r} for "
+                        f"{self.options.unknown_status_wait:g} s; the API documents only "
+                        f"{', '.join(DOCUMENTED_STATUSES)}"
+                    )
+                )
         if job.is_final and not future.done():  # a timeout may have ended the wait meanwhile
             future.set_result(job)
         return changed

@@ -13,12 +13,13 @@ from typing import Any
 
 import jinja2
 import jinja2.meta as jinja2_meta
-from jinja2.sandbox import SandboxedEnvironment
 
 from .errors import Location, TemplateError
 from .suggest import did_you_mean
+from .templatebudget import BudgetedEnvironment, render_bounded
 
-_ENV = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
+# Bounded like every template: a var is user code too.
+_ENV = BudgetedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
 
 
 def is_templated(value: object) -> bool:
@@ -58,7 +59,11 @@ def render_vars(
             raise TemplateError(f"vars {circle} use each other in a circle", locate(first))
         for name in ready:
             try:
-                done[name] = _ENV.from_string(pending.pop(name)).render({**extra, **done})
+                done[name] = render_bounded(_ENV.from_string(pending.pop(name)), {**extra, **done})
             except jinja2.TemplateError as exc:
                 raise TemplateError(f"in var {name!r}: {exc.message}", locate(name)) from None
+            except Exception as exc:  # a var is user code: any failure is the user's to fix
+                raise TemplateError(
+                    f"in var {name!r}: {type(exc).__name__}: {exc}", locate(name)
+                ) from None
     return {k: done[k] for k in values}

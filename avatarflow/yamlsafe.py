@@ -3,8 +3,10 @@
 PyYAML's safe loader forgets line numbers, silently keeps the last of two duplicate
 keys and happily expands "billion laughs" alias bombs. This loader composes the node
 tree itself so that it can report ``file:line`` for any key path, reject duplicate keys,
-and stop expanding aliases past a fixed budget. Nesting is capped too (deep documents
-and self-referencing aliases would otherwise end in a ``RecursionError``).
+and stop expanding aliases past a fixed budget: the budget counts the nodes that aliases
+and merge keys add, not the document's own, so a large catalogue (50,000 videos) loads
+while a small bomb does not. Nesting is capped too (deep documents and self-referencing
+aliases would otherwise end in a ``RecursionError``).
 
 Most manifests use none of YAML's rarer features, so they are first built straight from
 libyaml's parser events, with no node tree (see :class:`_EventBuilder`). Whatever that
@@ -44,8 +46,10 @@ from .yamlhints import explain
 
 KeyPath = tuple[str | int, ...]
 
-MAX_NODES = 100_000
-MAX_BYTES = 5 * 1024 * 1024
+MAX_NODES = 100_000  # nodes added by aliases and merge keys
+# The document's own size: 50,000 videos are ~14 MB and ~1.5 million nodes.
+MAX_BYTES = 64 * 1024 * 1024
+MAX_DOCUMENT_NODES = 8_000_000
 MAX_DEPTH = 64
 
 _MAP_TAG = "tag:yaml.org,2002:map"
@@ -54,6 +58,7 @@ _MERGE_TAG = "tag:yaml.org,2002:merge"
 _STR_TAG = "tag:yaml.org,2002:str"
 _VALUE_TAG = "tag:yaml.org,2002:value"
 _TOO_DEEP = f"nested more than {MAX_DEPTH} levels deep"
+_BOMB = f"aliases expand to more than {MAX_NODES} nodes (alias bomb?)"
 
 
 class LineMap:
@@ -186,6 +191,7 @@ class _DepthLimit(Composer):
     """PyYAML's composer with a nesting limit, checked while composing."""
 
     depth = 0
+    composed = 0  # the document's own nodes (an alias adds none)
 
     def compose_node(self, parent: Node | None, index: Any) -> Node | None:
         self.depth += 1
@@ -193,6 +199,13 @@ class _DepthLimit(Composer):
             if self.depth > MAX_DEPTH:
                 mark = self.peek_event().start_mark  # type: ignore[attr-defined]
                 raise yaml.composer.ComposerError(None, None, _TOO_DEEP, mark)
+            is_key = isinstance(parent, MappingNode) and index is None  # never built
+            if not is_key and not self.check_event(yaml.AliasEvent):  # type: ignore[attr-defined]
+                self.composed += 1
+                if self.composed > MAX_DOCUMENT_NODES:
+                    mark = self.peek_event().start_mark  # type: ignore[attr-defined]
+                    too_many = f"document has more than {MAX_DOCUMENT_NODES} nodes"
+                    raise yaml.composer.ComposerError(None, None, too_many, mark)
             node = super().compose_node(parent, index)
             if node is not None:  # keep the line only: a parser's mark weighs ~10x more
                 node.start_mark = _Line(node.start_mark.line)
@@ -227,13 +240,22 @@ def _fast_loader() -> Any:
 _FAST_LOADER = _fast_loader()
 
 
-def _compose(text: str) -> Node | None:
+def _compose(text: str) -> tuple[Node | None, int]:
+    """The node tree of ``text`` and the number of its own nodes."""
     if _FAST_LOADER is not None:
         try:
-            return yaml.compose(text, Loader=_FAST_LOADER)
+            return _compose_with(_FAST_LOADER, text)
         except yaml.YAMLError:
             pass  # the pure-Python parser words errors as users know them: parse again
-    return yaml.compose(text, Loader=_Loader)
+    return _compose_with(_Loader, text)
+
+
+def _compose_with(loader_class: Any, text: str) -> tuple[Node | None, int]:
+    loader = loader_class(text)  # what yaml.compose does, keeping the count
+    try:
+        return loader.get_single_node(), loader.composed
+    finally:
+        loader.dispose()
 
 
 def _short_tag(tag: str) -> str:
@@ -241,9 +263,10 @@ def _short_tag(tag: str) -> str:
 
 
 class _Builder:
-    def __init__(self, file: str) -> None:
+    def __init__(self, file: str, own: int = 0) -> None:
         self.file = file
         self.nodes = 0
+        self.own = own  # nodes built beyond these were added by aliases or merges
         self.constructor = SafeConstructor()
         self.lines = LineMap()
         self.merged: dict[int, list[tuple[Node, Node]]] = {}
@@ -258,10 +281,8 @@ class _Builder:
 
     def build(self, node: Node, path: KeyPath, depth: int = 0) -> Any:
         self.nodes += 1
-        if self.nodes > MAX_NODES:
-            raise self.fail(
-                node, path, f"document expands to more than {MAX_NODES} nodes (alias bomb?)"
-            )
+        if self.nodes - self.own > MAX_NODES:
+            raise self.fail(node, path, _BOMB)
         if depth > MAX_DEPTH:  # only aliases get here: the composer stops deep documents
             raise self.fail(node, path, f"{_TOO_DEEP} (recursive alias?)")
         self.lines.setdefault(path, node.start_mark.line + 1)
@@ -341,10 +362,8 @@ class _Builder:
                 self.merged[id(source)] = [(k, v) for _, k, v, _ in self.pairs(source, path)]
                 self.merging.discard(id(source))
             self.nodes += len(self.merged[id(source)])
-            if self.nodes > MAX_NODES:
-                raise self.fail(
-                    source, path, f"document expands to more than {MAX_NODES} nodes (alias bomb?)"
-                )
+            if self.nodes - self.own > MAX_NODES:
+                raise self.fail(source, path, _BOMB)
             found.extend(self.merged[id(source)])
         return found
 
@@ -396,7 +415,7 @@ def _collector_paused() -> Iterator[None]:
 def _load_from_nodes(text: str, file: str) -> LoadedYaml:
     """The complete loader: composes a node tree, then builds plain data from it."""
     try:
-        node = _compose(text)
+        node, own = _compose(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
@@ -412,7 +431,7 @@ def _load_from_nodes(text: str, file: str) -> LoadedYaml:
         raise ManifestError(f"invalid YAML: {first}", Location(file)) from None
     if node is None:
         return LoadedYaml(data=None)
-    builder = _Builder(file)
+    builder = _Builder(file, own)
     try:
         data = builder.build(node, ())
     except RecursionError:  # the depth limits make this unreachable; never a traceback
@@ -561,7 +580,7 @@ class _EventBuilder:
     def place(self, top: _Open | None, value: Any, event: Event) -> KeyPath:
         """Store a value node in the collection being filled; its key path."""
         self.nodes += 1
-        if self.nodes > MAX_NODES or len(self.stack) >= MAX_DEPTH:
+        if self.nodes > MAX_DOCUMENT_NODES or len(self.stack) >= MAX_DEPTH:
             raise _NeedsNodes
         if top is None:
             self.root.append(value)

@@ -551,9 +551,9 @@ MANIFEST_CASES: dict[str, Bad] = {
         {"course.yaml": b"version: 1\nname: demo\x00\n"},
         "course.yaml:2: file contains NUL bytes; is it a binary file?",
     ),
-    "manifest-over-5mb": bad(
-        {"course.yaml": "version: 1\nname: demo\n# " + "x" * (5 * 1024 * 1024) + "\n"},
-        "course.yaml: file is larger than 5 MB",
+    "manifest-over-64mb": bad(
+        {"course.yaml": "version: 1\nname: demo\n# " + "x" * (64 * 1024 * 1024) + "\n"},
+        "course.yaml: file is larger than 64 MB",
     ),
     "billion-laughs": bad(
         {"course.yaml": BOMB},

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import pytest
 
 from avatarflow import client as client_module
+from avatarflow.answers import MAX_ANSWER_BYTES
 from avatarflow.client import (
     BearerTokenCredential,
     CreateOutcomeUnknown,
@@ -34,6 +35,7 @@ from avatarflow.errors import (
     ServerError,
     ThrottledError,
     TransportError,
+    UntrustedAnswerError,
 )
 from avatarflow.retry import parse_retry_after
 from tests.httpstub import Recorded, Reply, StubServer, free_port
@@ -100,10 +102,13 @@ def ga_job(job_id: str, status: str = "NotStarted", **props: Any) -> dict[str, A
     }
 
 
+PREVIEW_NAME = "course-01-welcome-0123456789ab"
+
+
 def preview_job(job_id: str, status: str = "NotStarted", **props: Any) -> dict[str, Any]:
     return {
         "id": job_id,
-        "displayName": "course-01-welcome-0123456789ab",
+        "displayName": PREVIEW_NAME,
         "status": status,
         "createdDateTime": "2023-10-19T12:23:03.350Z",
         "lastActionDateTime": "2023-10-19T12:23:06.320Z",
@@ -149,7 +154,7 @@ def test_preview_create_posts_and_returns_the_server_chosen_id() -> None:
 
         async def scenario() -> RemoteJob:
             async with SpeechClient(make_config(server, api_version=PREVIEW)) as client:
-                return await client.create("course-01", {"displayName": "course-01"})
+                return await client.create("course-01", {"displayName": PREVIEW_NAME})
 
         job = run(scenario())
         sent = server.requests[0]
@@ -157,7 +162,7 @@ def test_preview_create_posts_and_returns_the_server_chosen_id() -> None:
     assert job.id == server_id
     assert job.custom_properties == {"avatarflowHash": "abc123"}
     assert sent.query == {}  # the preview surface has no api-version parameter
-    assert sent.json() == {"displayName": "course-01"}
+    assert sent.json() == {"displayName": PREVIEW_NAME}
 
 
 def test_create_is_not_retried_after_a_5xx() -> None:
@@ -861,3 +866,69 @@ def test_public_names() -> None:
         "SpeechClient",
         "entra_credential",
     }
+
+
+# -- answers that do not fit the request ------------------------------------------------------
+
+
+def test_statuses_are_matched_without_case_to_the_documented_set() -> None:
+    assert RemoteJob.from_api(ga_job("job-1", "failed")).status == "Failed"
+    assert RemoteJob.from_api(ga_job("job-1", " SUCCEEDED ")).status == "Succeeded"
+    assert RemoteJob.from_api(ga_job("job-1", "Canceled")).status == "Canceled"
+
+
+def test_a_get_answered_about_another_job_is_refused() -> None:
+    with StubServer() as server:
+        server.route("GET", f"{GA_JOBS}/job-1", Reply(200, ga_job("job-2", "Succeeded")))
+
+        async def scenario() -> None:
+            async with SpeechClient(make_config(server)) as client:
+                await client.get("job-1")
+
+        with pytest.raises(UntrustedAnswerError, match="answered with job id 'job-2'"):
+            run(scenario())
+
+
+def test_an_answer_declared_over_the_cap_is_refused_unread() -> None:
+    # (One without a length is read up to the cap: tests/test_hostile_answers.py.)
+    huge = {**ga_job("job-1"), "padding": "x" * (MAX_ANSWER_BYTES + 10)}
+    with StubServer() as server:
+        server.route("GET", f"{GA_JOBS}/job-1", Reply(200, huge))
+
+        async def scenario() -> None:
+            async with SpeechClient(make_config(server)) as client:
+                await client.get("job-1")
+
+        with pytest.raises(UntrustedAnswerError, match="8,388,608"):
+            run(scenario())
+
+
+def test_a_listing_that_never_ends_is_given_up_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(client_module, "MAX_LIST_PAGES", 5)
+
+    def page(request: Any) -> Reply:
+        skip = int(request.query.get("skip", "0")) + 100
+        return Reply(200, {"value": [], "nextLink": f"{GA_JOBS}?skip={skip}"})
+
+    with StubServer() as server:
+        server.route("GET", GA_JOBS, page)
+
+        async def scenario() -> list[RemoteJob]:
+            async with SpeechClient(make_config(server)) as client:
+                return [job async for job in client.list_jobs()]
+
+        with pytest.raises(UntrustedAnswerError, match="after 5 pages"):
+            run(scenario())
+        assert server.count() == 5
+
+
+def test_a_ga_create_answered_for_another_id_is_refused() -> None:
+    with StubServer() as server:
+        server.route("PUT", f"{GA_JOBS}/job-1", Reply(201, ga_job("job-9")))
+
+        async def scenario() -> None:
+            async with SpeechClient(make_config(server)) as client:
+                await client.create("job-1", GA_BODY)
+
+        with pytest.raises(UntrustedAnswerError, match="for job id 'job-9', not 'job-1'"):
+            run(scenario())

@@ -108,7 +108,14 @@ GA_RULES: dict[str, tuple[dict[str, Any], str]] = {
         {"avatarConfig__backgroundImage": "file:///x.png"},
         "http(s) URL",
     ),
-    "scene zoom positive": ({"avatarConfig__scene": {"zoom": 0}}, "scene.zoom is out of range"),
+    "scene zoom positive": (
+        {"avatarConfig__scene": {"zoom": 0}, "avatarConfig__photoAvatarBaseModel": "vasa-1"},
+        "scene.zoom is out of range",
+    ),
+    "scene of a video avatar": (
+        {"avatarConfig__scene": {"zoom": 1}},
+        "avatarConfig.scene is supported for photo avatars only",
+    ),
 }
 
 

@@ -61,6 +61,8 @@ unicode: "café ☕ \\u00e9"
 DEEPEST = "[" * 63 + "x" + "]" * 63
 
 BUILT = {
+    # More nodes than the alias budget, and no alias: a large catalogue, not a bomb.
+    "many-nodes": "[" + "0, " * yamlsafe.MAX_NODES + "0]\n",
     "scalars": SCALARS,
     "root-scalar": "hello\n",
     "root-list": "- a\n- [1, 2]\n- b: c\n",
@@ -90,7 +92,6 @@ HANDED_OVER = {
     "comment-only": "# nothing\n",
     "parse-error": "a: [1, 2\n",
     "tab": "a:\n\tb: 1\n",
-    "too-many-nodes": "[" + "0, " * yamlsafe.MAX_NODES + "0]\n",
 }
 
 
@@ -138,9 +139,21 @@ def test_handed_over_documents_load_as_nodes_load_them(text: str) -> None:
     assert outcome(yamlsafe.load_yaml) == outcome(yamlsafe._load_from_nodes)
 
 
-def test_too_many_nodes_is_refused_without_aliases() -> None:
-    with pytest.raises(ManifestError, match="more than 100000 nodes"):
-        yamlsafe.load_yaml(HANDED_OVER["too-many-nodes"], "course.yaml")
+def test_the_alias_budget_counts_expansion_only() -> None:
+    loaded = yamlsafe.load_yaml(BUILT["many-nodes"], "course.yaml")
+    assert len(loaded.data) == yamlsafe.MAX_NODES + 1
+    # The same with one alias: the node path counts the document's own nodes apart.
+    text = "a: &x " + BUILT["many-nodes"] + "b: *x\n"
+    with pytest.raises(ManifestError, match="aliases expand to more than 100000 nodes"):
+        yamlsafe.load_yaml(text, "course.yaml")
+    loaded = yamlsafe.load_yaml("a: &x [1, 2]\nb: *x\n" + "c: " + BUILT["many-nodes"], "c.yaml")
+    assert loaded.data["b"] == [1, 2]
+
+
+def test_a_document_too_large_for_memory_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(yamlsafe, "MAX_DOCUMENT_NODES", 1000)
+    with pytest.raises(ManifestError, match="document has more than 1000 nodes"):
+        yamlsafe.load_yaml("[" + "0, " * 1000 + "0]\n", "course.yaml")
 
 
 def test_a_repeated_short_string_is_one_object() -> None:

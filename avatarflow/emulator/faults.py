@@ -26,6 +26,22 @@ A fault spec is a compact string, used by ``avatarflow emulator --faults SPEC`` 
                            list) are issued already expired
     seed=INT               seed of the fractions (default 0)
 
+Hostile answers (a proxy's, or a bug's on the service side; the job itself is fine)::
+
+    wrong_id=N             the next N creates are answered with another job's id
+    bad_id=N               the next N creates are answered with an unreadable id
+    endless_list=N         the next N list pages are empty, each with a fresh next link
+    huge_body=RATE         answers (default @get) of huge_body_bytes with no length
+    huge_body_bytes=N      their size (default 1 GiB), streamed, never built whole
+    not_json=RATE          200 answers (default @get) that are an HTML page
+    status_as=GLOB:VALUE   matching jobs report VALUE as their status ("lower": their
+                           own status in lower case; anything else literally)
+    no_size=1              job views leave out sizeInBytes/audioSize (as the service
+                           does for jobs with a destination container)
+    html_download=N        the next N downloads are a 200 text/html "502" page
+    short_body=N           the next N downloads send half the file with a
+                           Content-Length that says so
+
 ``stuck``, ``fail`` and a glob ``lose_create`` may be repeated. Globs use ``fnmatch``
 and match the job id on the GA surface and the ``displayName`` on the preview surface
 (where the service picks the id). Example::
@@ -112,6 +128,16 @@ class Faults:
     truncate: int = 0
     expire_urls: int = 0
     seed: int = 0
+    wrong_id: int = 0
+    bad_id: int = 0
+    endless_list: int = 0
+    huge_body: Rate | None = None
+    huge_body_bytes: int = 1024**3
+    not_json: Rate | None = None
+    status_as: tuple[tuple[str, str], ...] = ()
+    no_size: int = 0
+    html_download: int = 0
+    short_body: int = 0
     spec: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
@@ -127,6 +153,7 @@ class Faults:
         stuck: list[str] = []
         fail: list[FailRule] = []
         lose_ids: list[str] = []
+        status_as: list[tuple[str, str]] = []
         for raw in spec.split(","):
             item = raw.strip()
             if not item:
@@ -138,8 +165,18 @@ class Faults:
             try:
                 if key in ("throttle", "error", "drop"):
                     values[key] = Rate.parse(value)
-                elif key in ("truncate", "expire_urls", "error_status", "seed"):
+                elif key in ("huge_body", "not_json"):
+                    rate = Rate.parse(value)
+                    if "@" not in value:  # these answer reads: GETs unless told
+                        rate = Rate(rate.count, rate.fraction, frozenset({"get"}))
+                    values[key] = rate
+                elif key in _COUNTS:
                     values[key] = int(value)
+                elif key == "status_as":
+                    pattern, sep, status = value.partition(":")
+                    if not sep or not pattern or not status:
+                        raise ValueError("status_as= needs GLOB:VALUE, e.g. status_as=*:Canceled")
+                    status_as.append((pattern, status))
                 elif key == "retry_after":
                     values[key] = float(value)
                 elif key == "lose_create":
@@ -159,6 +196,7 @@ class Faults:
             stuck=tuple(stuck),
             fail=tuple(fail),
             lose_create_ids=tuple(lose_ids),
+            status_as=tuple(status_as),
             spec=spec,
             **values,  # type: ignore[arg-type]
         )
@@ -166,11 +204,35 @@ class Faults:
     def is_stuck(self, name: str) -> bool:
         return any(fnmatch.fnmatchcase(name, pattern) for pattern in self.stuck)
 
+    def status_for(self, name: str, status: str) -> str:
+        """The status a job named ``name`` is shown with (``status_as``)."""
+        for pattern, shown in self.status_as:
+            if fnmatch.fnmatchcase(name, pattern):
+                return status.lower() if shown == "lower" else shown
+        return status
+
     def failure_for(self, name: str) -> FailRule | None:
         for rule in self.fail:
             if fnmatch.fnmatchcase(name, rule.pattern):
                 return rule
         return None
+
+
+_COUNTS = frozenset(
+    {
+        "truncate",
+        "expire_urls",
+        "error_status",
+        "seed",
+        "wrong_id",
+        "bad_id",
+        "endless_list",
+        "huge_body_bytes",
+        "no_size",
+        "html_download",
+        "short_body",
+    }
+)
 
 
 class FaultInjector:
@@ -234,3 +296,19 @@ class FaultInjector:
     def expire_urls(self) -> bool:
         with self._lock:
             return self._take("expire_urls", self.faults.expire_urls)
+
+    def take(self, name: str) -> bool:
+        """Whether the counted fault ``name`` (``wrong_id``, ``short_body``, …) fires now."""
+        with self._lock:
+            return self._take(name, getattr(self.faults, name))
+
+    def answer_fault(self, kind: str) -> str | None:
+        """``"huge_body"``, ``"not_json"`` or ``None`` for the answer of this request."""
+        with self._lock:
+            for name, rate in (
+                ("huge_body", self.faults.huge_body),
+                ("not_json", self.faults.not_json),
+            ):
+                if self._fires(name, rate, kind):
+                    return name
+        return None

@@ -248,7 +248,36 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def _send_json(self, status: int, data: Any, headers: dict[str, str] | None = None) -> None:
+        fault = self.svc.injector.answer_fault(self.route.kind) if status == 200 else None
+        if fault is not None:
+            self.entry["fault"] = fault
+            if fault == "huge_body":
+                return self._send_huge(data)
+            return self._send(200, _BAD_GATEWAY, content_type="text/html")
         self._send(status, json.dumps(data, ensure_ascii=False).encode(), headers)
+
+    def _send_huge(self, data: Any) -> None:
+        """A valid JSON object padded to ``huge_body_bytes``, without a length: read to the
+        end of the connection, unless the client stops reading first."""
+        size = self.svc.injector.faults.huge_body_bytes
+        self.entry["status"] = 200
+        self._log_request()
+        self.close_connection = True
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        head = json.dumps(data).encode()[:-1] + b', "padding": "'
+        self.wfile.write(head)
+        chunk = b"x" * BLOB_CHUNK
+        sent = len(head)
+        try:
+            while sent < size:
+                self.wfile.write(chunk)
+                sent += len(chunk)
+            self.wfile.write(b'"}')
+        except OSError:  # the client stopped reading: what a capped client does
+            pass
 
     def _send_error(self, error: ApiError) -> None:
         if isinstance(error, _BlobError):
@@ -384,7 +413,13 @@ class Handler(BaseHTTPRequestHandler):
         ):
             self.entry["fault"] = "expire_urls"
             urls = UrlPolicy(urls.base_url, urls.signer, urls.account_hash, time.time() - 1)
-        return job_view(record, urls)
+        view = job_view(record, urls)
+        faults = self.svc.injector.faults
+        view["status"] = faults.status_for(record.name, view["status"])
+        if faults.no_size:
+            for key in ("sizeInBytes", "audioSize"):
+                view.get("properties", {}).pop(key, None)
+        return view
 
     def _find(self, job_id: str) -> JobRecord:
         record = self.svc.store.get(self.route.surface, job_id)
@@ -442,7 +477,15 @@ class Handler(BaseHTTPRequestHandler):
         if self.svc.injector.lose_create(name):
             self.entry["fault"] = "lose_create"
             raise Dropped()
-        self._send_json(201, self._view(record), self._create_headers(record, version))
+        view = self._view(record)
+        if self.svc.injector.take("wrong_id"):
+            self.entry["fault"] = "wrong_id"
+            others = [r.id for r in store.newest_first(surface) if r.id != record.id]
+            view["id"] = others[0] if others else str(uuid.uuid4())
+        elif self.svc.injector.take("bad_id"):
+            self.entry["fault"] = "bad_id"
+            view["id"] = "\u00ab?\u00bb/../"
+        self._send_json(201, view, self._create_headers(record, version))
 
     def _check_conflicts(
         self, surface: str, job_id: str, operation_id: str | None, digest: str
@@ -500,9 +543,12 @@ class Handler(BaseHTTPRequestHandler):
                 if self.svc.worker.refresh(r) is not None
             ]
         page = jobs[skip : skip + size]
+        more = skip + size < len(jobs)
+        if self.svc.injector.take("endless_list"):
+            self.entry["fault"] = "endless_list"
+            page, more = [], True
         urls = self._url_policy()
         items = [self._view(r, urls) for r in page]
-        more = skip + size < len(jobs)
         base = self._base_url()
         if surface == "ga":
             body: dict[str, Any] = {"value": items}
@@ -585,6 +631,13 @@ class Handler(BaseHTTPRequestHandler):
 
     def _stream_file(self, path: Path) -> None:
         size = path.stat().st_size
+        if self.command == "GET" and self.route.kind == "download":
+            if self.svc.injector.take("html_download"):
+                self.entry["fault"] = "html_download"
+                return self._send(200, _BAD_GATEWAY, content_type="text/html")
+            if self.svc.injector.take("short_body"):
+                self.entry["fault"] = "short_body"
+                return self._send(200, path.read_bytes()[: size // 2], content_type="video/mp4")
         truncate = self.command == "GET" and self.svc.injector.truncate_download()
         content_type = {
             "json": "application/json",
@@ -616,6 +669,10 @@ class Handler(BaseHTTPRequestHandler):
         if truncate:
             self.wfile.flush()
             self._drop()
+
+
+# What a proxy in front of a failing backend answers, status 200 included.
+_BAD_GATEWAY = b"<html><head><title>502 Bad Gateway</title></head><body>Bad Gateway</body></html>"
 
 
 def _retry_headers(seconds: float) -> dict[str, str]:

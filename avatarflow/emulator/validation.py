@@ -180,11 +180,16 @@ def _inputs(value: Any, path: str, item_key: str) -> list[str]:
     return texts
 
 
-def _synthesis(value: Any, input_kind: str) -> tuple[dict[str, Any] | None, str | None]:
-    if value is None and input_kind != "PlainText":
+def _synthesis(
+    value: Any, input_kind: str, built_in_voice: bool = False
+) -> tuple[dict[str, Any] | None, str | None]:
+    """``synthesisConfig`` and its voice: required for PlainText, unless a custom avatar
+    speaks with its own voice (``customized`` and ``useBuiltInVoice``, as in Microsoft's
+    voice-sync sample, which sends no synthesisConfig at all)."""
+    required = input_kind == "PlainText" and not built_in_voice
+    if value is None and not required:
         return None, None
-    config = _obj(value, "synthesisConfig", required=input_kind == "PlainText")
-    required = input_kind == "PlainText"
+    config = _obj(value, "synthesisConfig", required=required)
     voice = _str(config.get("voice"), "synthesisConfig.voice", required=required)
     for key in ("style", "rate", "pitch", "volume"):
         _str(config.get(key), f"synthesisConfig.{key}")
@@ -324,6 +329,9 @@ def _avatar(
     for key in ("avatarPosition", "avatarSize", "resolution"):
         _obj(config.get(key), f"{path}.{key}")
     _bool(config.get("useBuiltInVoice"), f"{path}.useBuiltInVoice")
+    if config.get("scene") is not None and photo_model is None:
+        # Learn documents scene for photo avatars only; no batch spec or sample sends it.
+        raise bad_request(f"{path}.scene is supported for photo avatars only.")
     _scene(config.get("scene"), f"{path}.scene")
 
     settings = RenderSettings(
@@ -368,7 +376,9 @@ def validate_ga(body: Any) -> JobRequest:
     if input_kind is None:
         raise bad_request("The inputKind is required.")
     inputs = _inputs(data.get("inputs"), "inputs", "content")
-    synthesis, voice = _synthesis(data.get("synthesisConfig"), input_kind)
+    avatar = _obj(data.get("avatarConfig"), "avatarConfig", required=True)
+    built_in = avatar.get("customized") is True and avatar.get("useBuiltInVoice") is True
+    synthesis, voice = _synthesis(data.get("synthesisConfig"), input_kind, built_in)
     voices = _custom_voices(data.get("customVoices"))
     description = _str(data.get("description"), "description")
     props = _obj(data.get("properties"), "properties")
@@ -379,7 +389,6 @@ def validate_ga(body: Any) -> JobRequest:
         props.get("destinationContainerUrl"), props.get("destinationPath"), "properties"
     )
     _check_multi_input(inputs, destination, "properties")
-    avatar = _obj(data.get("avatarConfig"), "avatarConfig", required=True)
     render, echo = _avatar(avatar, "avatarConfig", "bitrateKbps", voice)
     return JobRequest(
         surface="ga",

@@ -1,9 +1,10 @@
 """Job records as the service shows them, on the GA and on the preview surface.
 
 Key order follows the service's examples. ``inputs`` and ``destinationContainerUrl`` are
-never shown. Result URLs point at the emulator's own blob route and carry a fresh
-SAS-like signature; for a job with ``destinationContainerUrl`` they are paths relative to
-that container, as on the service.
+never shown, nor ``internalId`` (Learn's examples have it, Microsoft's OpenAPI does not;
+it names the output folder and ``summary.json``'s ``jobID`` only). Result URLs point at
+the emulator's own blob route and carry a fresh SAS-like signature; for a job with
+``destinationContainerUrl`` they are paths relative to that container, as on the service.
 """
 
 from __future__ import annotations
@@ -81,7 +82,6 @@ def ga_job(record: JobRecord, urls: UrlPolicy) -> dict[str, Any]:
     last_action = record.last_action if moved_on else record.created_at + _CREATE_TICKS
     view: dict[str, Any] = {
         "id": record.id,
-        "internalId": record.internal_id,
         "status": record.status,
         "createdDateTime": ga_created_time(record.created_at),
         "lastActionDateTime": ga_last_action_time(last_action, moved_on=moved_on),
