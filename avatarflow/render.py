@@ -125,6 +125,8 @@ class Renderer:
         # sha256 of each narration file's bytes as read, by its path in the manifest.
         self.input_digests: dict[str, str] = {}
         self._templates: dict[str, jinja2.Template] = {}
+        self._last_context: tuple[ResolvedVideo, dict[str, Any]] | None = None
+        self.voices = voices.load()  # once per run: one stat of the user's cache
 
     def render_all(self) -> list[RenderedVideo]:
         return [self.render(video) for video in self.manifest.videos_resolved()]
@@ -141,7 +143,7 @@ class Renderer:
         gesture_at = self._gesture_locator(video, raw_text, text_origin)
         sources = {"script": sha256_text(raw_text), "vars": _vars_digest(fields.vars)}
         if video.source == "plain_text":
-            voices.check_video(video, None, video.location)
+            voices.check_video(video, None, video.location, self.voices)
             return RenderedVideo(video, text.strip(), "PlainText", sources)
         template = fields.template
         if not template:
@@ -363,6 +365,15 @@ class Renderer:
         return rendered, self._template_source(template)
 
     def _context(self, video: ResolvedVideo) -> dict[str, Any]:
+        """The template context of ``video`` (a fresh dict; built once per video)."""
+        last = self._last_context
+        if last is not None and last[0] is video:
+            return dict(last[1])
+        context = self._build_context(video)
+        self._last_context = (video, context)
+        return dict(context)
+
+    def _build_context(self, video: ResolvedVideo) -> dict[str, Any]:
         fields = video.fields
         avatar = fields.avatar.model_dump() if fields.avatar else {}
         described = {
@@ -391,7 +402,7 @@ class Renderer:
         gesture_loc: Location | Callable[[str], Location],
     ) -> RenderedVideo:
         root = parse_ssml(ssml, loc, origin)
-        voices.check_video(video, root, loc)
+        voices.check_video(video, root, loc, self.voices)
         warnings = check_gestures(root, video, gesture_loc)
         return RenderedVideo(video, ssml, "SSML", sources, tuple(warnings))
 

@@ -153,7 +153,12 @@ def load() -> VoiceCatalog:
 
 
 # -- checks ---------------------------------------------------------------------------
-def check_video(video: ResolvedVideo, root: ET.Element | None, ssml_loc: Location) -> None:
+def check_video(
+    video: ResolvedVideo,
+    root: ET.Element | None,
+    ssml_loc: Location,
+    catalogue: VoiceCatalog | None = None,
+) -> None:
     """Refuse a voice the catalogue does not know, and a style its voice does not have.
 
     ``root`` is the rendered SSML (None for PlainText); its ``<voice name>`` elements are
@@ -161,8 +166,8 @@ def check_video(video: ResolvedVideo, root: ET.Element | None, ssml_loc: Locatio
     """
     fields = video.fields
     custom = {name.lower() for name in (fields.custom_voices or {})}
-    catalogue = load()
-    if fields.voice and fields.voice.lower() not in custom:
+    catalogue = catalogue or load()
+    if fields.voice and fields.voice.lower() not in custom and not catalogue.find(fields.voice):
         problem = catalogue.problem(fields.voice)
         if problem:
             raise ManifestError(problem, video.locate("voice"))
@@ -171,7 +176,7 @@ def check_video(video: ResolvedVideo, root: ET.Element | None, ssml_loc: Locatio
         _check_style(catalogue, fields.voice, style, custom, video.locate("synthesis", "style"))
     if root is not None:
         for name, style_used in _ssml_voices(root):
-            if name.lower() in custom:
+            if name.lower() in custom or (not style_used and catalogue.find(name)):
                 continue
             problem = catalogue.problem(name)
             if problem:
@@ -195,21 +200,27 @@ def _check_style(
     )
 
 
+_SSML_NS = "{http://www.w3.org/2001/10/synthesis}"
+_MSTTS_NS = "{http://www.w3.org/2001/mstts}"
+
+
 def _ssml_voices(root: ET.Element) -> Iterable[tuple[str, str | None]]:
-    """(voice name, express-as style or None) for each ``<voice>`` element."""
-    for element in root.iter():
-        if _local(element.tag) != "voice" or not element.get("name"):
-            continue
-        name = str(element.get("name"))
-        styles = [e.get("style") for e in element.iter() if _local(e.tag) == "express-as"]
-        if not styles:
-            yield name, None
-        for style in styles:
-            yield name, style
-
-
-def _local(tag: str) -> str:
-    return tag.rsplit("}", 1)[-1]
+    """(voice name, express-as style or None) for each ``<voice>`` element. Found by tag
+    (in C), not by walking every element: plan renders this for every video."""
+    for tag in (f"{_SSML_NS}voice", "voice"):
+        for element in root.iter(tag):
+            name = element.get("name")
+            if not name:
+                continue
+            styles = [
+                e.get("style")
+                for express in (f"{_MSTTS_NS}express-as", "express-as")
+                for e in element.iter(express)
+            ]
+            if not styles:
+                yield name, None
+            for style in styles:
+                yield name, style
 
 
 # -- the service's list ---------------------------------------------------------------

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from avatarflow.emulator.requestlog import create_counts, read_request_log
+from avatarflow.packing import group
 
 from .helpers import MANIFEST, course, open_course, run_cli
 
@@ -157,3 +158,19 @@ def test_variant_mistakes_are_located(tmp_path: Path, change: tuple[str, str], e
     assert result.code == 1
     assert result.err.startswith("Error: " + error), result.err
     assert len(result.err.splitlines()) == 1
+
+
+def test_packing_groups_variants_only_with_identical_settings(tmp_path: Path) -> None:
+    avatars = LANGUAGES.replace(
+        "      vars: {title: Einleitung}\n",
+        "      vars: {title: Einleitung}\n    fr-FR:\n      voice: fr-FR-DeniseNeural\n"
+        "      avatar: {character: harry, style: business}\n",
+    )
+    opened = open_course(course(tmp_path, MANIFEST.replace("videos:\n", avatars + "videos:\n")))
+    packs = [[r.video_id for r in pack] for pack in group(opened.requests)]
+    # English and German differ only in their SSML input: one pack; French has its own
+    # avatar, so its own pack.
+    assert packs == [
+        ["a", "a@de-DE", "b", "b@de-DE", "c", "c@de-DE"],
+        ["a@fr-FR", "b@fr-FR", "c@fr-FR"],
+    ]
