@@ -17,11 +17,20 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from .coursevideo import Export, export
     from .errors import AvatarflowError, UserError
     from .events import Event, LockWait, PlanReady, Progress, Starting
     from .manifest import Manifest, load_manifest
-    from .options import ApplyOptions, PlanOptions, PruneOptions, StatusOptions
+    from .options import (
+        ApplyOptions,
+        ExportOptions,
+        PlanOptions,
+        PruneOptions,
+        ReviewOptions,
+        StatusOptions,
+    )
     from .planner import Action, ActionKind, Plan
+    from .reviewpage import ReviewPage, review
     from .workflow import (
         ApplyResult,
         PlanResult,
@@ -42,6 +51,8 @@ _EXPORTS = {
     "ApplyResult": "workflow",
     "AvatarflowError": "errors",
     "Event": "events",
+    "Export": "coursevideo",
+    "ExportOptions": "options",
     "LockWait": "events",
     "Manifest": "manifest",
     "Plan": "planner",
@@ -50,14 +61,18 @@ _EXPORTS = {
     "PlanResult": "workflow",
     "Progress": "events",
     "PruneOptions": "options",
+    "ReviewOptions": "options",
+    "ReviewPage": "reviewpage",
     "Starting": "events",
     "StatusOptions": "options",
     "UserError": "errors",
     "VideoStatus": "workflow",
     "apply": "workflow",
+    "export": "coursevideo",
     "load_manifest": "manifest",
     "plan": "workflow",
     "prune": "workflow",
+    "review": "reviewpage",
     "status": "workflow",
     "validate": "workflow",
 }
@@ -69,6 +84,8 @@ __all__ = [
     "ApplyResult",
     "AvatarflowError",
     "Event",
+    "Export",
+    "ExportOptions",
     "LockWait",
     "Manifest",
     "Plan",
@@ -77,15 +94,19 @@ __all__ = [
     "PlanResult",
     "Progress",
     "PruneOptions",
+    "ReviewOptions",
+    "ReviewPage",
     "Starting",
     "StatusOptions",
     "UserError",
     "VideoStatus",
     "__version__",
     "apply",
+    "export",
     "load_manifest",
     "plan",
     "prune",
+    "review",
     "status",
     "validate",
 ]

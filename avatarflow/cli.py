@@ -12,7 +12,7 @@ from typing import Any, ClassVar, TypeVar
 import click
 
 from . import __version__, workflow
-from .display import make_console, plan_json, print_plan
+from .display import make_console, pack_jobs, plan_json, print_plan
 from .errors import (
     AvatarflowError,
     JobTimeoutError,
@@ -69,8 +69,10 @@ class _LazyGroup(click.Group):
         "apply": "cli_apply",
         "catalog": "cli_catalog",
         "emulator": "cli_apply",
+        "export": "cli_review",
         "force-unlock": "cli_apply",
         "prune": "cli_apply",
+        "review": "cli_review",
         "state": "cli_state",
         "status": "cli_apply",
     }
@@ -147,6 +149,14 @@ def render(ctx: Context, manifest: Path, video_id: str, as_json: bool) -> int:
 @emulator_option
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON on stdout.")
 @click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json", "markdown"]),
+    default="text",
+    show_default=True,
+    help="How to print the plan: for a terminal, as JSON, or as Markdown for a PR comment.",
+)
+@click.option(
     "--detailed-exitcode",
     is_flag=True,
     help="Exit 0 when there is nothing to do, 2 when there are changes, 1 on error.",
@@ -158,6 +168,7 @@ def plan(
     manifest: Path,
     emulator: bool,
     as_json: bool,
+    output_format: str,
     detailed_exitcode: bool,
     verify: bool,
 ) -> int:
@@ -165,8 +176,13 @@ def plan(
     result = workflow.plan(manifest, PlanOptions(emulator=emulator, verify=verify))
     for warning in result.warnings:
         ctx.err.print(f"warning: {warning}")
-    if as_json:
+    if as_json or output_format == "json":
         click.echo(json.dumps(plan_json(result.plan, result.prices), indent=2, ensure_ascii=False))
+    elif output_format == "markdown":
+        from .planmd import plan_markdown
+
+        packs = pack_jobs(result.plan, result.pack_max_inputs)
+        click.echo(plan_markdown(result.plan, str(manifest), packs, result.prices))
     else:
         print_plan(ctx.out, result.plan, result.pack_max_inputs, result.prices)
     if detailed_exitcode and result.plan.has_changes:

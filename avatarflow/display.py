@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import os
 import sys
+from collections import Counter
 from typing import IO, TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
 
 from .planner import ActionKind, Plan
+from .worddiff import Chunk, elide, narration_diff
 
 if TYPE_CHECKING:  # the runner pulls in the HTTP stack, which plan never needs
-    from rich.progress import TaskID
-
     from .events import Event
     from .pricing import Prices
+
+LINE_WIDTH = 100  # plan lines fit a 100-column terminal or PR view
+ID_WIDTH = 36
+JOB_SUFFIX = 12  # the hash part of a job id
+DIFF_CONTEXT = 6  # unchanged words kept each side of a narration change
 
 SYMBOLS: dict[ActionKind, str] = {
     ActionKind.CREATE: "+",
@@ -45,6 +50,39 @@ _STYLES = {
     ActionKind.DOWNLOAD: "blue",
     ActionKind.FORGET: "red",
 }
+
+
+def shorten(text: str, width: int, middle: bool = False) -> str:
+    """``text`` in at most ``width`` characters, an ellipsis marking what was cut."""
+    if len(text) <= width:
+        return text
+    if middle:
+        head = (width - 1) // 2
+        return text[:head] + "…" + text[len(text) - (width - 1 - head) :]
+    return text[: width - 1] + "…"
+
+
+def _print_diff(console: Console, chunks: list[Chunk]) -> None:
+    """The narration's word diff under its plan line, wrapped to the plan's width."""
+    styles = {"removed": "red strike", "added": "green"}
+    marks = {"removed": ("[-", "-]"), "added": ("{+", "+}")}
+    line, used = "      [dim]narration:[/]", 16
+    for index, chunk in enumerate(chunks):
+        text = chunk.text
+        if chunk.op == "same":
+            text = elide(text, DIFF_CONTEXT, index == 0, index == len(chunks) - 1)
+        words = text.split()
+        if chunk.op != "same":
+            words[0] = marks[chunk.op][0] + words[0]
+            words[-1] += marks[chunk.op][1]
+        for word in words:
+            if used + 1 + len(word) > LINE_WIDTH:
+                console.print(line)
+                line, used = "       ", 7
+            style = styles.get(chunk.op)
+            line += " " + (f"[{style}]{escape(word)}[/]" if style else escape(word))
+            used += 1 + len(word)
+    console.print(line)
 
 
 def make_console(stream: IO[str] | None = None, color: str = "auto") -> Console:
@@ -127,40 +165,56 @@ def print_plan(
     for kind in used:
         console.print(f"  [{_STYLES[kind]}]{escape(SYMBOLS[kind])}[/] {LEGEND[kind]}")
     console.print()
-    width = max(len(a.video_id) for a in changes)
+    width = min(ID_WIDTH, max(len(a.video_id) for a in changes))
     for action in changes:
         style = _STYLES[action.kind]
-        reasons = "; ".join(action.reasons)
         target = ""
         paid = action.kind in (ActionKind.CREATE, ActionKind.RERENDER)
         if action.request is not None and paid and pack_max_inputs is None:
-            target = f"  [dim]→ {escape(action.request.synthesis_id)}[/]"
+            # The job id's hash tells renders apart; the full id is in --json.
+            target = f"  → …{action.request.synthesis_id[-JOB_SUFFIX:]}"
+        room = LINE_WIDTH - len(f"  {symbol(action.kind)} ") - width - 2 - len(target)
+        reasons = shorten("; ".join(action.reasons), max(12, room))
+        video = shorten(action.video_id, width, middle=True).ljust(width)
         console.print(
-            f"  [{style}]{escape(symbol(action.kind))} {escape(action.video_id.ljust(width))}[/]"
-            f"  {escape(reasons)}{target}"
+            f"  [{style}]{escape(symbol(action.kind))} {escape(video)}[/]"
+            f"  {escape(reasons)}[dim]{escape(target)}[/]"
         )
+        diff = narration_diff(action)
+        if diff:
+            _print_diff(console, diff)
     console.print()
     if plan.paid():
         jobs = f"{len(plan.paid())} job(s)"
-        if pack_max_inputs is not None:
-            from .packing import group  # rendering's modules: only when there is work
-
-            requests = [a.request for a in plan.paid() if a.request is not None]
-            jobs = (
-                f"{len(requests)} video(s) in {len(group(requests, pack_max_inputs))} packed job(s)"
-            )
+        packs = pack_jobs(plan, pack_max_inputs)
+        if packs is not None:
+            jobs = f"{len(plan.paid())} video(s) in {packs} packed job(s)"
         from . import pricing
 
         prices = prices or pricing.shipped()
         found = pricing.plan_estimate(plan, prices)
         console.print(
             f"Estimated render: {jobs}, {found.characters:,} characters, "
-            f"{pricing.duration(found.seconds)} of video, about {prices.money(found.cost)} "
-            f"(prices as of {prices.as_of}).",
+            f"{pricing.duration(found.seconds)} of video.",
+            highlight=False,
+            markup=False,
+        )
+        console.print(
+            f"Estimated cost: about {prices.money(found.cost)} at the prices of {prices.as_of}.",
             highlight=False,
             markup=False,
         )
     console.print(f"[bold]{escape(footer(plan))}[/]")
+
+
+def pack_jobs(plan: Plan, pack_max_inputs: int | None) -> int | None:
+    """How many packed jobs the plan's paid renders travel in (None: not packed)."""
+    if pack_max_inputs is None or not plan.paid():
+        return None
+    from .packing import group  # rendering's modules: only when there is work
+
+    requests = [a.request for a in plan.paid() if a.request is not None]
+    return len(group(requests, pack_max_inputs))
 
 
 # Above this many rows a rich table costs seconds (~0.5 ms a row): plain columns instead.
@@ -188,31 +242,47 @@ def print_rows(console: Console, headers: list[str], rows: list[list[str]]) -> N
     console.file.write("\n".join(lines) + "\n")  # as it is: no markup, no wrapping
 
 
+# What the service's status means for where a video is on its way.
+_STAGE_OF_STATUS = {"NotStarted": "queued", "Running": "rendering", "Succeeded": "downloading"}
+
+
 class ApplyProgress:
-    """On a terminal: one bar for the whole apply and one line per active video."""
+    """On a terminal: one live display for the whole apply — a bar of videos done out of
+    all, how many are at each stage, elapsed time and an estimate of the time left.
+    Finished videos are printed above it, one line each."""
 
     _DONE = frozenset({"downloaded", "failed", "timeout"})
+    STAGES = ("waiting", "submitted", "queued", "rendering", "downloading", "done", "failed")
 
     def __init__(self, console: Console, total: int) -> None:
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
             Progress,
-            SpinnerColumn,
             TextColumn,
             TimeElapsedColumn,
+            TimeRemainingColumn,
         )
 
         self.progress = Progress(
-            SpinnerColumn(),
-            TextColumn("{task.description}"),
+            TextColumn("[bold]videos[/]"),
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+            TextColumn("{task.description}"),
             console=console,
         )
-        self.overall = self.progress.add_task("[bold]videos[/]", total=total)
-        self.tasks: dict[str, TaskID] = {}
+        self.total = total
+        self.stage: dict[str, str] = {}
+        self.overall = self.progress.add_task(self.stages(), total=total)
+
+    def stages(self) -> str:
+        """``2 submitted · 3 rendering · 1 done``: the stages that hold videos now."""
+        counts = Counter(self.stage.values())
+        counts["waiting"] = self.total - len(self.stage)
+        return " · ".join(f"{counts[s]} {s}" for s in self.STAGES if counts[s] > 0)
 
     def __enter__(self) -> ApplyProgress:
         self.progress.start()
@@ -226,15 +296,16 @@ class ApplyProgress:
         if video is None:
             self.progress.console.print(escape(event.message))
             return
-        label = f"{escape(video)}: {escape(event.message)}"
         if event.kind in self._DONE:
-            task = self.tasks.pop(video, None)
-            if task is not None:
-                self.progress.remove_task(task)
+            self.stage[video] = "done" if event.kind == "downloaded" else "failed"
             self.progress.advance(self.overall)
             style = "green" if event.kind == "downloaded" else "red"
-            self.progress.console.print(f"[{style}]{label}[/]")
-        elif video in self.tasks:
-            self.progress.update(self.tasks[video], description=label)
-        else:
-            self.tasks[video] = self.progress.add_task(label, total=None)
+            self.progress.console.print(f"[{style}]{escape(video)}: {escape(event.message)}[/]")
+        elif event.kind in ("submitted", "adopted"):
+            self.stage[video] = "submitted"
+        elif event.kind == "status":
+            status = str(event.data.get("status", ""))
+            self.stage[video] = _STAGE_OF_STATUS.get(status, self.stage.get(video, "queued"))
+        elif event.kind == "info":
+            self.progress.console.print(f"[dim]{escape(video)}: {escape(event.message)}[/]")
+        self.progress.update(self.overall, description=self.stages())

@@ -12,7 +12,8 @@
     │   ├── ConfigError                credentials / endpoint / CLI usage
     │   ├── StorageError               remote state storage refused, missing or unreachable
     │   ├── SelectionError             --only/--exclude/--replace name unknown videos
-    │   └── BudgetError                the plan costs more than --max-cost/--max-renders/budget
+    │   ├── BudgetError                the plan costs more than --max-cost/--max-renders/budget
+    │   └── MediaError                 a local video cannot be read, joined or framed
     ├── ServiceError                   the speech service answered with an error
     │   ├── AuthError                  401 / 403
     │   ├── BadRequestError            400
@@ -110,6 +111,10 @@ class SelectionError(UserError):
 
 class BudgetError(UserError):
     """The plan would cost more, or render more videos, than the limits allow."""
+
+
+class MediaError(UserError):
+    """ffmpeg could not read, join or frame a local video (review, export)."""
 
 
 class ServiceError(AvatarflowError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 MAX_PARALLELISM = 200  # jobs in flight: the service allows 200 per resource
 
@@ -55,3 +56,15 @@ class PruneOptions:
     delete_files: bool = False  # also delete the outputs of removed videos
     remote: bool = False  # also delete the remote jobs of removed videos
     lock_timeout: float = 0.0
+
+
+@dataclass(frozen=True)
+class ReviewOptions:
+    emulator: bool = False
+    out_dir: Path | None = None  # the page's folder (default: build/review beside the videos)
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    emulator: bool = False
+    only: tuple[str, ...] = ()  # globs of video ids

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from .answers import DOCUMENTED_STATUSES
 from .client import CreateOutcomeUnknown, JobExistsError, RemoteJob, SpeechClient
@@ -49,6 +49,7 @@ from .payload import ATTEMPT_PROPERTY, HASH_PROPERTY, VideoRequest
 from .planner import Action, ActionKind, Plan
 from .secrets import redact
 from .state import IN_FLIGHT, JobError, OutputFile, State, StateRecord, utc_now
+from .worddiff import spoken_text
 from .workspace import Workspace
 
 MAX_ACTIVE_JOBS = 200
@@ -58,6 +59,7 @@ os.umask(_UMASK)
 GONE_CODE = "JobGone"
 TIMEOUT_CODE = "Timeout"
 DOWNLOAD_CODE = "DownloadFailed"
+SUBTITLE_SUFFIX = ".vtt"
 UNTRUSTED_CODE = "UntrustedAnswer"
 LOCAL_CODE = "LocalWriteFailed"
 # Without --timeout a job stuck in NotStarted or Running is still given up on (and kept
@@ -146,6 +148,18 @@ def _in_container(job: RemoteJob) -> bool:
     return bool(result) and not urlsplit(result or "").scheme
 
 
+def _external_subtitles(request: VideoRequest) -> bool:
+    video = request.rendered.video.fields.video
+    return video is not None and video.subtitles == "external_file"
+
+
+def _sidecar_url(video_url: str) -> str:
+    """The subtitle file of a video URL: the same folder and signature, ``.vtt``."""
+    parts = urlsplit(video_url)
+    stem = parts.path.rsplit(".", 1)[0] if "." in parts.path.rsplit("/", 1)[-1] else parts.path
+    return urlunsplit(parts._replace(path=stem + SUBTITLE_SUFFIX))
+
+
 def _record_for(request: VideoRequest, status: str, previous: StateRecord | None) -> StateRecord:
     """A fresh record for a new submission of ``request``."""
     now = utc_now()
@@ -162,6 +176,7 @@ def _record_for(request: VideoRequest, status: str, previous: StateRecord | None
         remote_id=request.job_id(attempt) if request.surface == "ga" else None,
         request=request.recorded_body(),
         sources=dict(request.rendered.sources),
+        narration=spoken_text(request.rendered.content, request.rendered.input_kind),
         submitted_at=now,
         updated_at=now,
     )
@@ -721,6 +736,7 @@ class Runner:
                 self.workspace.display(target.parent), exc.strerror or str(exc)
             ) from None
         index = self.state.records[request.video_id].pack_index
+        subtitles: OutputFile | None = None
         for attempt in range(1, self.options.download_attempts + 1):
             if index is not None or _in_container(job):
                 # The service wrote input N to {path}/{job id}/000N.{ext} in our container
@@ -735,6 +751,12 @@ class Runner:
                 await self._download_failed(request, "the job succeeded but returned no result URL")
                 return
             try:
+                if _external_subtitles(request):
+                    # Before the video, and recorded at once: a video recorded after a
+                    # crash (by the hash written ahead of its rename) has them too.
+                    subtitles = await self._fetch_subtitles(_sidecar_url(url), target)
+                    record = self.state.records[request.video_id]
+                    await self._put(record.model_copy(update={"subtitles": subtitles}))
                 size, digest = await self._fetch(url, target, expected, request.video_id)
                 break
             except OSError as exc:
@@ -774,6 +796,7 @@ class Runner:
                     "status": "downloaded",
                     "output": output,
                     "pending_output": None,
+                    "subtitles": subtitles,
                     "error": None,
                     "duration_ms": record.duration_ms if packed else job.duration_ms,
                     "billing": record.billing if packed else dict(job.billing) or record.billing,
@@ -828,6 +851,24 @@ class Runner:
         if hashes.sha256(self.workspace.display(target), target, verify=True) != digest:
             raise DownloadError(f"{target.name} changed while it was being saved")
         return size, digest
+
+    async def _fetch_subtitles(self, url: str, video: Path) -> OutputFile:
+        """The job's external ``.vtt`` beside its video: temp file, checked, renamed."""
+        target = video.with_suffix(SUBTITLE_SUFFIX)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=video.parent)
+        os.close(fd)
+        tmp = Path(tmp_name)
+        try:
+            size, digest = await self.client.download(url, tmp, on_progress=_download_progress)
+            with tmp.open("rb") as handle:
+                head = handle.read(16)
+            if not head.removeprefix(b"\xef\xbb\xbf").startswith(b"WEBVTT"):
+                raise DownloadError(f"{target.name}: the subtitle file is not WebVTT")
+            os.chmod(tmp, 0o666 & ~_UMASK)
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return OutputFile(path=self.workspace.display(target), size=size, sha256=digest)
 
     async def _delete_remote(self, request: VideoRequest, job: RemoteJob) -> None:
         try:

@@ -84,7 +84,10 @@ class StateRecord(BaseModel):
     # record says "downloaded", the next apply finds the file by this hash instead of
     # fetching it again (or paying again, should the job be gone by then).
     pending_output: OutputFile | None = None
-    subtitles: OutputFile | None = None
+    subtitles: OutputFile | None = None  # the external .vtt beside the video
+    # The words the request says (the request above keeps only their digest), so that a
+    # later plan or review can show what a re-render changes; absent in older records.
+    narration: str | None = None
     duration_ms: int | None = None
     billing: dict[str, int] = {}
     error: JobError | None = None

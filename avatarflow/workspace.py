@@ -16,7 +16,7 @@ if TYPE_CHECKING:  # a plan recalled from its memo builds no workspace
     from .manifest import LoadedManifest, Manifest
     from .payload import VideoRequest
     from .planner import OutputCheck
-    from .state import StateRecord
+    from .state import OutputFile, StateRecord
 
 TargetName = Literal["azure", "emulator"]
 EMULATOR_DIR = "emulator"
@@ -165,4 +165,19 @@ class OutputChecker:
         if not stat.S_ISREG(st.st_mode) or st.st_size != record.output.size:
             return "modified"  # a symlink or a folder is never the file we downloaded
         digest = self._hashes.sha256(record.output.path, path, st, verify=self._verify)
-        return "ok" if digest == record.output.sha256 else "modified"
+        if digest != record.output.sha256:
+            return "modified"
+        if record.subtitles is not None and not self._intact(record.subtitles):
+            return "missing"  # its external .vtt: downloaded again with the video
+        return "ok"
+
+    def _intact(self, file: OutputFile) -> bool:
+        path = os.path.join(self._root, file.path)
+        try:
+            st = os.lstat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            return False
+        self.read[file.path] = stat_key(st)
+        if not stat.S_ISREG(st.st_mode) or st.st_size != file.size:
+            return False
+        return self._hashes.sha256(file.path, path, st, verify=self._verify) == file.sha256

@@ -29,7 +29,10 @@ def service_dir(manifest: Path) -> Path:
 
 
 def estimate_line(out: str) -> str:
-    return next(line for line in out.splitlines() if line.startswith("Estimated render"))
+    """The plan's estimate: its render line and its cost line, joined."""
+    lines = out.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("Estimated render"))
+    return lines[at] + " " + lines[at + 1]
 
 
 def test_plan_shows_money_and_short_videos_in_seconds(tmp_path: Path) -> None:
@@ -40,8 +43,8 @@ def test_plan_shows_money_and_short_videos_in_seconds(tmp_path: Path) -> None:
     chars = 3 * len("Intro. Hello from video a.")
     cost = 6 / 60 * 0.50 + chars / 1e6 * 15
     assert line == (
-        f"{MONEY_LINE}{chars} characters, about 6 seconds of video, about ${cost:.2f} "
-        f"(prices as of {pricing.shipped().as_of})."
+        f"{MONEY_LINE}{chars} characters, about 6 seconds of video. "
+        f"Estimated cost: about ${cost:.2f} at the prices of {pricing.shipped().as_of}."
     )
     assert "0.0 minutes" not in result.out
     data = json.loads(run_cli("plan", "--json", str(course(tmp_path))).out)["estimate"]
@@ -55,7 +58,7 @@ def test_the_manifest_overrides_the_price_table(tmp_path: Path) -> None:
         " neural_per_million_characters: 0}\nvideos:\n",
     )
     line = estimate_line(run_cli("plan", str(course(tmp_path, text))).out)
-    assert line.endswith("about €6.00 (prices as of 2026-01-15).")  # 6 billed seconds
+    assert line.endswith("about €6.00 at the prices of 2026-01-15.")  # 6 billed seconds
 
 
 @pytest.mark.parametrize(

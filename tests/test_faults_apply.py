@@ -224,7 +224,7 @@ def test_truncated_downloads_are_detected_and_fetched_again(
     manifest, _, _ = apply_faulty(tmp_path, monkeypatch, "truncate=3")
     downloads = [r for r in log_of(manifest) if r.kind == "download"]
     assert sum(r.fault == "truncate" for r in downloads) == 3
-    assert len(downloads) == 6 + 3
+    assert len(downloads) == 6 + 1 + 3  # six videos, 06-outro's external .vtt, three again
     assert_paid_once_and_complete(manifest)
 
 

@@ -94,6 +94,43 @@ def test_a_create_answered_with_an_unreadable_id_is_adopted_by_our_id_not_paid_a
     assert "adopted existing job" in lifted_apply(manifest, monkeypatch)
 
 
+def test_a_create_answered_with_an_existing_jobs_id_does_not_take_its_video(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    manifest = example(tmp_path)
+    emulate(monkeypatch, "")
+    assert apply(manifest, *ONE)[0] == 0
+    first = output_of(manifest).read_bytes()
+    emulate(monkeypatch, "wrong_id=1")
+    code, out, err = apply(manifest, "--only", "02-*")
+    assert code == 3, out + err
+    assert f"answered for job id '{synthesis_id(manifest, '01-welcome')}'" in out + err
+    assert record_of(manifest, "02-commits").status == "submitting"
+    assert not output_of(manifest, "02-commits").exists()
+    assert record_of(manifest).status == "downloaded" and output_of(manifest).read_bytes() == first
+    emulate(monkeypatch, "")
+    code, out, err = apply(manifest, "--only", "02-*")
+    assert code == 0 and "adopted existing job" in out + err, out + err
+    assert output_of(manifest, "02-commits").read_bytes() != first
+    assert create_counts(data_dir(manifest)) == {
+        synthesis_id(manifest, v): 1 for v in ("01-welcome", "02-commits")
+    }
+
+
+def test_a_preview_create_answered_with_an_unreadable_id_is_adopted_by_its_hash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The preview's server names its job: an answer that cannot name one is an unknown
+    # outcome, settled at once by the content hash in the listing.
+    manifest = example(tmp_path, PREVIEW)
+    emulate(monkeypatch, "bad_id=1")
+    code, out, err = apply(manifest, *ONE)
+    assert code == 0, out + err
+    assert "adopted existing job" in out + err
+    assert_all_rendered_subset(manifest, ["01-welcome"])
+    assert create_counts(data_dir(manifest)) == {synthesis_id(manifest, "01-welcome"): 1}
+
+
 def test_a_preview_create_answered_with_an_unknown_id_is_found_by_its_hash_next_time(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -147,6 +147,8 @@ def test_every_exported_name_loads_on_first_use() -> None:
         "ApplyResult",
         "AvatarflowError",
         "Event",
+        "Export",
+        "ExportOptions",
         "LockWait",
         "Manifest",
         "Plan",
@@ -155,18 +157,23 @@ def test_every_exported_name_loads_on_first_use() -> None:
         "PlanResult",
         "Progress",
         "PruneOptions",
+        "ReviewOptions",
+        "ReviewPage",
         "Starting",
         "StatusOptions",
         "UserError",
         "VideoStatus",
         "apply",
+        "export",
         "load_manifest",
         "plan",
         "prune",
+        "review",
         "status",
         "validate",
     }
     for name in names:
         assert getattr(avatarflow, name) is not None, name
+    assert callable(avatarflow.review) and callable(avatarflow.export)  # not their modules
     with pytest.raises(AttributeError, match="no attribute 'Project'"):
         avatarflow.Project  # noqa: B018  # the hub is gone

@@ -77,7 +77,8 @@ def test_german_edit_rerenders_only_its_variant_and_outputs_land_per_language(
     first = creates(manifest)
     assert len(first) == 12 and set(first.values()) == {1}
     drafts = manifest.parent / "build" / "videos-i18n-drafts"
-    assert sorted(p.name for p in (drafts / "de-DE").iterdir()) == [f"{b}.mp4" for b in BASES]
+    assert sorted(p.name for p in (drafts / "de-DE").glob("*.mp4")) == [f"{b}.mp4" for b in BASES]
+    assert (drafts / "de-DE" / "06-outro.vtt").is_file()  # subtitles: external_file, per language
     assert sorted(p.name for p in drafts.glob("*.mp4")) == [f"{b}.mp4" for b in BASES]
 
     script = manifest.parent / "scripts" / "de-DE" / "03-branches.txt"

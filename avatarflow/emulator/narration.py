@@ -17,6 +17,7 @@ SECONDS_PER_WORD = 60.0 / 150.0
 MIN_SECONDS = 1.0
 MAX_BREAK_SECONDS = 20.0
 CUE_MAX_WORDS = 8
+GESTURE_PREFIX = "gesture."
 # Default break lengths of the SSML strength values (speech service documentation).
 BREAK_STRENGTH = {
     "none": 0.0,
@@ -45,10 +46,11 @@ class Cue:
 
 @dataclass(frozen=True)
 class Piece:
-    """Either spoken ``text`` or a ``pause`` in seconds."""
+    """Spoken ``text``, a ``pause`` in seconds, or a gesture ``mark`` (takes no time)."""
 
     text: str = ""
     pause: float = 0.0
+    mark: str = ""
 
 
 def _token_weight(token: str) -> float:
@@ -98,13 +100,25 @@ class Narration:
             cues[-1] = Cue(cues[-1].start, self.duration, cues[-1].text)
         return cues
 
+    def gestures(self) -> list[tuple[float, str]]:
+        """(time, gesture) of each ``<bookmark mark='gesture.NAME'/>``, on the cues' clock."""
+        found: list[tuple[float, str]] = []
+        clock = 0.0
+        for piece in self.pieces:
+            if piece.mark:
+                found.append((min(clock, self.duration), piece.mark))
+            clock += piece.pause
+            for chunk in _chunks(piece.text):
+                clock += speaking_seconds(chunk)
+        return found
+
     def espeak_ssml(self) -> str:
         """The narration as the small SSML subset espeak-ng understands."""
         parts: list[str] = []
         for piece in self.pieces:
             if piece.pause:
                 parts.append(f'<break time="{round(piece.pause * 1000)}ms"/>')
-            else:
+            elif piece.text:
                 parts.append(_xml_escape(piece.text))
         return "<speak>" + " ".join(parts) + "</speak>"
 
@@ -143,7 +157,11 @@ def _collect(element: ET.Element, pieces: list[Piece]) -> None:
     name = _local(element.tag)
     if name == "break":
         pieces.append(Piece(pause=_break_seconds(element)))
-    elif name != "bookmark":
+    elif name == "bookmark":
+        mark = element.get("mark") or ""
+        if mark.startswith(GESTURE_PREFIX) and len(mark) > len(GESTURE_PREFIX):
+            pieces.append(Piece(mark=mark[len(GESTURE_PREFIX) :]))
+    else:
         _add_text(element.text, pieces)
         for child in element:
             _collect(child, pieces)
@@ -155,7 +173,7 @@ def _add_text(text: str | None, pieces: list[Piece]) -> None:
     words = " ".join((text or "").split())
     if not words:
         return
-    if pieces and not pieces[-1].pause:
+    if pieces and pieces[-1].text:
         pieces[-1] = Piece(text=pieces[-1].text + " " + words)
     else:
         pieces.append(Piece(text=words))
@@ -205,10 +223,12 @@ def _stamp(seconds: float, separator: str) -> str:
     return f"{hours:02d}:{minutes:02d}:{secs:02d}{separator}{millis:03d}"
 
 
-def webvtt(cues: list[Cue]) -> str:
+def webvtt(cues: list[Cue], *, escaped: bool = False) -> str:
+    """A WebVTT file; cue text is escaped (``&``, ``<``, ``>``) unless it already is."""
     lines = ["WEBVTT", ""]
     for cue in cues:
-        lines += [f"{_stamp(cue.start, '.')} --> {_stamp(cue.end, '.')}", cue.text, ""]
+        text = cue.text if escaped else _xml_escape(cue.text)
+        lines += [f"{_stamp(cue.start, '.')} --> {_stamp(cue.end, '.')}", text, ""]
     return "\n".join(lines)
 
 

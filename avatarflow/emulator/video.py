@@ -1,26 +1,31 @@
 """Real draft videos with ffmpeg: placeholder avatar, narration audio, subtitles.
 
 One ffmpeg run per input: a ``color`` source in the requested background colour (with an
-alpha plane for transparent webm/vp9), a boxy placeholder figure whose mouth flaps, the
-character and style as a caption, the words being spoken beside the figure, narration
-audio (espeak-ng speech fitted to the modelled length, or a tone), and subtitles as the
-request's ``subtitleType`` asks: a ``mov_text``/``webvtt`` track (soft), drawn into the
-picture (hard), or nothing here (external files are written by the caller).
+alpha plane for transparent webm/vp9), and on it what a reviewer needs to know which
+slide this is and whether it says the right thing: the slide (the job's name and input),
+voice and avatar as a header; a boxy placeholder figure whose mouth opens with the
+narration's loudness (``sendcmd`` drives the mouth box frame by frame from the speech's
+envelope); a marker when a gesture bookmark fires; the caption being spoken. Narration
+audio is espeak-ng speech fitted to the modelled length (or a tone), and subtitles are as
+the request's ``subtitleType`` asks: a ``mov_text``/``webvtt`` track (soft), drawn into
+the picture (hard), or nothing here (external files are written by the caller).
 
-Encoders run at their fastest settings: these are drafts, not final renders.
-"""
+Encoders run at their fastest settings: these are drafts, not final renders."""
 
 from __future__ import annotations
 
 import hashlib
 import shutil
 import subprocess
+import sys
 import threading
+import wave
+from array import array
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from avatarflow.emulator.narration import Cue, Narration, srt
+from avatarflow.emulator.narration import Narration, srt
 from avatarflow.emulator.speech import Speech, synthesize
 from avatarflow.emulator.validation import RenderSettings
 
@@ -189,48 +194,138 @@ def _text_filter(font: str, text_file: Path, x: str, y: str, size: int, extra: s
     )
 
 
+MOUTH_LEVELS = 5  # closed, then four openings
+GESTURE_SECONDS = 1.5  # how long a gesture marker stays on screen
+_ENVELOPE_WINDOW = 0.04  # seconds of audio per mouth position (one frame at 25 fps)
+
+
 def _video_filters(
-    settings: RenderSettings, cues: list[Cue], width: int, height: int, work: Path
+    settings: RenderSettings,
+    narration: Narration,
+    speech: Speech | None,
+    slide: str,
+    width: int,
+    height: int,
+    work: Path,
 ) -> str:
     """The filter chain that draws the placeholder avatar, captions and subtitles."""
     pix = "yuva420p" if has_alpha(settings) else "yuv420p"
     body = _figure_color(settings.character)
+    cues = narration.cues()
     cx, unit = width // 2, max(2, min(width, height) // 12)
+    head_y = height // 2 - 4 * unit
+    mouth_y = height // 2 - 2 * unit  # the middle of the mouth
+    commands = work / "mouth.cmd"
+    commands.write_text(
+        _mouth_commands(_levels(narration, speech), mouth_y, unit), encoding="utf-8"
+    )
     filters = [
         f"format={pix}",
-        # Head, body and a mouth that flaps twice a second: a talking placeholder.
-        f"drawbox=x={cx - 2 * unit}:y={height // 2 - 4 * unit}:w={4 * unit}:h={3 * unit}"
-        f":color={body}:t=fill",
+        f"drawbox=x={cx - 2 * unit}:y={head_y}:w={4 * unit}:h={3 * unit}:color={body}:t=fill",
         f"drawbox=x={cx - 3 * unit}:y={height // 2 - unit}:w={6 * unit}:h={5 * unit}"
         f":color={body}:t=fill",
-        f"drawbox=x={cx - unit}:y={height // 2 - 2 * unit}:w={2 * unit}:h={max(1, unit // 2)}"
-        f":color=black:t=fill:enable='lt(mod(t,0.5),0.25)'",
+        f"sendcmd=f={_quote(commands)}",
+        f"drawbox@mouth=x={cx - unit}:y={mouth_y}:w={2 * unit}:h=1:color=black:t=fill",
     ]
+    for at, _ in narration.gestures():
+        # The figure lights up while the gesture plays.
+        filters.append(
+            f"drawbox=x={cx - 3 * unit - 2}:y={head_y - 2}:w={6 * unit + 4}:h={8 * unit + 4}"
+            f":color=0xFFC400:t={max(2, unit // 3)}"
+            f":enable='between(t,{at:.3f},{at + GESTURE_SECONDS:.3f})'"
+        )
     font = find_font()
     if font:
-        label = work / "label.txt"
+        size = max(8, height // 20)
+        voice = narration.voice or settings.voice or "default voice"
         style = f" / {settings.style}" if settings.style else ""
-        label.write_text(f"{settings.character}{style} (draft)", encoding="utf-8")
-        size = max(8, height // 18)
-        filters.append(_text_filter(font, label, "8", "8", size))
+        header = work / "header.txt"
+        header.write_text(f"{slide}\n{voice} · {settings.character}{style} · draft", "utf-8")
+        filters.append(_text_filter(font, header, "8", "8", size, "line_spacing=3"))
+        for index, (at, gesture) in enumerate(narration.gestures()):
+            marker = work / f"gesture{index:03d}.txt"
+            marker.write_text(f"gesture: {gesture}", encoding="utf-8")
+            when = f"enable='between(t,{at:.3f},{at + GESTURE_SECONDS:.3f})'"
+            filters.append(
+                _text_filter(
+                    font, marker, "w-text_w-8", f"{3 * size}", size, f"fontcolor=0xFFC400:{when}"
+                )
+            )
+        hard = settings.subtitle_type == "hard_embedded"
+        caption_size = max(8, height // 16)
         for index, cue in enumerate(cues):
             words = work / f"cue{index:04d}.txt"
             words.write_text(cue.text, encoding="utf-8")
             when = f"enable='between(t,{cue.start:.3f},{cue.end:.3f})'"
-            # The words being spoken, beside the figure (every subtitle type).
-            filters.append(
-                _text_filter(font, words, "8", f"{14 + size}", max(8, height // 22), when)
-            )
-            if settings.subtitle_type == "hard_embedded":
+            # The caption being spoken, in the lower third (above burnt-in subtitles).
+            y = f"h-text_h-{12 + (caption_size * 2 if hard else 0)}"
+            filters.append(_text_filter(font, words, "(w-text_w)/2", y, caption_size, when))
+            if hard:
                 filters.append(
                     _text_filter(
-                        font, words, "(w-text_w)/2", "h-text_h-10", max(8, height // 14), when
+                        font, words, "(w-text_w)/2", "h-text_h-6", max(8, height // 14), when
                     )
                 )
     box = crop_box(settings, width, height)
     if box:
         filters.append("crop={}:{}:{}:{}".format(*box))
     return ",".join(filters)
+
+
+def _levels(narration: Narration, speech: Speech | None) -> list[int]:
+    """The mouth's opening (0..MOUTH_LEVELS-1) per envelope window of the video."""
+    windows = max(1, int(narration.duration / _ENVELOPE_WINDOW) + 1)
+    if speech is not None:
+        loudness = _speech_envelope(speech, narration.duration, windows)
+        if loudness is not None:
+            return loudness
+    # A tone says nothing: open and close while a caption is on, four times a second.
+    levels = [0] * windows
+    for cue in narration.cues():
+        for window in range(int(cue.start / _ENVELOPE_WINDOW), int(cue.end / _ENVELOPE_WINDOW)):
+            if window < windows:
+                levels[window] = (1, 3, 4, 2)[(window // 2) % 4]
+    return levels
+
+
+def _speech_envelope(speech: Speech, seconds: float, windows: int) -> list[int] | None:
+    """Peak-to-peak loudness of the speech per window, on the video's clock (the audio
+    filter speeds a long speech up to fit), quantised to the mouth's levels."""
+    try:
+        with wave.open(str(speech.path), "rb") as wav:
+            if wav.getsampwidth() != 2 or wav.getnchannels() != 1:
+                return None
+            rate = wav.getframerate()
+            samples = array("h", wav.readframes(wav.getnframes()))
+    except (OSError, wave.Error, EOFError):
+        return None
+    if sys.byteorder == "big":
+        samples.byteswap()
+    tempo = min(speech.seconds / seconds, 4.0) if speech.seconds / seconds > 1.01 else 1.0
+    step = max(1, int(rate * _ENVELOPE_WINDOW * tempo))
+    peaks = [
+        max(samples[i : i + step]) - min(samples[i : i + step])
+        for i in range(0, len(samples), step)
+    ]
+    loudest = sorted(peaks)[int(len(peaks) * 0.95)] if peaks else 0
+    if loudest <= 0:
+        return None
+    levels = [min(MOUTH_LEVELS - 1, round(p / loudest * (MOUTH_LEVELS - 1))) for p in peaks]
+    return (levels + [0] * windows)[:windows]
+
+
+def _mouth_commands(levels: list[int], middle: int, unit: int) -> str:
+    """``sendcmd`` lines that resize the mouth box whenever its opening changes."""
+    lines: list[str] = []
+    previous = -1
+    for window, level in enumerate(levels):
+        if level == previous:
+            continue
+        height = max(1, round(level * unit / (MOUTH_LEVELS - 1)))
+        at = window * _ENVELOPE_WINDOW
+        lines.append(f"{at:.3f} drawbox@mouth h {height}, drawbox@mouth y {middle - height // 2};")
+        previous = level
+    return "\n".join(lines) + "\n"
 
 
 def _audio_filter(speech: Speech | None, seconds: float) -> str:
@@ -258,6 +353,7 @@ def build_command(
     width: int,
     height: int,
     fps: int,
+    slide: str = "",
 ) -> list[str]:
     seconds = narration.duration
     width, height = frame_size(settings, width, height)
@@ -287,7 +383,7 @@ def build_command(
         command += ["-f", "srt", "-i", str(subtitles)]
     command += [
         "-filter_complex",
-        f"[0:v]{_video_filters(settings, cues, width, height, work)}[v];"
+        f"[0:v]{_video_filters(settings, narration, speech, slide, width, height, work)}[v];"
         f"[1:a]{_audio_filter(speech, seconds)}[a]",
         "-map",
         "[v]",
@@ -329,12 +425,21 @@ def render_video(
     height: int,
     fps: int = 25,
     speech: bool = True,
+    slide: str = "",
 ) -> RenderResult:
     """Render one input to ``out_path``; ``work`` is a scratch folder the caller removes."""
     work.mkdir(parents=True, exist_ok=True)
     spoken = synthesize(narration, work / "speech.wav") if speech else None
     command = build_command(
-        settings, narration, spoken, out_path, work, width=width, height=height, fps=fps
+        settings,
+        narration,
+        spoken,
+        out_path,
+        work,
+        width=width,
+        height=height,
+        fps=fps,
+        slide=slide,
     )
     processes.run(command)
     return RenderResult(narration.duration, "tone" if spoken is None else "espeak")

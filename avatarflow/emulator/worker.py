@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import threading
 import time
@@ -249,6 +250,7 @@ class Worker:
                 height=config.height,
                 fps=config.fps,
                 speech=config.speech,
+                slide=slide_name(record.name, index, len(request.inputs)),
             )
             return narration, done
 
@@ -283,6 +285,16 @@ class Worker:
         outcome.done_at = time.time()
         _write_summary(record, target, folder, self.account_hash, outcome, results)
         return outcome
+
+
+_JOB_SUFFIX_RE = re.compile(r"-[0-9a-f]{12}(-r\d+)?$")
+
+
+def slide_name(job_id: str, index: int, inputs: int) -> str:
+    """What a draft calls itself: the job's readable name (avatarflow's job ids end in a
+    content hash and an attempt), and the input's number in a multi-input job."""
+    name = _JOB_SUFFIX_RE.sub("", job_id) or job_id
+    return f"{name} #{index}" if inputs > 1 else name
 
 
 def _deadline(record: JobRecord, timing: Timing, default: float) -> float:
