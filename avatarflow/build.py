@@ -28,7 +28,8 @@ class Built:
 
     @property
     def warnings(self) -> list[str]:
-        return [w for r in self.requests for w in r.rendered.warnings]
+        """Each warning once: forty videos of one custom voice make one note."""
+        return list(dict.fromkeys(w for r in self.requests for w in r.rendered.warnings))
 
     def ids(self) -> list[str]:
         return [r.video_id for r in self.requests]

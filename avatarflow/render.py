@@ -143,8 +143,8 @@ class Renderer:
         gesture_at = self._gesture_locator(video, raw_text, text_origin)
         sources = {"script": sha256_text(raw_text), "vars": _vars_digest(fields.vars)}
         if video.source == "plain_text":
-            voices.check_video(video, None, video.location, self.voices)
-            return RenderedVideo(video, text.strip(), "PlainText", sources)
+            notes = voices.check_video(video, None, video.location, self.voices)
+            return RenderedVideo(video, text.strip(), "PlainText", sources, tuple(notes))
         template = fields.template
         if not template:
             raise ManifestError(
@@ -402,9 +402,9 @@ class Renderer:
         gesture_loc: Location | Callable[[str], Location],
     ) -> RenderedVideo:
         root = parse_ssml(ssml, loc, origin)
-        voices.check_video(video, root, loc, self.voices)
+        notes = voices.check_video(video, root, loc, self.voices)
         warnings = check_gestures(root, video, gesture_loc)
-        return RenderedVideo(video, ssml, "SSML", sources, tuple(warnings))
+        return RenderedVideo(video, ssml, "SSML", sources, tuple(notes + warnings))
 
 
 def render_simple_narration(raw: str, context: dict[str, Any]) -> str | None:

@@ -158,14 +158,17 @@ def check_video(
     root: ET.Element | None,
     ssml_loc: Location,
     catalogue: VoiceCatalog | None = None,
-) -> None:
+) -> list[str]:
     """Refuse a voice the catalogue does not know, and a style its voice does not have.
 
     ``root`` is the rendered SSML (None for PlainText); its ``<voice name>`` elements are
-    checked too, at ``ssml_loc``. Custom voices are exempt.
+    checked too, at ``ssml_loc``. Custom voices are exempt: a note says so for each used.
     """
     fields = video.fields
     custom = {name.lower() for name in (fields.custom_voices or {})}
+    used: set[str] = set()
+    if fields.voice and fields.voice.lower() in custom:
+        used.add(fields.voice)
     catalogue = catalogue or load()
     if fields.voice and fields.voice.lower() not in custom and not catalogue.find(fields.voice):
         problem = catalogue.problem(fields.voice)
@@ -176,13 +179,20 @@ def check_video(
         _check_style(catalogue, fields.voice, style, custom, video.locate("synthesis", "style"))
     if root is not None:
         for name, style_used in _ssml_voices(root):
-            if name.lower() in custom or (not style_used and catalogue.find(name)):
+            if name.lower() in custom:
+                used.add(name)
+                continue
+            if not style_used and catalogue.find(name):
                 continue
             problem = catalogue.problem(name)
             if problem:
                 raise ManifestError(problem + " (in the SSML)", ssml_loc)
             if style_used:
                 _check_style(catalogue, name, style_used, custom, ssml_loc)
+    return [
+        f"custom voice {name} is your own deployment: not checked against the voice catalogue"
+        for name in sorted(used)
+    ]
 
 
 def _check_style(
