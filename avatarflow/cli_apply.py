@@ -14,7 +14,7 @@ from rich.table import Table
 
 from . import workflow
 from .cli import EXIT_FAILED, EXIT_OK, verify_option
-from .display import ApplyProgress, plan_json, print_plan, print_rows
+from .display import ApplyProgress, lock_waits, plan_json, print_plan, print_rows
 from .errors import ConfigError
 from .events import Event, LockWait, PlanReady, Progress, Starting
 from .options import ApplyOptions, PruneOptions, StatusOptions
@@ -94,16 +94,6 @@ def _confirm(yes: bool, command: str = "apply", question: str = "Apply this plan
     return True
 
 
-def _waits(err: Any) -> Callable[[Progress], None]:
-    """Progress of a command that reports only its waits for the state lock."""
-
-    def show(event: Progress) -> None:
-        if isinstance(event, LockWait):
-            err.print(event.message, highlight=False)
-
-    return show
-
-
 class _ApplyScreen:
     """Shows apply's progress: the plan on stdout, then a bar on a terminal, lines in a
     pipe, or JSON lines with ``--json``."""
@@ -161,7 +151,7 @@ class _ApplyScreen:
     "--timeout",
     type=click.FloatRange(min=0, min_open=True),
     default=None,
-    help="Seconds a job may take from submission before apply stops waiting.",
+    help="Seconds a job (or a lookup) may take before apply stops waiting (default 12 hours).",
 )
 @click.option("--delete-remote", is_flag=True, help="Delete each remote job after its download.")
 @click.option(
@@ -297,7 +287,7 @@ def prune(
         return _confirm(yes, "prune", "Prune these videos?")
 
     options = PruneOptions(emulator, delete_files, remote, lock_timeout)
-    pruned = workflow.prune(manifest, options, on_event=_waits(ctx.err), confirm=confirm)
+    pruned = workflow.prune(manifest, options, on_event=lock_waits(ctx.err), confirm=confirm)
     if not pruned:
         ctx.out.print("Nothing to prune.")
     else:

@@ -9,7 +9,7 @@ import click
 
 from . import workflow
 from .cli import EXIT_OK
-from .events import LockWait, Progress
+from .display import lock_waits
 
 COMMANDS: list[click.Command] = []
 
@@ -23,12 +23,8 @@ COMMANDS.append(state_group)
 
 
 def _copy(ctx: Any, manifest: Path, *, pull: bool, force: bool, lock_timeout: float) -> int:
-    def on_event(event: Progress) -> None:
-        if isinstance(event, LockWait):
-            ctx.err.print(event.message, highlight=False)
-
     copied = workflow.copy_state(
-        manifest, pull=pull, force=force, lock_timeout=lock_timeout, on_event=on_event
+        manifest, pull=pull, force=force, lock_timeout=lock_timeout, on_event=lock_waits(ctx.err)
     )
     ctx.err.print(f"Copied {copied.count} record(s) from {copied.source} to {copied.destination}.")
     return EXIT_OK

@@ -738,8 +738,8 @@ def _json_or_none(response: httpx.Response) -> object:
 
 def _json_object(request: _Request, response: httpx.Response) -> Mapping[str, Any]:
     data = _json_or_none(response)
-    if not isinstance(data, Mapping):
-        raise ServerError(
+    if not isinstance(data, Mapping):  # a proxy's page, say: an error for the video it is for
+        raise UntrustedAnswerError(
             f"{request.what}: the response is not a JSON object",
             status_code=response.status_code,
             request_id=_request_id(response),

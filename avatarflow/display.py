@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from collections import Counter
+from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Any
 
 from rich.console import Console
@@ -14,7 +15,7 @@ from .planner import ActionKind, Plan
 from .worddiff import Chunk, elide, narration_diff
 
 if TYPE_CHECKING:  # the runner pulls in the HTTP stack, which plan never needs
-    from .events import Event
+    from .events import Event, Progress
     from .pricing import Prices
 
 LINE_WIDTH = 100  # plan lines fit a 100-column terminal or PR view
@@ -22,27 +23,17 @@ ID_WIDTH = 36
 JOB_SUFFIX = 12  # the hash part of a job id
 DIFF_CONTEXT = 6  # unchanged words kept each side of a narration change
 
-SYMBOLS: dict[ActionKind, str] = {
-    ActionKind.CREATE: "+",
-    ActionKind.RERENDER: "~",
-    ActionKind.RESUME: ">",
-    ActionKind.DOWNLOAD: "↓",
-    ActionKind.FORGET: "-",
+# Per kind of change: its symbol, its line in the legend, its words in the footer.
+_WORDS: dict[ActionKind, tuple[str, str, str]] = {
+    ActionKind.CREATE: ("+", "create (render a new video)", "to create"),
+    ActionKind.RERENDER: ("~", "re-render (the request changed)", "to re-render"),
+    ActionKind.RESUME: (">", "resume a job already submitted", "to resume"),
+    ActionKind.DOWNLOAD: ("↓", "download again (no new render)", "to download"),
+    ActionKind.FORGET: ("-", "forget a video removed from the manifest", "to forget"),
 }
-LEGEND: dict[ActionKind, str] = {
-    ActionKind.CREATE: "create (render a new video)",
-    ActionKind.RERENDER: "re-render (the request changed)",
-    ActionKind.RESUME: "resume a job already submitted",
-    ActionKind.DOWNLOAD: "download again (no new render)",
-    ActionKind.FORGET: "forget a video removed from the manifest",
-}
-FOOTER: dict[ActionKind, str] = {
-    ActionKind.CREATE: "to create",
-    ActionKind.RERENDER: "to re-render",
-    ActionKind.RESUME: "to resume",
-    ActionKind.DOWNLOAD: "to download",
-    ActionKind.FORGET: "to forget",
-}
+SYMBOLS = {kind: words[0] for kind, words in _WORDS.items()}
+LEGEND = {kind: words[1] for kind, words in _WORDS.items()}
+FOOTER = {kind: words[2] for kind, words in _WORDS.items()}
 _STYLES = {
     ActionKind.CREATE: "green",
     ActionKind.RERENDER: "yellow",
@@ -240,6 +231,17 @@ def print_rows(console: Console, headers: list[str], rows: list[list[str]]) -> N
         for line in (headers, *rows)
     )
     console.file.write("\n".join(lines) + "\n")  # as it is: no markup, no wrapping
+
+
+def lock_waits(console: Console) -> Callable[[Progress], None]:
+    """Progress of a command that shows only its waits for the state lock."""
+    from .events import LockWait
+
+    def show(event: Progress) -> None:
+        if isinstance(event, LockWait):
+            console.print(event.message, highlight=False)
+
+    return show
 
 
 # What the service's status means for where a video is on its way.

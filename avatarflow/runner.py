@@ -506,6 +506,10 @@ class Runner:
                     return _Created(job, adopted=False)
                 except ThrottledError as exc:
                     await asyncio.sleep(exc.retry_after or self.options.poll_interval)
+                except UntrustedAnswerError as exc:
+                    if exc.status_code is not None and 200 <= exc.status_code < 300:
+                        self.summary.counts["jobs"] += 1  # created, though not as answered
+                    raise
                 except JobExistsError:
                     return _Created(await self._lookup(record), adopted=True)
                 except CreateOutcomeUnknown:

@@ -37,7 +37,7 @@ if TYPE_CHECKING:  # loaded when a plan is made in full: a recalled plan needs n
     from .manifest import LoadedManifest
     from .payload import VideoRequest
     from .planmemo import Recalled
-    from .runner import Summary
+    from .runner import RunOptions, Summary
     from .service import Service
     from .state import State, StateRecord, StateStore
 
@@ -159,6 +159,7 @@ def apply(
             emit(PlanReady(recalled.plan))
             return ApplyResult(recalled.plan, None)
     from .build import build_requests, find_request
+    from .remote import gone_jobs
     from .service import Service
     from .stores import load_state, open_store
 
@@ -178,7 +179,7 @@ def apply(
                     loaded, workspace, built, state, None, replace=frozenset(options.replace)
                 )
                 limited(select(offline, options.only, options.exclude, built.ids()))
-            gone = asyncio.run(_gone(service, workspace, built, state))
+            gone = asyncio.run(gone_jobs(service, workspace, built, state))
             planned, observed = full_plan(
                 loaded,
                 workspace,
@@ -245,54 +246,6 @@ def _recall_locked(
         return memo.check()
 
 
-async def _gone(
-    service: Service, workspace: Workspace, built: Built, state: State
-) -> frozenset[str]:
-    """Video ids whose remote job no longer exists (only asked when it matters)."""
-    from .errors import NotFoundError
-    from .lifecycle import IN_FLIGHT
-    from .payload import HASH_PROPERTY
-
-    wanted, outputs = set(built.ids()), workspace.output_checker()
-
-    def needs_refresh(record: StateRecord) -> bool:
-        return record.status in IN_FLIGHT or (
-            record.status == "downloaded" and outputs(record) != "ok"
-        )
-
-    # A "submitting" record is never gone: the runner adopts its job, or submits it under
-    # the same id when the create never reached the service (no expiry to report).
-    records = [
-        r
-        for r in state.records.values()
-        if r.video_id in wanted and r.status != "submitting" and needs_refresh(r)
-    ]
-    if not records:
-        return frozenset()
-    gone: set[str] = set()
-    async with service.client() as client:
-        listed: dict[str | None, Any] | None = None
-        exists: dict[str, bool] = {}  # the videos of one pack share one job: ask once
-        for record in records:
-            if record.remote_id:
-                if record.remote_id not in exists:
-                    try:
-                        await client.get(record.remote_id)
-                        exists[record.remote_id] = True
-                    except NotFoundError:
-                        exists[record.remote_id] = False
-                if not exists[record.remote_id]:
-                    gone.add(record.video_id)
-                continue
-            if listed is None:  # preview submit lost before the id was known
-                listed = {
-                    j.custom_properties.get(HASH_PROPERTY): j async for j in client.list_jobs()
-                }
-            if record.input_hash not in listed:
-                gone.add(record.video_id)
-    return frozenset(gone)
-
-
 def _check_unchanged(store: StateStore, plan: Plan) -> None:
     """Refuse a plan whose state was changed meanwhile (a git pull, a hand edit, a push)."""
     now = store.load()
@@ -309,7 +262,7 @@ async def _run(
     state: State,
     service: Service,
     plan: Plan,
-    options: Any,
+    options: RunOptions,
     emit: ProgressSink,
 ) -> Summary:
     from .runner import JobSettings, Runner
@@ -343,6 +296,7 @@ class VideoStatus:
 def status(manifest: Path | str, options: StatusOptions | None = None) -> list[VideoStatus]:
     """Per video: recorded status, output present and intact, remote job state."""
     from .build import build_requests
+    from .remote import job_statuses
     from .service import Service
     from .stores import load_state, open_store
 
@@ -352,7 +306,7 @@ def status(manifest: Path | str, options: StatusOptions | None = None) -> list[V
     remote: dict[str, str] = {}
     if options.refresh and state.records:
         with Service(loaded.model.service, workspace) as service:
-            remote = asyncio.run(_remote_status(service, state))
+            remote = asyncio.run(job_statuses(service, state))
     wanted = {r.video_id: r.content_hash for r in build_requests(loaded).requests}
     outputs = workspace.output_checker(verify=options.verify)
     prices = prices_for(loaded.model)
@@ -381,25 +335,6 @@ def status(manifest: Path | str, options: StatusOptions | None = None) -> list[V
     return rows
 
 
-async def _remote_status(service: Service, state: State) -> dict[str, str]:
-    from .errors import NotFoundError
-
-    result: dict[str, str] = {}
-    by_job: dict[str, str] = {}  # the videos of one pack share one job: ask once
-    async with service.client() as client:
-        for record in state.records.values():
-            if not record.remote_id:
-                result[record.video_id] = "unknown id"
-                continue
-            if record.remote_id not in by_job:
-                try:
-                    by_job[record.remote_id] = (await client.get(record.remote_id)).status
-                except NotFoundError:
-                    by_job[record.remote_id] = "gone"
-            result[record.video_id] = by_job[record.remote_id]
-    return result
-
-
 # -- prune --------------------------------------------------------------------------
 def prune(
     manifest: Path | str,
@@ -411,6 +346,7 @@ def prune(
     """Forget videos removed from the manifest (optionally their files and remote jobs);
     the ids forgotten. ``confirm`` is asked with the records about to be forgotten."""
     from .build import build_requests
+    from .remote import delete_jobs
     from .service import Service
     from .stores import load_state, open_store
 
@@ -433,19 +369,12 @@ def prune(
                 gone = {r.video_id for r in removed}
                 kept = {r.remote_id for r in state.records.values() if r.video_id not in gone}
                 doomed = [r for r in removed if r.remote_id not in kept]
-                asyncio.run(_delete_jobs(service, doomed))
+                asyncio.run(delete_jobs(service, doomed))
             for record in removed:
                 if options.delete_files and record.output:
                     (loaded.root / record.output.path).unlink(missing_ok=True)
                 state.forget(record.video_id)
     return [r.video_id for r in removed]
-
-
-async def _delete_jobs(service: Service, records: list[StateRecord]) -> None:
-    async with service.client() as client:
-        for record in records:
-            if record.remote_id:
-                await client.delete(record.remote_id)
 
 
 # -- the smaller commands -----------------------------------------------------------

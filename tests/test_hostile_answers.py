@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -80,6 +81,7 @@ def test_a_create_answered_with_another_jobs_id_is_not_taken_for_ours(
     assert record.status == "submitting"  # unknown outcome: adopted by its id next time
     assert record.remote_id == synthesis_id(manifest, "01-welcome")
     assert faults_by_kind(manifest)[("create", "wrong_id")] == 1
+    assert re.search(r"jobs created \(paid creates\) +│ +1 │", out), out  # paid all the same
     assert "adopted existing job" in lifted_apply(manifest, monkeypatch)
 
 
@@ -156,6 +158,17 @@ def test_a_listing_with_a_fresh_next_link_on_every_page_is_given_up_on(
     assert "still sent a next page link after 50 pages" in out, out
     assert record_of(manifest).status == "submitting"
     assert faults_by_kind(manifest)[("list", "endless_list")] == 50
+    assert "adopted existing job" in lifted_apply(manifest, monkeypatch)
+
+
+def test_a_lookup_answered_with_a_web_page_fails_that_video_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    manifest, out = first_apply(
+        tmp_path, monkeypatch, "lose_create=1,not_json=100%@list", api_version=PREVIEW
+    )
+    assert "UntrustedAnswer" in out and "list jobs: the response is not a JSON object" in out
+    assert record_of(manifest).status == "submitting"
     assert "adopted existing job" in lifted_apply(manifest, monkeypatch)
 
 

@@ -177,3 +177,13 @@ def test_every_exported_name_loads_on_first_use() -> None:
     assert callable(avatarflow.review) and callable(avatarflow.export)  # not their modules
     with pytest.raises(AttributeError, match="no attribute 'Project'"):
         avatarflow.Project  # noqa: B018  # the hub is gone
+
+
+def test_the_architecture_lists_every_module() -> None:
+    text = (REPO / "docs" / "ARCHITECTURE.md").read_text("utf-8")
+    modules_table = text.split("## Modules", 1)[1].split("\n## ", 1)[0]
+    listed = set(re.findall(r"^\| `([\w/]+\.py)`", modules_table, re.M))
+    package = REPO / "avatarflow"
+    modules = {p.relative_to(package).as_posix() for p in package.rglob("*.py")}
+    assert sorted(modules - listed) == []
+    assert sorted(listed - modules) == []  # nor a module that is gone
