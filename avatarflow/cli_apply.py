@@ -18,7 +18,7 @@ from .display import ApplyProgress, lock_waits, plan_json, print_plan, print_row
 from .errors import ConfigError
 from .events import Event, LockWait, PlanReady, Progress, Starting
 from .options import ApplyOptions, PruneOptions, StatusOptions
-from .pricing import Prices, billed_cost, money, shipped
+from .pricing import Prices, billed_cost, shipped
 
 if TYPE_CHECKING:
     from .runner import Summary
@@ -233,7 +233,6 @@ def status(
         "output",
         "job",
         *(["remote"] if refresh else []),
-        "billed",
         "note",
     ]
 
@@ -244,7 +243,6 @@ def status(
             row.output,
             row.job or "",
             *([row.remote or ""] if refresh else []),
-            money(row.cost, row.currency or "") if row.cost is not None else "",
             row.error or _status_note(row),
         ]
         for row in rows

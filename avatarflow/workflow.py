@@ -17,7 +17,6 @@ reader returned; the next ``plan`` or ``apply`` answers from the memo without pa
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -28,7 +27,7 @@ from .events import LockWait, PlanReady, ProgressSink, Starting
 from .options import ApplyOptions, PlanOptions, PruneOptions, StatusOptions
 from .planmemo import Observed, StateRead, recall, remember
 from .planner import ActionKind, Plan, make_plan, select
-from .pricing import Prices, billed_cost, check_budget, prices_for
+from .pricing import Prices, check_budget, prices_for
 from .workspace import TargetName, Workspace, target_name
 
 if TYPE_CHECKING:  # loaded when a plan is made in full: a recalled plan needs none of it
@@ -102,6 +101,7 @@ class PlanResult:
     warnings: list[str]
     pack_max_inputs: int | None = None  # set when the videos to render travel in packs
     recalled: bool = False  # answered from the plan memo
+    rendered: int = 0  # videos this plan rendered (the others came from a cache)
     prices: Prices | None = None  # the manifest's (None when recalled: nothing to pay)
 
 
@@ -113,8 +113,13 @@ def plan(manifest: Path | str, options: PlanOptions | None = None) -> PlanResult
     if recalled is not None:
         return PlanResult(recalled.plan, recalled.warnings, recalled=True)
     from .build import build_requests
+    from .incremental import RequestCache, plan_incremental, refill
     from .stores import load_state, open_store
 
+    cache = RequestCache.open(path, target)
+    quick, reading = (None, None) if options.verify else plan_incremental(path, target, cache)
+    if quick is not None:  # only the videos whose inputs changed were rendered
+        return PlanResult(quick.plan, quick.warnings, quick.pack_max_inputs, False, quick.rendered)
     loaded, workspace = open_manifest(path, target)
     built = build_requests(loaded)
     workspace.check_output_paths(loaded, built.requests)
@@ -122,8 +127,11 @@ def plan(manifest: Path | str, options: PlanOptions | None = None) -> PlanResult
     the_plan, observed = full_plan(loaded, workspace, built, state, read, verify=options.verify)
     if observed is not None:
         remember(path, target, the_plan, observed, built.warnings)
-    prices = prices_for(loaded.model)
-    return PlanResult(the_plan, built.warnings, pack_max_inputs(loaded), prices=prices)
+    refill(cache, reading, loaded, workspace, built, state, read)
+    rendered = len(built.requests)
+    return PlanResult(
+        the_plan, built.warnings, pack_max_inputs(loaded), False, rendered, prices_for(loaded.model)
+    )
 
 
 # -- apply --------------------------------------------------------------------------
@@ -158,6 +166,8 @@ def apply(
         if recalled is not None:  # nothing to do: no request, no write
             emit(PlanReady(recalled.plan))
             return ApplyResult(recalled.plan, None)
+    import asyncio  # here, not above: a plan recalled from its memo never loads it
+
     from .build import build_requests, find_request
     from .remote import gone_jobs
     from .service import Service
@@ -286,8 +296,6 @@ class VideoStatus:
     job: str | None
     remote: str | None  # with ``refresh``: the job's status at the service, or "gone"
     error: str | None
-    cost: float | None = None  # what the service billed, at the manifest's prices
-    currency: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -295,40 +303,49 @@ class VideoStatus:
 
 def status(manifest: Path | str, options: StatusOptions | None = None) -> list[VideoStatus]:
     """Per video: recorded status, output present and intact, remote job state."""
+    import asyncio
+
     from .build import build_requests
+    from .incremental import RecordSummary, requested
     from .remote import job_statuses
     from .service import Service
     from .stores import load_state, open_store
 
     options = options or StatusOptions()
-    loaded, workspace = open_manifest(manifest, target_name(options.emulator))
-    state, _ = load_state(open_store(loaded, workspace), workspace)
+    target = target_name(options.emulator)
+    known = requested(Path(manifest), target)  # from the request cache, when it can tell
+    loaded, workspace = (
+        (known.manifest, known.workspace) if known else open_manifest(manifest, target)
+    )
+    records = known.records() if known and not options.refresh else None
     remote: dict[str, str] = {}
-    if options.refresh and state.records:
-        with Service(loaded.model.service, workspace) as service:
-            remote = asyncio.run(job_statuses(service, state))
-    wanted = {r.video_id: r.content_hash for r in build_requests(loaded).requests}
+    if records is None:  # the state in full: a remote one, or asked of the service
+        state, _ = load_state(open_store(loaded, workspace), workspace)
+        records = {vid: RecordSummary.of((0, 0, 0, 0), r) for vid, r in state.records.items()}
+        if options.refresh and state.records:
+            with Service(loaded.model.service, workspace) as service:
+                remote = asyncio.run(job_statuses(service, state))
+    wanted = (
+        known.hashes
+        if known
+        else {r.video_id: r.content_hash for r in build_requests(loaded).requests}
+    )
     outputs = workspace.output_checker(verify=options.verify)
-    prices = prices_for(loaded.model)
     rows = []
-    for video_id in sorted(wanted.keys() | state.records.keys()):
-        record = state.records.get(video_id)
-        error = record.error if record else None
+    for video_id in sorted(wanted.keys() | records.keys()):
+        record = records.get(video_id)
         rows.append(
             VideoStatus(
                 video=video_id,
                 status=record.status if record else "not rendered",
                 in_manifest=video_id in wanted,
                 current=record is not None and wanted.get(video_id) == record.input_hash,
-                output=outputs(record) if record and record.output else "none",
-                job=(record.remote_id or record.synthesis_id) if record else None,
+                output=outputs.check(record.output, record.subtitles)
+                if record and record.output
+                else "none",
+                job=record.job if record else None,
                 remote=remote.get(video_id),
-                error=f"{error.code}: {error.message}" if error else None,
-                # Packed members carry no billing of their own: the pack's is counted once.
-                cost=round(billed_cost(record.billing, prices), 4)
-                if record and record.billing
-                else None,
-                currency=prices.currency if record and record.billing else None,
+                error=record.error if record else None,
             )
         )
     workspace.hashes.save()
@@ -345,6 +362,8 @@ def prune(
 ) -> list[str]:
     """Forget videos removed from the manifest (optionally their files and remote jobs);
     the ids forgotten. ``confirm`` is asked with the records about to be forgotten."""
+    import asyncio
+
     from .build import build_requests
     from .remote import delete_jobs
     from .service import Service
