@@ -630,6 +630,8 @@ class _Builder:
             model = Manifest.model_validate({**head.data, "videos": [{"id": "x"}]})
         except ValidationError:
             raise _Fallback from None
+        if model.variants:  # an item is then several videos: the full plan's work
+            raise _Fallback
         self.lines = head.lines
         self.loaded = LoadedManifest(
             reading.path.resolve(),
@@ -664,6 +666,8 @@ class _Builder:
                 entry: VideoEntry = VideoEntry.model_validate(loaded.data[0])
             except ValidationError:
                 raise _Fallback from None
+            if entry.text_file is not None and "{" in entry.text_file:
+                raise _Fallback  # a templated narration path: its file is known once rendered
             self.nodes[index] = count_nodes(loaded.data[0])
             request = build_one(self.loaded, self.renderer.render(self.resolve(index, entry)))
             if self.loaded.model.service.pack:
