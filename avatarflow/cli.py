@@ -7,12 +7,11 @@ import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import click
 
 from . import __version__, workflow
-from .display import make_console, pack_jobs, plan_json, print_plan
 from .errors import (
     AvatarflowError,
     JobTimeoutError,
@@ -24,9 +23,19 @@ from .errors import (
 from .options import PlanOptions
 from .secrets import redact
 
+if TYPE_CHECKING:  # rich is loaded by the commands that print, not by ``--help``
+    from rich.console import Console
+
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def make_console(stream: Any, color: str) -> Console:
+    # rich is imported by the commands that print, not by ``--help``
+    from .display import make_console as make
+
+    return make(stream, color)
 
 
 class Context:
@@ -75,6 +84,29 @@ class _LazyGroup(click.Group):
         "state": "cli_state",
         "status": "cli_apply",
     }
+    # The help of each, for ``--help`` to list them without importing them (and pydantic,
+    # the state...); a test keeps each equal to the command's own.
+    HELP: ClassVar[dict[str, str]] = {
+        "apply": "Render what is new or changed, resuming anything already paid for.",
+        "emulator": "Serve the local Azure-compatible batch avatar API on a loopback port.",
+        "force-unlock": "Break a state lock left behind by a process that is gone.",
+        "prune": "Forget videos removed from the manifest (optionally their files and jobs).",
+        "state": "Move the state between the local files and the manifest's remote backend.",
+        "status": "Per video: recorded status, output present and intact, remote job state.",
+    }
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        names = self.list_commands(ctx)
+        limit = formatter.width - 6 - max(len(name) for name in names)
+        rows = []
+        for name in names:
+            command = self.commands.get(name)
+            if command is None and name in self.HELP:  # listed as its help says, not loaded
+                command = click.Command(name, help=self.HELP[name])
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit)))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *self.LAZY})
@@ -175,6 +207,8 @@ def plan(
     result = workflow.plan(manifest, PlanOptions(emulator=emulator, verify=verify))
     for warning in result.warnings:
         ctx.err.print(f"warning: {warning}")
+    from .display import pack_jobs, plan_json  # rich: not loaded by ``--help``
+
     if as_json or output_format == "json":
         click.echo(json.dumps(plan_json(result.plan), indent=2, ensure_ascii=False))
     elif output_format == "markdown":
@@ -183,6 +217,8 @@ def plan(
         packs = pack_jobs(result.plan, result.pack_max_inputs)
         click.echo(plan_markdown(result.plan, str(manifest), packs))
     else:
+        from .display import print_plan
+
         print_plan(ctx.out, result.plan, result.pack_max_inputs)
     if detailed_exitcode and result.plan.has_changes:
         return EXIT_CHANGES
@@ -220,14 +256,13 @@ def _print_error(text: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; every error family maps to its exit code here and only here."""
-    err = make_console(sys.stderr, "auto")
     try:
         result = cli.main(args=argv, prog_name="avatarflow", standalone_mode=False)
     except KeyboardInterrupt:
-        err.print("Interrupted.")
+        make_console(sys.stderr, "auto").print("Interrupted.")
         return EXIT_INTERRUPTED
     except click.exceptions.Abort:
-        err.print("Aborted.")
+        make_console(sys.stderr, "auto").print("Aborted.")
         return EXIT_INTERRUPTED
     except click.exceptions.Exit as exc:
         return exc.exit_code

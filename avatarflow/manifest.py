@@ -12,6 +12,7 @@ import datetime
 import difflib
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -27,6 +28,7 @@ from pydantic import (
     model_validator,
 )
 
+from . import fastpath
 from .errors import Location, ManifestError
 from .userfiles import FileTooLarge, NotRegularFile, read_regular_file
 from .yamlsafe import MAX_BYTES, KeyPath, LoadedYaml, format_path, load_yaml
@@ -318,15 +320,11 @@ class LoadedManifest:
         return self.resolve_path(self.model.templates_dir)
 
     def videos_resolved(self) -> list[ResolvedVideo]:
-        defaults = self.model.defaults
-        base = defaults.model_dump(exclude_unset=True)
+        resolve = self.resolver()
         resolved: list[ResolvedVideo] = []
         seen: dict[str, int] = {}
         folded_ids: dict[str, int] = {}
-        merged_settings: dict[str, BaseModel] = {}
-        field_sets: dict[frozenset[str], set[str]] = {}
         for index, entry in enumerate(self.model.videos):
-            loc = self.location(("videos", index))
             if entry.id in seen:
                 raise ManifestError(
                     f"duplicate video id {entry.id!r} (first used at videos[{seen[entry.id]}])",
@@ -343,11 +341,25 @@ class LoadedManifest:
                     "case; their output files would be one file on macOS and Windows",
                     self.location(("videos", index, "id")),
                 )
-            fields = _resolve_entry(defaults, base, entry, merged_settings)
-            _share_fields_set(fields, field_sets)
-            _check_sources(fields, loc)
-            resolved.append(ResolvedVideo(entry.id, index, fields, loc, self.yaml))
+            resolved.append(resolve(index, entry))
         return resolved
+
+    def resolver(self) -> Callable[[int, VideoEntry], ResolvedVideo]:
+        """Resolves the entry found at ``videos[index]``; videos resolved by one resolver
+        share their merged settings."""
+        defaults = self.model.defaults
+        base = defaults.model_dump(exclude_unset=True)
+        merged_settings: dict[str, BaseModel] = {}
+        field_sets: dict[frozenset[str], set[str]] = {}
+
+        def resolve(index: int, entry: VideoEntry) -> ResolvedVideo:
+            loc = self.location(("videos", index))
+            fields = _resolve_entry(defaults, base, entry, merged_settings)
+            fastpath.share_fields_set(fields, field_sets)
+            _check_sources(fields, loc)
+            return ResolvedVideo(entry.id, index, fields, loc, self.yaml)
+
+        return resolve
 
 
 def _resolve_entry(
@@ -373,19 +385,6 @@ def _resolve_entry(
                 shared[key] = _SETTINGS_FIELDS[name].model_validate(merged[name])
             merged[name] = shared[key]
     return VideoEntry.model_validate(merged)
-
-
-def _share_fields_set(model: BaseModel, shared: dict[frozenset[str], set[str]]) -> None:
-    """Let frozen models given the same field names share one set of those names.
-
-    pydantic keeps the names given to each instance in a set of its own (728 bytes for
-    eight names); a frozen model never changes it, so the 10,000 videos of a catalogue
-    can share the handful of distinct sets instead.
-    """
-    names = model.model_fields_set
-    common = shared.setdefault(frozenset(names), names)
-    if common is not names:
-        object.__setattr__(model, "__pydantic_fields_set__", common)
 
 
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -442,11 +441,11 @@ def load_manifest(path: Path | str, display_path: str | None = None) -> LoadedMa
     loaded.data = None  # the model holds it all now; a large catalogue keeps one copy
     field_sets: dict[frozenset[str], set[str]] = {}
     for entry in model.videos:
-        _share_fields_set(entry, field_sets)
+        fastpath.share_fields_set(entry, field_sets)
         for name in _SETTINGS_FIELDS:
             settings = getattr(entry, name)
             if settings is not None:
-                _share_fields_set(settings, field_sets)
+                fastpath.share_fields_set(settings, field_sets)
     digest = hashlib.sha256(raw).hexdigest()
     return LoadedManifest(path.resolve(), model, loaded, shown, digest)
 

@@ -18,7 +18,7 @@ import jinja2.meta as jinja2_meta
 from jinja2.loaders import split_template_path
 from jinja2.sandbox import SandboxedEnvironment
 
-from . import catalog
+from . import catalog, fastpath
 from .errors import Location, ManifestError, TemplateError
 from .manifest import LoadedManifest, ResolvedVideo
 from .templatebudget import BudgetedEnvironment, render_bounded
@@ -29,13 +29,6 @@ GESTURE_PREFIX = "gesture."
 MAX_TEXT_BYTES = 500 * 1024
 _DOCTYPE_RE = re.compile(r"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
 _POSITION_RE = re.compile(r": line \d+, column \d+$")
-# ``{{ name }}``: the only markup most narrations hold, substituted without Jinja.
-_PLAIN_VARIABLE_RE = re.compile(r"\{\{ *([A-Za-z_][A-Za-z0-9_]*) *\}\}")
-_NEWLINE_RE = re.compile(r"\r\n|\r|\n")
-# Names Jinja reads as constants or operators, not as variables.
-_JINJA_WORDS = frozenset(
-    {"true", "false", "none", "True", "False", "None", "not", "and", "or", "in", "is", "if"}
-)
 
 
 @dataclass(frozen=True)
@@ -124,6 +117,7 @@ class Renderer:
         # sha256 of each narration file's bytes as read, by its path in the manifest.
         self.input_digests: dict[str, str] = {}
         self._templates: dict[str, jinja2.Template] = {}
+        self._narrations: dict[str, jinja2.Template] = {}
 
     def render_all(self) -> list[RenderedVideo]:
         return [self.render(video) for video in self.manifest.videos_resolved()]
@@ -209,11 +203,14 @@ class Renderer:
 
     def _render_text(self, raw: str, video: ResolvedVideo, loc: Location) -> str:
         context = self._context(video)
-        simple = render_simple_narration(raw, context)
+        simple = fastpath.render_simple_narration(raw, context)
         if simple is not None:
             return simple
         try:
-            return render_bounded(_text_environment().from_string(raw), context)
+            template = self._narrations.get(raw)
+            if template is None:  # each distinct narration is compiled once per run
+                template = self._narrations[raw] = _text_environment().from_string(raw)
+            return render_bounded(template, context)
         except jinja2.TemplateSyntaxError as exc:
             raise TemplateError(f"template syntax error in narration: {exc.message}", loc) from None
         except Exception as exc:  # narration is user code: any failure is the user's to fix
@@ -340,29 +337,6 @@ class Renderer:
         root = parse_ssml(ssml, loc, origin)
         warnings = check_gestures(root, video, gesture_loc)
         return RenderedVideo(video, ssml, "SSML", sources, tuple(warnings))
-
-
-def render_simple_narration(raw: str, context: dict[str, Any]) -> str | None:
-    """What Jinja renders for a narration whose only markup is ``{{ name }}`` of defined
-    variables, without compiling a template per video; ``None`` for anything else.
-
-    Exactly Jinja's output (the content hash depends on it): newlines normalised to
-    ``\\n``, one trailing newline dropped, each value through ``str``.
-    """
-    source = _NEWLINE_RE.sub("\n", raw)
-    if source.endswith("\n"):
-        source = source[:-1]
-    parts = _PLAIN_VARIABLE_RE.split(source)  # text, name, text, name, …, text
-    texts, names = parts[0::2], parts[1::2]
-    if any("{" in text or "}" in text for text in texts):
-        return None
-    if any(name in _JINJA_WORDS or name not in context for name in names):
-        return None  # Jinja's constant, or its "undefined" error message
-    out = [texts[0]]
-    for name, text in zip(names, texts[1:], strict=True):
-        out.append(str(context[name]))
-        out.append(text)
-    return "".join(out)
 
 
 def parse_ssml(ssml: str, loc: Location, origin: str) -> ET.Element:

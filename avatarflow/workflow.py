@@ -100,6 +100,7 @@ class PlanResult:
     warnings: list[str]
     pack_max_inputs: int | None = None  # set when the videos to render travel in packs
     recalled: bool = False  # answered from the plan memo
+    rendered: int = 0  # videos this plan rendered (the others came from a cache)
 
 
 def plan(manifest: Path | str, options: PlanOptions | None = None) -> PlanResult:
@@ -110,8 +111,13 @@ def plan(manifest: Path | str, options: PlanOptions | None = None) -> PlanResult
     if recalled is not None:
         return PlanResult(recalled.plan, recalled.warnings, recalled=True)
     from .build import build_requests
+    from .incremental import RequestCache, plan_incremental, refill
     from .stores import load_state, open_store
 
+    cache = RequestCache.open(path, target)
+    quick, reading = (None, None) if options.verify else plan_incremental(path, target, cache)
+    if quick is not None:  # only the videos whose inputs changed were rendered
+        return PlanResult(quick.plan, quick.warnings, quick.pack_max_inputs, False, quick.rendered)
     loaded, workspace = open_manifest(path, target)
     built = build_requests(loaded)
     workspace.check_output_paths(loaded, built.requests)
@@ -119,7 +125,9 @@ def plan(manifest: Path | str, options: PlanOptions | None = None) -> PlanResult
     the_plan, observed = full_plan(loaded, workspace, built, state, read, verify=options.verify)
     if observed is not None:
         remember(path, target, the_plan, observed, built.warnings)
-    return PlanResult(the_plan, built.warnings, pack_max_inputs(loaded))
+    refill(cache, reading, loaded, workspace, built, state, read)
+    rendered = len(built.requests)
+    return PlanResult(the_plan, built.warnings, pack_max_inputs(loaded), False, rendered)
 
 
 # -- apply --------------------------------------------------------------------------
@@ -267,33 +275,46 @@ def status(manifest: Path | str, options: StatusOptions | None = None) -> list[V
     import asyncio
 
     from .build import build_requests
+    from .incremental import RecordSummary, requested
     from .remote import job_statuses
     from .service import Service
     from .stores import load_state, open_store
 
     options = options or StatusOptions()
-    loaded, workspace = open_manifest(manifest, target_name(options.emulator))
-    state, _ = load_state(open_store(loaded, workspace), workspace)
+    target = target_name(options.emulator)
+    known = requested(Path(manifest), target)  # from the request cache, when it can tell
+    loaded, workspace = (
+        (known.manifest, known.workspace) if known else open_manifest(manifest, target)
+    )
+    records = known.records() if known and not options.refresh else None
     remote: dict[str, str] = {}
-    if options.refresh and state.records:
-        with Service(loaded.model.service, workspace) as service:
-            remote = asyncio.run(job_statuses(service, state))
-    wanted = {r.video_id: r.content_hash for r in build_requests(loaded).requests}
+    if records is None:  # the state in full: a remote one, or asked of the service
+        state, _ = load_state(open_store(loaded, workspace), workspace)
+        records = {vid: RecordSummary.of((0, 0, 0, 0), r) for vid, r in state.records.items()}
+        if options.refresh and state.records:
+            with Service(loaded.model.service, workspace) as service:
+                remote = asyncio.run(job_statuses(service, state))
+    wanted = (
+        known.hashes
+        if known
+        else {r.video_id: r.content_hash for r in build_requests(loaded).requests}
+    )
     outputs = workspace.output_checker(verify=options.verify)
     rows = []
-    for video_id in sorted(wanted.keys() | state.records.keys()):
-        record = state.records.get(video_id)
-        error = record.error if record else None
+    for video_id in sorted(wanted.keys() | records.keys()):
+        record = records.get(video_id)
         rows.append(
             VideoStatus(
                 video=video_id,
                 status=record.status if record else "not rendered",
                 in_manifest=video_id in wanted,
                 current=record is not None and wanted.get(video_id) == record.input_hash,
-                output=outputs(record) if record and record.output else "none",
-                job=(record.remote_id or record.synthesis_id) if record else None,
+                output=outputs.check(record.output, record.subtitles)
+                if record and record.output
+                else "none",
+                job=record.job if record else None,
                 remote=remote.get(video_id),
-                error=f"{error.code}: {error.message}" if error else None,
+                error=record.error if record else None,
             )
         )
     workspace.hashes.save()

@@ -92,9 +92,12 @@ class Workspace:
             return str(path)
 
     def output_path(self, request: VideoRequest) -> Path:
+        return self.output_dir / self.output_name(request)
+
+    def output_name(self, request: VideoRequest) -> str:
         video = request.rendered.video.fields.video
         ext = video.format if video and video.format else "mp4"
-        return self.output_dir / f"{request.video_id}.{ext}"
+        return f"{request.video_id}.{ext}"
 
     def check_output_paths(self, manifest: LoadedManifest, requests: list[VideoRequest]) -> None:
         """Refuse, before anything is sent, an output path that apply could not safely
@@ -153,30 +156,47 @@ class OutputChecker:
         self.read: dict[str, StatKey] = {}
 
     def __call__(self, record: StateRecord) -> OutputCheck:
-        if record.output is None:
+        return self.check(file_ref(record.output), file_ref(record.subtitles))
+
+    def check(
+        self, output: FileRef | None, subtitles: FileRef | None, st: os.stat_result | None = None
+    ) -> OutputCheck:
+        """The check of a recorded output and its subtitles by (path, size, sha256);
+        ``st`` is the output's ``lstat`` when the caller has already taken it."""
+        if output is None:
             return "missing"
-        path = os.path.join(self._root, record.output.path)
-        try:
-            st = os.lstat(path)  # one stat per output: plan makes 10,000 of these
-        except (FileNotFoundError, NotADirectoryError):
-            return "missing"
-        self.read[record.output.path] = stat_key(st)
-        if not stat.S_ISREG(st.st_mode) or st.st_size != record.output.size:
+        relative, size, sha256 = output
+        path = os.path.join(self._root, relative)
+        if st is None:
+            try:
+                st = os.lstat(path)  # one stat per output: plan makes 10,000 of these
+            except (FileNotFoundError, NotADirectoryError):
+                return "missing"
+        self.read[relative] = stat_key(st)
+        if not stat.S_ISREG(st.st_mode) or st.st_size != size:
             return "modified"  # a symlink or a folder is never the file we downloaded
-        digest = self._hashes.sha256(record.output.path, path, st, verify=self._verify)
-        if digest != record.output.sha256:
+        if self._hashes.sha256(relative, path, st, verify=self._verify) != sha256:
             return "modified"
-        if record.subtitles is not None and not self._intact(record.subtitles):
+        if subtitles is not None and not self._intact(subtitles):
             return "missing"  # its external .vtt: downloaded again with the video
         return "ok"
 
-    def _intact(self, file: OutputFile) -> bool:
-        path = os.path.join(self._root, file.path)
+    def _intact(self, file: FileRef) -> bool:
+        relative, size, sha256 = file
+        path = os.path.join(self._root, relative)
         try:
             st = os.lstat(path)
         except (FileNotFoundError, NotADirectoryError):
             return False
-        self.read[file.path] = stat_key(st)
-        if not stat.S_ISREG(st.st_mode) or st.st_size != file.size:
+        self.read[relative] = stat_key(st)
+        if not stat.S_ISREG(st.st_mode) or st.st_size != size:
             return False
-        return self._hashes.sha256(file.path, path, st, verify=self._verify) == file.sha256
+        return self._hashes.sha256(relative, path, st, verify=self._verify) == sha256
+
+
+# A recorded file as the output checks need it: its path from the manifest, size, sha256.
+FileRef = tuple[str, int, str]
+
+
+def file_ref(file: OutputFile | None) -> FileRef | None:
+    return None if file is None else (file.path, file.size, file.sha256)

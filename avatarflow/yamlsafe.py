@@ -9,35 +9,21 @@ while a small bomb does not. Nesting is capped too (deep documents and self-refe
 aliases would otherwise end in a ``RecursionError``).
 
 Most manifests use none of YAML's rarer features, so they are first built straight from
-libyaml's parser events, with no node tree (see :class:`_EventBuilder`). Whatever that
-fast path does not cover, or finds wrong, is left to the node-based path, which stays
-the one place that accepts the rarer features and words every error.
+libyaml's parser events, with no node tree (:func:`avatarflow.fastpath.load_from_events`).
+Whatever that fast path does not cover, or finds wrong, is left to the node-based path
+here, which stays the one place that accepts the rarer features and words every error.
 """
 
 from __future__ import annotations
 
-import gc
 from array import array
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 from yaml.composer import Composer
 from yaml.constructor import SafeConstructor
-from yaml.events import (
-    DocumentEndEvent,
-    DocumentStartEvent,
-    Event,
-    MappingEndEvent,
-    MappingStartEvent,
-    ScalarEvent,
-    SequenceEndEvent,
-    SequenceStartEvent,
-    StreamEndEvent,
-    StreamStartEvent,
-)
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.resolver import Resolver
 
@@ -138,6 +124,11 @@ class LineMap:
 
     def __len__(self) -> int:
         return sum(1 for _ in self.items())
+
+    def item_sizes(self, name: str) -> dict[int, int]:
+        """Paths inside (and at) each item of the top-level list ``name``, by index."""
+        self.finish()
+        return {index: len(shape) for index, (shape, _) in self._items.get(name, {}).items()}
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, LineMap):
@@ -385,30 +376,13 @@ def load_yaml(text: str, file: str) -> LoadedYaml:
         raise ManifestError(
             "file contains NUL bytes; is it a binary file?", Location(file, nul_line)
         )
-    with _collector_paused():
-        if _CParser is not None:
-            try:
-                return _EventBuilder().load(_CParser(text))
-            except _NeedsNodes:
-                pass  # a rarer feature, or an error to word: the node-based path decides
-        return _load_from_nodes(text, file)
+    from . import fastpath  # which imports this module's pieces
 
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Pause Python's cycle collector while a document is built.
-
-    Building allocates tens of thousands of dicts and lists that the collector would
-    scan again and again as they pile up: a fifth of the load time of a large
-    catalogue. Nothing is lost: the collector runs as usual once it is enabled again.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
     try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
+        return fastpath.load_from_events(text)
+    except fastpath.NeedsNodes:
+        pass  # a rarer feature, or an error to word: the node-based path decides
+    return _load_from_nodes(text, file)
 
 
 def _load_from_nodes(text: str, file: str) -> LoadedYaml:
@@ -436,162 +410,3 @@ def _load_from_nodes(text: str, file: str) -> LoadedYaml:
         raise ManifestError(f"document is {_TOO_DEEP}", Location(file)) from None
     builder.lines.finish()
     return LoadedYaml(data=data, lines=builder.lines)
-
-
-def _c_parser() -> Any:
-    try:
-        from yaml._yaml import CParser
-    except ImportError:  # pragma: no cover - PyYAML built without libyaml
-        return None
-    return CParser
-
-
-_CParser = _c_parser()
-
-
-def _line(event: Event) -> int:
-    mark = event.start_mark
-    assert mark is not None  # libyaml marks every event
-    return mark.line + 1
-
-
-_SHARED_TEXT_MAX = 64
-
-
-class _NeedsNodes(Exception):
-    """The document is for the node-based path: a rarer feature, a limit or an error."""
-
-
-class _Open:
-    """A mapping or sequence being filled, with its key path; ``key`` is the key read
-    last in a mapping whose value is still to come (``None`` while a key is expected)."""
-
-    __slots__ = ("container", "key", "path")
-
-    def __init__(self, container: dict[str, Any] | list[Any], path: KeyPath) -> None:
-        self.container = container
-        self.path = path
-        self.key: str | None = None
-
-
-class _EventBuilder:
-    """Plain data and the line map straight from libyaml's parser events, in one pass.
-
-    It covers what manifests use: untagged mappings with string keys, sequences and
-    scalars. Anchors, aliases, tags, merge keys and any other key, duplicate keys, NUL
-    characters, the node and depth limits and every parse error raise
-    :class:`_NeedsNodes` instead, so that the node-based path, with its limits and its
-    messages, alone decides on those. Where both paths build a document, they agree.
-    """
-
-    def __init__(self) -> None:
-        self.lines = LineMap()
-        self.nodes = 0
-        self.stack: list[_Open] = []
-        self.root: list[Any] = []  # the document, once built
-        self.resolve: Any = Resolver().resolve  # untyped in PyYAML's stubs
-        self.constructor = SafeConstructor()
-        # Plain scalars by text: a catalogue repeats the same few (keys, characters,
-        # formats), and sharing one object per text keeps them small in memory.
-        self.plain: dict[str, tuple[str, Any]] = {}
-        self.texts: dict[str, str] = {}
-
-    def load(self, parser: Any) -> LoadedYaml:
-        try:
-            self.expect(parser, StreamStartEvent)
-            self.expect(parser, DocumentStartEvent)
-            self.node(parser.get_event())
-            while self.stack:
-                self.node(parser.get_event())
-            self.expect(parser, DocumentEndEvent)
-            self.expect(parser, StreamEndEvent)
-        except yaml.YAMLError:
-            raise _NeedsNodes from None  # worded by the node-based path
-        finally:
-            parser.dispose()
-        self.lines.finish()
-        return LoadedYaml(data=self.root[0], lines=self.lines)
-
-    @staticmethod
-    def expect(parser: Any, kind: type[Event]) -> None:
-        # Anything else (an empty stream, a second document) is for the node-based path.
-        if type(parser.get_event()) is not kind:
-            raise _NeedsNodes
-
-    def node(self, event: Event) -> None:
-        """Handle one event inside the document."""
-        kind = type(event)
-        top = self.stack[-1] if self.stack else None
-        if kind is ScalarEvent:
-            tag, value = self.scalar(event)  # type: ignore[arg-type]
-            if top is not None and top.key is None and isinstance(top.container, dict):
-                self.key(top, tag, value, event)
-            else:
-                self.place(top, value, event)
-        elif kind is MappingStartEvent or kind is SequenceStartEvent:
-            if event.tag is not None or event.anchor is not None:  # type: ignore[attr-defined]
-                raise _NeedsNodes
-            container: dict[str, Any] | list[Any] = {} if kind is MappingStartEvent else []
-            self.stack.append(_Open(container, self.place(top, container, event)))
-        elif kind is MappingEndEvent or kind is SequenceEndEvent:
-            self.stack.pop()
-        else:  # an alias
-            raise _NeedsNodes
-
-    def scalar(self, event: ScalarEvent) -> tuple[str, Any]:
-        """The resolved tag and the value of a scalar."""
-        if event.tag is not None or event.anchor is not None or "\x00" in event.value:
-            raise _NeedsNodes
-        if not event.implicit[0]:  # quoted or block: always a string
-            return _STR_TAG, self.quoted(event.value)
-        found = self.plain.get(event.value)
-        if found is None:
-            found = self.plain[event.value] = self.resolve_plain(event)
-        return found
-
-    def quoted(self, text: str) -> str:
-        """One object per short text: quoted names repeat too (``"lisa"``, ``"mp4"``)."""
-        if len(text) > _SHARED_TEXT_MAX:  # narrations and titles rarely repeat
-            return text
-        return self.texts.setdefault(text, text)
-
-    def resolve_plain(self, event: ScalarEvent) -> tuple[str, Any]:
-        tag = self.resolve(ScalarNode, event.value, event.implicit)
-        if tag == _STR_TAG:
-            return tag, event.value
-        try:  # the scalars of these tags are immutable (int, float, bool, None, dates)
-            value = self.constructor.construct_object(ScalarNode(tag, event.value), deep=True)
-        except Exception:  # whatever it is, the node-based path words it
-            raise _NeedsNodes from None
-        finally:
-            self.constructor.constructed_objects.clear()
-        return tag, value
-
-    def key(self, top: _Open, tag: str, name: Any, event: Event) -> None:
-        """Read ``name`` as the next key of the mapping ``top``."""
-        if tag != _STR_TAG or name in top.container:  # another key, or a duplicate
-            raise _NeedsNodes
-        top.key = name
-        # the key's own line, as the node-based path records it
-        self.lines[(*top.path, name)] = _line(event)
-
-    def place(self, top: _Open | None, value: Any, event: Event) -> KeyPath:
-        """Store a value node in the collection being filled; its key path."""
-        self.nodes += 1
-        if self.nodes > MAX_DOCUMENT_NODES or len(self.stack) >= MAX_DEPTH:
-            raise _NeedsNodes
-        if top is None:
-            self.root.append(value)
-            self.lines[()] = _line(event)
-            return ()
-        if isinstance(top.container, dict):
-            if top.key is None:  # a mapping or a sequence as a key
-                raise _NeedsNodes
-            path: KeyPath = (*top.path, top.key)
-            top.container[top.key] = value
-            top.key = None
-            return path
-        path = (*top.path, len(top.container))
-        top.container.append(value)
-        self.lines[path] = _line(event)
-        return path

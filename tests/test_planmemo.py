@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+import avatarflow.incremental as incremental
 import avatarflow.manifest as manifest_module
 import avatarflow.planmemo as planmemo
 
@@ -23,17 +24,24 @@ SCRIPTED = MANIFEST + "  - id: d\n    text_file: scripts/d.txt\n"
 
 
 class Parses:
-    """Counts full plans: each one loads the manifest; a recalled plan loads nothing."""
+    """Counts plans not recalled from the memo: a full plan loads the manifest, an
+    incremental one plans from the per-video cache; a recalled plan does neither."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.count = 0
-        real = manifest_module.load_manifest
+        load, plan_incremental = manifest_module.load_manifest, incremental.plan_incremental
 
-        def counting(*args: Any, **kwargs: Any) -> Any:
+        def loading(*args: Any, **kwargs: Any) -> Any:
             self.count += 1
-            return real(*args, **kwargs)
+            return load(*args, **kwargs)
 
-        monkeypatch.setattr(manifest_module, "load_manifest", counting)
+        def planning(*args: Any, **kwargs: Any) -> Any:
+            made = plan_incremental(*args, **kwargs)
+            self.count += made[0] is not None  # else a full plan follows and is counted
+            return made
+
+        monkeypatch.setattr(manifest_module, "load_manifest", loading)
+        monkeypatch.setattr(incremental, "plan_incremental", planning)
 
 
 @pytest.fixture

@@ -14,14 +14,13 @@ import pytest
 from jinja2 import StrictUndefined
 from jinja2.sandbox import SandboxedEnvironment
 
-from avatarflow import yamlsafe
+from avatarflow import fastpath, yamlsafe
 from avatarflow.client import ServiceConfig, SpeechClient
 from avatarflow.credentials import KeyCredential
 from avatarflow.emulator import Emulator, EmulatorConfig
 from avatarflow.emulator.requestlog import RequestRecord, create_counts, read_request_log
 from avatarflow.pacing import CreatePacer
 from avatarflow.payload import HASH_FORMAT, canonical_json, content_hash
-from avatarflow.render import render_simple_narration
 from avatarflow.runner import RunOptions
 
 from .emulator_fixtures import HEADERS, ga_body
@@ -175,12 +174,12 @@ def test_simple_narrations_render_exactly_as_jinja(raw: str, fast_path: bool) ->
     }
     env = SandboxedEnvironment(undefined=StrictUndefined)
     expected = env.from_string(raw).render(context)
-    fast = render_simple_narration(raw, context)
+    fast = fastpath.render_simple_narration(raw, context)
     assert fast == (expected if fast_path else None)
 
 
 def test_undefined_variable_in_a_narration_is_left_to_jinja_for_its_message() -> None:
-    assert render_simple_narration("Hi {{ missing }}", {}) is None
+    assert fastpath.render_simple_narration("Hi {{ missing }}", {}) is None
 
 
 def test_content_hash_is_the_sha256_of_the_canonical_envelope() -> None:
@@ -193,7 +192,7 @@ def test_content_hash_is_the_sha256_of_the_canonical_envelope() -> None:
 def test_libyaml_and_pure_python_loading_agree(monkeypatch: pytest.MonkeyPatch) -> None:
     text = (REPO / "manifests" / "git-course.yaml").read_text()
     fast = yamlsafe.load_yaml(text, "git-course.yaml")
-    monkeypatch.setattr(yamlsafe, "_CParser", None)  # no libyaml events: nodes only
+    monkeypatch.setattr(fastpath, "CParser", None)  # no libyaml events: nodes only
     monkeypatch.setattr(yamlsafe, "_FAST_LOADER", None)  # and the pure-Python parser
     slow = yamlsafe.load_yaml(text, "git-course.yaml")
     assert fast.data == slow.data and fast.lines == slow.lines

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from avatarflow import yamlsafe
+from avatarflow import fastpath, yamlsafe
 from avatarflow.errors import ManifestError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -96,7 +96,7 @@ HANDED_OVER = {
 
 
 def from_events(text: str, file: str = "course.yaml") -> yamlsafe.LoadedYaml:
-    return yamlsafe._EventBuilder().load(yamlsafe._CParser(text))
+    return fastpath.load_from_events(text)
 
 
 def typed(data: Any) -> str:
@@ -123,7 +123,7 @@ def test_events_build_the_example_manifest_as_nodes_do() -> None:
 
 @pytest.mark.parametrize("text", HANDED_OVER.values(), ids=HANDED_OVER.keys())
 def test_what_events_do_not_cover_is_handed_to_nodes(text: str) -> None:
-    with pytest.raises(yamlsafe._NeedsNodes):
+    with pytest.raises(fastpath.NeedsNodes):
         from_events(text)
 
 

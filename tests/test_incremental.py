@@ -1,0 +1,326 @@
+"""The incremental plan against a full re-plan, after random edits of everything a plan reads."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from avatarflow import incremental, workflow
+from avatarflow.display import plan_json
+from avatarflow.errors import UserError
+from avatarflow.manifestsplit import split_videos
+from avatarflow.options import PlanOptions
+from avatarflow.workflow import PlanResult
+
+from .helpers import make_tree, open_course, record_all
+
+SEED = 1717
+EDITS = 60
+
+TEMPLATE = """\
+<speak version="1.0" xml:lang="en-US" xmlns="http://www.w3.org/2001/10/synthesis">
+  <voice name="{{ video.voice }}">
+    {% include "intro.j2" %}
+    <s>Video {{ video.index }}.</s>
+    {{ text }}
+  </voice>
+</speak>
+"""
+GESTURE = """\
+<speak version="1.0" xml:lang="en-US" xmlns="http://www.w3.org/2001/10/synthesis">
+  <voice name="{{ video.voice }}"><bookmark mark="gesture.{{ gesture }}"/>{{ text }}</voice>
+</speak>
+"""
+HEAD = """\
+version: 1
+name: prop
+# the course's defaults
+defaults:
+  template: narration.ssml.j2
+  voice: en-US-AvaMultilingualNeural
+  avatar:
+    character: lisa
+    style: graceful-sitting
+  video:
+    format: mp4
+    codec: h264
+  ttl_hours: 24
+  vars:
+    title: Intro
+    course: Git
+videos:
+"""
+VOICES = ("en-US-AndrewNeural", "en-US-JennyNeural", "en-US-GuyNeural")
+WORDS = ("commit", "branch", "merge", "{{ course }}", "{{ title | upper }}", "rebase", "tag")
+
+
+def _item(rng: random.Random, number: int) -> str:
+    lines = [f"  - id: v{number}"]
+    roll = rng.random()
+    if roll < 0.3:
+        lines.append(f"    text_file: scripts/v{number}.txt")
+    elif roll < 0.4:
+        lines.append("    template: gesture.ssml.j2")
+        lines.append(f"    text: {json.dumps(_sentence(rng))}")
+        lines.append("    vars:\n      gesture: wave-left-1")
+    elif roll < 0.5:
+        lines.append("    input_kind: plain_text")
+        lines.append(f"    text: {json.dumps(_sentence(rng))}")
+    else:
+        lines.append("    text: |")
+        lines.extend(f"      {_sentence(rng)}" for _ in range(rng.randint(1, 3)))
+    if rng.random() < 0.3:
+        lines.append(f"    voice: {rng.choice(VOICES)}")
+    if rng.random() < 0.2:
+        lines.append("    video: {background_color: '#1E3A5FFF'}")
+    return "\n".join(lines) + "\n"
+
+
+def _sentence(rng: random.Random) -> str:
+    return " ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 8))).capitalize() + "."
+
+
+class Course:
+    """A course on disk and the random edits made to it."""
+
+    def __init__(self, root: Path, rng: random.Random) -> None:
+        self.root, self.rng = root, rng
+        self.head = HEAD
+        self.items = [_item(rng, n) for n in range(12)]
+        self.next = 12
+        files: dict[str, str | bytes] = {
+            "templates/narration.ssml.j2": TEMPLATE,
+            "templates/gesture.ssml.j2": GESTURE,
+            "templates/intro.j2": "<s>{{ title }}.</s>",
+        }
+        files.update({f"scripts/v{n}.txt": _sentence(rng) + "\n" for n in range(40)})
+        make_tree(root, files)
+        self.write()
+
+    @property
+    def manifest(self) -> Path:
+        return self.root / "course.yaml"
+
+    def write(self) -> None:
+        self.manifest.write_text(self.head + "".join(self.items), "utf-8")
+
+    def records(self) -> list[Path]:
+        folder = self.root / ".avatarflow" / "prop" / "videos"
+        return sorted(folder.glob("*.json")) if folder.is_dir() else []
+
+    def outputs(self) -> list[Path]:
+        folder = self.root / "build" / "videos"
+        return sorted(folder.iterdir()) if folder.is_dir() else []
+
+    # -- the edits -------------------------------------------------------------------
+    def edit_text(self) -> None:
+        i = self.rng.randrange(len(self.items))
+        self.items[i] = self.items[i].replace(".", f" {self.rng.choice(WORDS)}.", 1)
+        self.write()
+
+    def edit_script(self) -> None:
+        """A narration file the manifest reads, mostly; now and then another one."""
+        used = re.findall(r"text_file: (\S+)", "".join(self.items))
+        name = self.rng.choice(used) if used and self.rng.random() < 0.8 else "scripts/v39.txt"
+        (self.root / name).write_text(_sentence(self.rng) + "\n", "utf-8")
+
+    def edit_defaults(self) -> None:
+        old = self.rng.choice(
+            ("ttl_hours: 24", "course: Git", "voice: en-US-AvaMultilingualNeural")
+        )
+        new = {"ttl_hours: 24": "ttl_hours: 48", "course: Git": "course: Git 2"}.get(
+            old, "voice: en-US-JennyNeural"
+        )
+        self.head = self.head.replace(old, new) if old in self.head else HEAD
+        self.write()
+
+    def edit_template(self) -> None:
+        name = self.rng.choice(("intro.j2", "narration.ssml.j2"))
+        path = self.root / "templates" / name
+        path.write_text(path.read_text("utf-8").replace("<s>", "<s>Now: ", 1), "utf-8")
+
+    def add_video(self) -> None:
+        self.items.insert(self.rng.randrange(len(self.items) + 1), _item(self.rng, self.next))
+        self.next += 1
+        self.write()
+
+    def remove_video(self) -> None:
+        if len(self.items) > 2:
+            del self.items[self.rng.randrange(len(self.items))]
+            self.write()
+
+    def swap_videos(self) -> None:
+        i, j = self.rng.sample(range(len(self.items)), 2)
+        self.items[i], self.items[j] = self.items[j], self.items[i]
+        self.write()
+
+    def break_video(self) -> None:
+        """An error: an unknown key, a bad style, a duplicate id, an alias across items."""
+        i = self.rng.randrange(len(self.items))
+        broken = self.rng.choice(
+            (
+                "    vioce: x\n",
+                "    avatar: {character: lisa, style: nope}\n",
+                "    template: missing.j2\n",
+                "    description: *nowhere\n",
+            )
+        )
+        if self.rng.random() < 0.3:
+            self.items.insert(i, self.items[i])  # a duplicate id
+        else:
+            self.items[i] += broken
+        self.write()
+
+    def anchor(self) -> None:
+        """An anchor in the head used in an item: only the full parse reads that."""
+        if "&av" not in self.head:
+            self.head = self.head.replace("  avatar:\n", "  avatar: &av\n")
+        plain = [i for i, item in enumerate(self.items) if "avatar" not in item]
+        if plain:
+            self.items[self.rng.choice(plain)] += "    avatar: *av\n"
+        self.write()
+
+    def apply(self) -> None:
+        """As an apply leaves it: every video recorded and downloaded."""
+        with contextlib.suppress(UserError):  # a broken manifest: apply refuses it too
+            record_all(self.manifest)
+
+    def delete_record(self) -> None:
+        if records := self.records():
+            self.rng.choice(records).unlink()
+
+    def fail_record(self) -> None:
+        if records := self.records():
+            path = self.rng.choice(records)
+            data = json.loads(path.read_text("utf-8"))
+            data.update(status="failed", error={"code": "X", "message": "broken"}, output=None)
+            data["serial"] += 1
+            path.write_text(json.dumps(data), "utf-8")
+
+    def touch_output(self) -> None:
+        if outputs := self.outputs():
+            path = self.rng.choice(outputs)
+            data = path.read_bytes()
+            path.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))  # same size, other bytes
+
+    def delete_output(self) -> None:
+        if outputs := self.outputs():
+            self.rng.choice(outputs).unlink()
+
+
+def full_plan(manifest: Path) -> tuple[str, object]:
+    """The reference: a full plan from scratch (no memo, no cache), or its error."""
+    try:
+        opened = open_course(manifest)
+        opened.workspace.check_output_paths(opened.manifest, opened.requests)
+        plan = opened.plan()
+        return "plan", (plan_json(plan), opened.built.warnings)
+    except UserError as exc:
+        return "error", str(exc)
+
+
+def status_of(manifest: Path) -> object:
+    try:
+        return [row.to_json() for row in workflow.status(manifest)]
+    except UserError as exc:
+        return str(exc)
+
+
+def planned(manifest: Path) -> PlanResult:
+    """A plan as ``avatarflow plan`` makes it: from the memo, the cache or in full."""
+    return workflow.plan(manifest, PlanOptions())
+
+
+def cached_plan(manifest: Path) -> tuple[tuple[str, object], int]:
+    try:
+        made = planned(manifest)
+    except UserError as exc:
+        return ("error", str(exc)), -1
+    rendered = -1 if made.recalled else made.rendered  # the memo is not on trial here
+    return ("plan", (plan_json(made.plan), made.warnings)), rendered
+
+
+def test_incremental_plan_equals_a_full_plan_after_random_edits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Trust stats at once (the racy window is for coarse clocks), and take the
+    # incremental path whatever the share of changed videos: it is the one on trial.
+    monkeypatch.setattr(incremental, "RACY_NS", 0)
+    monkeypatch.setattr(incremental, "MAX_CHANGED_SHARE", 1.0)
+    rng = random.Random(SEED)
+    course = Course(tmp_path, rng)
+    edits: list[Callable[[], None]] = [
+        course.edit_text,
+        course.edit_text,
+        course.edit_script,
+        course.edit_script,
+        course.edit_defaults,
+        course.edit_template,
+        course.add_video,
+        course.remove_video,
+        course.swap_videos,
+        course.break_video,
+        course.anchor,
+        course.apply,
+        course.apply,
+        course.delete_record,
+        course.fail_record,
+        course.touch_output,
+        course.delete_output,
+    ]
+    course.apply()
+    planned(course.manifest)  # fills the cache
+    incremental_runs = 0
+    for step in range(EDITS):
+        edit = rng.choice(edits)
+        good = course.head, list(course.items)
+        edit()
+        expected = full_plan(course.manifest)
+        with monkeypatch.context() as full:
+            full.setattr(incremental, "requested", lambda *_: None)
+            expected_status = status_of(course.manifest)
+        got, rendered = cached_plan(course.manifest)
+        assert got == expected, f"step {step}: {edit.__name__}"
+        assert status_of(course.manifest) == expected_status, f"step {step}: {edit.__name__}"
+        split = split_videos(course.manifest.read_text())
+        if got[0] == "plan" and split is not None and 0 <= rendered < len(split.items):
+            incremental_runs += 1
+        if got[0] == "error":  # errors do not pile up: most steps plan a valid course
+            course.head, course.items = good
+            course.write()
+    assert incremental_runs >= EDITS // 4  # the incremental path really was taken
+
+
+def test_one_edit_renders_one_video(tmp_path: Path) -> None:
+    course = Course(tmp_path, random.Random(3))
+    course.apply()
+    first = planned(course.manifest)
+    assert first.rendered == 12 and not first.plan.has_changes
+    os.utime(course.manifest)
+    course.items[4] = course.items[4].replace(
+        "  - id: v4\n", "  - id: v4\n    voice: en-US-GuyNeural\n"
+    )
+    course.write()
+    second = planned(course.manifest)
+    assert second.rendered == 1
+    assert [(a.video_id, a.kind.value) for a in second.plan.changes] == [("v4", "rerender")]
+    assert plan_json(second.plan) == full_plan(course.manifest)[1][0]  # type: ignore[index]
+
+
+def test_an_error_in_a_changed_item_is_located_as_by_the_full_plan(tmp_path: Path) -> None:
+    course = Course(tmp_path, random.Random(5))
+    planned(course.manifest)
+    course.items[7] += "    avatar: {character: lisa, style: nope}\n"
+    course.write()
+    with pytest.raises(UserError) as caught:
+        planned(course.manifest)
+    line = 1 + (course.head + "".join(course.items[:8])).count("\n") - 1
+    assert str(caught.value).startswith(f"course.yaml:{line}: ")
+    assert "videos[7].avatar.style" in str(caught.value)
