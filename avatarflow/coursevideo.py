@@ -12,7 +12,6 @@ written to temp files renamed into place: an interrupted export leaves no half f
 from __future__ import annotations
 
 import fnmatch
-import os
 import re
 import subprocess
 import tempfile
@@ -25,7 +24,7 @@ from .emulator.narration import Cue, webvtt
 from .emulator.probe import MediaInfo
 from .emulator.video import ffmpeg_exe
 from .errors import MediaError, SelectionError
-from .media import FFMPEG_TIMEOUT_SECONDS, probe, run_ffmpeg, temp_beside
+from .media import FFMPEG_TIMEOUT_SECONDS, probe, publish, run_ffmpeg, temp_beside, write_file
 from .options import ExportOptions
 from .planner import ActionKind
 from .state import StateRecord
@@ -114,13 +113,8 @@ def export(
         try:
             _join(parts, metadata, tmp, suffix, reencode, work, total, on_progress)
             cues = _merged_subtitles(parts, chapters, work)
-            vtt_tmp = temp_beside(subtitles, ".vtt")
-            try:
-                vtt_tmp.write_text(cues, encoding="utf-8")
-                os.replace(vtt_tmp, subtitles)
-            finally:
-                vtt_tmp.unlink(missing_ok=True)
-            os.replace(tmp, output)
+            write_file(subtitles, cues.encode("utf-8"))
+            publish(tmp, output)
         finally:
             tmp.unlink(missing_ok=True)
     count = cues.count(" --> ")

@@ -17,6 +17,10 @@ from .emulator.video import ffmpeg_exe
 from .errors import MediaError
 
 FFMPEG_TIMEOUT_SECONDS = 600.0
+# Read once at import: setting and restoring it per file would race between the threads
+# that extract poster frames.
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
 
 
 def probe(path: Path, shown: str) -> MediaInfo:
@@ -47,6 +51,26 @@ def temp_beside(target: Path, suffix: str) -> Path:
     return Path(name)
 
 
+def publish(tmp: Path, target: Path) -> None:
+    """Rename a finished temp file into place with ordinary permissions (mkstemp makes
+    0600; a page, a poster or a course video is for sharing) as the umask allows."""
+    os.chmod(tmp, 0o666 & ~_UMASK)
+    os.replace(tmp, target)
+
+
+def write_file(target: Path, data: bytes) -> None:
+    """``data`` into ``target`` atomically: a temp file beside it, synced, published."""
+    tmp = temp_beside(target, ".tmp")
+    try:
+        with tmp.open("wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        publish(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def poster_frame(video: Path, target: Path, at_seconds: float, shown: str) -> None:
     """One JPEG frame of ``video`` at ``at_seconds``, written atomically to ``target``."""
     tmp = temp_beside(target, ".jpg")
@@ -69,6 +93,6 @@ def poster_frame(video: Path, target: Path, at_seconds: float, shown: str) -> No
             ],
             f"poster frame of {shown}",
         )
-        os.replace(tmp, target)
+        publish(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)

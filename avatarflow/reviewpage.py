@@ -15,14 +15,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
+from urllib.parse import quote
 
 import jinja2
 
 from .course import Course, read_course
-from .media import poster_frame
+from .errors import ConfigError
+from .media import poster_frame, write_file
 from .options import ReviewOptions
 from .planner import ActionKind, Plan
-from .state import StateRecord, atomic_write
+from .state import StateRecord
 from .worddiff import Chunk, narration_diff, spoken_text
 from .workspace import Workspace, target_name
 
@@ -57,6 +59,7 @@ class Card:
     diff_known: bool  # False when the last render's narration was not recorded
     characters: int
     duration_s: float | None
+    billed: str  # what the service billed for the last render ("" when it said nothing)
     video_src: str | None  # relative to the page
     video_type: str
     poster_src: str | None
@@ -95,6 +98,8 @@ def review(manifest: Path | str, options: ReviewOptions | None = None) -> Review
     course = read_course(manifest, target_name(options.emulator))
     workspace, plan = course.workspace, course.plan
     folder = (options.out_dir or default_folder(workspace)).resolve()
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"{workspace.display(folder)} exists and is not a folder")
     cards, jobs = _cards(course, folder)
     made = _make_posters(jobs)
     posters = {Path(c.poster_src).name for c in cards if c.poster_src}
@@ -102,7 +107,7 @@ def review(manifest: Path | str, options: ReviewOptions | None = None) -> Review
     totals = _totals(cards, plan)
     html = render_page(course.manifest.model.name, workspace.is_emulator, cards, totals)
     path = folder / PAGE_NAME
-    atomic_write(path, html.encode("utf-8"))
+    write_file(path, html.encode("utf-8"))
     missing = tuple(c.video_id for c in cards if c.video_src is None)
     return ReviewPage(path, workspace.display(path), tuple(cards), totals, made, missing)
 
@@ -152,12 +157,22 @@ def _cards(course: Course, folder: Path) -> tuple[list[Card], list[PosterJob]]:
                 diff_known=diff is not None,
                 characters=len(narration),
                 duration_s=duration,
+                billed=_billed(record),
                 video_src=video_src,
                 video_type=_MIME.get(Path(video_src or "").suffix, "video/mp4"),
                 poster_src=poster_src,
             )
         )
     return cards, jobs
+
+
+def _billed(record: StateRecord | None) -> str:
+    """The service's billing of the last render: characters and avatar seconds."""
+    if record is None or not record.billing:
+        return ""
+    chars = sum(v for k, v in record.billing.items() if "Characters" in k)
+    seconds = record.billing.get("talkingAvatarDurationSeconds", 0)
+    return f"{chars:,} characters · {seconds:,} s of avatar"
 
 
 def _voice(content: str) -> str | None:
@@ -175,8 +190,6 @@ def _video_on_disk(root: Path, record: StateRecord | None) -> Path | None:
 
 def _relative(path: Path, folder: Path) -> str:
     """A URL path from the page to ``path`` (percent-encoding what a URL cannot hold)."""
-    from urllib.parse import quote
-
     return quote(os.path.relpath(path, folder).replace(os.sep, "/"))
 
 

@@ -17,7 +17,6 @@ reader returned; the next ``plan`` or ``apply`` answers from the memo without pa
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -162,6 +161,8 @@ def apply(
         if recalled is not None:  # nothing to do: no request, no write
             emit(PlanReady(recalled.plan))
             return ApplyResult(recalled.plan, None)
+    import asyncio  # here, not above: a plan recalled from its memo never loads it
+
     from .build import build_requests, find_request
     from .remote import gone_jobs
     from .service import Service
@@ -271,6 +272,8 @@ class VideoStatus:
 
 def status(manifest: Path | str, options: StatusOptions | None = None) -> list[VideoStatus]:
     """Per video: recorded status, output present and intact, remote job state."""
+    import asyncio
+
     from .build import build_requests
     from .incremental import RecordSummary, requested
     from .remote import job_statuses
@@ -328,6 +331,8 @@ def prune(
 ) -> list[str]:
     """Forget videos removed from the manifest (optionally their files and remote jobs);
     the ids forgotten. ``confirm`` is asked with the records about to be forgotten."""
+    import asyncio
+
     from .build import build_requests
     from .remote import delete_jobs
     from .service import Service

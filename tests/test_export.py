@@ -13,7 +13,9 @@ import pytest
 from avatarflow.coursevideo import export
 from avatarflow.emulator import probe
 from avatarflow.emulator.video import ffmpeg_exe
-from avatarflow.options import ExportOptions
+from avatarflow.errors import ConfigError
+from avatarflow.options import ExportOptions, ReviewOptions
+from avatarflow.reviewpage import review
 
 from .course_fixtures import EMULATOR_CONFIG, VIDEOS, apply_drafts, copy_example, vtt_cues
 from .helpers import open_course, run_cli
@@ -118,3 +120,13 @@ def test_export_of_an_unrendered_course_is_one_error_line(tmp_path: Path) -> Non
     assert not out.exists() and list(tmp_path.glob("*.mp4")) == []
     result = run_cli("export", str(manifest), "--emulator", "-o", str(out), "--only", "nope*")
     assert result.code == 1 and "no video matches 'nope*'" in result.err
+    result = run_cli("export", str(manifest), "--emulator", "-o", str(tmp_path / "course.avi"))
+    assert (result.code, result.err.strip()) == (
+        1,
+        "Error: course.avi: export writes .mp4 or .webm files",
+    )
+    (tmp_path / "page").write_text("a file, not a folder")
+    result = run_cli("review", str(manifest), "--emulator", "-o", str(tmp_path / "page"))
+    assert result.code == 1 and "is a file" in result.err  # click's own check
+    with pytest.raises(ConfigError, match="exists and is not a folder"):
+        review(manifest, ReviewOptions(emulator=True, out_dir=tmp_path / "page"))
