@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from .manifest import LoadedManifest, VideoEntry
     from .payload import VideoRequest
     from .planmemo import StateRead
+    from .pricing import Prices
     from .state import State, StateRecord
     from .workspace import FileRef, OutputChecker, TargetName, Workspace
 
@@ -322,6 +323,7 @@ class Incremental:
     warnings: list[str]
     pack_max_inputs: int | None
     rendered: int  # videos rendered by this plan
+    prices: Prices  # the manifest's (its head holds any pricing override)
 
 
 def plan_incremental(
@@ -449,7 +451,9 @@ def _plan(reading: Reading, cache: RequestCache, target: TargetName) -> Incremen
         _remember_plan(reading, workspace, found, state, outputs.read, plan, warnings)
     service = built.loaded.model.service
     pack = service.pack_max_inputs if service.pack else None
-    return Incremental(plan, warnings, pack, len(built.requests))
+    from .pricing import prices_for
+
+    return Incremental(plan, warnings, pack, len(built.requests), prices_for(built.loaded.model))
 
 
 def _remember_plan(

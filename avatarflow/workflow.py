@@ -119,7 +119,9 @@ def plan(manifest: Path | str, options: PlanOptions | None = None) -> PlanResult
     cache = RequestCache.open(path, target)
     quick, reading = (None, None) if options.verify else plan_incremental(path, target, cache)
     if quick is not None:  # only the videos whose inputs changed were rendered
-        return PlanResult(quick.plan, quick.warnings, quick.pack_max_inputs, False, quick.rendered)
+        return PlanResult(
+            quick.plan, quick.warnings, quick.pack_max_inputs, False, quick.rendered, quick.prices
+        )
     loaded, workspace = open_manifest(path, target)
     built = build_requests(loaded)
     workspace.check_output_paths(loaded, built.requests)

@@ -61,6 +61,20 @@ def test_the_manifest_overrides_the_price_table(tmp_path: Path) -> None:
     assert line.endswith("about €6.00 at the prices of 2026-01-15.")  # 6 billed seconds
 
 
+def test_an_incremental_plan_keeps_the_manifest_prices(tmp_path: Path) -> None:
+    six = "".join(f"  - id: v{i}\n    text: Hello from video {i}.\n" for i in range(6))
+    text = MANIFEST.split("videos:\n")[0] + "pricing: {currency: EUR}\nvideos:\n" + six
+    manifest = course(tmp_path, text)
+    assert run_cli("apply", "--emulator", "--yes", str(manifest)).code == 0
+    options = avatarflow.PlanOptions(emulator=True)
+    avatarflow.plan(manifest, options)  # a full plan fills the request cache
+    manifest.write_text(text.replace("video 3.", "video three."), encoding="utf-8")
+    result = avatarflow.plan(manifest, options)
+    assert result.rendered == 1  # only the edited video was built again
+    assert result.prices is not None and result.prices.currency == "EUR"
+    assert "€" in estimate_line(run_cli("plan", "--emulator", str(manifest)).out)
+
+
 @pytest.mark.parametrize(
     ("args", "budget", "error"),
     [
