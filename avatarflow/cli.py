@@ -70,6 +70,7 @@ class _LazyGroup(click.Group):
 
     LAZY: ClassVar[dict[str, str]] = {
         "apply": "cli_apply",
+        "catalog": "cli_catalog",
         "emulator": "cli_apply",
         "export": "cli_review",
         "force-unlock": "cli_apply",
@@ -204,16 +205,16 @@ def plan(
     from .display import pack_jobs, plan_json  # rich: not loaded by ``--help``
 
     if as_json or output_format == "json":
-        click.echo(json.dumps(plan_json(result.plan), indent=2, ensure_ascii=False))
+        click.echo(json.dumps(plan_json(result.plan, result.prices), indent=2, ensure_ascii=False))
     elif output_format == "markdown":
         from .planmd import plan_markdown
 
         packs = pack_jobs(result.plan, result.pack_max_inputs)
-        click.echo(plan_markdown(result.plan, str(manifest), packs))
+        click.echo(plan_markdown(result.plan, str(manifest), packs, result.prices))
     else:
         from .display import print_plan
 
-        print_plan(ctx.out, result.plan, result.pack_max_inputs)
+        print_plan(ctx.out, result.plan, result.pack_max_inputs, result.prices)
     if detailed_exitcode and result.plan.has_changes:
         return EXIT_CHANGES
     return EXIT_OK
@@ -233,11 +234,14 @@ def schema() -> int:
 @click.option("--name", default="my-course", show_default=True, help="Course name (job id prefix).")
 @pass_ctx
 def init(ctx: Context, directory: Path, name: str) -> int:
-    """Scaffold a manifest, a template and .gitignore lines."""
-    from .scaffold import scaffold
+    """Scaffold a manifest, its schema, a template and .gitignore lines."""
+    from .scaffold import next_steps, scaffold
 
-    for path in scaffold(directory, name):
-        ctx.err.print(f"wrote {path}")
+    written = scaffold(directory, name)
+    for path in written:
+        ctx.err.print(f"wrote {path}", markup=False)
+    for line in next_steps(directory, written[0]):
+        ctx.out.print(line, markup=False, highlight=False)
     return EXIT_OK
 
 

@@ -25,7 +25,7 @@ from .emulator.narration import Cue, webvtt
 from .emulator.probe import MediaInfo
 from .emulator.video import ffmpeg_exe
 from .errors import MediaError, SelectionError
-from .media import FFMPEG_TIMEOUT_SECONDS, probe, run_ffmpeg, temp_beside
+from .media import FFMPEG_TIMEOUT_SECONDS, probe, publish, run_ffmpeg, temp_beside, write_file
 from .options import ExportOptions
 from .planner import ActionKind
 from .state import StateRecord
@@ -114,13 +114,8 @@ def export(
         try:
             _join(parts, metadata, tmp, suffix, reencode, work, total, on_progress)
             cues = _merged_subtitles(parts, chapters, work)
-            vtt_tmp = temp_beside(subtitles, ".vtt")
-            try:
-                vtt_tmp.write_text(cues, encoding="utf-8")
-                atomicfile.commit(vtt_tmp, subtitles)
-            finally:
-                atomicfile.discard(vtt_tmp)
-            atomicfile.commit(tmp, output)
+            write_file(subtitles, cues.encode("utf-8"))
+            publish(tmp, output)
         finally:
             atomicfile.discard(tmp)
     count = cues.count(" --> ")

@@ -13,6 +13,7 @@
     │   ├── ConfigError                credentials / endpoint / CLI usage
     │   ├── StorageError               remote state storage refused, missing or unreachable
     │   ├── SelectionError             --only/--exclude/--replace name unknown videos
+    │   ├── BudgetError                the plan costs more than --max-cost/--max-renders/budget
     │   └── MediaError                 a local video cannot be read, joined or framed
     ├── ServiceError                   the speech service answered with an error
     │   ├── AuthError                  401 / 403
@@ -123,6 +124,10 @@ class StorageError(UserError):
 
 class SelectionError(UserError):
     """A video selection names videos the manifest does not have."""
+
+
+class BudgetError(UserError):
+    """The plan would cost more, or render more videos, than the limits allow."""
 
 
 class MediaError(UserError):

@@ -44,6 +44,17 @@ def temp_beside(target: Path, suffix: str) -> Path:
     return atomicfile.new_temp(target, suffix=suffix)
 
 
+def publish(tmp: Path, target: Path) -> None:
+    """Rename a finished temp file (from :func:`temp_beside`) into place; it already has
+    ordinary permissions (a page, a poster or a course video is for sharing)."""
+    atomicfile.commit(tmp, target)
+
+
+def write_file(target: Path, data: bytes) -> None:
+    """``data`` into ``target`` atomically: a temp file beside it, synced, renamed."""
+    atomicfile.write_bytes(target, data)
+
+
 def poster_frame(video: Path, target: Path, at_seconds: float, shown: str) -> None:
     """One JPEG frame of ``video`` at ``at_seconds``, written atomically to ``target``."""
     tmp = temp_beside(target, ".jpg")
@@ -66,6 +77,6 @@ def poster_frame(video: Path, target: Path, at_seconds: float, shown: str) -> No
             ],
             f"poster frame of {shown}",
         )
-        atomicfile.commit(tmp, target)
+        publish(tmp, target)
     finally:
         atomicfile.discard(tmp)

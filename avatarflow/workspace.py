@@ -97,7 +97,8 @@ class Workspace:
     def output_name(self, request: VideoRequest) -> str:
         video = request.rendered.video.fields.video
         ext = video.format if video and video.format else "mp4"
-        return f"{request.video_id}.{ext}"
+        stem = request.rendered.video.output_stem or request.video_id  # variants: a folder each
+        return f"{stem}.{ext}"
 
     def check_output_paths(self, manifest: LoadedManifest, requests: list[VideoRequest]) -> None:
         """Refuse, before anything is sent, an output path that apply could not safely

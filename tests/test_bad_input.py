@@ -168,7 +168,7 @@ MANIFEST_CASES: dict[str, Bad] = {
             videos: [{id: a, text: Hi}]
             """
         },
-        "course.yaml:5: invalid YAML: ",
+        "course.yaml:5: `voice` is indented more than `template` on line 4 (3 spaces; it has 2)",
     ),
     "yaml-unclosed-quote": bad(
         {
@@ -182,7 +182,7 @@ MANIFEST_CASES: dict[str, Bad] = {
     ),
     "yaml-tab-indentation": bad(
         {"course.yaml": "version: 1\nname: demo\ndefaults:\n\ttemplate: x.j2\n"},
-        "course.yaml:4: invalid YAML: found character '\\t' that cannot start any token",
+        "course.yaml:4: a tab is used for indentation; YAML indents with spaces only",
     ),
     "yaml-control-character": bad(
         {"course.yaml": "version: 1\nname: demo\ndescription: bell \x07\n"},
@@ -617,7 +617,8 @@ MANIFEST_CASES: dict[str, Bad] = {
     ),
     "undefined-template-variable": bad(
         {"templates/narration.ssml.j2": narration_template("<s>{{ titel }}.</s>", "{{ text }}")},
-        "templates/narration.ssml.j2:3: undefined variable: 'titel' is undefined (video a)",
+        "templates/narration.ssml.j2:3: undefined variable: 'titel' is undefined "
+        "(did you mean 'title'?) (video a)",
     ),
     "template-syntax-error": bad(
         {

@@ -138,7 +138,9 @@ def remote(azurite: Azurite, monkeypatch: pytest.MonkeyPatch) -> str:
 def test_two_checkouts_sharing_a_remote_state_create_each_video_once(
     tmp_path: Path, make_emulator: EmulatorFactory, azurite: Azurite, remote: str
 ) -> None:
-    emulator = make_emulator(queue_seconds=3.0, **DRAFT)
+    # Long enough that the refused apply below starts (a cold Python process, slow on a
+    # busy machine) while the first still holds the lease.
+    emulator = make_emulator(queue_seconds=10.0, **DRAFT)
     one, two = course(tmp_path / "one", remote), course(tmp_path / "two", remote)
     env = service_env(emulator, azurite)
 

@@ -118,6 +118,7 @@ def test_review_page_in_chromium(reviewed: Path, tmp_path: Path) -> None:
     assert all(width > 0 for width in posters_loaded), posters_loaded
     assert visible == ["03-branches"]
     assert shot.stat().st_size > 10_000
+    assert reviewed.stat().st_mode & 0o044 == 0o044  # readable by others, like the videos
     artefacts = os.environ.get("AVATARFLOW_TEST_ARTEFACTS")
     if artefacts:
         shutil.copy(shot, Path(artefacts) / shot.name)
@@ -135,6 +136,10 @@ def test_review_is_a_library_call_that_keeps_state_and_requests_untouched(
     )
     assert [c.video_id for c in page.cards] == VIDEOS
     assert page.totals.pending == 1 and page.totals.videos == 6
+    # What the service billed, at the shipped list price; and the estimate of a render.
+    assert page.cards[0].billed.startswith("159 characters · 12 s of avatar · $")
+    assert all(c.cost.startswith("$") for c in page.cards)
+    assert page.totals.pending_cost.startswith("$") and page.totals.prices_as_of
     assert page.posters_made == 0  # named by content: the second page reuses them
     assert sorted(p.name for p in (reviewed.parent / "posters").iterdir()) == sorted(
         f"{c.poster_src.rsplit('/', 1)[-1]}" for c in page.cards if c.poster_src

@@ -62,6 +62,7 @@ GA_ROOT = "/avatar/batchsyntheses"
 GA_OPERATIONS = "/avatar/operations"
 PREVIEW_ROOT = "/api/texttospeech/3.1-preview1/batchsynthesis/talkingavatar"
 BLOB_ROOT = "/_blob"
+VOICES_LIST = "/cognitiveservices/voices/list"
 GA_API_VERSIONS = ("2024-08-01", "2024-04-15-preview", "2024-04-01-preview")
 MAX_BODY_BYTES = 500 * 1024
 DISCARD_LIMIT_BYTES = 16 * 1024 * 1024
@@ -88,6 +89,8 @@ def _segments(path: str, root: str) -> list[str] | None:
 
 def classify(method: str, path: str) -> Route:
     """The route of a request; ``kind="other"`` for anything the service does not serve."""
+    if path == VOICES_LIST and method == "GET":  # the text to speech host's voice list
+        return Route("voices", "tts")
     for root, surface in ((GA_ROOT, "ga"), (PREVIEW_ROOT, "preview")):
         parts = _segments(path, root)
         if parts is None:
@@ -366,6 +369,10 @@ class Handler(BaseHTTPRequestHandler):
         self._authenticate()
         if route.kind == "other":
             raise ApiError(404, "NotFound", "The requested resource was not found.")
+        if route.kind == "voices":
+            from ..voices import shipped, to_service_list
+
+            return self._send_json(200, to_service_list(shipped()))
         version = self._api_version() if route.surface == "ga" else None
         if route.kind == "create":
             self._throttle_create()
