@@ -15,6 +15,7 @@ from .packing import check_packable
 from .payload import DESTINATION_RESERVE, VideoRequest, build_request
 from .planmemo import InputsRead, snapshot_folder
 from .render import RenderedVideo, Renderer
+from .suggest import did_you_mean
 from .workspace import as_configured
 
 
@@ -27,7 +28,8 @@ class Built:
 
     @property
     def warnings(self) -> list[str]:
-        return [w for r in self.requests for w in r.rendered.warnings]
+        """Each warning once: forty videos of one custom voice make one note."""
+        return list(dict.fromkeys(w for r in self.requests for w in r.rendered.warnings))
 
     def ids(self) -> list[str]:
         return [r.video_id for r in self.requests]
@@ -59,7 +61,8 @@ def find_request(manifest: LoadedManifest, built: Built, video_id: str) -> Video
     for request in built.requests:
         if request.video_id == video_id:
             return request
+    hint = did_you_mean(video_id, built.ids())
     raise ManifestError(
-        f"no video {video_id!r} in the manifest; videos: {', '.join(built.ids())}",
+        f"no video {video_id!r} in the manifest{hint}; videos: {', '.join(built.ids())}",
         manifest.location(("videos",)),
     )

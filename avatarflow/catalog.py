@@ -14,13 +14,14 @@ Every lookup is case-insensitive; names are stored in lower case as the docs use
 
 from __future__ import annotations
 
-import difflib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
+
+from . import suggest
 
 __all__ = [
     "Catalog",
@@ -138,8 +139,4 @@ def closest(name: str, options: Iterable[str]) -> str | None:
 
     Matching ignores case; the option is returned as given. ``None`` if nothing is close.
     """
-    by_lower: dict[str, str] = {}
-    for option in options:
-        by_lower.setdefault(option.lower(), option)
-    matches = difflib.get_close_matches(name.lower(), list(by_lower), n=1)
-    return by_lower[matches[0]] if matches else None
+    return suggest.closest(name, options)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
@@ -12,22 +11,17 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 import click
 
 from . import __version__, workflow
-from .errors import (
-    AvatarflowError,
-    JobTimeoutError,
-    LockError,
-    ServiceError,
-    TransportError,
-    UserError,
-)
+from .errors import AvatarflowError, Terminated
 from .options import PlanOptions
 from .secrets import redact
+from .signals import terminated_on_sigterm
 from .workspace import target_name
 
 if TYPE_CHECKING:  # rich is loaded by the commands that print, not by ``--help``
     from rich.console import Console
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_CRASH, EXIT_TERMINATED = 4, 143  # a bug (see the crash log); SIGTERM (128 + 15)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -87,6 +81,7 @@ class _LazyGroup(click.Group):
 
     LAZY: ClassVar[dict[str, str]] = {
         "apply": "cli_apply",
+        "catalog": "cli_catalog",
         "emulator": "cli_apply",
         "export": "cli_review",
         "force-unlock": "cli_apply",
@@ -243,16 +238,16 @@ def plan(
     from .display import pack_jobs, plan_json  # rich: not loaded by ``--help``
 
     if as_json or output_format == "json":
-        click.echo(json.dumps(plan_json(result.plan), indent=2, ensure_ascii=False))
+        click.echo(json.dumps(plan_json(result.plan, result.prices), indent=2, ensure_ascii=False))
     elif output_format == "markdown":
         from .planmd import plan_markdown
 
         packs = pack_jobs(result.plan, result.pack_max_inputs)
-        click.echo(plan_markdown(result.plan, str(manifest), packs))
+        click.echo(plan_markdown(result.plan, str(manifest), packs, result.prices))
     else:
         from .display import print_plan
 
-        print_plan(ctx.out, result.plan, result.pack_max_inputs)
+        print_plan(ctx.out, result.plan, result.pack_max_inputs, result.prices)
     if detailed_exitcode and result.plan.has_changes:
         return EXIT_CHANGES
     return EXIT_OK
@@ -272,19 +267,24 @@ def schema() -> int:
 @click.option("--name", default="my-course", show_default=True, help="Course name (job id prefix).")
 @pass_ctx
 def init(ctx: Context, directory: Path, name: str) -> int:
-    """Scaffold a manifest, a template, .gitignore and .gitattributes lines."""
+    """Scaffold a manifest, its schema, a template, git ignore and merge lines."""
     from .gitmerge import setup
-    from .scaffold import scaffold
+    from .scaffold import next_steps, scaffold
 
-    for path in scaffold(directory, name):
-        ctx.err.print(f"wrote {path}")
+    written = scaffold(directory, name)
+    for path in written:
+        ctx.err.print(f"wrote {path}", markup=False)
     attributes, configured = setup(directory)
-    ctx.err.print(f"wrote {attributes}")
+    ctx.err.print(f"wrote {attributes}", markup=False)
     if configured:
         ctx.err.print("configured the render merge driver in this clone's git config")
-    ctx.err.print(
-        "next: avatarflow plan course.yaml, then avatarflow apply course.yaml; commit "
-        ".avatarflow/ (each clone runs avatarflow git-setup once for the merge driver)"
+    for line in next_steps(directory, written[0]):
+        ctx.out.print(line, markup=False, highlight=False)
+    ctx.out.print(
+        "  then commit .avatarflow/ (each clone runs avatarflow git-setup once for the "
+        "merge driver)",
+        markup=False,
+        highlight=False,
     )
     return EXIT_OK
 
@@ -298,12 +298,20 @@ def _print_error(text: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; every error family maps to its exit code here and only here."""
+    args = sys.argv[1:] if argv is None else argv
     try:
-        result = cli.main(args=argv, prog_name="avatarflow", standalone_mode=False)
+        with terminated_on_sigterm():
+            result = cli.main(args=args, prog_name="avatarflow", standalone_mode=False)
+    except Terminated:
+        make_console(sys.stderr, "auto").print("Terminated.")
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         make_console(sys.stderr, "auto").print("Interrupted.")
         return EXIT_INTERRUPTED
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as exc:  # click's word for a KeyboardInterrupt inside it
+        if isinstance(exc.__cause__, Terminated):
+            make_console(sys.stderr, "auto").print("Terminated.")
+            return EXIT_TERMINATED
         make_console(sys.stderr, "auto").print("Aborted.")
         return EXIT_INTERRUPTED
     except click.exceptions.Exit as exc:
@@ -315,19 +323,14 @@ def main(argv: list[str] | None = None) -> int:
     except click.ClickException as exc:
         _print_error(f"Error: {exc.format_message()}")
         return EXIT_ERROR
-    except (UserError, ServiceError, TransportError, JobTimeoutError, LockError) as exc:
-        _print_error(f"Error: {exc}")
-        return EXIT_ERROR
     except AvatarflowError as exc:
         _print_error(f"Error: {exc}")
         return EXIT_ERROR
     except Exception as exc:  # a bug: keep the traceback, but out of the user's way
-        log = Path.cwd() / "avatarflow-crash.log"
-        try:
-            log.write_text(redact(traceback.format_exc()))
-            where = f"; details in {log.name}"
-        except OSError:
-            where = ""
-        _print_error(f"Internal error: {type(exc).__name__}: {exc}{where}")
-        return EXIT_ERROR
+        _print_error(f"Internal error: {type(exc).__name__}: {exc}")
+        from . import crashlog  # only a crash needs it
+
+        log = crashlog.write(exc, args)
+        _print_error(f"Check the log at {log}" if log else "(the crash log could not be written)")
+        return EXIT_CRASH
     return int(result) if isinstance(result, int) else EXIT_OK

@@ -19,6 +19,7 @@ from .errors import ConfigError
 from .events import Event, LockWait, PlanReady, Progress, Starting
 from .options import ApplyOptions, PruneOptions, StatusOptions
 from .planner import ActionKind
+from .pricing import Prices, billed_cost, shipped
 
 if TYPE_CHECKING:
     from .runner import Summary
@@ -53,7 +54,7 @@ def _reporter(as_json: bool, err: Any) -> Callable[[Event], None]:
     return report
 
 
-def _summary_table(summary: Summary) -> Table:
+def _summary_table(summary: Summary, prices: Prices | None) -> Table:
     table = Table(title="Apply summary", show_header=False)
     table.add_column("what")
     table.add_column("count", justify="right")
@@ -73,16 +74,25 @@ def _summary_table(summary: Summary) -> Table:
         ("avatar seconds billed", summary.avatar_seconds),
     ):
         table.add_row(label, f"{value:,}")
+    prices = prices or shipped()
+    billed = {
+        "neuralCharacters": summary.characters,
+        "talkingAvatarDurationSeconds": summary.avatar_seconds,
+    }
+    table.add_row(
+        f"cost billed (list prices as of {prices.as_of})",
+        prices.money(billed_cost(billed, prices)),
+    )
     return table
 
 
-def _confirm(yes: bool) -> bool:
+def _confirm(yes: bool, command: str = "apply", question: str = "Apply this plan?") -> bool:
     """True to go on; a refusal aborts the command (exit 130), as Ctrl-C does."""
     if yes:
         return True
     if not sys.stdin.isatty():
-        raise ConfigError("apply needs confirmation: run it on a terminal or pass --yes")
-    if not click.confirm("Apply this plan?", default=False):
+        raise ConfigError(f"{command} needs confirmation: run it on a terminal or pass --yes")
+    if not click.confirm(question, default=False):
         raise click.exceptions.Abort()
     return True
 
@@ -95,6 +105,7 @@ class _ApplyScreen:
         self.ctx, self.as_json = ctx, as_json
         self.report: Callable[[Event], None] = _reporter(as_json, ctx.err)
         self.stack = ExitStack()
+        self.prices: Prices | None = None
 
     def __enter__(self) -> _ApplyScreen:
         return self
@@ -107,11 +118,12 @@ class _ApplyScreen:
         if isinstance(event, LockWait):
             ctx.err.print(event.message, highlight=False)
         elif isinstance(event, PlanReady):
+            self.prices = event.prices
             if not self.as_json:
-                print_plan(ctx.out, event.plan, event.pack_max_inputs)
+                print_plan(ctx.out, event.plan, event.pack_max_inputs, event.prices)
         elif isinstance(event, Starting):
             if self.as_json:
-                line = {"event": "plan", **plan_json(event.plan)}
+                line = {"event": "plan", **plan_json(event.plan, self.prices)}
                 click.echo(json.dumps(line, ensure_ascii=False))
             elif ctx.err.is_terminal:
                 progress = ApplyProgress(ctx.err, len(event.plan.changes))
@@ -146,6 +158,18 @@ class _ApplyScreen:
 )
 @click.option("--delete-remote", is_flag=True, help="Delete each remote job after its download.")
 @lock_timeout_option
+@click.option(
+    "--max-cost",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Refuse, before sending anything, a plan estimated above this amount.",
+)
+@click.option(
+    "--max-renders",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Refuse, before sending anything, a plan with more paid renders than this.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print events as JSON lines on stdout.")
 @click.option(
     "--refresh", is_flag=True, help="Ask the service about the jobs the plan relies on first."
@@ -163,6 +187,8 @@ def apply(
     timeout: float | None,
     delete_remote: bool,
     lock_timeout: float,
+    max_cost: float | None,
+    max_renders: int | None,
     as_json: bool,
     refresh: bool,
 ) -> int:
@@ -179,11 +205,13 @@ def apply(
         timeout=timeout,
         delete_remote=delete_remote,
         lock_timeout=lock_timeout,
+        max_cost=max_cost,
+        max_renders=max_renders,
     )
     with _ApplyScreen(ctx, as_json) as screen:
         result = workflow.apply(manifest, options, on_event=screen, confirm=lambda _: _confirm(yes))
     if not as_json and result.summary is not None:
-        ctx.err.print(_summary_table(result.summary))
+        ctx.err.print(_summary_table(result.summary, result.prices))
     return EXIT_OK if result.ok else EXIT_FAILED
 
 
@@ -203,7 +231,15 @@ def status(
     if as_json:
         click.echo(json.dumps([row.to_json() for row in rows], indent=2))
         return EXIT_OK
-    headers = ["video", "status", "output", "job", *(["remote"] if refresh else []), "note"]
+    headers = [
+        "video",
+        "status",
+        "output",
+        "job",
+        *(["remote"] if refresh else []),
+        "note",
+    ]
+
     cells = [
         [
             row.video,
@@ -260,7 +296,7 @@ def prune(
     def confirm(removed: list[StateRecord]) -> bool:
         for record in removed:
             ctx.out.print(f"  - {record.video_id}")
-        return _confirm(yes)
+        return _confirm(yes, "prune", "Prune these videos?")
 
     options = PruneOptions(emulator, delete_files, remote, lock_timeout, keep_days, store)
     renders: list[str] = []

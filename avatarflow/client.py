@@ -7,9 +7,9 @@
 
 One :class:`SpeechClient` holds one connection pool for a whole run. Jobs come back as
 :class:`RemoteJob`, the same shape for both surfaces. Failures raise the exception tree
-of :mod:`avatarflow.errors` plus three precise cases defined here, so that the runner
-can act on them: :class:`CreateOutcomeUnknown`, :class:`JobExistsError` and
-:class:`ResultUnavailableError`. The retry rules live in :mod:`avatarflow.retry`.
+of :mod:`avatarflow.errors`, with three precise cases the runner acts on:
+:class:`CreateOutcomeUnknown`, :class:`JobExistsError` and :class:`ResultUnavailableError`
+(re-exported here). The retry rules live in :mod:`avatarflow.retry`.
 
 No message raised or logged here carries a key, a token or a SAS signature: service
 texts pass through :func:`avatarflow.secrets.redact`, URLs through
@@ -26,7 +26,7 @@ import math
 import os
 import re
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -50,8 +50,11 @@ from .errors import (
     AuthError,
     BadRequestError,
     ConfigError,
+    CreateOutcomeUnknown,
     DownloadError,
+    JobExistsError,
     NotFoundError,
+    ResultUnavailableError,
     ServerError,
     ServiceError,
     ThrottledError,
@@ -109,74 +112,8 @@ _USER_AGENT = "avatarflow/0.1"
 Surface = Literal["ga", "preview"]
 ProgressCallback = Callable[[int, int | None], None]
 """Called as ``on_progress(bytes_written, total_bytes_or_None)`` after each chunk."""
-
-
-# --------------------------------------------------------------------------- errors
-
-
-class CreateOutcomeUnknown(TransportError):
-    """A create may or may not have made a job (5xx, timeout or drop after sending).
-
-    Never retried blindly, because a second create would be paid twice. ``job_id`` is
-    the id to look up (GA, where the client chose it); it is ``None`` on the preview
-    surface, where the job must be found by listing.
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        job_id: str | None,
-        status_code: int | None = None,
-        code: str | None = None,
-        request_id: str | None = None,
-    ) -> None:
-        self.job_id = job_id
-        self.status_code = status_code
-        self.code = code
-        self.request_id = request_id
-        super().__init__(message + (f" (request id {request_id})" if request_id else ""))
-
-
-class JobExistsError(BadRequestError):
-    """A GA create named an id that already exists: adopt that job instead."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        job_id: str,
-        status_code: int | None = None,
-        code: str | None = None,
-        request_id: str | None = None,
-    ) -> None:
-        self.job_id = job_id
-        super().__init__(message, status_code=status_code, code=code, request_id=request_id)
-
-
-class ResultUnavailableError(DownloadError):
-    """A result URL answered 403 (``reason="expired"``) or 404/410 (``reason="gone"``).
-
-    Both mean the same file will not come back by retrying this URL: fetch the job
-    again for a fresh URL, or re-submit if the job itself is gone.
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        reason: Literal["expired", "gone"],
-        status_code: int,
-        code: str | None = None,
-    ) -> None:
-        self.reason = reason
-        self.status_code = status_code
-        self.code = code
-        super().__init__(message)
-
-    @property
-    def expired(self) -> bool:
-        return self.reason == "expired"
+UrlRefresh = Callable[[DownloadError], Awaitable[tuple[str, int | None] | None]]
+"""Given why a download failed, a fresh result URL and expected size, or None to stop."""
 
 
 # --------------------------------------------------------------------------- config
@@ -530,24 +467,48 @@ class SpeechClient:
         on_progress: ProgressCallback | None = None,
         *,
         kind: str | None = None,
+        refresh: UrlRefresh | None = None,
     ) -> tuple[int, str]:
         """Stream ``url`` into ``dest`` (a temp path the caller renames); return size, sha256.
 
-        The file is fsynced before returning and removed on failure. Raises
-        :class:`ResultUnavailableError` for an expired or deleted URL and
-        :class:`DownloadError` for a short body, a size other than ``expected_size``, or,
-        when ``kind`` (``mp4``, ``webm``) is given, a file that is not a complete video of
-        that kind (see :mod:`avatarflow.mediacheck`).
+        The one retry layer of a download, ``retry.max_attempts`` attempts in all: 429,
+        5xx and dropped connections are tried again on the same URL; with ``refresh``
+        (the job fetched again), any other failed download is tried again at once on the
+        URL it gives, until it gives None. The file is fsynced before returning and
+        removed on failure. Raises :class:`ResultUnavailableError` for an expired or
+        deleted URL and :class:`DownloadError` for a short body, a size other than
+        ``expected_size``, or, when ``kind`` (``mp4``, ``webm``) is given, a file that is
+        not a complete video of that kind (see :mod:`avatarflow.mediacheck`).
         """
         what = f"download of {strip_query_secrets(url)}"
         _check_result_url(url, what)
         request = _Request("download", "GET", url, what)
+        failed: list[DownloadError] = []  # the last attempt's, when it asks for a fresh URL
+
+        def refreshable(exc: BaseException) -> bool:
+            return refresh is not None and isinstance(exc, DownloadError) and bool(failed)
+
+        def should_retry(exc: BaseException) -> bool:
+            return refreshable(exc) or is_retryable_read(exc)
+
         try:
-            async for attempt in retrying(self.config.retry, is_retryable_read, what):
+            async for attempt in retrying(self.config.retry, should_retry, what, refreshable):
                 with attempt:
-                    return await self._download_once(
-                        request, dest, expected_size, on_progress, kind
-                    )
+                    if failed and refresh is not None:
+                        fresh = await refresh(failed[-1])
+                        if fresh is None:
+                            raise failed.pop()  # no other URL: this failure is final
+                        url, expected_size = fresh
+                        _check_result_url(url, what)
+                        request = _Request("download", "GET", url, what)
+                        failed.clear()
+                    try:
+                        return await self._download_once(
+                            request, dest, expected_size, on_progress, kind
+                        )
+                    except DownloadError as exc:
+                        failed.append(exc)
+                        raise
         except DownloadError:
             _discard(dest)
             raise

@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import atomicfile
 from .course import Course, read_course
 from .emulator.narration import Cue, webvtt
 from .emulator.probe import MediaInfo
@@ -116,7 +117,7 @@ def export(
             write_file(subtitles, cues.encode("utf-8"))
             publish(tmp, output)
         finally:
-            tmp.unlink(missing_ok=True)
+            atomicfile.discard(tmp)
     count = cues.count(" --> ")
     return Export(output, subtitles, tuple(chapters), total, reencode, count, tuple(outdated))
 

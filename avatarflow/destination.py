@@ -9,6 +9,7 @@ write there (and avatarflow read back) comes from the environment at run time:
 2. else ``AZURE_STORAGE_CONNECTION_STRING`` — a container SAS is signed with its account
    key (needs ``pip install 'avatarflow[azure]'``).
 
+The environment is read, and the connection string parsed, by :mod:`avatarflow.storage`.
 The SAS is registered with :mod:`avatarflow.secrets` as soon as it is known, and it is no
 part of any video's identity: rotating it re-renders nothing. Only
 :meth:`Destination.container_sas_url` and :meth:`Destination.blob_url` ever put it into a
@@ -17,18 +18,17 @@ URL, and those URLs are used for requests only, never stored or shown.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import parse_qsl, quote, urlsplit
+from urllib.parse import parse_qsl, quote
 
+from . import storage
 from .errors import ConfigError
-from .secrets import register_secret
 
-ENV_SAS = "AZURE_STORAGE_SAS_TOKEN"
-ENV_CONNECTION_STRING = "AZURE_STORAGE_CONNECTION_STRING"
+ENV_SAS = storage.ENV_SAS_TOKEN
+ENV_CONNECTION_STRING = storage.ENV_CONNECTION_STRING
 # A job may queue for a long time before the service writes its outputs (pain point 9.1),
 # and the outputs are read back after that: a generated SAS is valid for a week.
 GENERATED_SAS_LIFETIME = timedelta(days=7)
@@ -78,18 +78,14 @@ def resolve(
     environ: Mapping[str, str] | None = None,
 ) -> Destination:
     """The destination with its SAS from the environment; :class:`ConfigError` without one."""
-    env = os.environ if environ is None else environ
     if drafts:
         path = f"{path}/{DRAFTS_FOLDER}" if path else DRAFTS_FOLDER
-    token = env.get(ENV_SAS, "").strip().lstrip("?")
-    if token:
-        _check_sas(token)
-        register_secret(token)
-        _register_signature(token)
-        return Destination(container_url, path, token)
-    connection = env.get(ENV_CONNECTION_STRING, "").strip()
-    if connection:
-        sas = _sign_with_account_key(container_url, connection)
+    found = storage.from_environment(environ)
+    if found.sas:
+        _check_sas(found.sas)
+        return Destination(container_url, path, found.sas)
+    if found.connection_string:
+        sas = _sign_with_account_key(container_url, found.connection_string)
         return Destination(container_url, path, sas)
     raise ConfigError(
         f"service.destination_container_url needs a SAS for the container: set {ENV_SAS} "
@@ -103,46 +99,21 @@ def _check_sas(token: str) -> None:
         raise ConfigError(f"{ENV_SAS} is not a SAS token (it has no 'sig' field)")
 
 
-def _register_signature(token: str) -> None:
-    # redact() already masks ``sig=…``; the bare value may still show up decoded.
-    for name, value in parse_qsl(token, keep_blank_values=True):
-        if name == "sig":
-            register_secret(value)
-
-
-def _connection_fields(connection: str) -> dict[str, str]:
-    fields: dict[str, str] = {}
-    for part in connection.split(";"):
-        name, sep, value = part.partition("=")
-        if sep:
-            fields[name.strip()] = value.strip()
-    return fields
-
-
 def _sign_with_account_key(container_url: str, connection: str) -> str:
-    fields = _connection_fields(connection)
-    key, account = fields.get("AccountKey"), fields.get("AccountName")
-    if not key or not account:
+    named = storage.account_key(connection, container_url)
+    if named is None:
         raise ConfigError(
             f"{ENV_CONNECTION_STRING} has no AccountName/AccountKey to sign a SAS with; "
             f"set {ENV_SAS} instead"
         )
-    register_secret(key)
-    try:
-        from azure.storage.blob import ContainerSasPermissions, generate_container_sas
-    except ImportError:
-        raise ConfigError(
-            f"signing a SAS from {ENV_CONNECTION_STRING} needs azure-storage-blob: "
-            "pip install 'avatarflow[azure]'"
-        ) from None
-    container = urlsplit(container_url).path.rstrip("/").rsplit("/", 1)[-1]
-    sas: str = generate_container_sas(
+    account, key = named
+    sdk = storage.blob_sdk(f"signing a SAS from {ENV_CONNECTION_STRING}")
+    sas: str = sdk.generate_container_sas(
         account_name=account,
-        container_name=container,
+        container_name=storage.container_name(container_url),
         account_key=key,
-        permission=ContainerSasPermissions(read=True, write=True, create=True, add=True),
+        permission=sdk.ContainerSasPermissions(read=True, write=True, create=True, add=True),
         expiry=datetime.now(UTC) + GENERATED_SAS_LIFETIME,
     )
-    register_secret(sas)
-    _register_signature(sas)
+    storage.register_sas(sas)
     return sas

@@ -16,6 +16,7 @@ from .worddiff import Chunk, elide, narration_diff
 
 if TYPE_CHECKING:  # the runner pulls in the HTTP stack, which plan never needs
     from .events import Event, Progress
+    from .pricing import Prices
 
 LINE_WIDTH = 100  # plan lines fit a 100-column terminal or PR view
 ID_WIDTH = 36
@@ -107,9 +108,14 @@ def footer(plan: Plan) -> str:
     return "Plan: " + ", ".join(parts) + "."
 
 
-def plan_json(plan: Plan) -> dict[str, Any]:
-    """The plan as ``plan --json`` prints it (format 1)."""
+def plan_json(plan: Plan, prices: Prices | None = None) -> dict[str, Any]:
+    """The plan as ``plan --json`` prints it (format 1); money at ``prices`` (the
+    shipped table by default)."""
+    from . import pricing
+
     chars, minutes = plan.estimate()
+    prices = prices or pricing.shipped()
+    money = pricing.plan_estimate(plan, prices)
     counts = plan.counts()
     return {
         "format": 1,
@@ -119,7 +125,14 @@ def plan_json(plan: Plan) -> dict[str, Any]:
             **{kind.value: counts.get(kind, 0) for kind in FOOTER},
             "paid": len(plan.paid()),
         },
-        "estimate": {"characters": chars, "minutes": round(minutes, 2)},
+        "estimate": {
+            "characters": chars,
+            "minutes": round(minutes, 2),
+            "seconds": round(money.seconds, 1),
+            "cost": round(money.cost, 4),
+            "currency": prices.currency,
+            "prices_as_of": prices.as_of,
+        },
         "actions": [
             {
                 "video": a.video_id,
@@ -136,8 +149,11 @@ def plan_json(plan: Plan) -> dict[str, Any]:
     }
 
 
-def print_plan(console: Console, plan: Plan, pack_max_inputs: int | None = None) -> None:
-    """Print ``plan``; ``pack_max_inputs`` when the videos to render travel in packs."""
+def print_plan(
+    console: Console, plan: Plan, pack_max_inputs: int | None = None, prices: Prices | None = None
+) -> None:
+    """Print ``plan``; ``pack_max_inputs`` when the videos to render travel in packs;
+    ``prices`` for its money (the shipped table by default)."""
     changes = plan.changes
     if not changes:
         console.print("No changes. Every video is up to date.")
@@ -166,14 +182,25 @@ def print_plan(console: Console, plan: Plan, pack_max_inputs: int | None = None)
         if diff:
             _print_diff(console, diff)
     console.print()
-    chars, minutes = plan.estimate()
     if plan.paid():
         jobs = f"{len(plan.paid())} job(s)"
         packs = pack_jobs(plan, pack_max_inputs)
         if packs is not None:
             jobs = f"{len(plan.paid())} video(s) in {packs} packed job(s)"
+        from . import pricing
+
+        prices = prices or pricing.shipped()
+        found = pricing.plan_estimate(plan, prices)
         console.print(
-            f"Estimated render: {jobs}, {chars:,} characters, about {minutes:.1f} minutes of video."
+            f"Estimated render: {jobs}, {found.characters:,} characters, "
+            f"{pricing.duration(found.seconds)} of video.",
+            highlight=False,
+            markup=False,
+        )
+        console.print(
+            f"Estimated cost: about {prices.money(found.cost)} at the prices of {prices.as_of}.",
+            highlight=False,
+            markup=False,
         )
     console.print(f"[bold]{escape(footer(plan))}[/]")
 

@@ -10,21 +10,34 @@
     │   │   │   └── PlanChangedError       a job the plan relied on is gone: nothing paid
     │   │   └── ConcurrentWriteError   another writer changed the remote state (ETag mismatch)
     │   ├── LockError                  another process holds the state lock
+    │   │   └── LockUnsupported        the platform has no file lock
     │   ├── ConfigError                credentials / endpoint / CLI usage
     │   ├── StorageError               remote state storage refused, missing or unreachable
     │   ├── SelectionError             --only/--exclude/--replace name unknown videos
+    │   ├── BudgetError                the plan costs more than --max-cost/--max-renders/budget
     │   └── MediaError                 a local video cannot be read, joined or framed
     ├── ServiceError                   the speech service answered with an error
     │   ├── AuthError                  401 / 403
     │   ├── BadRequestError            400
+    │   │   └── JobExistsError         a GA create named an existing id: adopt it
     │   ├── NotFoundError              404
     │   ├── ThrottledError             429 (carries retry_after)
     │   ├── ServerError                5xx
     │   └── UntrustedAnswerError       an answer that does not fit the request
     ├── TransportError                 the connection failed or dropped
+    │   └── CreateOutcomeUnknown       a create may have made a job: look it up
     ├── DownloadError                  a result download was short, expired or gone
+    │   └── ResultUnavailableError     a result URL expired (403) or is gone (404/410)
     ├── JobTimeoutError                a job did not finish within --timeout
     └── LocalResourceError             disk full, permission denied, read-only: names the path
+
+    Terminated (a KeyboardInterrupt)   SIGTERM: stop as Ctrl-C does
+    UnsuitableFile (internal)          not a small regular file; always reported as a
+    ├── NotRegularFile                 ManifestError or TemplateError naming the file
+    └── FileTooLarge
+
+Any exception outside these is a crash (a bug): exit code 4 and a crash log
+(:mod:`avatarflow.crashlog`).
 
 The CLI maps families to exit codes in one place (``avatarflow.cli``). Messages never
 carry secrets: service messages pass through :func:`avatarflow.secrets.redact`.
@@ -33,6 +46,7 @@ carry secrets: service messages pass through :func:`avatarflow.secrets.redact`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Literal
 
 
 class AvatarflowError(Exception):
@@ -102,6 +116,10 @@ class LockError(UserError):
     """The state lock is held by another process."""
 
 
+class LockUnsupported(LockError, OSError):
+    """This platform has no file lock that avatarflow knows (neither flock nor msvcrt)."""
+
+
 class ConfigError(UserError):
     """Missing or inconsistent configuration (credentials, endpoint, options)."""
 
@@ -112,6 +130,10 @@ class StorageError(UserError):
 
 class SelectionError(UserError):
     """A video selection names videos the manifest does not have."""
+
+
+class BudgetError(UserError):
+    """The plan would cost more, or render more videos, than the limits allow."""
 
 
 class MediaError(UserError):
@@ -150,6 +172,14 @@ class BadRequestError(ServiceError):
     """400: the service rejected the request."""
 
 
+class JobExistsError(BadRequestError):
+    """A GA create named an id that already exists: adopt that job instead."""
+
+    def __init__(self, message: str, *, job_id: str, **details: Any) -> None:
+        self.job_id = job_id
+        super().__init__(message, **details)
+
+
 class NotFoundError(ServiceError):
     """404: no such job (deleted, expired, never created)."""
 
@@ -157,9 +187,9 @@ class NotFoundError(ServiceError):
 class ThrottledError(ServiceError):
     """429: too many requests."""
 
-    def __init__(self, message: str, *, retry_after: float | None = None, **kw: object) -> None:
+    def __init__(self, message: str, *, retry_after: float | None = None, **details: Any) -> None:
         self.retry_after = retry_after
-        super().__init__(message, **kw)  # type: ignore[arg-type]
+        super().__init__(message, **details)
 
 
 class ServerError(ServiceError):
@@ -170,8 +200,57 @@ class TransportError(AvatarflowError):
     """The connection failed, timed out or was dropped."""
 
 
+class CreateOutcomeUnknown(TransportError):
+    """A create may or may not have made a job (5xx, timeout or drop after sending).
+
+    Never retried blindly, because a second create would be paid twice. ``job_id`` is
+    the id to look up (GA, where the client chose it); it is ``None`` on the preview
+    surface, where the job must be found by listing.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        job_id: str | None,
+        status_code: int | None = None,
+        code: str | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        self.job_id = job_id
+        self.status_code = status_code
+        self.code = code
+        self.request_id = request_id
+        super().__init__(message + (f" (request id {request_id})" if request_id else ""))
+
+
 class DownloadError(AvatarflowError):
     """A result could not be downloaded intact."""
+
+
+class ResultUnavailableError(DownloadError):
+    """A result URL answered 403 (``reason="expired"``) or 404/410 (``reason="gone"``).
+
+    Both mean the same file will not come back by retrying this URL: fetch the job
+    again for a fresh URL, or re-submit if the job itself is gone.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: Literal["expired", "gone"],
+        status_code: int,
+        code: str | None = None,
+    ) -> None:
+        self.reason = reason
+        self.status_code = status_code
+        self.code = code
+        super().__init__(message)
+
+    @property
+    def expired(self) -> bool:
+        return self.reason == "expired"
 
 
 class JobTimeoutError(AvatarflowError):
@@ -197,3 +276,20 @@ class LocalResourceError(AvatarflowError):
         self.path = path
         self.reason = reason
         super().__init__(f"{path}: {reason}")
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived (a cancelled CI job, a service manager): stop as Ctrl-C does, so
+    every write in progress is finished or undone and no temp file stays behind."""
+
+
+class UnsuitableFile(Exception):
+    """The path names something that is not a small enough regular file."""
+
+
+class NotRegularFile(UnsuitableFile):
+    """A directory, FIFO, socket or device."""
+
+
+class FileTooLarge(UnsuitableFile):
+    """More bytes than the caller accepts."""

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .planner import Plan
+    from .pricing import Prices
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class PlanReady:
     plan: Plan
     pack_max_inputs: int | None = None
     video_id: None = None
+    prices: Prices | None = None  # the manifest's, for the plan's money
 
     @property
     def message(self) -> str:

@@ -41,9 +41,10 @@ from . import planmemo, yamlsafe
 from .backends.local import RECORDS_DIR
 from .errors import UserError
 from .manifestsplit import Item, Split, split_videos
-from .planmemo import cache_folder, sha256_bytes, snapshot_folder
+from .planmemo import sha256_bytes, snapshot_folder
 from .planner import Action, ActionKind, Plan
 from .statcache import RACY_NS, StatKey, stat_key, write_json
+from .usercache import cache_folder
 from .userfiles import UnsuitableFile, read_regular_file
 
 if TYPE_CHECKING:
@@ -51,6 +52,7 @@ if TYPE_CHECKING:
     from .manifest import LoadedManifest, VideoEntry
     from .payload import VideoRequest
     from .planmemo import StateRead
+    from .pricing import Prices
     from .state import State, StateRecord
     from .workspace import FileRef, OutputChecker, TargetName, Workspace
 
@@ -322,6 +324,7 @@ class Incremental:
     warnings: list[str]
     pack_max_inputs: int | None
     rendered: int  # videos rendered by this plan
+    prices: Prices  # the manifest's (its head holds any pricing override)
 
 
 def plan_incremental(
@@ -449,7 +452,9 @@ def _plan(reading: Reading, cache: RequestCache, target: TargetName) -> Incremen
         _remember_plan(reading, workspace, found, state, outputs.read, plan, warnings)
     service = built.loaded.model.service
     pack = service.pack_max_inputs if service.pack else None
-    return Incremental(plan, warnings, pack, len(built.requests))
+    from .pricing import prices_for
+
+    return Incremental(plan, warnings, pack, len(built.requests), prices_for(built.loaded.model))
 
 
 def _remember_plan(
@@ -633,6 +638,8 @@ class _Builder:
             model = Manifest.model_validate({**head.data, "videos": [{"id": "x"}]})
         except ValidationError:
             raise _Fallback from None
+        if model.variants:  # an item is then several videos: the full plan's work
+            raise _Fallback
         self.lines = head.lines
         self.loaded = LoadedManifest(
             reading.path.resolve(),
@@ -667,6 +674,8 @@ class _Builder:
                 entry: VideoEntry = VideoEntry.model_validate(loaded.data[0])
             except ValidationError:
                 raise _Fallback from None
+            if entry.text_file is not None and "{" in entry.text_file:
+                raise _Fallback  # a templated narration path: its file is known once rendered
             self.nodes[index] = count_nodes(loaded.data[0])
             request = build_one(self.loaded, self.renderer.render(self.resolve(index, entry)))
             if self.loaded.model.service.pack:

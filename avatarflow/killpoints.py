@@ -5,7 +5,8 @@ first) it passes ``checkpoint(NAME)``. Unset, a checkpoint is one dictionary loo
 changes nothing. Points: ``before-create``, ``after-create``, ``polling``,
 ``mid-download``, ``after-download``, ``mid-state-write``, and in the remote state's
 compaction ``mid-compaction`` (journal sealed, snapshot not switched) and
-``after-compaction`` (switched, old journal not deleted).
+``after-compaction`` (switched, old journal not deleted). ``AVATARFLOW_KILL_SIGNAL=TERM``
+sends SIGTERM instead, as a cancelled CI job does.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import os
 import signal
 
 ENV = "AVATARFLOW_KILL_AT"
+SIGNAL_ENV = "AVATARFLOW_KILL_SIGNAL"
 
 
 def _parse(spec: str) -> tuple[str, int]:
@@ -22,6 +24,7 @@ def _parse(spec: str) -> tuple[str, int]:
 
 
 _target = _parse(os.environ[ENV]) if os.environ.get(ENV) else None
+_signal = signal.SIGTERM if os.environ.get(SIGNAL_ENV, "").upper() == "TERM" else signal.SIGKILL
 _seen: dict[str, int] = {}
 
 
@@ -30,4 +33,4 @@ def checkpoint(name: str) -> None:
         return
     _seen[name] = _seen.get(name, 0) + 1
     if _seen[name] >= _target[1]:
-        os.kill(os.getpid(), signal.SIGKILL)
+        os.kill(os.getpid(), _signal)

@@ -1,9 +1,10 @@
 """The exclusive state lock, and what every lock shares: holder info, wait, refusal.
 
-The local lock is an ``flock`` on ``state.lock`` that also holds who took it (pid, host,
-user, command, time, lock id). The kernel drops an ``flock`` when its process dies, so
-a SIGKILLed apply never leaves the next apply locked out on the same machine; the
-holder info stays in the file for the message. ``force-unlock LOCK_ID`` removes the
+The local lock is an OS file lock (:mod:`avatarflow.oslock`: ``flock``, or
+``msvcrt.locking`` on Windows) on ``state.lock``, a file that also holds who took it
+(pid, host, user, command, time, lock id). The kernel drops the lock when its process
+dies, so a SIGKILLed apply never leaves the next apply locked out on the same machine;
+the holder info stays in the file for the message. ``force-unlock LOCK_ID`` removes the
 file for the rare lock that outlives its holder (a network filesystem, a hung process).
 The remote state's blob lease (:mod:`avatarflow.backends.azureblob`) reuses
 :class:`LockInfo`, :func:`wait_for_lock` and :func:`locked_error`, so both say the same.
@@ -11,7 +12,6 @@ The remote state's blob lease (:mod:`avatarflow.backends.azureblob`) reuses
 
 from __future__ import annotations
 
-import fcntl
 import getpass
 import json
 import os
@@ -23,10 +23,10 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Self
 
-from .errors import LockError
+from . import oslock
+from .errors import LockError, LockUnsupported
 from .state import utc_now
 
 LOCK_FILE = "state.lock"
@@ -85,8 +85,8 @@ def new_lock_info(command: str) -> LockInfo:
 
 def _gone_hint(holder: LockInfo) -> str:
     """Say so when the holder is a process of this machine that no longer runs."""
-    if holder.host != socket.gethostname():
-        return ""
+    if holder.host != socket.gethostname() or sys.platform == "win32":
+        return ""  # Windows' os.kill(pid, 0) would end the process, not probe it
     try:
         os.kill(holder.pid, 0)
     except ProcessLookupError:
@@ -142,12 +142,7 @@ class HeldLock(ABC):
         self.acquire()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.release()
 
 
@@ -172,21 +167,19 @@ class StateLock(HeldLock):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
 
-        def try_flock() -> bool:
+        def try_lock() -> bool:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return False
-            return True
+                return oslock.try_lock(fd)
+            except LockUnsupported as exc:
+                raise LockUnsupported(f"cannot lock the state: {exc}") from None
 
         try:
-            wait_for_lock(try_flock, lambda: _read_info(self.path), self.timeout, self.on_wait)
+            wait_for_lock(try_lock, lambda: _read_info(self.path), self.timeout, self.on_wait)
         except BaseException:
             os.close(fd)
             raise
         info = new_lock_info(self.command)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(asdict(info)).encode(), 0)
+        oslock.write_at_start(fd, json.dumps(asdict(info)).encode())
         os.fsync(fd)
         self._fd, self.info = fd, info
         return info
@@ -196,7 +189,7 @@ class StateLock(HeldLock):
             return
         try:
             os.ftruncate(self._fd, 0)
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            oslock.unlock(self._fd)
         finally:
             os.close(self._fd)
             self._fd = None

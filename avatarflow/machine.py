@@ -18,14 +18,13 @@ Everything here is disposable: a missing or corrupt file is an empty one.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from . import atomicfile
 
 CACHE_DIR = ".cache"
 SAVE_INTERVAL = 1.0  # seconds between two lazy writes of the facts
@@ -46,14 +45,7 @@ def cache_dir(state_dir: Path) -> Path:
 
 def write_disposable(path: Path, data: bytes) -> None:
     """Replace ``path`` whole (temp file + rename, no fsync: a torn file reads as empty)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomicfile.write_bytes(path, data, durable=False)
 
 
 @dataclass(frozen=True)
@@ -143,11 +135,5 @@ class MachineFacts:
 
 def remove_stale_temps(state_dir: Path) -> int:
     """Temp files of state writes cut short (only while holding the state lock)."""
-    removed = 0
-    for folder in (state_dir / CACHE_DIR, state_dir / CACHE_DIR / "tmp"):
-        if folder.is_dir():
-            for tmp in folder.glob(".*.tmp"):
-                with contextlib.suppress(OSError):
-                    tmp.unlink()
-                    removed += 1
-    return removed
+    folders = (state_dir / CACHE_DIR, state_dir / CACHE_DIR / "tmp")
+    return sum(atomicfile.remove_stale(folder) for folder in folders)

@@ -29,6 +29,7 @@ from pydantic import (
 )
 
 from . import fastpath
+from . import variants as variant_rules
 from .errors import Location, ManifestError
 from .userfiles import FileTooLarge, NotRegularFile, read_regular_file
 from .yamlsafe import MAX_BYTES, KeyPath, LoadedYaml, format_path, load_yaml
@@ -131,6 +132,13 @@ class VideoFields(_Strict):
         return value
 
 
+class Variant(VideoFields):
+    """One value of a ``variants`` dimension: settings merged over ``defaults``."""
+
+    primary: bool = False
+    """The value whose videos keep the entry's plain id and output path."""
+
+
 class VideoEntry(VideoFields):
     """One item of ``videos``."""
 
@@ -138,6 +146,8 @@ class VideoEntry(VideoFields):
     text: str | None = None
     text_file: str | None = None
     ssml: str | None = None
+    variants: dict[str, list[str]] | None = None
+    """Render this video only for these values of a dimension (all values by default)."""
 
     @field_validator("id")
     @classmethod
@@ -258,6 +268,29 @@ class ServiceSettings(_Strict):
         return self
 
 
+class Pricing(_Strict):
+    """Prices overriding the shipped table (see :mod:`avatarflow.pricing`)."""
+
+    currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
+    as_of: str | None = None
+    avatar_per_minute: float | None = Field(default=None, ge=0)
+    custom_avatar_per_minute: float | None = Field(default=None, ge=0)
+    neural_per_million_characters: float | None = Field(default=None, ge=0)
+    custom_neural_per_million_characters: float | None = Field(default=None, ge=0)
+
+    @field_validator("as_of", mode="before")
+    @classmethod
+    def _unquoted_date(cls, value: Any) -> Any:
+        return value.isoformat() if isinstance(value, datetime.date) else value
+
+
+class Budget(_Strict):
+    """Limits an apply refuses to exceed, checked before anything is sent."""
+
+    max_cost: float | None = Field(default=None, ge=0)
+    max_renders: int | None = Field(default=None, ge=0)
+
+
 class Manifest(_Strict):
     """The whole manifest file."""
 
@@ -269,6 +302,10 @@ class Manifest(_Strict):
     state_dir: str = ".avatarflow"
     service: ServiceSettings = ServiceSettings()
     defaults: VideoFields = VideoFields()
+    variants: dict[str, dict[str, Variant]] = {}
+    """Dimensions (``locale``…) of named values; every video is rendered per combination."""
+    pricing: Pricing | None = None
+    budget: Budget | None = None
     videos: list[VideoEntry] = Field(min_length=1)
 
 
@@ -281,6 +318,8 @@ class ResolvedVideo:
     fields: VideoEntry
     location: Location
     yaml: LoadedYaml | None = field(default=None, repr=False, compare=False)
+    variant: variant_rules.Combination = ()
+    output_stem: str = ""  # the output's path below the output folder, without extension
 
     def locate(self, *keys: str) -> Location:
         """Where ``keys`` (say ``"video", "codec"``) is set for this video.
@@ -293,6 +332,7 @@ class ResolvedVideo:
         for depth in range(len(keys), 0, -1):
             paths: tuple[KeyPath, ...] = (
                 ("videos", self.index, *keys[:depth]),
+                *(("variants", name, value, *keys[:depth]) for name, value in self.variant),
                 ("defaults", *keys[:depth]),
             )
             for path in paths:
@@ -336,6 +376,9 @@ class LoadedManifest:
 
     def videos_resolved(self) -> list[ResolvedVideo]:
         resolve = self.resolver()
+        dimensions, primary, bases = self._variant_bases()
+        merged_settings: dict[str, BaseModel] = {}  # shared by the variants' videos
+        field_sets: dict[frozenset[str], set[str]] = {}
         resolved: list[ResolvedVideo] = []
         seen: dict[str, int] = {}
         folded_ids: dict[str, int] = {}
@@ -356,8 +399,88 @@ class LoadedManifest:
                     "case; their output files would be one file on macOS and Windows",
                     self.location(("videos", index, "id")),
                 )
-            resolved.append(resolve(index, entry))
+            if not dimensions:
+                resolved.append(resolve(index, entry))
+                continue
+            self._check_restriction(entry, index, dimensions)
+            loc = self.location(("videos", index))
+            for combo in variant_rules.combinations(dimensions, entry.variants):
+                settings, dumped = bases[combo]
+                fields = _resolve_entry(settings, dumped, entry, merged_settings)
+                fields = _with_dimension_vars(fields, combo)
+                fastpath.share_fields_set(fields, field_sets)
+                _check_sources(fields, loc)
+                video_id = variant_rules.video_id(entry.id, combo, primary)
+                stem = variant_rules.output_stem(entry.id, combo, primary)
+                resolved.append(ResolvedVideo(video_id, index, fields, loc, self.yaml, combo, stem))
         return resolved
+
+    def _variant_bases(
+        self,
+    ) -> tuple[
+        dict[str, list[str]], dict[str, str], dict[variant_rules.Combination, tuple[Any, Any]]
+    ]:
+        """The dimensions' values, each dimension's primary value, and for every
+        combination the ``defaults`` with its variants merged in (as a model and dumped)."""
+        dimensions: dict[str, list[str]] = {}
+        primary: dict[str, str] = {}
+        for name, values in self.model.variants.items():
+            where = self.location(("variants", name))
+            problem = variant_rules.problem_with_name("dimension", name)
+            if problem:
+                raise ManifestError(problem, where)
+            if not values:
+                raise ManifestError(f"variant dimension {name!r} has no values", where)
+            for value, settings in values.items():
+                problem = variant_rules.problem_with_name("value", value)
+                if problem:
+                    raise ManifestError(problem, self.location(("variants", name, value)))
+                if settings.primary:
+                    if name in primary:
+                        raise ManifestError(
+                            f"only one value of {name!r} may be primary "
+                            f"({primary[name]!r} is already)",
+                            self.location(("variants", name, value, "primary")),
+                        )
+                    primary[name] = value
+            dimensions[name] = list(values)
+        base = self.model.defaults.model_dump(exclude_unset=True)
+        bases: dict[variant_rules.Combination, tuple[Any, Any]] = {}
+        for combo in variant_rules.combinations(dimensions, None) if dimensions else []:
+            dumped = base
+            for name, value in combo:
+                override = self.model.variants[name][value].model_dump(
+                    exclude_unset=True, exclude={"primary"}
+                )
+                dumped = deep_merge(dumped, override)
+            bases[combo] = (VideoFields.model_validate(dumped), dumped)
+        return dimensions, primary, bases
+
+    def _check_restriction(
+        self, entry: VideoEntry, index: int, dimensions: dict[str, list[str]]
+    ) -> None:
+        """A video's own ``variants`` must name existing dimensions and values."""
+        for name, values in (entry.variants or {}).items():
+            where = self.location(("videos", index, "variants", name))
+            if name not in dimensions:
+                hint = difflib.get_close_matches(name, list(dimensions), n=1)
+                known = ", ".join(dimensions) or "none"
+                raise ManifestError(
+                    f"unknown variant dimension {name!r}"
+                    + (f" (did you mean '{hint[0]}'?)" if hint else f"; dimensions: {known}"),
+                    where,
+                )
+            for value in values:
+                if value not in dimensions[name]:
+                    hint = difflib.get_close_matches(value, dimensions[name], n=1)
+                    raise ManifestError(
+                        f"unknown {name} {value!r}"
+                        + (f" (did you mean '{hint[0]}'?)" if hint else "")
+                        + f"; {name} values: {', '.join(dimensions[name])}",
+                        where,
+                    )
+            if not values:
+                raise ManifestError(f"lists no {name} to render this video in", where)
 
     def resolver(self) -> Callable[[int, VideoEntry], ResolvedVideo]:
         """Resolves the entry found at ``videos[index]``; videos resolved by one resolver
@@ -375,6 +498,14 @@ class LoadedManifest:
             return ResolvedVideo(entry.id, index, fields, loc, self.yaml)
 
         return resolve
+
+
+def _with_dimension_vars(fields: VideoEntry, combo: variant_rules.Combination) -> VideoEntry:
+    """Each dimension's value as a template variable (``{{ locale }}``); it wins over a
+    var of the same name, so that a path or a line built from it never names another."""
+    merged = dict(fields.vars or {})
+    merged.update(combo)
+    return fields.model_copy(update={"vars": merged})
 
 
 def _resolve_entry(

@@ -6,21 +6,16 @@ with a timeout; every file it writes goes to a temp name renamed into place.
 
 from __future__ import annotations
 
-import os
 import subprocess
-import tempfile
 from pathlib import Path
 
+from . import atomicfile
 from .emulator.probe import MediaInfo
 from .emulator.probe import probe as _probe
 from .emulator.video import ffmpeg_exe
 from .errors import MediaError
 
 FFMPEG_TIMEOUT_SECONDS = 600.0
-# Read once at import: setting and restoring it per file would race between the threads
-# that extract poster frames.
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
 
 
 def probe(path: Path, shown: str) -> MediaInfo:
@@ -44,31 +39,20 @@ def run_ffmpeg(arguments: list[str], what: str, timeout: float = FFMPEG_TIMEOUT_
 
 
 def temp_beside(target: Path, suffix: str) -> Path:
-    """A fresh temp path in ``target``'s folder (so the rename is atomic)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=suffix, dir=target.parent)
-    os.close(fd)
-    return Path(name)
+    """A fresh temp path in ``target``'s folder (so the rename is atomic), named by the
+    one rule the stale-file sweep knows."""
+    return atomicfile.new_temp(target, suffix=suffix)
 
 
 def publish(tmp: Path, target: Path) -> None:
-    """Rename a finished temp file into place with ordinary permissions (mkstemp makes
-    0600; a page, a poster or a course video is for sharing) as the umask allows."""
-    os.chmod(tmp, 0o666 & ~_UMASK)
-    os.replace(tmp, target)
+    """Rename a finished temp file (from :func:`temp_beside`) into place; it already has
+    ordinary permissions (a page, a poster or a course video is for sharing)."""
+    atomicfile.commit(tmp, target)
 
 
 def write_file(target: Path, data: bytes) -> None:
-    """``data`` into ``target`` atomically: a temp file beside it, synced, published."""
-    tmp = temp_beside(target, ".tmp")
-    try:
-        with tmp.open("wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        publish(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+    """``data`` into ``target`` atomically: a temp file beside it, synced, renamed."""
+    atomicfile.write_bytes(target, data)
 
 
 def poster_frame(video: Path, target: Path, at_seconds: float, shown: str) -> None:
@@ -95,4 +79,4 @@ def poster_frame(video: Path, target: Path, at_seconds: float, shown: str) -> No
         )
         publish(tmp, target)
     finally:
-        tmp.unlink(missing_ok=True)
+        atomicfile.discard(tmp)

@@ -26,10 +26,18 @@ class ApplyOptions:
     delete_remote: bool = False  # delete each remote job after its download
     lock_timeout: float = 0.0  # seconds to wait for the state lock
     refresh: bool = False  # ask the service about the jobs the plan relies on, first
+    # Refuse, before anything is sent, a plan estimated above this (the manifest's
+    # prices' currency) or with more paid renders; None: the manifest's ``budget``.
+    max_cost: float | None = None
+    max_renders: int | None = None
 
     def __post_init__(self) -> None:
         if not 1 <= self.parallelism <= MAX_PARALLELISM:
             raise ValueError(f"parallelism must be between 1 and {MAX_PARALLELISM}")
+        if (self.max_cost is not None and self.max_cost < 0) or (
+            self.max_renders is not None and self.max_renders < 0
+        ):
+            raise ValueError("max_cost and max_renders must not be negative")
 
     @property
     def selects(self) -> bool:

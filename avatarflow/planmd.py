@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import re
 
+from . import pricing
 from .display import FOOTER, footer, symbol
 from .planner import ActionKind, Plan
+from .pricing import Prices
 from .worddiff import Chunk, elide, narration_diff
 
 MARKER = "<!-- avatarflow-plan -->"  # lets CI find and update its own comment
@@ -44,8 +46,11 @@ def diff_markdown(chunks: list[Chunk], context: int = DIFF_CONTEXT_WORDS) -> str
     return " ".join(p for p in parts if p)
 
 
-def plan_markdown(plan: Plan, title: str, pack_jobs: int | None = None) -> str:
-    """``plan`` as Markdown; ``pack_jobs`` is the number of packed jobs, when packing."""
+def plan_markdown(
+    plan: Plan, title: str, pack_jobs: int | None = None, prices: Prices | None = None
+) -> str:
+    """``plan`` as Markdown; ``pack_jobs`` is the number of packed jobs, when packing;
+    ``prices`` for its money (the shipped table by default)."""
     lines = [MARKER, f"### avatarflow plan: {escape(title)}", ""]
     changes = plan.changes
     if not changes:
@@ -73,10 +78,13 @@ def plan_markdown(plan: Plan, title: str, pack_jobs: int | None = None) -> str:
         lines.append(
             f"| {mark} | `{action.video_id}` | {_LABEL[action.kind]} | {escape(reasons)} | {diff} |"
         )
+    prices = prices or pricing.shipped()
+    found = pricing.plan_estimate(plan, prices)
     lines += [
         "",
-        f"**Estimate:** {paid} paid render(s), {chars:,} characters, about {minutes:.1f} "
-        "minutes of video.",
+        f"**Estimate:** {paid} paid render(s), {chars:,} characters, "
+        f"{pricing.duration(found.seconds)} of video, about {escape(prices.money(found.cost))} "
+        f"(prices as of {escape(prices.as_of)}).",
         f"**{escape(footer(plan))}**",
     ]
     return "\n".join(lines) + "\n"

@@ -38,13 +38,16 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
+from .atomicfile import is_temp_name
 from .planner import Action, ActionKind, Plan
 from .statcache import RACY_NS, StatKey, stat_key, write_json
+from .usercache import cache_folder
 from .userfiles import UnsuitableFile, read_regular_file
 
 VERSION = 2
 MAX_INPUT_BYTES = 16 * 1024 * 1024  # above the manifest's and narration's own limits
 MAX_AGE_S = 30 * 24 * 3600  # a memo unused this long is deleted when another is written
+STALE_TEMP_S = 3600  # no plan takes this long to write its memo
 _PACKAGE = Path(__file__).resolve().parent
 # Libraries whose behaviour decides a request body, by a file that names their version.
 _LIBRARIES = (("jinja2", "__init__.py"), ("yaml", "__init__.py"), ("pydantic", "version.py"))
@@ -92,14 +95,6 @@ class Recalled:
 
 
 # -- where memos live ------------------------------------------------------------------
-def cache_folder() -> Path:
-    explicit = os.environ.get("AVATARFLOW_CACHE_DIR")
-    if explicit:
-        return Path(explicit)
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "avatarflow"
-
-
 def memo_path(manifest: Path, target: str) -> Path:
     key = f"{VERSION}\0{os.path.realpath(manifest)}\0{target}"
     return cache_folder() / "plans" / f"{sha256_bytes(key.encode())[:32]}.json"
@@ -175,10 +170,13 @@ def remember(
 
 
 def _prune(folder: Path, now: float) -> None:
-    """Memos of checkouts long gone (CI workspaces, scratch copies) are dropped."""
+    """Memos of checkouts long gone (CI workspaces, scratch copies) are dropped, and so
+    are temp files of writes cut short (another plan may be writing one right now)."""
     for entry in os.scandir(folder):
         with contextlib.suppress(OSError):
-            if entry.name.endswith(".json") and now - entry.stat().st_mtime > MAX_AGE_S:
+            temp = is_temp_name(entry.name)
+            keep_for = STALE_TEMP_S if temp else MAX_AGE_S
+            if (temp or entry.name.endswith(".json")) and now - entry.stat().st_mtime > keep_for:
                 os.unlink(entry.path)
 
 

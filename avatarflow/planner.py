@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from .errors import SelectionError
 from .lifecycle import IN_FLIGHT
+from .suggest import did_you_mean
 
 if TYPE_CHECKING:  # a plan recalled from its memo is built without rendering anything
     from .payload import RequestSummary, VideoRequest
@@ -269,11 +270,16 @@ def _unique(items: list[str]) -> list[str]:
 
 def select(plan: Plan, only: Iterable[str], exclude: Iterable[str], known: Iterable[str]) -> Plan:
     """Keep the actions whose video matches ``only`` and not ``exclude`` (globs)."""
+    known = list(known)
     ids = sorted(set(known) | {a.video_id for a in plan.actions})
     only, exclude = list(only), list(exclude)
     for pattern in [*only, *exclude]:
         if not fnmatch.filter(ids, pattern):
-            raise SelectionError(f"no video matches {pattern!r}; videos: {', '.join(ids)}")
+            # Suggest only what the manifest has: a removed video is not for selecting.
+            raise SelectionError(
+                f"no video matches {pattern!r}{did_you_mean(pattern, known)}; "
+                f"videos: {', '.join(known)}"
+            )
 
     def keep(video_id: str) -> bool:
         if only and not any(fnmatch.fnmatchcase(video_id, p) for p in only):

@@ -18,7 +18,7 @@ import jinja2.meta as jinja2_meta
 from jinja2.loaders import split_template_path
 from jinja2.sandbox import SandboxedEnvironment
 
-from . import catalog, fastpath
+from . import catalog, fastpath, suggest, varsubst, voices
 from .errors import Location, ManifestError, TemplateError
 from .manifest import LoadedManifest, ResolvedVideo
 from .templatebudget import BudgetedEnvironment, render_bounded
@@ -29,6 +29,7 @@ GESTURE_PREFIX = "gesture."
 MAX_TEXT_BYTES = 500 * 1024
 _DOCTYPE_RE = re.compile(r"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
 _POSITION_RE = re.compile(r": line \d+, column \d+$")
+_UNDEFINED_RE = re.compile(r"^'([A-Za-z_][A-Za-z0-9_]*)' is undefined$")
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,8 @@ class Renderer:
         # sha256 of each narration file's bytes as read, by its path in the manifest.
         self.input_digests: dict[str, str] = {}
         self._templates: dict[str, jinja2.Template] = {}
+        self._last_context: tuple[ResolvedVideo, dict[str, Any]] | None = None
+        self.voices = voices.load()  # once per run: one stat of the user's cache
         self._narrations: dict[str, jinja2.Template] = {}
 
     def render_all(self) -> list[RenderedVideo]:
@@ -131,9 +134,11 @@ class Renderer:
             return self._checked(video, content, sources, loc, "the inline ssml", loc)
         raw_text, text_origin = self._narration(video)
         text = self._render_text(raw_text, video, text_origin)
+        gesture_at = self._gesture_locator(video, raw_text, text_origin)
         sources = {"script": sha256_text(raw_text), "vars": _vars_digest(fields.vars)}
         if video.source == "plain_text":
-            return RenderedVideo(video, text.strip(), "PlainText", sources)
+            notes = voices.check_video(video, None, video.location, self.voices)
+            return RenderedVideo(video, text.strip(), "PlainText", sources, tuple(notes))
         template = fields.template
         if not template:
             raise ManifestError(
@@ -145,7 +150,7 @@ class Renderer:
         sources["voice"] = fields.voice or ""
         where = Location(self._template_display(template))
         origin = f"the SSML rendered for video {video.id}"
-        return self._checked(video, content.strip(), sources, where, origin, video.location)
+        return self._checked(video, content.strip(), sources, where, origin, gesture_at)
 
     # -- narration -----------------------------------------------------------------
     def _narration(self, video: ResolvedVideo) -> tuple[str, Location]:
@@ -154,7 +159,11 @@ class Renderer:
             return fields.text, self.manifest.location(("videos", video.index, "text"))
         assert fields.text_file is not None
         loc = self.manifest.location(("videos", video.index, "text_file"))
-        return self._read_text_file(fields.text_file, loc), loc
+        relative = fields.text_file
+        if varsubst.is_templated(relative):  # scripts/{{ locale }}/01.txt
+            relative = self._render_path(relative, video, loc)
+        text = self._read_text_file(relative, loc)
+        return text, Location(relative)  # errors inside the narration name its file
 
     def _read_text_file(self, relative: str, loc: Location) -> str:
         if relative in self._texts:
@@ -165,7 +174,12 @@ class Renderer:
         try:
             data = read_regular_file(path, MAX_TEXT_BYTES)
         except FileNotFoundError:
-            raise ManifestError(f"text file {relative!r} not found", loc) from None
+            hint = suggest.closest_path(self._root, relative)
+            raise ManifestError(
+                f"text file {relative!r} not found"
+                + (f" (did you mean '{hint}'?)" if hint else ""),
+                loc,
+            ) from None
         except OSError as exc:
             raise ManifestError(
                 f"cannot read text file {relative!r}: {exc.strerror}", loc
@@ -201,20 +215,55 @@ class Renderer:
     def _inside_root(self, path: str) -> bool:
         return path == self._root or path.startswith(os.path.join(self._root, ""))
 
+    def _render_path(self, template: str, video: ResolvedVideo, loc: Location) -> str:
+        context = self._context(video)
+        try:
+            return render_bounded(_text_environment().from_string(template), context).strip()
+        except Exception as exc:  # a path template is user code too
+            raise TemplateError(f"in text_file: {_jinja_message(exc, context)}", loc) from None
+
     def _render_text(self, raw: str, video: ResolvedVideo, loc: Location) -> str:
         context = self._context(video)
         simple = fastpath.render_simple_narration(raw, context)
         if simple is not None:
             return simple
+        # A narration file's own line; inline text keeps the line of its key.
+        in_file = loc.key is None
         try:
             template = self._narrations.get(raw)
             if template is None:  # each distinct narration is compiled once per run
                 template = self._narrations[raw] = _text_environment().from_string(raw)
             return render_bounded(template, context)
         except jinja2.TemplateSyntaxError as exc:
-            raise TemplateError(f"template syntax error in narration: {exc.message}", loc) from None
+            where = Location(loc.file, exc.lineno) if in_file else loc
+            raise TemplateError(
+                f"template syntax error in narration: {exc.message}", where
+            ) from None
         except Exception as exc:  # narration is user code: any failure is the user's to fix
-            raise TemplateError(f"in narration: {_jinja_message(exc)}", loc) from None
+            line = _template_line(exc, "<template>") if in_file else None
+            where = Location(loc.file, line) if in_file else loc
+            raise TemplateError(f"in narration: {_jinja_message(exc, context)}", where) from None
+
+    def _gesture_locator(
+        self, video: ResolvedVideo, raw_text: str, text_origin: Location
+    ) -> Callable[[str], Location]:
+        """Where a gesture is given: the var that holds it, else the narration line that
+        names it, else the video."""
+
+        def where(mark: str) -> Location:
+            for name, value in (video.fields.vars or {}).items():
+                if value in (mark, GESTURE_PREFIX + mark):
+                    return video.locate("vars", name)
+            for number, line in enumerate(raw_text.splitlines(), 1):
+                if GESTURE_PREFIX + mark in line:
+                    return (
+                        Location(text_origin.file, number)
+                        if text_origin.key is None
+                        else (text_origin)
+                    )
+            return video.location
+
+        return where
 
     # -- templates -----------------------------------------------------------------
     def _template_display(self, name: str) -> str:
@@ -308,20 +357,35 @@ class Renderer:
         except Exception as exc:  # templates are user code: any failure is the user's to fix
             line = _template_line(exc, template.filename)
             raise TemplateError(
-                f"{_jinja_message(exc)} (video {video.id})", Location(shown, line)
+                f"{_jinja_message(exc, context)} (video {video.id})", Location(shown, line)
             ) from None
         return rendered, self._template_source(template)
 
     def _context(self, video: ResolvedVideo) -> dict[str, Any]:
+        """The template context of ``video`` (a fresh dict; built once per video)."""
+        last = self._last_context
+        if last is not None and last[0] is video:
+            return dict(last[1])
+        context = self._build_context(video)
+        self._last_context = (video, context)
+        return dict(context)
+
+    def _build_context(self, video: ResolvedVideo) -> dict[str, Any]:
         fields = video.fields
         avatar = fields.avatar.model_dump() if fields.avatar else {}
-        context = dict(fields.vars or {})
-        context["video"] = {
+        described = {
             "id": video.id,
             "index": video.index,
             "voice": fields.voice,
             "avatar": avatar,
+            "variant": dict(video.variant),
         }
+        values = fields.vars or {}
+        rendered = varsubst.render_vars(
+            values, {"video": described}, lambda name: video.locate("vars", name)
+        )
+        context = dict(rendered)
+        context["video"] = described
         return context
 
     # -- checks --------------------------------------------------------------------
@@ -332,11 +396,12 @@ class Renderer:
         sources: dict[str, str],
         loc: Location,
         origin: str,
-        gesture_loc: Location,
+        gesture_loc: Location | Callable[[str], Location],
     ) -> RenderedVideo:
         root = parse_ssml(ssml, loc, origin)
+        notes = voices.check_video(video, root, loc, self.voices)
         warnings = check_gestures(root, video, gesture_loc)
-        return RenderedVideo(video, ssml, "SSML", sources, tuple(warnings))
+        return RenderedVideo(video, ssml, "SSML", sources, tuple(notes + warnings))
 
 
 def parse_ssml(ssml: str, loc: Location, origin: str) -> ET.Element:
@@ -360,8 +425,11 @@ def parse_ssml(ssml: str, loc: Location, origin: str) -> ET.Element:
     return root
 
 
-def check_gestures(root: ET.Element, video: ResolvedVideo, loc: Location) -> list[str]:
-    """Errors for gestures the chosen standard avatar does not have; warnings otherwise."""
+def check_gestures(
+    root: ET.Element, video: ResolvedVideo, where: Location | Callable[[str], Location]
+) -> list[str]:
+    """Errors for gestures the chosen standard avatar does not have; warnings otherwise.
+    ``where`` is the error's location, or tells it for a gesture name."""
     marks = [
         str(el.get("mark", ""))[len(GESTURE_PREFIX) :]
         for el in root.iter()
@@ -379,6 +447,7 @@ def check_gestures(root: ET.Element, video: ResolvedVideo, loc: Location) -> lis
         return [f"video {video.id}: gestures {', '.join(marks)} not checked for {character}"]
     for mark in marks:
         if mark not in known:
+            loc = where(mark) if callable(where) else where
             if not known:
                 raise TemplateError(f"gesture {mark!r}: {character}/{style} has no gestures", loc)
             hint = catalog.closest(mark, known)
@@ -401,7 +470,7 @@ def _without_bom(text: str) -> str:
     return text[1:] if text.startswith("\ufeff") else text
 
 
-def _jinja_message(exc: Exception) -> str:
+def _jinja_message(exc: Exception, context: dict[str, Any] | None = None) -> str:
     if isinstance(exc, _TemplateRefused):
         return f"template {exc.name!r} {exc.reason}"
     if isinstance(exc, jinja2.TemplateNotFound):
@@ -410,7 +479,11 @@ def _jinja_message(exc: Exception) -> str:
     if isinstance(exc, jinja2.exceptions.SecurityError):
         return f"not allowed in templates: {message}"
     if isinstance(exc, jinja2.UndefinedError):
-        return f"undefined variable: {message}" if "undefined" in message else message
+        if "undefined" not in message:
+            return message
+        found = _UNDEFINED_RE.match(message)
+        hint = suggest.did_you_mean(found.group(1), context) if found and context else ""
+        return f"undefined variable: {message}{hint}"
     if not isinstance(exc, jinja2.TemplateError):  # a Python error raised by the template
         return f"{type(exc).__name__}: {message}"
     return message

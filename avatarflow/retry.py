@@ -7,9 +7,11 @@ Two rules, because creating a job costs money and reading one does not:
   connection that was never established. Everything else leaves the outcome unknown
   and is left to the caller, who can look the job up instead of paying twice.
 
-A ``Retry-After`` header (seconds or an HTTP date, or Azure's ``retry-after-ms``) sets
-the wait exactly; otherwise the wait grows exponentially with jitter up to a cap. The
-sleep function is part of the policy so that tests can record waits instead of waiting.
+Every request gets at most ``max_attempts`` attempts, or ``max_throttled_attempts`` while
+the service answers 429 (pacing, not failing). A ``Retry-After`` header (seconds or an
+HTTP date, or Azure's ``retry-after-ms``) sets the wait exactly; otherwise the wait grows
+exponentially with jitter up to a cap. The sleep function is part of the policy so that
+tests can record waits instead of waiting.
 """
 
 from __future__ import annotations
@@ -52,6 +54,9 @@ class RetryPolicy:
 
     max_attempts: int = 6
     """Attempts in total, the first one included."""
+    max_throttled_attempts: int = 20
+    """The bound when the last answer was a 429: that is the service pacing its callers
+    (2 creates a minute on S0), not a failure, so a burst of them is waited out."""
     initial_wait: float = 0.5
     """Backoff before the second attempt (before jitter); doubles with each attempt."""
     max_wait: float = 30.0
@@ -65,7 +70,7 @@ class RetryPolicy:
     )
 
     def __post_init__(self) -> None:
-        if self.max_attempts < 1:
+        if self.max_attempts < 1 or self.max_throttled_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
         if self.initial_wait < 0 or self.max_wait < 0 or self.max_retry_after < 0:
             raise ValueError("waits must not be negative")
@@ -144,34 +149,47 @@ def _failure(state: RetryCallState) -> BaseException | None:
 
 
 def retrying(
-    policy: RetryPolicy, should_retry: Callable[[BaseException], bool], what: str
+    policy: RetryPolicy,
+    should_retry: Callable[[BaseException], bool],
+    what: str,
+    at_once: Callable[[BaseException], bool] | None = None,
 ) -> AsyncRetrying:
     """A tenacity controller that applies ``policy`` to exceptions ``should_retry`` accepts.
 
-    ``what`` names the operation in log lines. The last exception is re-raised as is.
+    ``what`` names the operation in log lines; after an exception ``at_once`` accepts (the
+    next attempt goes elsewhere, e.g. to a fresh URL) there is no wait. The last exception
+    is re-raised as is.
     """
 
     def stop(state: RetryCallState) -> bool:
-        if state.attempt_number >= policy.max_attempts:
+        failure = _failure(state)
+        throttled = isinstance(failure, ThrottledError)
+        limit = policy.max_throttled_attempts if throttled else policy.max_attempts
+        if state.attempt_number >= limit:
             return True
-        retry_after = _retry_after_of(_failure(state))
+        retry_after = _retry_after_of(failure)
         return retry_after is not None and retry_after > policy.max_retry_after
 
     def wait(state: RetryCallState) -> float:
-        retry_after = _retry_after_of(_failure(state))
+        failure = _failure(state)
+        if at_once is not None and failure is not None and at_once(failure):
+            return 0.0
+        retry_after = _retry_after_of(failure)
         if retry_after is not None:
             return retry_after
         return policy.backoff(state.attempt_number)
 
     def before_sleep(state: RetryCallState) -> None:
         exc = _failure(state)
+        throttled = isinstance(exc, ThrottledError)
+        limit = policy.max_throttled_attempts if throttled else policy.max_attempts
         delay = state.next_action.sleep if state.next_action is not None else 0.0
         log.info(
             "%s failed (%s); attempt %d of %d in %.1fs",
             what,
             _describe(exc),
             state.attempt_number + 1,
-            policy.max_attempts,
+            limit,
             delay,
         )
 

@@ -24,6 +24,7 @@ from .errors import ConfigError
 from .media import poster_frame, write_file
 from .options import ReviewOptions
 from .planner import ActionKind, Plan
+from .pricing import Prices, billed_cost, plan_estimate, prices_for, request_cost
 from .state import StateRecord
 from .worddiff import Chunk, narration_diff, spoken_text
 from .workspace import Workspace, target_name
@@ -61,6 +62,7 @@ class Card:
     characters: int
     duration_s: float | None
     billed: str  # what the service billed for the last render ("" when it said nothing)
+    cost: str  # the list price of one render of the request, from the price table
     video_src: str | None  # relative to the page
     video_type: str
     poster_src: str | None
@@ -75,6 +77,8 @@ class Totals:
     characters: int
     pending_characters: int
     pending_minutes: float
+    pending_cost: str  # the plan's paid renders at list price
+    prices_as_of: str
 
 
 @dataclass(frozen=True)
@@ -105,7 +109,7 @@ def review(manifest: Path | str, options: ReviewOptions | None = None) -> Review
     made = _make_posters(jobs)
     posters = {Path(c.poster_src).name for c in cards if c.poster_src}
     _remove_stale_posters(folder / POSTERS_DIR, posters)
-    totals = _totals(cards, plan)
+    totals = _totals(cards, plan, prices_for(course.manifest.model))
     html = render_page(course.manifest.model.name, workspace.is_emulator, cards, totals)
     path = folder / PAGE_NAME
     write_file(path, html.encode("utf-8"))
@@ -118,6 +122,7 @@ PosterJob = tuple[Path, Path, float, str]  # video, poster, at seconds, shown na
 
 def _cards(course: Course, folder: Path) -> tuple[list[Card], list[PosterJob]]:
     actions = {a.video_id: a for a in course.plan.actions}
+    prices = prices_for(course.manifest.model)
     cards: list[Card] = []
     jobs: list[PosterJob] = []
     for number, request in enumerate(course.requests, start=1):
@@ -158,7 +163,8 @@ def _cards(course: Course, folder: Path) -> tuple[list[Card], list[PosterJob]]:
                 diff_known=diff is not None,
                 characters=len(narration),
                 duration_s=duration,
-                billed=_billed(record),
+                billed=_billed(record, prices),
+                cost=prices.money(request_cost(request, prices)[2]),
                 video_src=video_src,
                 video_type=_MIME.get(Path(video_src or "").suffix, "video/mp4"),
                 poster_src=poster_src,
@@ -167,13 +173,14 @@ def _cards(course: Course, folder: Path) -> tuple[list[Card], list[PosterJob]]:
     return cards, jobs
 
 
-def _billed(record: StateRecord | None) -> str:
-    """The service's billing of the last render: characters and avatar seconds."""
+def _billed(record: StateRecord | None, prices: Prices) -> str:
+    """The service's billing of the last render: characters, avatar seconds, list price."""
     if record is None or not record.billing:
         return ""
     chars = sum(v for k, v in record.billing.items() if "Characters" in k)
     seconds = record.billing.get("talkingAvatarDurationSeconds", 0)
-    return f"{chars:,} characters · {seconds:,} s of avatar"
+    price = prices.money(billed_cost(record.billing, prices))
+    return f"{chars:,} characters · {seconds:,} s of avatar · {price}"
 
 
 def _voice(content: str) -> str | None:
@@ -211,7 +218,7 @@ def _remove_stale_posters(folder: Path, keep: set[str]) -> None:
                 poster.unlink(missing_ok=True)
 
 
-def _totals(cards: Sequence[Card], plan: Plan) -> Totals:
+def _totals(cards: Sequence[Card], plan: Plan, prices: Prices) -> Totals:
     chars, minutes = plan.estimate()
     return Totals(
         videos=len(cards),
@@ -221,6 +228,8 @@ def _totals(cards: Sequence[Card], plan: Plan) -> Totals:
         characters=sum(c.characters for c in cards),
         pending_characters=chars,
         pending_minutes=minutes,
+        pending_cost=prices.money(plan_estimate(plan, prices).cost),
+        prices_as_of=prices.as_of,
     )
 
 

@@ -18,22 +18,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import os
-import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from . import atomicfile
 from .answers import DOCUMENTED_STATUSES
-from .client import CreateOutcomeUnknown, JobExistsError, RemoteJob, SpeechClient
+from .client import RemoteJob, SpeechClient, UrlRefresh
 from .destination import Destination
 from .errors import (
+    CreateOutcomeUnknown,
     DownloadError,
+    JobExistsError,
     JobTimeoutError,
     LocalResourceError,
     NotFoundError,
@@ -60,8 +62,6 @@ from .workspace import Workspace
 
 MAX_ACTIVE_JOBS = 200
 LIST_PAGE = 100  # jobs per list page, the most both API surfaces allow
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
 GONE_CODE = "JobGone"
 TIMEOUT_CODE = "Timeout"
 DOWNLOAD_CODE = "DownloadFailed"
@@ -85,7 +85,6 @@ class RunOptions:
     # Above this many jobs in flight, poll with list pages: one page answers for up to 100
     # jobs, so from two jobs on it costs less than a GET each.
     list_threshold: int = 1
-    download_attempts: int = 4
     unknown_status_timeout: float | None = None  # None: UNKNOWN_STATUS_TIMEOUT
 
     def __post_init__(self) -> None:
@@ -141,6 +140,7 @@ class Summary:
 class _Created:
     job: RemoteJob | None
     adopted: bool  # the job existed already (a lost answer, a crash): nothing new was paid
+    refused: str | None = None  # why no job was made (throttled, every attempt lost)
 
 
 def _download_progress(done: int, total: int | None) -> None:
@@ -261,7 +261,7 @@ class Runner:
             if self.packing:
                 await self._gather(self._render_packs([*paid, *self._repack]))
             else:
-                await self._gather(self._guard([a], self._render(a)) for a in paid)
+                await self._gather(self._guard([a], partial(self._render, a)) for a in paid)
         finally:
             self._poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -387,12 +387,14 @@ class Runner:
             if action.kind is ActionKind.RESUME and record and record.pack_index is not None:
                 packs.setdefault(record.remote_id or "", []).append(action)
             else:
-                coros.append(self._guard([action], self._resume(action)))
-        coros.extend(self._guard(members, self._resume_pack(members)) for members in packs.values())
+                coros.append(self._guard([action], partial(self._resume, action)))
+        coros.extend(
+            self._guard(members, partial(self._resume_pack, members)) for members in packs.values()
+        )
         return coros
 
     def _remove_partial_downloads(self) -> None:
-        """A crash mid-download leaves a ``.part`` file; the lock says nobody else writes."""
+        """A crash mid-download leaves a temp file; the lock says nobody else writes."""
         self.state.remove_stale_temp_files()
         self.workspace.remove_partial_downloads()
 
@@ -487,7 +489,7 @@ class Runner:
         requests = [a.request for a in actions if a.request is not None]
         chunks = group(requests, self._pack_max_inputs)
         packs = [[by_id[r.video_id] for r in chunk] for chunk in chunks]
-        return [self._guard(pack, self._render_pack(pack)) for pack in packs]
+        return [self._guard(pack, partial(self._render_pack, pack)) for pack in packs]
 
     async def _render_pack(self, actions: list[Action]) -> None:
         async with self._slots:
@@ -499,7 +501,7 @@ class Runner:
             created = await self._create(pack.job_id, pack.body(self.destination), first)
             if created.job is None:
                 for request in requests:
-                    await self._conflict(request)
+                    await self._not_created(request, created.refused)
                 return
             for action, request in zip(actions, requests, strict=True):
                 if created.adopted:
@@ -594,7 +596,7 @@ class Runner:
             body = self.destination.into(body)
         created = await self._create(request.job_id(record.attempt), body, record)
         if created.job is None:
-            await self._conflict(request)
+            await self._not_created(request, created.refused)
             return None
         if created.adopted:
             await self._adopted(request, created.job)
@@ -607,10 +609,13 @@ class Runner:
 
         ``record`` (already persisted as ``submitting``) finds the job when the outcome of
         the create is unknown or its id is taken: an existing job is adopted, never paid
-        twice. ``job`` is None when the id is taken by a job that cannot be read.
+        twice. ``job`` is None when the id is taken by a job that cannot be read, or when
+        no job was made (``refused`` says why: throttled, or every create lost).
         """
         async with self._create_lock:
-            while True:
+            # Retries of throttled or never-sent creates, and their pacing, are the
+            # client's; this loop only sends again a create that a lookup proved lost.
+            for _ in range(self.client.config.retry.max_attempts):
                 try:
                     checkpoint("before-create")
                     job = await self.client.create(job_id, body)
@@ -618,23 +623,31 @@ class Runner:
                     self.summary.counts["jobs"] += 1
                     return _Created(job, adopted=False)
                 except ThrottledError as exc:
-                    await asyncio.sleep(exc.retry_after or self.options.poll_interval)
+                    return _Created(None, adopted=False, refused=str(exc))
                 except UntrustedAnswerError as exc:
                     if exc.status_code is not None and 200 <= exc.status_code < 300:
                         self.summary.counts["jobs"] += 1  # created, though not as answered
                     raise
                 except JobExistsError:
                     return _Created(await self._lookup(record), adopted=True)
-                except CreateOutcomeUnknown:
+                except CreateOutcomeUnknown as exc:
                     found = await self._lookup(record)
                     if found is not None:
                         return _Created(found, adopted=True)
-                    # Certainly not created: sending it again costs nothing extra.
+                    unknown = str(exc)  # certainly not created: sending it again is free
+            return _Created(None, adopted=False, refused=unknown)
 
-    async def _conflict(self, request: VideoRequest) -> None:
+    async def _not_created(self, request: VideoRequest, refused: str | None) -> None:
         record = self.state.records[request.video_id]
-        job_id = record.remote_id or request.synthesis_id
-        await self._fail(request, "Conflict", f"job id {job_id} exists but cannot be read")
+        if refused is None:
+            job_id = record.remote_id or request.synthesis_id
+            await self._fail(request, "Conflict", f"job id {job_id} exists but cannot be read")
+            return
+        # Nothing was paid; the record stays "submitting", so the next apply looks the job
+        # up first and submits it only if it still does not exist.
+        self.summary.failed.append(request.video_id)
+        message = f"not submitted: {redact(refused)}; the next apply submits it (nothing paid)"
+        self.emit(Event("failed", request.video_id, message, {"code": "NotSubmitted"}))
 
     async def _adopted(self, request: VideoRequest, job: RemoteJob) -> None:
         await self._record_submitted(request, job)
@@ -643,11 +656,13 @@ class Runner:
             Event("adopted", request.video_id, f"adopted existing job {job.id} (no new render)")
         )
 
-    async def _guard(self, actions: Sequence[Action], work: Any) -> None:
+    async def _guard(self, actions: Sequence[Action], work: Callable[[], Awaitable[None]]) -> None:
         """Run the work of ``actions``' videos; an answer that does not fit, a local write
-        refused or a lookup out of time ends these videos only, never the whole run."""
+        refused or a lookup out of time ends these videos only, never the whole run.
+        ``work`` is made here, so a task cancelled before it starts leaves no coroutine
+        that was never awaited."""
         try:
-            await work
+            await work()
         except (UntrustedAnswerError, LocalResourceError, JobTimeoutError) as exc:
             for action in actions:
                 if action.request is not None:
@@ -863,55 +878,48 @@ class Runner:
                 self.workspace.display(target.parent), exc.strerror or str(exc)
             ) from None
         index = self.state.records[request.video_id].pack_index
+        url, expected = self._result_of(job, index, target)
+        if not url:  # the service's fault: the paid job is kept and fetched again later
+            await self._download_failed(request, "the job succeeded but returned no result URL")
+            return
+        gone = False
         subtitles: OutputFile | None = None
-        for attempt in range(1, self.options.download_attempts + 1):
-            if index is not None or _in_container(job):
-                # The service wrote input N to {path}/{job id}/000N.{ext} in our container
-                # (a single video is input 1); the blob's own length is what the download is
-                # checked against.
-                ext = target.suffix.lstrip(".")
-                url: str | None = self.destination.output_url(job.id, index or 1, ext)
-                expected = None
-            else:
-                url, expected = job.result_url, job.size_in_bytes
-            if not url:  # the service's fault: the paid job is kept and fetched again later
-                await self._download_failed(request, "the job succeeded but returned no result URL")
-                return
+
+        async def refresh(failure: DownloadError) -> tuple[str, int | None] | None:
+            """A fresh GET gives a fresh signed URL; a gone job cannot be downloaded."""
+            nonlocal job, gone
+            self.emit(Event("info", request.video_id, f"download failed: {redact(str(failure))}"))
             try:
-                if _external_subtitles(request):
-                    # Before the video, and recorded at once: a video recorded after a
-                    # crash (by the hash written ahead of its rename) has them too.
-                    subtitles = await self._fetch_subtitles(_sidecar_url(url), target)
-                    record = self.state.records[request.video_id]
-                    await self._put(record.model_copy(update={"subtitles": subtitles}))
-                size, digest = await self._fetch(url, target, expected, request.video_id)
-                break
-            except OSError as exc:
-                if exc.errno not in _LOCAL_ERRNOS:
-                    raise
-                # The temp file beside the target stands for the target in the message.
-                failed = Path(exc.filename) if exc.filename else target
-                where = self.workspace.display(target if failed.parent == target.parent else failed)
-                raise LocalResourceError(where, exc.strerror or str(exc)) from None
-            except DownloadError as exc:
-                self.emit(
-                    Event(
-                        "info",
-                        request.video_id,
-                        f"download attempt {attempt} failed: {redact(str(exc))}",
-                    )
+                job = await self.client.get(job.id)
+            except NotFoundError:
+                gone = True
+                return None
+            fresh, size = self._result_of(job, index, target)
+            return (fresh, size) if fresh else None
+
+        try:
+            if _external_subtitles(request):
+                # Before the video, and recorded at once: a video recorded after a crash
+                # (by the hash written ahead of its rename) has them too.
+                subtitles = await self._fetch_subtitles(_sidecar_url(url), target)
+                record = self.state.records[request.video_id]
+                await self._put(record.model_copy(update={"subtitles": subtitles}))
+            size, digest = await self._fetch(url, target, expected, request.video_id, refresh)
+        except OSError as exc:
+            if exc.errno not in _LOCAL_ERRNOS:
+                raise
+            # The temp file beside the target stands for the target in the message.
+            failed = Path(exc.filename) if exc.filename else target
+            where = self.workspace.display(target if failed.parent == target.parent else failed)
+            raise LocalResourceError(where, exc.strerror or str(exc)) from None
+        except DownloadError as exc:
+            if gone:
+                await self._fail(
+                    request, GONE_CODE, "the remote job expired before its video was downloaded"
                 )
-                if attempt == self.options.download_attempts:
-                    await self._download_failed(request, redact(str(exc)))
-                    return
-                # A fresh GET gives a fresh signed URL; a gone job cannot be downloaded.
-                try:
-                    job = await self.client.get(job.id)
-                except NotFoundError:
-                    await self._fail(
-                        request, GONE_CODE, "the remote job expired before its video was downloaded"
-                    )
-                    return
+            else:
+                await self._download_failed(request, redact(str(exc)))
+            return
         record = self.state.records[request.video_id]
         output = OutputFile(path=self.workspace.display(target), size=size, sha256=digest)
         packed = index is not None
@@ -944,18 +952,26 @@ class Runner:
         if self.options.delete_remote and not packed:
             await self._delete_remote(request, job)
 
+    def _result_of(
+        self, job: RemoteJob, index: int | None, target: Path
+    ) -> tuple[str | None, int | None]:
+        """Where the video of ``job`` is, and its size when the job says."""
+        if index is not None or _in_container(job):
+            # The service wrote input N to {path}/{job id}/000N.{ext} in our container (a
+            # single video is input 1); the blob's own length is what the download is
+            # checked against.
+            ext = target.suffix.lstrip(".")
+            return self.destination.output_url(job.id, index or 1, ext), None
+        return job.result_url, job.size_in_bytes
+
     def _count_billing(self, job: RemoteJob) -> None:
         self.summary.characters += sum(v for k, v in job.billing.items() if "Characters" in k)
         self.summary.avatar_seconds += job.billing.get("talkingAvatarDurationSeconds", 0)
 
     async def _fetch(
-        self, url: str, target: Path, expected: int | None, video_id: str
+        self, url: str, target: Path, expected: int | None, video_id: str, refresh: UrlRefresh
     ) -> tuple[int, str]:
-        fd, tmp_name = tempfile.mkstemp(
-            prefix=f".{target.name}.", suffix=".part", dir=target.parent
-        )
-        os.close(fd)
-        tmp = Path(tmp_name)
+        tmp = atomicfile.new_temp(target)
         try:
             size, digest = await self.client.download(
                 url,
@@ -963,16 +979,16 @@ class Runner:
                 expected_size=expected,
                 on_progress=_download_progress,
                 kind=target.suffix.lstrip(".") or None,
+                refresh=refresh,
             )
-            os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs are ordinary files
             # Write-ahead: state knows the file's hash before the file takes its place.
             pending = OutputFile(path=self.workspace.display(target), size=size, sha256=digest)
             record = self.state.records[video_id]
             self.state.put(record.model_copy(update={"pending_output": pending}))
-            os.replace(tmp, target)
+            atomicfile.commit(tmp, target)
             checkpoint("after-download")
         finally:
-            tmp.unlink(missing_ok=True)
+            atomicfile.discard(tmp)
         # The file on disk is what state vouches for; hashing it also fills the stat cache.
         hashes = self.workspace.hashes
         if hashes.sha256(self.workspace.display(target), target, verify=True) != digest:
@@ -983,19 +999,16 @@ class Runner:
     async def _fetch_subtitles(self, url: str, video: Path) -> OutputFile:
         """The job's external ``.vtt`` beside its video: temp file, checked, renamed."""
         target = video.with_suffix(SUBTITLE_SUFFIX)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=video.parent)
-        os.close(fd)
-        tmp = Path(tmp_name)
+        tmp = atomicfile.new_temp(target)
         try:
             size, digest = await self.client.download(url, tmp, on_progress=_download_progress)
             with tmp.open("rb") as handle:
                 head = handle.read(16)
             if not head.removeprefix(b"\xef\xbb\xbf").startswith(b"WEBVTT"):
                 raise DownloadError(f"{target.name}: the subtitle file is not WebVTT")
-            os.chmod(tmp, 0o666 & ~_UMASK)
-            os.replace(tmp, target)
+            atomicfile.commit(tmp, target)
         finally:
-            tmp.unlink(missing_ok=True)
+            atomicfile.discard(tmp)
         await self._store(target, size, digest, None)
         return OutputFile(path=self.workspace.display(target), size=size, sha256=digest)
 

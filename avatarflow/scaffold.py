@@ -7,7 +7,7 @@ from pathlib import Path
 from .errors import ConfigError
 
 MANIFEST = """\
-# yaml-language-server: $schema=https://avatarflow.dev/schema/manifest-v1.json
+# yaml-language-server: $schema={schema}
 version: 1
 name: {name}
 output_dir: build/videos
@@ -35,18 +35,29 @@ GITIGNORE_LINES = [
     "# avatarflow: rendered videos, locks, caches and emulator data stay local",
     "build/",
     ".avatarflow/*/emulator/",
+    ".avatarflow/**/.*.avatarflow-tmp-*",
 ]
 
 
+SCHEMA_FILE = "manifest.schema.json"
+
+
 def scaffold(directory: Path, name: str) -> list[Path]:
-    """Write course.yaml, templates/narration.ssml.j2 and .gitignore lines; never overwrite."""
+    """Write course.yaml, its JSON Schema (so that editors check it offline),
+    templates/narration.ssml.j2 and .gitignore lines; never overwrite."""
+    import json
+
+    from .schema import manifest_schema
+
     manifest = directory / "course.yaml"
+    schema = directory / SCHEMA_FILE
     template = directory / "templates" / "narration.ssml.j2"
-    for path in (manifest, template):
+    for path in (manifest, schema, template):
         if path.exists():
             raise ConfigError(f"{path} already exists; init does not overwrite files")
     template.parent.mkdir(parents=True, exist_ok=True)
-    manifest.write_text(MANIFEST.format(name=name), "utf-8")
+    manifest.write_text(MANIFEST.format(name=name, schema=SCHEMA_FILE), "utf-8")
+    schema.write_text(json.dumps(manifest_schema(), indent=2) + "\n", "utf-8")
     template.write_text(TEMPLATE, "utf-8")
     gitignore = directory / ".gitignore"
     existing = gitignore.read_text("utf-8").splitlines() if gitignore.exists() else []
@@ -56,4 +67,21 @@ def scaffold(directory: Path, name: str) -> list[Path]:
             if existing and existing[-1].strip():
                 handle.write("\n")
             handle.write("\n".join(missing) + "\n")
-    return [manifest, template, gitignore]
+    return [manifest, schema, template, gitignore]
+
+
+def next_steps(directory: Path, manifest: Path) -> list[str]:
+    """What to do after ``init``, as commands to copy."""
+    inside = [f"cd {directory}"] if str(directory) not in ("", ".") else []
+    name = manifest.name
+    return [
+        "Next steps:",
+        *(f"  {line}" for line in inside),
+        f"  1. edit {name} and templates/narration.ssml.j2 "
+        f"(editors check {name} against {SCHEMA_FILE})",
+        f"  2. avatarflow validate {name}",
+        f"  3. avatarflow apply --emulator {name}    # drafts on the embedded emulator, free",
+        "  4. export AZURE_SPEECH_KEY=... AZURE_SPEECH_REGION=westeurope",
+        f"  5. avatarflow plan {name}    # what Azure would render, and its cost",
+        f"  6. avatarflow apply {name}",
+    ]

@@ -6,7 +6,9 @@ from typing import Any
 
 from .manifest import Manifest
 
-SCHEMA_ID = "https://avatarflow.dev/schema/manifest-v1.json"
+# An identifier, not an address: editors read the schema from the file the manifest's
+# first line names (``avatarflow init`` writes it; ``avatarflow schema`` prints it).
+SCHEMA_ID = "urn:avatarflow:manifest:v1"
 
 
 def manifest_schema() -> dict[str, Any]:

@@ -10,17 +10,16 @@ unreadable or corrupt cache is an empty one.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-CACHE_DIR = "cache"
+from . import atomicfile
+
 FILE_NAME = "outputs.json"
 VERSION = 1
 RACY_NS = 2_000_000_000  # mtime granularity of the coarsest filesystems we meet (FAT: 2 s)
@@ -108,21 +107,14 @@ def write_json(path: Path, data: dict[str, Any]) -> bool:
     """Write a disposable cache file atomically, not fsynced (a torn one fails to parse
     and is rebuilt); False when it cannot be written. Key by key through the C encoder:
     one string of a whole cache (megabytes at 10,000 videos) would top a plan's memory."""
-    tmp: str | None = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write("{")
+        with atomicfile.replacing(path, durable=False, private=True) as handle:
+            handle.write(b"{")
             for index, (key, value) in enumerate(data.items()):
                 head = f"{',' if index else ''}{json.dumps(key)}:"
-                handle.write(head + json.dumps(value, separators=(",", ":")))
-            handle.write("}")
-        os.replace(tmp, path)
+                handle.write((head + json.dumps(value, separators=(",", ":"))).encode())
+            handle.write(b"}")
     except OSError:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
         return False
     return True
 

@@ -17,8 +17,6 @@ made on a state that changed before it is applied is refused.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -28,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from . import atomicfile
 from .errors import Location, StateError
 from .killpoints import checkpoint
 from .lifecycle import IN_FLIGHT as IN_FLIGHT
@@ -103,36 +102,16 @@ class StateMeta(BaseModel):
 
 
 def atomic_write(path: Path, data: bytes, temp_dir: Path | None = None) -> None:
-    """Write ``data`` to ``path`` so that readers see the old or the new file, never half.
+    """Write ``data`` to ``path`` durably; readers see the old or the new file, never half.
 
     ``temp_dir`` (on the same filesystem) keeps the temp file out of a committed folder."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    folder = temp_dir if temp_dir is not None else path.parent
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        checkpoint("mid-state-write")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    atomicfile.write_bytes(
+        path,
+        data,
+        private=True,
+        temp_dir=temp_dir,
+        before_commit=lambda: checkpoint("mid-state-write"),
+    )
 
 
 class StateStore(Protocol):

@@ -10,17 +10,9 @@ from __future__ import annotations
 import os
 import stat
 
+from .errors import FileTooLarge, NotRegularFile, UnsuitableFile
 
-class UnsuitableFile(Exception):
-    """The path names something that is not a small enough regular file."""
-
-
-class NotRegularFile(UnsuitableFile):
-    """A directory, FIFO, socket or device."""
-
-
-class FileTooLarge(UnsuitableFile):
-    """More bytes than the caller accepts."""
+__all__ = ["FileTooLarge", "NotRegularFile", "UnsuitableFile", "read_regular_file"]
 
 
 def read_regular_file(path: str | os.PathLike[str], limit: int) -> bytes:

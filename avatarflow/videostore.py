@@ -11,28 +11,27 @@ every branch of a checkout without a second render (DVC's remote storage is the 
 
 Both verify every object on the way in and on the way out (size, then sha256), so a
 corrupt object is never taken for a video. Both are kill-safe: an object becomes
-visible only complete (a local ``os.replace`` of a fsynced temp file; a blob's block
-list committed only after every block is staged), and a copy out of a store lands
-beside its target as a ``.*.part`` file that is renamed into place only once verified.
+visible only complete (a local rename of a fsynced temp file; a blob's block list
+committed only after every block is staged), and a copy out of a store lands beside its
+target as an :mod:`atomicfile` temp file that is renamed into place only once verified.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import os
 import re
-import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Literal, Protocol
 
+from . import atomicfile, oslock
 from .errors import StorageError
 from .killpoints import checkpoint
-from .planmemo import cache_folder
+from .usercache import cache_folder
 
 CHUNK = 1 << 20
 TEMP_DIR = "tmp"
@@ -41,8 +40,6 @@ BLOB_PREFIX = "sha256/"
 # this may be one whose writer has not taken its lock yet.
 STALE_TEMP_SECONDS = 60.0
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
 
 StoreName = Literal["local", "team"]
 
@@ -99,36 +96,25 @@ def _copy_verified(
         raise CorruptObjectError(f"{what}: sha256 differs from its name")
 
 
-def _fsync_dir(directory: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 @contextlib.contextmanager
-def _temp_beside(dest: Path, suffix: str) -> Iterator[tuple[IO[bytes], Path]]:
+def _temp_beside(dest: Path) -> Iterator[tuple[IO[bytes], Path]]:
     """A locked temp file in ``dest``'s folder, removed unless the caller renamed it."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=suffix, dir=dest.parent)
-    tmp = Path(name)
+    tmp = atomicfile.new_temp(dest)
     try:
-        with os.fdopen(fd, "w+b") as handle:
-            # Held while the file is written: a cleaner that can take it knows the writer died.
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        with open(tmp, "r+b") as handle:
+            # Held while the file is written: a cleaner that can take it knows the writer
+            # died. Nobody else takes the lock of a file this young.
+            if not oslock.try_lock(handle.fileno()):
+                raise OSError(f"{tmp.name} is locked by another process")
             yield handle, tmp
     finally:
-        tmp.unlink(missing_ok=True)
+        atomicfile.discard(tmp)
 
 
 def _finish_into(handle: IO[bytes], tmp: Path, dest: Path) -> None:
     handle.flush()
     os.fsync(handle.fileno())
-    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; videos are ordinary files
-    os.replace(tmp, dest)
-    _fsync_dir(dest.parent)
+    atomicfile.commit(tmp, dest)
 
 
 def remove_dead_temps(folder: Path, pattern: str) -> int:
@@ -142,9 +128,7 @@ def remove_dead_temps(folder: Path, pattern: str) -> int:
             with open(tmp, "rb") as handle:
                 if os.fstat(handle.fileno()).st_mtime > cutoff:
                     continue
-                try:
-                    fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except OSError:
+                if not oslock.try_lock(handle.fileno()):
                     continue  # its writer is alive
                 tmp.unlink(missing_ok=True)
                 removed += 1
@@ -187,7 +171,7 @@ class LocalVideoStore:
         self._clean_once()
         target = self.path(obj)
         try:
-            with open(source, "rb") as reader, _temp_beside(target, ".tmp") as (handle, tmp):
+            with open(source, "rb") as reader, _temp_beside(target) as (handle, tmp):
                 _copy_verified(reader, handle, obj, str(source), "mid-store-put")
                 _finish_into(handle, tmp, target)
         except OSError as exc:
@@ -204,7 +188,7 @@ class LocalVideoStore:
         except OSError as exc:
             raise StorageError(f"local video store {self.display}: {exc}") from None
         try:
-            with reader, _temp_beside(dest, ".part") as (handle, tmp):
+            with reader, _temp_beside(dest) as (handle, tmp):
                 _copy_verified(reader, handle, obj, f"stored object {obj.sha256[:12]}", "mid-pull")
                 _finish_into(handle, tmp, dest)
         except CorruptObjectError:
@@ -233,7 +217,7 @@ class LocalVideoStore:
             base = self.root / "sha256"
             if base.is_dir():
                 for folder in base.iterdir():
-                    remove_dead_temps(folder, ".*.tmp")
+                    remove_dead_temps(folder, f".*{atomicfile.TEMP_MARK}*")
 
 
 # -- the team store ---------------------------------------------------------------------
@@ -338,7 +322,7 @@ class BlobVideoStore:
             return False
         blob = self.container.get_blob_client(BLOB_PREFIX + obj.sha256)
         try:
-            with _temp_beside(dest, ".part") as (handle, tmp), self._errors():
+            with _temp_beside(dest) as (handle, tmp), self._errors():
                 try:
                     stream = blob.download_blob(max_concurrency=1)
                 except ResourceNotFoundError:

@@ -27,6 +27,7 @@ from .events import LockWait, PlanReady, ProgressSink, Starting
 from .options import ApplyOptions, PlanOptions, PruneOptions, StatusOptions
 from .planmemo import Observed, StateRead, recall, remember
 from .planner import ActionKind, Plan, make_plan, select
+from .pricing import Prices, check_budget, prices_for
 from .workspace import TargetName, Workspace, target_name
 
 if TYPE_CHECKING:  # loaded when a plan is made in full: a recalled plan needs none of it
@@ -112,6 +113,7 @@ class PlanResult:
     pack_max_inputs: int | None = None  # set when the videos to render travel in packs
     recalled: bool = False  # answered from the plan memo
     rendered: int = 0  # videos this plan rendered (the others came from a cache)
+    prices: Prices | None = None  # the manifest's (None when recalled: nothing to pay)
 
 
 def plan(manifest: Path | str, options: PlanOptions | None = None) -> PlanResult:
@@ -129,7 +131,9 @@ def plan(manifest: Path | str, options: PlanOptions | None = None) -> PlanResult
     skip = options.verify or options.refresh
     quick, reading = (None, None) if skip else plan_incremental(path, target, cache)
     if quick is not None:  # only the videos whose inputs changed were rendered
-        return PlanResult(quick.plan, quick.warnings, quick.pack_max_inputs, False, quick.rendered)
+        return PlanResult(
+            quick.plan, quick.warnings, quick.pack_max_inputs, False, quick.rendered, quick.prices
+        )
     loaded, workspace = open_manifest(path, target)
     built = build_requests(loaded)
     workspace.check_output_paths(loaded, built.requests)
@@ -147,7 +151,9 @@ def plan(manifest: Path | str, options: PlanOptions | None = None) -> PlanResult
         remember(path, target, the_plan, observed, built.warnings)
     refill(cache, reading, loaded, workspace, built, state, read)
     rendered = len(built.requests)
-    return PlanResult(the_plan, built.warnings, pack_max_inputs(loaded), False, rendered)
+    return PlanResult(
+        the_plan, built.warnings, pack_max_inputs(loaded), False, rendered, prices_for(loaded.model)
+    )
 
 
 # -- apply --------------------------------------------------------------------------
@@ -155,6 +161,7 @@ def plan(manifest: Path | str, options: PlanOptions | None = None) -> PlanResult
 class ApplyResult:
     plan: Plan
     summary: Summary | None  # None when nothing was run (no changes, not confirmed)
+    prices: Prices | None = None  # the manifest's, for what the summary's billing cost
 
     @property
     def ok(self) -> bool:
@@ -200,11 +207,18 @@ def apply(
     for video_id in options.replace:
         find_request(loaded, built, video_id)  # unknown id: clear error before anything else
     workspace.check_output_paths(loaded, built.requests)  # so is a path apply could not write
+    prices = prices_for(loaded.model)
     with Service(loaded.model.service, workspace) as service:
         store = open_store(loaded, workspace)
         with _lock(store, options.lock_timeout, emit):
             state, read = load_state(open_store(loaded, workspace), workspace, built)
             migrate(state)
+            limited = _budget_check(loaded, options, prices)
+            if limited is not None:  # over budget offline already: not even a status read
+                offline, _ = full_plan(
+                    loaded, workspace, built, state, None, replace=frozenset(options.replace)
+                )
+                limited(select(offline, options.only, options.exclude, built.ids()))
             gone: frozenset[str] = frozenset()
             if options.refresh or not isinstance(state.store, LocalStore):
                 # A state kept by render knows offline when its jobs expire: apply plans
@@ -222,13 +236,15 @@ def apply(
             the_plan = select(planned, options.only, options.exclude, built.ids())
             if saved is not None:
                 check(saved, the_plan)
-            emit(PlanReady(the_plan, pack_max_inputs(loaded)))
+            emit(PlanReady(the_plan, pack_max_inputs(loaded), prices=prices))
             if not the_plan.has_changes:
                 if observed is not None and not options.selects:
                     remember(path, target, the_plan, observed, built.warnings)
-                return ApplyResult(the_plan, None)
+                return ApplyResult(the_plan, None, prices)
+            if limited is not None:
+                limited(the_plan)
             if confirm is not None and not confirm(the_plan):
-                return ApplyResult(the_plan, None)
+                return ApplyResult(the_plan, None, prices)
             _check_unchanged(open_store(loaded, workspace), the_plan, workspace, built)
             run_options = service.options(
                 parallelism=options.parallelism,
@@ -239,7 +255,24 @@ def apply(
             summary = asyncio.run(
                 _run(loaded, workspace, state, service, the_plan, run_options, emit)
             )
-    return ApplyResult(the_plan, summary)
+    return ApplyResult(the_plan, summary, prices)
+
+
+def _budget_check(
+    manifest: LoadedManifest, options: ApplyOptions, prices: Prices
+) -> Callable[[Plan], None] | None:
+    """The check of ``--max-cost``/``--max-renders`` and the manifest's ``budget``, or
+    None when there is no limit."""
+    budget = manifest.model.budget
+    if options.max_cost is None and options.max_renders is None and budget is None:
+        return None
+
+    def check(plan: Plan) -> None:
+        check_budget(
+            plan, prices, max_cost=options.max_cost, max_renders=options.max_renders, budget=budget
+        )
+
+    return check
 
 
 def _recall_locked(

@@ -9,6 +9,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from . import atomicfile
 from .errors import ManifestError
 from .machine import CACHE_DIR, cache_dir
 from .statcache import FILE_NAME, StatCache, StatKey, stat_key
@@ -94,10 +95,8 @@ class Workspace:
             return str(path)
 
     def remove_partial_downloads(self) -> None:
-        """``.part`` files of downloads or pulls cut short (only under the state lock)."""
-        if self.output_dir.is_dir():
-            for part in self.output_dir.glob(".*.part"):
-                part.unlink(missing_ok=True)
+        """Temp files of downloads or pulls cut short (only under the state lock)."""
+        atomicfile.remove_stale(self.output_dir)
 
     def output_path(self, request: VideoRequest) -> Path:
         return self.output_dir / self.output_name(request)
@@ -105,7 +104,8 @@ class Workspace:
     def output_name(self, request: VideoRequest) -> str:
         video = request.rendered.video.fields.video
         ext = video.format if video and video.format else "mp4"
-        return f"{request.video_id}.{ext}"
+        stem = request.rendered.video.output_stem or request.video_id  # variants: a folder each
+        return f"{stem}.{ext}"
 
     def check_output_paths(self, manifest: LoadedManifest, requests: list[VideoRequest]) -> None:
         """Refuse, before anything is sent, an output path that apply could not safely

@@ -28,6 +28,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.resolver import Resolver
 
 from .errors import Location, ManifestError
+from .yamlhints import explain
 
 KeyPath = tuple[str | int, ...]
 
@@ -393,7 +394,8 @@ def _load_from_nodes(text: str, file: str) -> LoadedYaml:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
         problem = exc.problem or exc.context or "invalid YAML"
-        raise ManifestError(f"invalid YAML: {problem}", Location(file, line)) from None
+        words = explain(text, line, problem) or f"invalid YAML: {problem}"
+        raise ManifestError(words, Location(file, line)) from None
     except yaml.reader.ReaderError as exc:
         bad_line = text.count("\n", 0, exc.position) + 1
         first = str(exc).splitlines()[0]

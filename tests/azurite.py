@@ -17,6 +17,7 @@ PYTEST_DONT_REWRITE
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import socket
@@ -30,6 +31,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from .helpers import PACK_EMULATOR
 
 ACCOUNT = "devstoreaccount1"
 # Azurite's well-known development key (published in Microsoft's docs; not a secret).
@@ -166,3 +169,16 @@ def running(binary: str) -> Iterator[Azurite]:
                 process.wait(10)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+@pytest.fixture
+def container(azurite: Azurite, monkeypatch: pytest.MonkeyPatch) -> tuple[str, str]:
+    """A fresh container: (plain URL for the manifest, SAS token for the environment)."""
+    sas_url = azurite.container_sas_url(azurite.new_container("pack"))
+    url, _, sas = sas_url.partition("?")
+    monkeypatch.setenv("AZURE_STORAGE_SAS_TOKEN", sas)
+    monkeypatch.delenv("AZURE_STORAGE_CONNECTION_STRING", raising=False)
+    monkeypatch.setenv("AVATARFLOW_EMULATOR_CONFIG", json.dumps(PACK_EMULATOR))
+    monkeypatch.delenv("AVATARFLOW_EMULATOR_FAULTS", raising=False)
+    monkeypatch.delenv("AVATARFLOW_KILL_AT", raising=False)
+    return url, sas

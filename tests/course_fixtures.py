@@ -4,21 +4,16 @@ the review, export, subtitle and workflow tests."""
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
-from .helpers import run_cli
+from .helpers import REPO, VIDEOS, example, run_cli
 
-REPO = Path(__file__).resolve().parent.parent
-VIDEOS = ["01-welcome", "02-commits", "03-branches", "04-merging", "05-recap", "06-outro"]
-EMULATOR_CONFIG = '{"width": 160, "height": 90}'
+__all__ = ["REPO", "VIDEOS"]
 _CUE_RE = re.compile(r"^(\d\d):(\d\d):(\d\d)\.(\d{3}) --> (\d\d):(\d\d):(\d\d)\.(\d{3})$")
 
 
 def copy_example(root: Path) -> Path:
-    shutil.copytree(REPO / "manifests", root / "manifests")
-    shutil.copytree(REPO / "templates", root / "templates")
-    return root / "manifests" / "git-course.yaml"
+    return example(root)
 
 
 def apply_drafts(manifest: Path, *args: str) -> None:

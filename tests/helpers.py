@@ -4,35 +4,41 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
 import textwrap
+import xml.etree.ElementTree as ET
+from collections import Counter
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import httpx
+import pytest
+
 from avatarflow import workflow
+from avatarflow.atomicfile import is_temp_name
 from avatarflow.backends.local import LocalStore
 from avatarflow.build import Built, build_requests, find_request
 from avatarflow.cli import main
 from avatarflow.client import SpeechClient
+from avatarflow.emulator import Emulator, EmulatorConfig
+from avatarflow.emulator.requestlog import RequestRecord, create_counts, read_request_log
 from avatarflow.manifest import LoadedManifest
 from avatarflow.payload import VideoRequest
 from avatarflow.planner import Plan
 from avatarflow.runner import JobSettings, Runner, RunOptions
+from avatarflow.scaffold import TEMPLATE
 from avatarflow.service import Service
 from avatarflow.statcache import sha256_file
 from avatarflow.state import OutputFile, State, StateRecord, StateStore, utc_now
 from avatarflow.stores import load_state, local_store, open_store
 from avatarflow.workspace import TargetName, Workspace
-
-TEMPLATE = """\
-<speak version="1.0" xml:lang="en-US" xmlns="http://www.w3.org/2001/10/synthesis">
-  <voice name="{{ video.voice }}">
-    <s>{{ title }}.</s>
-    {{ text }}
-  </voice>
-</speak>
-"""
 
 MANIFEST = """\
 version: 1
@@ -88,6 +94,15 @@ def run_cli(*args: str) -> Result:
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = main(["--color", "never", *args])
     return Result(code, out.getvalue(), err.getvalue())
+
+
+def temp_files(folder: Path, *, outside: Path | None = None) -> list[Path]:
+    """Temp files of unfinished atomic writes below ``folder`` (not below ``outside``)."""
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if is_temp_name(p.name) and not (outside is not None and p.is_relative_to(outside))
+    )
 
 
 @dataclass(frozen=True)
@@ -175,3 +190,219 @@ def record_all(manifest: Path) -> None:
     state = opened.load_state()
     for request in opened.requests:
         record_rendered(opened, state, request)
+
+
+# -- a course applied on the embedded emulator ----------------------------------------------
+
+REPO = Path(__file__).resolve().parent.parent
+VIDEOS = ["01-welcome", "02-commits", "03-branches", "04-merging", "05-recap", "06-outro"]
+SMALL = {"width": 160, "height": 90}  # draft frames: fast renders, real videos
+
+
+def emulate(monkeypatch: pytest.MonkeyPatch, faults: str = "", **config: Any) -> None:
+    """The next in-process apply starts its embedded emulator with these faults."""
+    monkeypatch.setenv("AVATARFLOW_EMULATOR_CONFIG", json.dumps({**SMALL, **config}))
+    monkeypatch.setenv("AVATARFLOW_EMULATOR_FAULTS", faults)
+    monkeypatch.delenv("AVATARFLOW_KILL_AT", raising=False)
+
+
+def example(tmp_path: Path, api_version: str | None = None) -> Path:
+    """A copy of the repository's example course (six videos); its manifest."""
+    shutil.copytree(REPO / "manifests", tmp_path / "manifests")
+    shutil.copytree(REPO / "templates", tmp_path / "templates")
+    manifest = tmp_path / "manifests" / "git-course.yaml"
+    if api_version:
+        text = manifest.read_text().replace(
+            "templates_dir: ../templates",
+            f"templates_dir: ../templates\nservice: {{api_version: {api_version}}}",
+        )
+        manifest.write_text(text)
+    return manifest
+
+
+def data_dir(manifest: Path) -> Path:
+    """The embedded emulator's folder of the draft target: its jobs and request log."""
+    return open_course(manifest, "emulator").workspace.emulator_data_dir
+
+
+def apply(manifest: Path, *args: str) -> tuple[int, str, str]:
+    result = run_cli("apply", str(manifest), "--emulator", "--yes", *args)
+    return result.code, result.out, result.err
+
+
+def run_killed(manifest: Path, kill_at: str, *args: str, sigterm: bool = False, **env: str) -> str:
+    """Run apply in a subprocess that must die by SIGKILL at ``kill_at`` (or stop on the
+    SIGTERM it sends itself there, with exit code 143); its stderr. ``env`` is added to
+    this process's environment."""
+    done = subprocess.run(
+        [sys.executable, "-m", "avatarflow", "apply", str(manifest), "--emulator", "--yes", *args],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env=dict(
+            os.environ,
+            AVATARFLOW_KILL_AT=kill_at,
+            AVATARFLOW_KILL_SIGNAL="TERM" if sigterm else "KILL",
+            NO_COLOR="1",
+            **env,
+        ),
+        timeout=120,
+    )
+    expected = 128 + signal.SIGTERM if sigterm else -signal.SIGKILL
+    assert done.returncode == expected, (
+        f"apply was not killed at {kill_at} (exit {done.returncode}):\n{done.stderr}"
+    )
+    return done.stderr
+
+
+def state_temp_files(manifest: Path) -> list[Path]:
+    """Temp files of our own state writes (not the service's)."""
+    state_dir = open_course(manifest, "emulator").workspace.state_dir
+    return temp_files(state_dir, outside=data_dir(manifest))
+
+
+def download_temp_files(manifest: Path) -> list[Path]:
+    return temp_files(manifest.parent / "build")
+
+
+def assert_all_rendered(manifest: Path, videos: list[str] | None = None) -> None:
+    """``videos`` (all six by default) downloaded, intact and vouched for by state."""
+    state = open_course(manifest, "emulator").load_state()
+    if videos is None:
+        assert sorted(state.records) == VIDEOS
+    for video in VIDEOS if videos is None else videos:
+        record = state.records[video]
+        assert record.status == "downloaded", record
+        assert record.output is not None
+        path = manifest.parent / record.output.path
+        assert path.parent.name == "videos-drafts"
+        assert sha256_file(path) == record.output.sha256
+        assert path.stat().st_size == record.output.size > 1000
+    assert download_temp_files(manifest) == []
+
+
+def assert_paid_once_and_complete(manifest: Path) -> None:
+    """Every video rendered, on disk, vouched for by state, and created exactly once."""
+    requests = open_course(manifest, "emulator").requests
+    # Under its first job id: a re-submission would show up as a ``-r1`` id, a repeated
+    # create of the same id (or a second preview job of the same name) as a 2.
+    assert create_counts(data_dir(manifest)) == {r.synthesis_id: 1 for r in requests}
+    assert_all_rendered(manifest)
+    assert state_temp_files(manifest) == []
+
+
+def delete_remote_job(manifest: Path, job_id: str) -> None:
+    """What the service does when a job's time-to-live runs out."""
+    with Emulator(data_dir(manifest), EmulatorConfig()) as emulator:
+        url = f"{emulator.url}/avatar/batchsyntheses/{job_id}?api-version=2024-08-01"
+        response = httpx.delete(url, headers={"Ocp-Apim-Subscription-Key": "k"})
+        assert response.status_code == 204
+
+
+def requests_by_kind(manifest: Path) -> Counter[str]:
+    return Counter(r.kind for r in read_request_log(data_dir(manifest)))
+
+
+# -- packs and destination containers -----------------------------------------------------
+
+# Tiny frames, a tone instead of speech, and a create throttle of 2 per minute scaled
+# to 2 per second: what packing is for, at a pace a test can afford.
+PACK_EMULATOR = {
+    "width": 32,
+    "height": 18,
+    "speech": False,
+    "creates_per_minute": 2,
+    "time_scale": 60,
+}
+DEST_PATH = "courses/demo"
+
+
+def packed_course(
+    root: Path, container_url: str, count: int, *, service: str = "", text: str = "Hi {i}."
+) -> Path:
+    videos = "\n".join(
+        f"  - id: v{i:04d}\n    text: {text.format(i=i)}" for i in range(1, count + 1)
+    )
+    manifest = (
+        "version: 1\n"
+        "name: demo\n"
+        "defaults:\n"
+        "  template: narration.ssml.j2\n"
+        "  voice: en-US-AvaMultilingualNeural\n"
+        "  avatar: {character: lisa, style: graceful-sitting}\n"
+        "  video: {format: mp4, codec: h264}\n"
+        "  vars: {title: Hi}\n"
+        "service:\n"
+        "  pack: true\n"
+        f"  destination_container_url: {container_url}\n"
+        f"  destination_path: {DEST_PATH}\n"
+        f"{service}"
+        f"videos:\n{videos}\n"
+    )
+    make_tree(root, {"course.yaml": manifest, "templates/narration.ssml.j2": TEMPLATE})
+    return root / "course.yaml"
+
+
+def creates(manifest: Path) -> list[str]:
+    """Job ids of the creates that made a job (throttled attempts make none)."""
+    return [r.name or "" for r in read_request_log(data_dir(manifest)) if r.created]
+
+
+def records(manifest: Path) -> dict[str, Any]:
+    return open_course(manifest, "emulator").load_state().records
+
+
+def assert_downloaded_and_intact(manifest: Path, *, packed: bool = True) -> None:
+    project = open_course(manifest, "emulator")
+    state = project.load_state()
+    assert sorted(state.records) == sorted(r.video_id for r in project.requests)
+    for record in state.records.values():
+        assert record.status == "downloaded", record
+        assert record.output is not None and (record.pack_index is not None) == packed
+        path = manifest.parent / record.output.path
+        assert path.stat().st_size == record.output.size > 500
+        assert sha256_file(path) == record.output.sha256
+
+
+def container_blobs(container_url: str, sas: str) -> dict[str, int]:
+    """Blob name → size, listed through the Blob API."""
+    response = httpx.get(f"{container_url}?restype=container&comp=list&{sas}")
+    assert response.status_code == 200, response.text
+    root = ET.fromstring(response.content)
+    return {
+        blob.findtext("Name") or "": int(blob.findtext("Properties/Content-Length") or 0)
+        for blob in root.iter("Blob")
+    }
+
+
+def state_text(manifest: Path) -> str:
+    state_dir = open_course(manifest, "emulator").workspace.state_dir
+    return "".join(p.read_text() for p in state_dir.rglob("*.json") if "service" not in p.parts)
+
+
+def remote_manifest(container_url: str, name: str = "team.json") -> str:
+    service = f"service:\n  state: {{backend: azureblob, container_url: '{container_url}', "
+    return MANIFEST.replace("defaults:", f"{service}name: {name}}}\ndefaults:", 1)
+
+
+def ignored_by_git(root: Path, *paths: Path) -> list[str]:
+    """Which of ``paths`` the ``.gitignore`` of ``root`` ignores (``root`` becomes a repo)."""
+    subprocess.run(["git", "init", "-q", str(root)], check=True)
+    ignored = subprocess.run(
+        ["git", "-C", str(root), "check-ignore", *map(str, paths)],
+        capture_output=True,
+        text=True,
+    )
+    return ignored.stdout.splitlines()
+
+
+def log_of(manifest: Path) -> list[RequestRecord]:
+    return read_request_log(data_dir(manifest))
+
+
+def faults_by_kind(manifest: Path) -> Counter[tuple[str, str | None]]:
+    return Counter((r.kind, r.fault) for r in log_of(manifest) if r.fault)
+
+
+def synthesis_id(manifest: Path, video_id: str) -> str:
+    return open_course(manifest, "emulator").request(video_id).synthesis_id

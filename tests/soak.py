@@ -37,7 +37,7 @@ from avatarflow.display import footer
 from avatarflow.emulator.requestlog import read_request_log
 from avatarflow.statcache import sha256_file
 
-from .helpers import open_course
+from .helpers import open_course, temp_files
 
 NAME = "soak"
 KILL_POINTS = (
@@ -288,8 +288,7 @@ def check_invariants(manifest: Path, result: SoakResult) -> None:
     if wasted:
         problems.append(f"jobs paid for but neither delivered nor failed: {wasted[:5]}")
     state_dir = project.workspace.state_dir
-    leftovers = [p for p in state_dir.rglob(".*.tmp") if not p.is_relative_to(service)]
-    leftovers += list(project.workspace.output_dir.glob(".*.part"))
+    leftovers = temp_files(state_dir, outside=service) + temp_files(project.workspace.output_dir)
     if leftovers:
         problems.append(f"temp files left: {[p.name for p in leftovers]}")
     before = len(read_request_log(service))

@@ -2,72 +2,28 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import socket
-from collections import Counter
 from pathlib import Path
 
-import httpx
 import pytest
 
-from avatarflow.emulator import Emulator, EmulatorConfig
 from avatarflow.emulator.requestlog import create_counts, read_request_log
-from avatarflow.statcache import sha256_file
 from avatarflow.videostore import LocalVideoStore
 
-from .helpers import open_course, run_cli
+from .helpers import (
+    apply,
+    assert_all_rendered,
+    data_dir,
+    delete_remote_job,
+    example,
+    open_course,
+    requests_by_kind,
+    run_cli,
+)
 
-REPO = Path(__file__).resolve().parent.parent
-VIDEOS = ["01-welcome", "02-commits", "03-branches", "04-merging", "05-recap", "06-outro"]
-
-
-@pytest.fixture(autouse=True)
-def fast_emulator(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AVATARFLOW_EMULATOR_CONFIG", json.dumps({"width": 160, "height": 90}))
-    monkeypatch.delenv("AVATARFLOW_EMULATOR_FAULTS", raising=False)
-
-
-def example(tmp_path: Path, api_version: str | None = None) -> Path:
-    shutil.copytree(REPO / "manifests", tmp_path / "manifests")
-    shutil.copytree(REPO / "templates", tmp_path / "templates")
-    manifest = tmp_path / "manifests" / "git-course.yaml"
-    if api_version:
-        text = manifest.read_text().replace(
-            "templates_dir: ../templates",
-            f"templates_dir: ../templates\nservice: {{api_version: {api_version}}}",
-        )
-        manifest.write_text(text)
-    return manifest
-
-
-def data_dir(manifest: Path) -> Path:
-    return manifest.parent / ".avatarflow" / "git-course" / "emulator" / "service"
-
-
-def requests_by_kind(manifest: Path) -> Counter[str]:
-    return Counter(r.kind for r in read_request_log(data_dir(manifest)))
-
-
-def apply(manifest: Path, *args: str) -> tuple[int, str, str]:
-    result = run_cli("apply", str(manifest), "--emulator", "--yes", *args)
-    return result.code, result.out, result.err
-
-
-def assert_all_rendered(manifest: Path) -> None:
-    project = open_course(manifest, "emulator")
-    state = project.load_state()
-    assert sorted(state.records) == VIDEOS
-    for record in state.records.values():
-        assert record.status == "downloaded", record
-        assert record.output is not None
-        path = manifest.parent / record.output.path
-        assert path.parent.name == "videos-drafts"
-        assert sha256_file(path) == record.output.sha256
-        assert path.stat().st_size == record.output.size > 1000
-    leftovers = [p for p in (manifest.parent / "build").rglob("*") if p.name.endswith(".part")]
-    assert leftovers == []
+pytestmark = pytest.mark.usefixtures("fast_emulator")
 
 
 @pytest.mark.parametrize("api_version", ["2024-08-01", "3.1-preview1"])
@@ -122,14 +78,6 @@ def test_deleted_output_is_downloaded_again_without_a_new_render(tmp_path: Path)
     assert_all_rendered(manifest)
 
 
-def delete_remote_job(manifest: Path, job_id: str) -> None:
-    """What the service does when a job's time-to-live runs out."""
-    with Emulator(data_dir(manifest), EmulatorConfig()) as emulator:
-        url = f"{emulator.url}/avatar/batchsyntheses/{job_id}?api-version=2024-08-01"
-        response = httpx.delete(url, headers={"Ocp-Apim-Subscription-Key": "k"})
-        assert response.status_code == 204
-
-
 def test_output_lost_after_the_job_expired_comes_back_from_the_video_store(
     tmp_path: Path,
 ) -> None:
@@ -163,15 +111,7 @@ def test_output_lost_after_the_job_expired_is_rerendered_with_that_reason(tmp_pa
     assert "output file missing, in no video store, and its job" in out
     # The same request again needs a new job id: the old one may linger until its TTL.
     assert create_counts(data_dir(manifest)) == {job_id: 1, f"{job_id}-r1": 1}
-    assert_all_rendered_subset(manifest, ["01-welcome"])
-
-
-def assert_all_rendered_subset(manifest: Path, videos: list[str]) -> None:
-    state = open_course(manifest, "emulator").load_state()
-    for video in videos:
-        record = state.records[video]
-        assert record.status == "downloaded" and record.output is not None
-        assert sha256_file(manifest.parent / record.output.path) == record.output.sha256
+    assert_all_rendered(manifest, ["01-welcome"])
 
 
 def test_second_apply_is_refused_with_the_lock_holder(tmp_path: Path) -> None:

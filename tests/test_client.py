@@ -764,6 +764,34 @@ def test_an_expired_or_deleted_result_url_says_so(
     assert "SIGSIG" not in str(caught.value)
 
 
+def test_an_expired_url_is_replaced_by_the_refresh_and_its_failure_is_final(
+    tmp_path: Path,
+) -> None:
+    with StubServer() as api, StubServer() as blobs:
+        expired = Reply(403, "<Error/>", {"x-ms-error-code": "AuthenticationFailed"})
+        blobs.route("GET", "/old/0001.mp4", expired)
+        blobs.route("GET", "/new/0001.mp4", Reply(200, VIDEO))
+        blobs.route("GET", "/never/0001.mp4", expired)
+        asked: list[str] = []
+
+        async def fresh_url(failure: DownloadError) -> tuple[str, int | None] | None:
+            asked.append(type(failure).__name__)
+            return (f"{blobs.url}/new/0001.mp4", len(VIDEO)) if len(asked) == 1 else None
+
+        async def scenario(path: str) -> tuple[int, str]:
+            async with SpeechClient(make_config(api)) as client:
+                return await client.download(
+                    f"{blobs.url}/{path}/0001.mp4", tmp_path / "v", refresh=fresh_url
+                )
+
+        assert run(scenario("old"))[0] == len(VIDEO)  # one fresh URL, at once
+        assert (blobs.count(path="/old/0001.mp4"), blobs.count(path="/new/0001.mp4")) == (1, 1)
+        with pytest.raises(ResultUnavailableError):  # the refresh has no other URL
+            run(scenario("never"))
+        assert blobs.count(path="/never/0001.mp4") == 1
+    assert asked == ["ResultUnavailableError", "ResultUnavailableError"]
+
+
 def test_a_relative_result_path_is_refused(tmp_path: Path) -> None:
     async def scenario() -> None:
         config = ServiceConfig(endpoint="http://127.0.0.1:9", credential=KeyCredential(KEY))

@@ -26,8 +26,14 @@ from avatarflow.statcache import sha256_file
 
 from .azurite import Azurite
 from .emulator_fixtures import EmulatorFactory
-from .helpers import MANIFEST, course, open_course, record_rendered, render_file
-from .test_remote_state import remote_manifest
+from .helpers import (
+    MANIFEST,
+    course,
+    open_course,
+    record_rendered,
+    remote_manifest,
+    render_file,
+)
 
 pytest_plugins = ["tests.azurite", "tests.emulator_fixtures"]
 
@@ -140,7 +146,9 @@ def remote(azurite: Azurite, monkeypatch: pytest.MonkeyPatch) -> str:
 def test_two_checkouts_sharing_a_remote_state_create_each_video_once(
     tmp_path: Path, make_emulator: EmulatorFactory, azurite: Azurite, remote: str
 ) -> None:
-    emulator = make_emulator(queue_seconds=3.0, **DRAFT)
+    # Long enough that the refused apply below starts (a cold Python process, slow on a
+    # busy machine) while the first still holds the lease.
+    emulator = make_emulator(queue_seconds=10.0, **DRAFT)
     one, two = course(tmp_path / "one", remote), course(tmp_path / "two", remote)
     env = service_env(emulator, azurite)
 

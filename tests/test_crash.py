@@ -8,11 +8,6 @@ emulator's own request log on disk: one create per video, under its first job id
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,69 +15,21 @@ import pytest
 from avatarflow.emulator.requestlog import create_counts, read_request_log
 from avatarflow.statcache import sha256_file
 
-from .helpers import open_course
-from .test_apply import (
+from .helpers import (
     VIDEOS,
     apply,
-    assert_all_rendered,
+    assert_paid_once_and_complete,
     data_dir,
     delete_remote_job,
+    download_temp_files,
     example,
+    open_course,
     requests_by_kind,
+    run_killed,
+    state_temp_files,
 )
 
-SMALL = {"width": 160, "height": 90}
-
-
-@pytest.fixture(autouse=True)
-def fast_emulator(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AVATARFLOW_EMULATOR_CONFIG", json.dumps(SMALL))
-    monkeypatch.delenv("AVATARFLOW_EMULATOR_FAULTS", raising=False)
-    monkeypatch.delenv("AVATARFLOW_KILL_AT", raising=False)
-
-
-def run_killed(manifest: Path, kill_at: str, *args: str, faults: str = "") -> str:
-    """Run apply in a subprocess that must die by SIGKILL at ``kill_at``; its stderr."""
-    env = dict(
-        os.environ,
-        AVATARFLOW_KILL_AT=kill_at,
-        AVATARFLOW_EMULATOR_CONFIG=json.dumps(SMALL),
-        AVATARFLOW_EMULATOR_FAULTS=faults,
-        NO_COLOR="1",
-    )
-    done = subprocess.run(
-        [sys.executable, "-m", "avatarflow", "apply", str(manifest), "--emulator", "--yes", *args],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
-    assert done.returncode == -signal.SIGKILL, (
-        f"apply was not killed at {kill_at} (exit {done.returncode}):\n{done.stderr}"
-    )
-    return done.stderr
-
-
-def state_dir(manifest: Path) -> Path:
-    return open_course(manifest, "emulator").workspace.state_dir
-
-
-def temp_files(manifest: Path) -> list[Path]:
-    """Temp files of our own writes: state records and downloads (not the service's)."""
-    service = data_dir(manifest)
-    state = [p for p in state_dir(manifest).rglob("*.tmp") if not p.is_relative_to(service)]
-    return state + list((manifest.parent / "build").rglob("*.part"))
-
-
-def assert_paid_once_and_complete(manifest: Path) -> None:
-    """Every video rendered, on disk, vouched for by state, and created exactly once."""
-    requests = open_course(manifest, "emulator").requests
-    # Under its first job id: a re-submission would show up as a ``-r1`` id, a repeated
-    # create of the same id (or a second preview job of the same name) as a 2.
-    assert create_counts(data_dir(manifest)) == {r.synthesis_id: 1 for r in requests}
-    assert_all_rendered(manifest)
-    assert temp_files(manifest) == []
+pytestmark = pytest.mark.usefixtures("fast_emulator")
 
 
 def resume(manifest: Path) -> str:
@@ -105,7 +52,7 @@ def check_killed(manifest: Path, kill_at: str) -> None:
     assert set(create_counts(data_dir(manifest)).values()) <= {1}
     point = kill_at.partition(":")[0]
     if point == "mid-download":
-        assert [p for p in temp_files(manifest) if p.suffix == ".part"], "no partial download"
+        assert download_temp_files(manifest), "no partial download"
         assert sum(r.output is not None for r in state.records.values()) == len(outputs(manifest))
     if point == "after-download":
         # Written ahead of the rename, the render already names the file just saved.
@@ -117,7 +64,7 @@ def check_killed(manifest: Path, kill_at: str) -> None:
     if point == "mid-state-write":
         # Killed between the temp file's fsync and its rename: the temp file is there for
         # the next apply to clean up, and the record it was replacing is intact.
-        assert [p for p in temp_files(manifest) if p.suffix == ".tmp"], "no half-written state"
+        assert state_temp_files(manifest), "no half-written state"
     if point == "after-create":
         # The last create reached the service, but its job id never reached the state.
         created = set(create_counts(data_dir(manifest)))
@@ -167,6 +114,23 @@ def test_kill_at_every_transition_then_apply_finishes_without_paying_twice(
         assert "adopted existing job" in err
 
 
+@pytest.mark.parametrize(
+    "kill_at", ["mid-state-write", "mid-state-write:9", "mid-download:2", "polling:2"]
+)
+def test_sigterm_leaves_no_temp_file_in_the_state_folder(tmp_path: Path, kill_at: str) -> None:
+    """A cancelled CI job sends SIGTERM and then commits what is there: no temp file may
+    be left in the committed folder, even when the signal lands mid-write."""
+    manifest = example(tmp_path)
+    err = run_killed(manifest, kill_at, sigterm=True)
+    assert err.splitlines()[-1] == "Terminated." and "Traceback" not in err, err
+    assert state_temp_files(manifest) == []
+    assert download_temp_files(manifest) == []
+    open_course(manifest, "emulator").load_state()  # every record whole
+
+    resume(manifest)
+    assert_paid_once_and_complete(manifest)
+
+
 def test_create_response_lost_is_adopted_not_repeated(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -187,7 +151,13 @@ def test_kill_while_recording_a_lost_create_then_adopt_on_the_next_apply(
     manifest = example(tmp_path, api_version)
     # One job at a time makes the writes countable: 1 meta, 2 "submitting" of the first
     # video, then its create (made, answer lost), its lookup, and 3 the adoption record.
-    run_killed(manifest, "mid-state-write:3", "--parallelism", "1", faults="lose_create=1")
+    run_killed(
+        manifest,
+        "mid-state-write:3",
+        "--parallelism",
+        "1",
+        AVATARFLOW_EMULATOR_FAULTS="lose_create=1",
+    )
     log = read_request_log(data_dir(manifest))
     lost = [r for r in log if r.fault == "lose_create"]
     assert len(lost) == 1 and lost[0].created

@@ -13,22 +13,21 @@ from pathlib import Path
 import pytest
 
 from .azurite import Azurite
-from .helpers import open_course, run_cli
-from .test_pack import (
+from .helpers import (
     DEST_PATH,
     apply,
     assert_downloaded_and_intact,
-    container,
     container_blobs,
     creates,
+    open_course,
     packed_course,
     records,
+    run_cli,
     run_killed,
     state_text,
 )
 
 pytest_plugins = ["tests.azurite"]
-__all__ = ["container"]
 
 
 def unpacked_course(

@@ -22,6 +22,7 @@ from avatarflow.emulator.validation import validate
 from avatarflow.emulator.worker import Worker
 
 from .emulator_fixtures import Api, EmulatorFactory, ga_body, preview_body
+from .helpers import temp_files
 
 pytest_plugins = ["tests.emulator_fixtures"]
 
@@ -87,7 +88,7 @@ def test_jobs_are_one_json_file_each(make_emulator: EmulatorFactory):
     api.put("on-disk", ga_body())
     record = json.loads((emulator.data_dir / "jobs" / "ga" / "on-disk.json").read_text())
     assert record["id"] == "on-disk" and record["status"] == "NotStarted"
-    assert not list((emulator.data_dir / "jobs").rglob("*.tmp"))
+    assert temp_files(emulator.data_dir / "jobs") == []
     api.close()
 
 

@@ -17,7 +17,7 @@ from avatarflow.errors import ConfigError
 from avatarflow.options import ExportOptions, ReviewOptions
 from avatarflow.reviewpage import review
 
-from .course_fixtures import EMULATOR_CONFIG, VIDEOS, apply_drafts, copy_example, vtt_cues
+from .course_fixtures import VIDEOS, apply_drafts, copy_example, vtt_cues
 from .helpers import open_course, run_cli
 
 _CHAPTER_RE = re.compile(
@@ -25,10 +25,7 @@ _CHAPTER_RE = re.compile(
 )
 
 
-@pytest.fixture(autouse=True)
-def fast_emulator(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AVATARFLOW_EMULATOR_CONFIG", EMULATOR_CONFIG)
-    monkeypatch.delenv("AVATARFLOW_EMULATOR_FAULTS", raising=False)
+pytestmark = pytest.mark.usefixtures("fast_emulator")
 
 
 def chapters(path: Path) -> list[tuple[float, float, str]]:

@@ -11,28 +11,33 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from avatarflow.emulator.requestlog import RequestRecord, create_counts, read_request_log
+from avatarflow.emulator.requestlog import create_counts
+from avatarflow.retry import RetryPolicy
 
-from .helpers import open_course, run_cli
-from .test_apply import VIDEOS, apply, assert_all_rendered, data_dir, delete_remote_job, example
-from .test_crash import SMALL, assert_paid_once_and_complete, temp_files
+from .helpers import (
+    VIDEOS,
+    apply,
+    assert_all_rendered,
+    assert_paid_once_and_complete,
+    data_dir,
+    delete_remote_job,
+    download_temp_files,
+    emulate,
+    example,
+    faults_by_kind,
+    log_of,
+    open_course,
+    run_cli,
+    state_temp_files,
+    synthesis_id,
+)
 
-
-@pytest.fixture(autouse=True)
-def fast_emulator(monkeypatch: pytest.MonkeyPatch) -> None:
-    emulate(monkeypatch, "")
-
-
-def emulate(monkeypatch: pytest.MonkeyPatch, faults: str, **config: Any) -> None:
-    """The next in-process apply starts its embedded emulator with these faults."""
-    monkeypatch.setenv("AVATARFLOW_EMULATOR_CONFIG", json.dumps({**SMALL, **config}))
-    monkeypatch.setenv("AVATARFLOW_EMULATOR_FAULTS", faults)
+pytestmark = pytest.mark.usefixtures("fast_emulator")
 
 
 def apply_faulty(
@@ -50,18 +55,6 @@ def apply_faulty(
     code, out, err = apply(manifest, *args)
     assert code == expect, err
     return manifest, out, err
-
-
-def log_of(manifest: Path) -> list[RequestRecord]:
-    return read_request_log(data_dir(manifest))
-
-
-def faults_by_kind(manifest: Path) -> Counter[tuple[str, str | None]]:
-    return Counter((r.kind, r.fault) for r in log_of(manifest) if r.fault)
-
-
-def synthesis_id(manifest: Path, video_id: str) -> str:
-    return open_course(manifest, "emulator").request(video_id).synthesis_id
 
 
 def assert_settled(manifest: Path) -> None:
@@ -110,6 +103,33 @@ def test_the_documented_create_throttle_is_honoured(
     manifest, _, _ = apply_faulty(tmp_path, monkeypatch, "", creates_per_minute=2, time_scale=120.0)
     assert faults_by_kind(manifest)[("create", "create_throttle")] >= 1
     assert_paid_once_and_complete(manifest)
+
+
+@pytest.mark.parametrize(
+    ("faults", "refused", "attempts"),
+    [
+        ("throttle=1000@create,retry_after=0", 429, RetryPolicy().max_throttled_attempts),
+        ("error=1000@create", 500, RetryPolicy().max_attempts),
+    ],
+)
+def test_a_create_refused_every_time_is_given_up_on_without_paying(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, faults: str, refused: int, attempts: int
+) -> None:
+    # Every create is throttled, or answered 500 and not found by the lookup: each layer
+    # of retries is bounded, the video is reported, and the next apply submits it.
+    manifest, _, err = apply_faulty(tmp_path, monkeypatch, faults, "--only", "01-*", expect=3)
+    creates = [r for r in log_of(manifest) if r.kind == "create"]
+    assert [r.status for r in creates] == [refused] * attempts
+    assert not any(r.created for r in creates)
+    assert "01-welcome: not submitted: " in err and "nothing paid" in err
+    record = open_course(manifest, "emulator").load_state().records["01-welcome"]
+    assert record.status == "submitting"
+
+    emulate(monkeypatch, "")
+    code, _, err = apply(manifest, "--only", "01-*")
+    assert code == 0, err
+    assert create_counts(data_dir(manifest)) == {synthesis_id(manifest, "01-welcome"): 1}
+    assert_all_rendered(manifest, ["01-welcome"])
 
 
 @pytest.mark.parametrize("status", [500, 503])
@@ -212,7 +232,7 @@ def test_failed_job_records_the_service_error_and_the_others_go_on(
         v for v in VIDEOS if v != "04-merging"
     ]
     assert create_counts(data_dir(manifest)) == {synthesis_id(manifest, v): 1 for v in VIDEOS}
-    assert temp_files(manifest) == []
+    assert state_temp_files(manifest) + download_temp_files(manifest) == []
 
 
 # -- download faults ----------------------------------------------------------------------
@@ -246,6 +266,10 @@ def test_a_result_that_never_downloads_stays_paid_for_and_is_fetched_next_time(
         tmp_path, monkeypatch, "expire_urls=1000", "--only", "01-*", expect=3
     )
     assert "01-welcome" in err and "downloads it again" in err
+    # One retry layer: each attempt asked for a fresh URL, and there were no more of them
+    # than the retry policy allows.
+    downloads = [r for r in log_of(manifest) if r.kind == "download"]
+    assert [r.status for r in downloads] == [403] * RetryPolicy().max_attempts
     record = open_course(manifest, "emulator").load_state().records["01-welcome"]
     assert record.status == "succeeded" and record.output is None
     assert record.error is None  # a download that failed here is no fact of the render

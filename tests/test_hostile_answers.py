@@ -21,14 +21,25 @@ import pytest
 from avatarflow import client, runner
 from avatarflow.emulator.requestlog import create_counts
 from avatarflow.mediacheck import MediaCheckError, check_media
+from avatarflow.retry import RetryPolicy
 from avatarflow.state import StateRecord
 
-from .helpers import open_course
-from .test_apply import apply, assert_all_rendered_subset, data_dir, example
-from .test_crash import assert_paid_once_and_complete
-from .test_faults_apply import emulate, faults_by_kind, synthesis_id
+from .helpers import (
+    apply,
+    assert_all_rendered,
+    assert_paid_once_and_complete,
+    data_dir,
+    download_temp_files,
+    emulate,
+    example,
+    faults_by_kind,
+    open_course,
+    synthesis_id,
+    temp_files,
+)
 
 ONE = ("--only", "01-*")
+EVERY = RetryPolicy().max_attempts  # every download attempt of one apply
 GA = "2024-08-01"
 PREVIEW = "3.1-preview1"
 
@@ -64,7 +75,7 @@ def lifted_apply(manifest: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     emulate(monkeypatch, "")
     code, out, err = apply(manifest, *ONE)
     assert code == 0, out + err
-    assert_all_rendered_subset(manifest, ["01-welcome"])
+    assert_all_rendered(manifest, ["01-welcome"])
     assert create_counts(data_dir(manifest)) == {synthesis_id(manifest, "01-welcome"): 1}
     return out + err
 
@@ -129,7 +140,7 @@ def test_a_preview_create_answered_with_an_unreadable_id_is_adopted_by_its_hash(
     code, out, err = apply(manifest, *ONE)
     assert code == 0, out + err
     assert "adopted existing job" in out + err
-    assert_all_rendered_subset(manifest, ["01-welcome"])
+    assert_all_rendered(manifest, ["01-welcome"])
     assert create_counts(data_dir(manifest)) == {synthesis_id(manifest, "01-welcome"): 1}
 
 
@@ -243,9 +254,9 @@ def test_a_lowercase_succeeded_status_is_a_success(
 @pytest.mark.parametrize(
     ("faults", "words"),
     [
-        ("html_download=4,no_size=1", "answered text/html where a mp4 video was expected"),
-        ("short_body=4,no_size=1", "is not a complete MP4 video"),
-        ("short_body=4", "but the job reported"),
+        (f"html_download={EVERY},no_size=1", "answered text/html where a mp4 video was expected"),
+        (f"short_body={EVERY},no_size=1", "is not a complete MP4 video"),
+        (f"short_body={EVERY}", "but the job reported"),
     ],
     ids=["html-page", "short-body-lying-length", "short-body-with-size"],
 )
@@ -255,7 +266,7 @@ def test_a_download_that_is_not_the_video_is_refused_and_fetched_again_next_time
     manifest, out = first_apply(tmp_path, monkeypatch, faults)
     assert "DownloadFailed" in out and words in out, out
     assert record_of(manifest).status == "succeeded"  # paid, kept, downloaded next time
-    assert list((manifest.parent / "build").rglob("*.part")) == []
+    assert download_temp_files(manifest) == []
     out = lifted_apply(manifest, monkeypatch)
     assert "saved build/videos-drafts/01-welcome.mp4" in out
 
@@ -297,7 +308,7 @@ def test_a_full_disk_fails_the_downloads_that_do_not_fit_and_spares_the_rest(
             line = f"build/videos-drafts/{video}.mp4: No space left on device"
             assert sum(line in text for text in (out + err).splitlines()) == 1, out + err
             assert state.records[video].status == "succeeded"
-        assert list(folder.glob(".*.part")) == []
+        assert temp_files(folder) == []
         assert "Internal error" not in out + err and "Traceback" not in out + err
     code, out, err = apply(manifest)
     assert code == 0, out + err

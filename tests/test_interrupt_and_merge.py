@@ -15,8 +15,17 @@ import pytest
 
 from avatarflow.emulator.requestlog import create_counts
 
-from .helpers import open_course, render_file
-from .test_apply import VIDEOS, apply, assert_all_rendered, data_dir, example
+from .helpers import (
+    VIDEOS,
+    apply,
+    assert_all_rendered,
+    data_dir,
+    example,
+    open_course,
+    render_file,
+)
+
+pytestmark = pytest.mark.usefixtures("fast_emulator")
 
 
 def start_apply(

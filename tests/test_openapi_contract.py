@@ -26,8 +26,7 @@ import pytest
 from avatarflow.emulator import Emulator
 
 from .emulator_fixtures import Api, EmulatorFactory, ga_body
-from .helpers import open_course, run_cli
-from .test_apply import example
+from .helpers import example, open_course, run_cli
 
 pytest_plugins = ["tests.emulator_fixtures"]
 

@@ -13,12 +13,7 @@ unpacked, and prints the creates and wall time of both.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -29,105 +24,27 @@ from avatarflow.emulator import Emulator, EmulatorConfig
 from avatarflow.emulator.requestlog import read_request_log
 from avatarflow.packing import Member, Pack, group, pack_job_id
 from avatarflow.payload import MAX_BODY_BYTES, canonical_json
-from avatarflow.statcache import sha256_file
 
 from .azurite import Azurite
 from .emulator_fixtures import Api, ga_body
-from .helpers import TEMPLATE, make_tree, open_course, run_cli
+from .helpers import (
+    DEST_PATH,
+    TEMPLATE,
+    apply,
+    assert_downloaded_and_intact,
+    container_blobs,
+    creates,
+    data_dir,
+    make_tree,
+    open_course,
+    packed_course,
+    records,
+    run_cli,
+    run_killed,
+    state_text,
+)
 
 pytest_plugins = ["tests.azurite"]
-
-# Tiny frames, a tone instead of speech, and a create throttle of 2 per minute scaled
-# to 2 per second: what packing is for, at a pace a test can afford.
-EMULATOR = {"width": 32, "height": 18, "speech": False, "creates_per_minute": 2, "time_scale": 60}
-DEST_PATH = "courses/demo"
-
-
-@pytest.fixture
-def container(azurite: Azurite, monkeypatch: pytest.MonkeyPatch) -> tuple[str, str]:
-    """A fresh container: (plain URL for the manifest, SAS token for the environment)."""
-    sas_url = azurite.container_sas_url(azurite.new_container("pack"))
-    url, _, sas = sas_url.partition("?")
-    monkeypatch.setenv("AZURE_STORAGE_SAS_TOKEN", sas)
-    monkeypatch.delenv("AZURE_STORAGE_CONNECTION_STRING", raising=False)
-    monkeypatch.setenv("AVATARFLOW_EMULATOR_CONFIG", json.dumps(EMULATOR))
-    monkeypatch.delenv("AVATARFLOW_EMULATOR_FAULTS", raising=False)
-    monkeypatch.delenv("AVATARFLOW_KILL_AT", raising=False)
-    return url, sas
-
-
-def packed_course(
-    root: Path, container_url: str, count: int, *, service: str = "", text: str = "Hi {i}."
-) -> Path:
-    videos = "\n".join(
-        f"  - id: v{i:04d}\n    text: {text.format(i=i)}" for i in range(1, count + 1)
-    )
-    manifest = (
-        "version: 1\n"
-        "name: demo\n"
-        "defaults:\n"
-        "  template: narration.ssml.j2\n"
-        "  voice: en-US-AvaMultilingualNeural\n"
-        "  avatar: {character: lisa, style: graceful-sitting}\n"
-        "  video: {format: mp4, codec: h264}\n"
-        "  vars: {title: Hi}\n"
-        "service:\n"
-        "  pack: true\n"
-        f"  destination_container_url: {container_url}\n"
-        f"  destination_path: {DEST_PATH}\n"
-        f"{service}"
-        f"videos:\n{videos}\n"
-    )
-    make_tree(root, {"course.yaml": manifest, "templates/narration.ssml.j2": TEMPLATE})
-    return root / "course.yaml"
-
-
-def data_dir(manifest: Path) -> Path:
-    return open_course(manifest, "emulator").workspace.emulator_data_dir
-
-
-def creates(manifest: Path) -> list[str]:
-    """Job ids of the creates that made a job (throttled attempts make none)."""
-    return [r.name or "" for r in read_request_log(data_dir(manifest)) if r.created]
-
-
-def apply(manifest: Path, *args: str) -> tuple[int, str, str]:
-    result = run_cli("apply", str(manifest), "--emulator", "--yes", *args)
-    return result.code, result.out, result.err
-
-
-def records(manifest: Path) -> dict[str, Any]:
-    return open_course(manifest, "emulator").load_state().records
-
-
-def assert_downloaded_and_intact(manifest: Path, *, packed: bool = True) -> None:
-    project = open_course(manifest, "emulator")
-    state = project.load_state()
-    assert sorted(state.records) == sorted(r.video_id for r in project.requests)
-    for record in state.records.values():
-        assert record.status == "downloaded", record
-        assert record.output is not None and (record.pack_index is not None) == packed
-        path = manifest.parent / record.output.path
-        assert path.stat().st_size == record.output.size > 500
-        assert sha256_file(path) == record.output.sha256
-
-
-def container_blobs(container_url: str, sas: str) -> dict[str, int]:
-    """Blob name → size, listed through the Blob API."""
-    response = httpx.get(f"{container_url}?restype=container&comp=list&{sas}")
-    assert response.status_code == 200, response.text
-    import xml.etree.ElementTree as ET
-
-    root = ET.fromstring(response.content)
-    return {
-        blob.findtext("Name") or "": int(blob.findtext("Properties/Content-Length") or 0)
-        for blob in root.iter("Blob")
-    }
-
-
-def state_text(manifest: Path) -> str:
-    state_dir = open_course(manifest, "emulator").workspace.state_dir
-    return "".join(p.read_text() for p in state_dir.rglob("*.json") if "service" not in p.parts)
 
 
 def test_120_changed_videos_take_one_create_and_3_edits_take_one_more(
@@ -290,19 +207,6 @@ def test_prune_remote_keeps_a_packed_job_that_other_videos_still_use(
 
 
 # -- crash safety ---------------------------------------------------------------------------
-
-
-def run_killed(manifest: Path, kill_at: str) -> None:
-    env = dict(os.environ, AVATARFLOW_KILL_AT=kill_at, NO_COLOR="1")
-    done = subprocess.run(
-        [sys.executable, "-m", "avatarflow", "apply", str(manifest), "--emulator", "--yes"],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
-    assert done.returncode == -signal.SIGKILL, done.stderr
 
 
 @pytest.mark.parametrize("kill_at", ["before-create", "after-create", "mid-download:2"])

@@ -14,16 +14,13 @@ import pytest
 import yaml
 from markdown_it import MarkdownIt
 
-from .course_fixtures import EMULATOR_CONFIG, REPO, VIDEOS, apply_drafts, copy_example
+from .course_fixtures import REPO, VIDEOS, apply_drafts, copy_example
 from .helpers import run_cli
 
 ADDED = "Delete merged branches | keep *things* tidy."
 
 
-@pytest.fixture(autouse=True)
-def fast_emulator(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AVATARFLOW_EMULATOR_CONFIG", EMULATOR_CONFIG)
-    monkeypatch.delenv("AVATARFLOW_EMULATOR_FAULTS", raising=False)
+pytestmark = pytest.mark.usefixtures("fast_emulator")
 
 
 def tables(markdown: str) -> list[list[list[dict[str, Any]]]]:

@@ -17,6 +17,7 @@ import pytest
 import avatarflow.incremental as incremental
 import avatarflow.manifest as manifest_module
 import avatarflow.planmemo as planmemo
+from avatarflow.atomicfile import TEMP_MARK
 
 from .helpers import MANIFEST, course, open_course, record_all, render_file, run_cli
 
@@ -360,12 +361,16 @@ def test_memos_unused_for_a_month_are_pruned(manifest: Path, parses: Parses) -> 
     folder = Path(os.environ["AVATARFLOW_CACHE_DIR"]) / "plans"
     folder.mkdir(parents=True)
     old, recent = folder / ("0" * 32 + ".json"), folder / ("1" * 32 + ".json")
-    for memo, days in ((old, 31), (recent, 29)):
+    # Temp files of memo writes cut short: gone after an hour, kept while one may be live.
+    torn = folder / f".{'2' * 32}.json{TEMP_MARK}abc"
+    writing = folder / f".{'3' * 32}.json{TEMP_MARK}def"
+    for memo, days in ((old, 31), (recent, 29), (torn, 2 / 24), (writing, 0.5 / 24)):
         memo.write_text("{}")
         moment = time.time() - days * 24 * 3600
         os.utime(memo, (moment, moment))
     memoised(manifest, parses)
     assert not old.exists() and recent.exists()
+    assert not torn.exists() and writing.exists()
     assert planmemo.memo_path(manifest, "azure").exists()
 
 

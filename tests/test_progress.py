@@ -12,16 +12,13 @@ from rich.console import Console
 from avatarflow.display import ApplyProgress
 from avatarflow.runner import Event
 
-from .course_fixtures import EMULATOR_CONFIG, VIDEOS, copy_example
+from .course_fixtures import VIDEOS, copy_example
 from .helpers import run_cli
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
-@pytest.fixture(autouse=True)
-def fast_emulator(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AVATARFLOW_EMULATOR_CONFIG", EMULATOR_CONFIG)
-    monkeypatch.delenv("AVATARFLOW_EMULATOR_FAULTS", raising=False)
+pytestmark = pytest.mark.usefixtures("fast_emulator")
 
 
 def test_stage_counts_follow_the_events() -> None:

@@ -28,14 +28,9 @@ from avatarflow.state import State, StateRecord, dump_json, parse_meta, stored_d
 from avatarflow.stores import video_uses
 
 from .azurite import ACCOUNT, ACCOUNT_KEY, Azurite
-from .helpers import MANIFEST, course, open_course, record_all, run_cli
+from .helpers import MANIFEST, course, open_course, record_all, remote_manifest, run_cli
 
 pytest_plugins = ["tests.azurite"]
-
-
-def remote_manifest(container_url: str, name: str = "team.json") -> str:
-    service = f"service:\n  state: {{backend: azureblob, container_url: '{container_url}', "
-    return MANIFEST.replace("defaults:", f"{service}name: {name}}}\ndefaults:", 1)
 
 
 @pytest.fixture

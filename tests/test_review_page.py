@@ -13,7 +13,7 @@ import avatarflow
 from avatarflow.options import ReviewOptions
 from avatarflow.reviewpage import review
 
-from .course_fixtures import EMULATOR_CONFIG, VIDEOS, apply_drafts, copy_example
+from .course_fixtures import VIDEOS, apply_drafts, copy_example
 from .helpers import run_cli
 
 CHROMIUM = os.environ.get("AVATARFLOW_CHROMIUM", "/usr/bin/chromium")
@@ -29,10 +29,7 @@ CHROMIUM_FLAGS = [
 ADDED = "Delete merged branches to keep things tidy."
 
 
-@pytest.fixture(autouse=True)
-def fast_emulator(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AVATARFLOW_EMULATOR_CONFIG", EMULATOR_CONFIG)
-    monkeypatch.delenv("AVATARFLOW_EMULATOR_FAULTS", raising=False)
+pytestmark = pytest.mark.usefixtures("fast_emulator")
 
 
 @pytest.fixture
@@ -139,7 +136,10 @@ def test_review_is_a_library_call_that_keeps_state_and_requests_untouched(
     )
     assert [c.video_id for c in page.cards] == VIDEOS
     assert page.totals.pending == 1 and page.totals.videos == 6
-    assert page.cards[0].billed == "159 characters · 12 s of avatar"  # the service's billing
+    # What the service billed, at the shipped list price; and the estimate of a render.
+    assert page.cards[0].billed.startswith("159 characters · 12 s of avatar · $")
+    assert all(c.cost.startswith("$") for c in page.cards)
+    assert page.totals.pending_cost.startswith("$") and page.totals.prices_as_of
     assert page.posters_made == 0  # named by content: the second page reuses them
     assert sorted(p.name for p in (reviewed.parent / "posters").iterdir()) == sorted(
         f"{c.poster_src.rsplit('/', 1)[-1]}" for c in page.cards if c.poster_src

@@ -11,14 +11,10 @@ from avatarflow.emulator import probe
 from avatarflow.emulator.requestlog import read_request_log
 from avatarflow.statcache import sha256_file
 
-from .course_fixtures import EMULATOR_CONFIG, VIDEOS, apply_drafts, copy_example, vtt_cues
-from .helpers import open_course, render_file, run_cli
+from .course_fixtures import VIDEOS, apply_drafts, copy_example, vtt_cues
+from .helpers import open_course, render_file, run_cli, temp_files
 
-
-@pytest.fixture(autouse=True)
-def fast_emulator(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AVATARFLOW_EMULATOR_CONFIG", EMULATOR_CONFIG)
-    monkeypatch.delenv("AVATARFLOW_EMULATOR_FAULTS", raising=False)
+pytestmark = pytest.mark.usefixtures("fast_emulator")
 
 
 @pytest.mark.parametrize("api_version", ["2024-08-01", "3.1-preview1"])
@@ -51,8 +47,7 @@ def test_external_file_puts_a_vtt_beside_every_video(tmp_path: Path, api_version
             assert words.strip()
         # The record says which words were asked for, so later diffs have a "before".
         assert record.narration and cues[0][2].split()[0] in record.narration
-    leftovers = [p.name for p in (manifest.parent / "build").rglob("*.part")]
-    assert leftovers == []
+    assert temp_files(manifest.parent / "build") == []
 
 
 def test_soft_embedded_writes_no_sidecar(tmp_path: Path) -> None:

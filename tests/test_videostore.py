@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from avatarflow import oslock
+from avatarflow.atomicfile import TEMP_MARK
 from avatarflow.errors import StorageError
 from avatarflow.videostore import (
     BlobVideoStore,
@@ -19,6 +21,7 @@ from avatarflow.videostore import (
     remove_dead_temps,
 )
 from tests.azurite import Azurite
+from tests.helpers import temp_files
 
 pytest_plugins = ["tests.azurite"]
 
@@ -81,7 +84,7 @@ def test_a_corrupt_local_object_is_never_handed_out_and_is_dropped(tmp_path: Pat
     assert store.get(obj, dest) is False
     assert not dest.exists()
     assert not stored.exists()
-    assert [p.name for p in (tmp_path).glob(".*.part")] == []
+    assert temp_files(tmp_path) == []
     assert store.put(source, obj) is True  # the next verified output replaces it
 
 
@@ -124,23 +127,22 @@ def test_sigkill_during_a_local_put_leaves_no_object_and_its_temp_is_cleaned(
     store = LocalVideoStore(root)
     assert not store.has(obj)
     assert list(store.objects()) == []
-    temps = list(root.rglob(".*.tmp"))
+    temps = temp_files(root)
     assert len(temps) == 1  # the dead writer's, invisible as an object
     os.utime(temps[0], (1, 1))  # older than the grace period
     assert store.put(source, obj) is True
-    assert list(root.rglob(".*.tmp")) == []
+    assert temp_files(root) == []
     assert store.path(obj).read_bytes() == source.read_bytes()
 
 
 def test_a_temp_file_whose_writer_lives_is_kept(tmp_path: Path) -> None:
-    import fcntl
-
-    tmp = tmp_path / ".x.tmp"
+    tmp = tmp_path / f".x{TEMP_MARK}1"
+    pattern = f".*{TEMP_MARK}*"
     with open(tmp, "wb") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        assert oslock.try_lock(handle.fileno())
         os.utime(tmp, (1, 1))
-        assert remove_dead_temps(tmp_path, ".*.tmp") == 0
-    assert remove_dead_temps(tmp_path, ".*.tmp") == 1
+        assert remove_dead_temps(tmp_path, pattern) == 0
+    assert remove_dead_temps(tmp_path, pattern) == 1
 
 
 def test_sigkill_during_a_local_get_leaves_the_old_file(tmp_path: Path) -> None:

@@ -29,6 +29,7 @@ import shutil
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
+from .. import atomicfile
 from ..errors import Location, StateError
 from ..lock import LockInfo, StateLock, force_unlock
 from ..machine import (
@@ -321,12 +322,11 @@ class LocalStore:
         self.facts.save()
 
     def remove_stale_temp_files(self) -> int:
-        removed = remove_stale_temps(self.directory)
-        for folder in (self.directory, self.directory / RECORDS_DIR):
-            for tmp in folder.glob(".*.tmp"):  # left by older versions
-                tmp.unlink(missing_ok=True)
-                removed += 1
-        return removed
+        """Temp files of writes cut short: state, records, and ``.cache/`` (the stat
+        cache, the facts and the temp files of state writes)."""
+        folders = (self.directory, self.directory / RECORDS_DIR)
+        swept = sum(atomicfile.remove_stale(folder) for folder in folders)
+        return swept + remove_stale_temps(self.directory)
 
     # -- locking -------------------------------------------------------------------
     def lock(

@@ -10,12 +10,13 @@ job whose render was interrupted.
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import httpx
+
+from avatarflow import atomicfile
 
 BLOB_API_VERSION = "2021-08-06"
 UPLOAD_ATTEMPTS = 3
@@ -43,12 +44,7 @@ class DestinationSecrets:
 
     def put(self, key: tuple[str, str], url: str) -> None:
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temp = path.with_name(f".{path.name}.tmp")
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(url)
-        os.replace(temp, path)
+        atomicfile.write_bytes(path, url.encode(), durable=False, private=True)
 
     def get(self, key: tuple[str, str]) -> str | None:
         try:

@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import threading
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from avatarflow import atomicfile
 from avatarflow.emulator.validation import JobRequest, request_from_dict
 
 NOT_STARTED, RUNNING, SUCCEEDED, FAILED = "NotStarted", "Running", "Succeeded", "Failed"
@@ -162,12 +161,10 @@ class JobStore:
 
     def save(self, record: JobRecord) -> None:
         path = self._path(record)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-        temp.write_text(json.dumps(record.to_json(), sort_keys=True), encoding="utf-8")
-        # No fsync: a killed process keeps its page cache; os.replace keeps readers from
-        # ever seeing half a file.
-        os.replace(temp, path)
+        # Not durable: a killed process keeps its page cache; the rename keeps readers
+        # from ever seeing half a file.
+        data = json.dumps(record.to_json(), sort_keys=True).encode()
+        atomicfile.write_bytes(path, data, durable=False)
 
     def add(self, record: JobRecord) -> None:
         with self.lock:

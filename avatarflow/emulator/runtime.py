@@ -17,9 +17,9 @@ import os
 import shutil
 import threading
 from pathlib import Path
-from types import TracebackType
 from typing import IO
 
+from avatarflow import oslock
 from avatarflow.emulator.config import EmulatorConfig
 from avatarflow.emulator.destinations import DestinationSecrets
 from avatarflow.emulator.faults import FaultInjector, Faults
@@ -34,12 +34,7 @@ from avatarflow.emulator.server import EmulatorHTTPServer, Services
 from avatarflow.emulator.signing import UrlSigner
 from avatarflow.emulator.throttle import CreateThrottle
 from avatarflow.emulator.worker import Worker
-from avatarflow.errors import ConfigError
-
-try:  # advisory folder lock; not available on Windows, where it is skipped
-    import fcntl
-except ImportError:  # pragma: no cover
-    fcntl = None  # type: ignore[assignment]
+from avatarflow.errors import ConfigError, LockUnsupported
 
 
 class DataDirBusyError(ConfigError):
@@ -139,30 +134,25 @@ class Emulator:
     def __enter__(self) -> Emulator:
         return self.start()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
     def _acquire_folder(self) -> None:
         handle = open(self.data_dir / "emulator.lock", "ab")  # noqa: SIM115 - held until stop
-        if fcntl is not None:
-            try:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                handle.close()
-                raise DataDirBusyError(
-                    f"another emulator is serving {self.data_dir}; stop it or use another "
-                    "data folder"
-                ) from None
+        try:
+            locked = oslock.try_lock(handle.fileno())
+        except LockUnsupported:
+            locked = True  # an advisory guard only: without one the emulator still serves
+        if not locked:
+            handle.close()
+            raise DataDirBusyError(
+                f"another emulator is serving {self.data_dir}; stop it or use another data folder"
+            )
         self._lock_file = handle
 
     def _release_folder(self) -> None:
         if self._lock_file is not None:
-            self._lock_file.close()  # closing releases the flock
+            self._lock_file.close()  # closing releases the lock
             self._lock_file = None
 
     # -- inspection ------------------------------------------------------------------

@@ -33,6 +33,7 @@ import hmac
 import json
 import logging
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -61,6 +62,7 @@ GA_ROOT = "/avatar/batchsyntheses"
 GA_OPERATIONS = "/avatar/operations"
 PREVIEW_ROOT = "/api/texttospeech/3.1-preview1/batchsynthesis/talkingavatar"
 BLOB_ROOT = "/_blob"
+VOICES_LIST = "/cognitiveservices/voices/list"
 GA_API_VERSIONS = ("2024-08-01", "2024-04-15-preview", "2024-04-01-preview")
 MAX_BODY_BYTES = 500 * 1024
 DISCARD_LIMIT_BYTES = 16 * 1024 * 1024
@@ -87,6 +89,8 @@ def _segments(path: str, root: str) -> list[str] | None:
 
 def classify(method: str, path: str) -> Route:
     """The route of a request; ``kind="other"`` for anything the service does not serve."""
+    if path == VOICES_LIST and method == "GET":  # the text to speech host's voice list
+        return Route("voices", "tts")
     for root, surface in ((GA_ROOT, "ga"), (PREVIEW_ROOT, "preview")):
         parts = _segments(path, root)
         if parts is None:
@@ -135,25 +139,6 @@ class Handler(BaseHTTPRequestHandler):
     timeout = 60  # idle keep-alive connections end after this many seconds
     server: EmulatorHTTPServer
 
-    # -- entry points ----------------------------------------------------------------
-    def do_GET(self) -> None:
-        self._handle()
-
-    def do_HEAD(self) -> None:
-        self._handle()
-
-    def do_PUT(self) -> None:
-        self._handle()
-
-    def do_POST(self) -> None:
-        self._handle()
-
-    def do_DELETE(self) -> None:
-        self._handle()
-
-    def do_PATCH(self) -> None:
-        self._handle()
-
     def log_message(self, format: str, *args: Any) -> None:
         # The request line of a blob download carries its signature.
         log.debug("%s %s", self.address_string(), redact(format % args))
@@ -176,12 +161,13 @@ class Handler(BaseHTTPRequestHandler):
             "status": 0,
         }
         try:
-            self._consume_body()
-            self._dispatch()
-        except Dropped:
-            self._drop()
-        except ApiError as error:
-            self._send_error(error)
+            try:
+                self._consume_body()
+                self._dispatch()
+            except Dropped:
+                self._drop()
+            except ApiError as error:
+                self._send_error(error)  # the client may have gone meanwhile
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
         except Exception:
@@ -189,6 +175,9 @@ class Handler(BaseHTTPRequestHandler):
             self._send_error(ApiError(500, "InternalServerError", "Unexpected emulator error."))
         finally:
             self._log_request()
+
+    # -- entry points: every method goes through one handler --------------------------
+    do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = do_PATCH = _handle
 
     def _log_request(self) -> None:
         """Log this request once: just before its answer leaves when it has one, so that
@@ -380,6 +369,10 @@ class Handler(BaseHTTPRequestHandler):
         self._authenticate()
         if route.kind == "other":
             raise ApiError(404, "NotFound", "The requested resource was not found.")
+        if route.kind == "voices":
+            from ..voices import shipped, to_service_list
+
+            return self._send_json(200, to_service_list(shipped()))
         version = self._api_version() if route.surface == "ga" else None
         if route.kind == "create":
             self._throttle_create()
@@ -712,6 +705,11 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
         with self._connections_lock:
             self._connections.discard(request)
         super().shutdown_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that went away (killed, interrupted) is no emulator error.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
     def close_connections(self) -> None:
         """Wake handler threads blocked on idle keep-alive connections so they can end."""

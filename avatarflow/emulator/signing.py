@@ -11,11 +11,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import os
 import secrets
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlencode
+
+from avatarflow import atomicfile
 
 SAS_VERSION = "2021-08-06"
 
@@ -31,12 +32,7 @@ class UrlSigner:
         except FileNotFoundError:
             pass
         key = secrets.token_bytes(32)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temp = path.with_suffix(".tmp")
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(key)
-        os.replace(temp, path)
+        atomicfile.write_bytes(path, key, private=True)
         return key
 
     @property

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import shutil
 import threading
@@ -22,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from avatarflow import atomicfile
 from avatarflow.emulator.destinations import DestinationSecrets, UploadError, upload
 from avatarflow.emulator.faults import Faults
 from avatarflow.emulator.jobs import (
@@ -272,7 +272,7 @@ class Worker:
                 outcome.error = outcome.error or {"code": code, "message": str(exc)}
                 results.append({"content": content, "ok": False})
                 continue
-            os.replace(scratch / f"{index:04d}.part.{ext}", target / name)
+            atomicfile.move_into_place(scratch / f"{index:04d}.part.{ext}", target / name)
             outcome.files.append(name)
             if request.render.subtitle_type == "external_file":
                 vtt = f"{index:04d}.vtt"
@@ -366,6 +366,5 @@ def _write_summary(
         "status": status,
         "results": entries,
     }
-    temp = target / ".summary.json.tmp"
-    temp.write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
-    os.replace(temp, target / "summary.json")
+    data = json.dumps(summary, indent=2, ensure_ascii=False).encode()
+    atomicfile.write_bytes(target / "summary.json", data, durable=False)
