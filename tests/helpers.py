@@ -197,11 +197,19 @@ def emulate(monkeypatch: pytest.MonkeyPatch, faults: str = "", **config: Any) ->
     monkeypatch.delenv("AVATARFLOW_KILL_AT", raising=False)
 
 
+def copy_example(tmp_path: Path) -> Path:
+    """The example course's folders copied under ``tmp_path``, without the state, drafts
+    and emulator data that running the quickstart leaves in a checkout; the manifests
+    folder."""
+    skip = shutil.ignore_patterns(".avatarflow", "build")
+    shutil.copytree(REPO / "manifests", tmp_path / "manifests", ignore=skip)
+    shutil.copytree(REPO / "templates", tmp_path / "templates", ignore=skip)
+    return tmp_path / "manifests"
+
+
 def example(tmp_path: Path, api_version: str | None = None) -> Path:
     """A copy of the repository's example course (six videos); its manifest."""
-    shutil.copytree(REPO / "manifests", tmp_path / "manifests")
-    shutil.copytree(REPO / "templates", tmp_path / "templates")
-    manifest = tmp_path / "manifests" / "git-course.yaml"
+    manifest = copy_example(tmp_path) / "git-course.yaml"
     if api_version:
         text = manifest.read_text().replace(
             "templates_dir: ../templates",

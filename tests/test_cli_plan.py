@@ -6,7 +6,6 @@ import contextlib
 import io
 import json
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ import yaml
 
 from avatarflow.cli import cli, main
 
-from .helpers import MANIFEST, Result, course, record_all, run_cli
+from .helpers import MANIFEST, Result, copy_example, course, record_all, run_cli
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "manifests" / "git-course.yaml"
@@ -29,10 +28,7 @@ ANSI = "\x1b["
 @pytest.fixture
 def example(tmp_path: Path) -> Path:
     """A copy of the example course (manifest, scripts, templates) without any state."""
-    skip = shutil.ignore_patterns(".avatarflow", "build")
-    shutil.copytree(REPO / "manifests", tmp_path / "manifests", ignore=skip)
-    shutil.copytree(REPO / "templates", tmp_path / "templates", ignore=skip)
-    return tmp_path / "manifests" / "git-course.yaml"
+    return copy_example(tmp_path) / "git-course.yaml"
 
 
 def run_raw(*args: str) -> Result:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +16,7 @@ import avatarflow
 from avatarflow.emulator.requestlog import read_request_log
 from avatarflow.events import Event, PlanReady, Progress, Starting
 
-from .helpers import course, record_all
+from .helpers import copy_example, course, record_all
 
 REPO = Path(__file__).resolve().parent.parent
 FAST = json.dumps({"width": 160, "height": 90})
@@ -43,8 +42,7 @@ def run_python(code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 def test_the_readme_script_renders_the_example_course(tmp_path: Path) -> None:
     script = readme_script()
     assert len(script.strip().splitlines()) <= 12
-    shutil.copytree(REPO / "manifests", tmp_path / "manifests")
-    shutil.copytree(REPO / "templates", tmp_path / "templates")
+    copy_example(tmp_path)
     done = run_python(script, tmp_path)
     assert done.returncode == 0, done.stderr
     videos = sorted(p.name for p in (tmp_path / "manifests/build/videos-drafts").glob("*.mp4"))

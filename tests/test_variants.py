@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import pytest
 from avatarflow.emulator.requestlog import create_counts, read_request_log
 from avatarflow.packing import group
 
-from .helpers import MANIFEST, course, open_course, run_cli
+from .helpers import MANIFEST, copy_example, course, open_course, run_cli
 
 REPO = Path(__file__).resolve().parent.parent
 BASES = ["01-welcome", "02-commits", "03-branches", "04-merging", "05-recap", "06-outro"]
@@ -37,9 +36,7 @@ def fast_emulator(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def bilingual(tmp_path: Path) -> Path:
-    shutil.copytree(REPO / "manifests", tmp_path / "manifests")
-    shutil.copytree(REPO / "templates", tmp_path / "templates")
-    return tmp_path / "manifests" / "git-course-i18n.yaml"
+    return copy_example(tmp_path) / "git-course-i18n.yaml"
 
 
 def creates(manifest: Path) -> Counter[str]:
