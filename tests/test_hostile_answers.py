@@ -39,7 +39,9 @@ from .helpers import (
 )
 
 ONE = ("--only", "01-*")
-EVERY = RetryPolicy().max_attempts  # every download attempt of one apply
+# More than every download attempt of one apply: a fresh result URL fetched on the way
+# may start the attempts again, and the faults are lifted by a new emulator anyway.
+EVERY = 4 * RetryPolicy().max_attempts
 GA = "2024-08-01"
 PREVIEW = "3.1-preview1"
 
