@@ -30,6 +30,7 @@ if TYPE_CHECKING:
         StatusOptions,
     )
     from .planner import Action, ActionKind, Plan
+    from .pull import PullResult, pull
     from .reviewpage import ReviewPage, review
     from .workflow import (
         ApplyResult,
@@ -61,6 +62,7 @@ _EXPORTS = {
     "PlanResult": "workflow",
     "Progress": "events",
     "PruneOptions": "options",
+    "PullResult": "pull",
     "ReviewOptions": "options",
     "ReviewPage": "reviewpage",
     "Starting": "events",
@@ -72,6 +74,7 @@ _EXPORTS = {
     "load_manifest": "manifest",
     "plan": "workflow",
     "prune": "workflow",
+    "pull": "pull",
     "review": "reviewpage",
     "status": "workflow",
     "validate": "workflow",
@@ -94,6 +97,7 @@ __all__ = [
     "PlanResult",
     "Progress",
     "PruneOptions",
+    "PullResult",
     "ReviewOptions",
     "ReviewPage",
     "Starting",
@@ -106,6 +110,7 @@ __all__ = [
     "load_manifest",
     "plan",
     "prune",
+    "pull",
     "review",
     "status",
     "validate",

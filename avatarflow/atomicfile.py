@@ -1,7 +1,8 @@
 """Atomic file writes: a reader sees the old file or the new one, never half of one.
 
 Every file avatarflow (and its emulator) replaces is written to a temp file in the same
-folder and renamed over the target. The temp name follows one rule,
+folder (or in a ``temp_dir`` on the same filesystem, to keep it out of a folder git
+commits) and renamed over the target. The temp name follows one rule,
 ``.NAME.avatarflow-tmp-XXXXXXXX``, so that :func:`remove_stale` can sweep what a killed
 process left behind (and a ``.gitignore`` line can keep it out of a commit).
 
@@ -32,14 +33,18 @@ def is_temp_name(name: str) -> bool:
     return name.startswith(".") and TEMP_MARK in name
 
 
-def new_temp(path: Path, *, private: bool = False, suffix: str = "") -> Path:
-    """An empty temp file beside ``path`` for the caller to fill and :func:`commit`.
+def new_temp(
+    path: Path, *, private: bool = False, suffix: str = "", temp_dir: Path | None = None
+) -> Path:
+    """An empty temp file beside ``path`` (or in ``temp_dir``, on the same filesystem)
+    for the caller to fill and :func:`commit`.
 
     Made with the umask's permissions like an ordinary file, or 0600 when ``private``;
     ``suffix`` ends its name (ffmpeg picks a format by it).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}{TEMP_MARK}", suffix=suffix, dir=path.parent)
+    folder = temp_dir if temp_dir is not None else path.parent
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}{TEMP_MARK}", suffix=suffix, dir=folder)
     os.close(fd)
     if not private:
         os.chmod(name, 0o666 & ~_UMASK)  # mkstemp makes 0600
@@ -65,13 +70,14 @@ def replacing(
     durable: bool = True,
     private: bool = False,
     before_commit: Callable[[], None] | None = None,
+    temp_dir: Path | None = None,
 ) -> Iterator[IO[bytes]]:
     """``with replacing(path) as handle: handle.write(...)`` — ``path`` changes, all at
     once, when the block ends without an exception; otherwise the temp file goes.
 
     ``before_commit`` runs after the data is written (and fsynced), before the rename.
     """
-    temp = new_temp(path, private=private)
+    temp = new_temp(path, private=private, temp_dir=temp_dir)
     try:
         with open(temp, "wb") as handle:
             yield handle
@@ -93,9 +99,12 @@ def write_bytes(
     durable: bool = True,
     private: bool = False,
     before_commit: Callable[[], None] | None = None,
+    temp_dir: Path | None = None,
 ) -> None:
     """Replace ``path`` with ``data`` atomically (see :func:`replacing`)."""
-    with replacing(path, durable=durable, private=private, before_commit=before_commit) as out:
+    with replacing(
+        path, durable=durable, private=private, before_commit=before_commit, temp_dir=temp_dir
+    ) as out:
         out.write(data)
 
 

@@ -15,6 +15,7 @@ from .errors import AvatarflowError, Terminated
 from .options import PlanOptions
 from .secrets import redact
 from .signals import terminated_on_sigterm
+from .workspace import target_name
 
 if TYPE_CHECKING:  # rich is loaded by the commands that print, not by ``--help``
     from rich.console import Console
@@ -56,6 +57,16 @@ def emulator_option(func: F) -> F:
     )(func)
 
 
+def lock_timeout_option(func: F) -> F:
+    return click.option(
+        "--lock-timeout",
+        type=click.FloatRange(min=0),
+        default=0.0,
+        show_default=True,
+        help="Seconds to wait for the state lock.",
+    )(func)
+
+
 def verify_option(func: F) -> F:
     return click.option(
         "--verify",
@@ -74,7 +85,10 @@ class _LazyGroup(click.Group):
         "emulator": "cli_apply",
         "export": "cli_review",
         "force-unlock": "cli_apply",
+        "git-setup": "cli_team",
+        "merge-render": "cli_team",
         "prune": "cli_apply",
+        "pull": "cli_team",
         "review": "cli_review",
         "state": "cli_state",
         "status": "cli_apply",
@@ -85,7 +99,10 @@ class _LazyGroup(click.Group):
         "apply": "Render what is new or changed, resuming anything already paid for.",
         "emulator": "Serve the local Azure-compatible batch avatar API on a loopback port.",
         "force-unlock": "Break a state lock left behind by a process that is gone.",
-        "prune": "Forget videos removed from the manifest (optionally their files and jobs).",
+        "git-setup": "Set up the render merge driver in this clone.",
+        "merge-render": "Git merge driver for render records: both jobs are kept.",
+        "prune": "Forget removed videos and remove renders unused for --keep-days.",
+        "pull": "Put videos in place from the video stores, with no Speech request.",
         "state": "Move the state between the local files and the manifest's remote backend.",
         "status": "Per video: recorded status, output present and intact, remote job state.",
     }
@@ -187,6 +204,15 @@ def render(ctx: Context, manifest: Path, video_id: str, as_json: bool) -> int:
     is_flag=True,
     help="Exit 0 when there is nothing to do, 2 when there are changes, 1 on error.",
 )
+@click.option("--refresh", is_flag=True, help="Ask the service about the jobs the plan relies on.")
+@click.option(
+    "-o",
+    "--out",
+    "out_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Save the plan to FILE; apply FILE then applies exactly it or refuses.",
+)
 @verify_option
 @pass_ctx
 def plan(
@@ -196,10 +222,17 @@ def plan(
     as_json: bool,
     output_format: str,
     detailed_exitcode: bool,
+    refresh: bool,
+    out_file: Path | None,
     verify: bool,
 ) -> int:
     """Show which videos apply would render, and why."""
-    result = workflow.plan(manifest, PlanOptions(emulator=emulator, verify=verify))
+    options = PlanOptions(emulator=emulator, verify=verify, refresh=refresh)
+    result = workflow.plan(manifest, options)
+    if out_file is not None:
+        from .savedplan import save
+
+        save(result.plan, manifest, target_name(emulator), out_file)
     for warning in result.warnings:
         ctx.err.print(f"warning: {warning}")
     from .display import pack_jobs, plan_json  # rich: not loaded by ``--help``
@@ -234,14 +267,25 @@ def schema() -> int:
 @click.option("--name", default="my-course", show_default=True, help="Course name (job id prefix).")
 @pass_ctx
 def init(ctx: Context, directory: Path, name: str) -> int:
-    """Scaffold a manifest, its schema, a template and .gitignore lines."""
+    """Scaffold a manifest, its schema, a template, git ignore and merge lines."""
+    from .gitmerge import setup
     from .scaffold import next_steps, scaffold
 
     written = scaffold(directory, name)
     for path in written:
         ctx.err.print(f"wrote {path}", markup=False)
+    attributes, configured = setup(directory)
+    ctx.err.print(f"wrote {attributes}", markup=False)
+    if configured:
+        ctx.err.print("configured the render merge driver in this clone's git config")
     for line in next_steps(directory, written[0]):
         ctx.out.print(line, markup=False, highlight=False)
+    ctx.out.print(
+        "  then commit .avatarflow/ (each clone runs avatarflow git-setup once for the "
+        "merge driver)",
+        markup=False,
+        highlight=False,
+    )
     return EXIT_OK
 
 

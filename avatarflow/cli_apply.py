@@ -13,11 +13,12 @@ import click
 from rich.table import Table
 
 from . import workflow
-from .cli import EXIT_FAILED, EXIT_OK, verify_option
+from .cli import EXIT_FAILED, EXIT_OK, lock_timeout_option, verify_option
 from .display import ApplyProgress, lock_waits, plan_json, print_plan, print_rows
 from .errors import ConfigError
 from .events import Event, LockWait, PlanReady, Progress, Starting
 from .options import ApplyOptions, PruneOptions, StatusOptions
+from .planner import ActionKind
 from .pricing import Prices, billed_cost, shipped
 
 if TYPE_CHECKING:
@@ -57,14 +58,16 @@ def _summary_table(summary: Summary, prices: Prices | None) -> Table:
     table = Table(title="Apply summary", show_header=False)
     table.add_column("what")
     table.add_column("count", justify="right")
-    c = summary.counts
+    c, done = summary.counts, summary.done
     for label, value in (
-        ("created", c["created"]),
-        ("re-rendered", c["rerendered"]),
-        ("adopted (no new render)", c["adopted"]),
+        # The plan's words, for what the plan listed and apply carried out.
+        ("created", done[ActionKind.CREATE]),
+        ("re-rendered", done[ActionKind.RERENDER]),
+        ("resumed", done[ActionKind.RESUME]),
+        ("fetched", done[ActionKind.DOWNLOAD]),
+        ("reused", done[ActionKind.REUSE]),
+        ("forgotten", done[ActionKind.FORGET]),
         ("jobs created (paid creates)", c["jobs"]),
-        ("downloaded", c["downloaded"]),
-        ("forgotten", c["forgotten"]),
         ("failed", len(summary.failed)),
         ("timed out (resumable)", len(summary.timed_out)),
         ("characters billed", summary.characters),
@@ -154,13 +157,7 @@ class _ApplyScreen:
     help="Seconds a job (or a lookup) may take before apply stops waiting (default 12 hours).",
 )
 @click.option("--delete-remote", is_flag=True, help="Delete each remote job after its download.")
-@click.option(
-    "--lock-timeout",
-    type=click.FloatRange(min=0),
-    default=0.0,
-    show_default=True,
-    help="Seconds to wait for the state lock.",
-)
+@lock_timeout_option
 @click.option(
     "--max-cost",
     type=click.FloatRange(min=0),
@@ -174,6 +171,9 @@ class _ApplyScreen:
     help="Refuse, before sending anything, a plan with more paid renders than this.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print events as JSON lines on stdout.")
+@click.option(
+    "--refresh", is_flag=True, help="Ask the service about the jobs the plan relies on first."
+)
 @click.pass_obj
 def apply(
     ctx: Any,
@@ -190,9 +190,13 @@ def apply(
     max_cost: float | None,
     max_renders: int | None,
     as_json: bool,
+    refresh: bool,
 ) -> int:
-    """Render what is new or changed, resuming anything already paid for."""
+    """Render what is new or changed, resuming anything already paid for.
+
+    MANIFEST may be a plan saved by ``plan -o``: it is applied exactly, or refused."""
     options = ApplyOptions(
+        refresh=refresh,
         emulator=emulator,
         only=only,
         exclude=exclude,
@@ -265,6 +269,14 @@ def _status_note(row: VideoStatus) -> str:
 @click.option("--emulator", is_flag=True, help="Prune the draft target.")
 @click.option("--delete-files", is_flag=True, help="Also delete the outputs of removed videos.")
 @click.option("--remote", is_flag=True, help="Also delete the remote jobs of removed videos.")
+@click.option(
+    "--keep-days",
+    type=click.FloatRange(min=0),
+    default=30.0,
+    show_default=True,
+    help="Keep unused renders that ended more recently than this.",
+)
+@click.option("--store", is_flag=True, help="Also drop pruned videos from the local store.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask.")
 @click.option("--lock-timeout", type=click.FloatRange(min=0), default=0.0)
 @click.pass_obj
@@ -274,22 +286,35 @@ def prune(
     emulator: bool,
     delete_files: bool,
     remote: bool,
+    keep_days: float,
+    store: bool,
     yes: bool,
     lock_timeout: float,
 ) -> int:
-    """Forget videos removed from the manifest (optionally their files and jobs)."""
+    """Forget removed videos and remove renders unused for --keep-days."""
 
     def confirm(removed: list[StateRecord]) -> bool:
         for record in removed:
             ctx.out.print(f"  - {record.video_id}")
         return _confirm(yes, "prune", "Prune these videos?")
 
-    options = PruneOptions(emulator, delete_files, remote, lock_timeout)
-    pruned = workflow.prune(manifest, options, on_event=lock_waits(ctx.err), confirm=confirm)
-    if not pruned:
-        ctx.out.print("Nothing to prune.")
-    else:
+    options = PruneOptions(emulator, delete_files, remote, lock_timeout, keep_days, store)
+    renders: list[str] = []
+
+    def show(event: Progress) -> None:
+        if isinstance(event, Event) and event.kind == "pruned":
+            renders.append(event.message)
+            ctx.out.print(f"  {event.message}", highlight=False)
+        else:
+            lock_waits(ctx.err)(event)
+
+    pruned = workflow.prune(manifest, options, on_event=show, confirm=confirm)
+    if renders:
+        ctx.out.print(f"Pruned {len(renders)} unused render(s).")
+    if pruned:
         ctx.out.print(f"Pruned {len(pruned)} video(s).")
+    elif not renders:
+        ctx.out.print("Nothing to prune.")
     return EXIT_OK
 
 

@@ -28,6 +28,6 @@ def read_course(path: Path | str, target: TargetName) -> Course:
     """Load, render and plan ``path`` for ``target``; no request, no state write."""
     manifest, workspace = open_manifest(path, target)
     built = build_requests(manifest)
-    state, _ = load_state(open_store(manifest, workspace), workspace)
+    state, _ = load_state(open_store(manifest, workspace), workspace, built)
     plan, _ = full_plan(manifest, workspace, built, state, None)
     return Course(manifest, workspace, built.requests, plan, workspace.output_checker())

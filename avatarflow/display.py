@@ -28,7 +28,8 @@ _WORDS: dict[ActionKind, tuple[str, str, str]] = {
     ActionKind.CREATE: ("+", "create (render a new video)", "to create"),
     ActionKind.RERENDER: ("~", "re-render (the request changed)", "to re-render"),
     ActionKind.RESUME: (">", "resume a job already submitted", "to resume"),
-    ActionKind.DOWNLOAD: ("↓", "download again (no new render)", "to download"),
+    ActionKind.DOWNLOAD: ("↓", "fetch again from a store or the service (free)", "to fetch"),
+    ActionKind.REUSE: ("=", "reuse an existing render (free)", "to reuse"),
     ActionKind.FORGET: ("-", "forget a video removed from the manifest", "to forget"),
 }
 SYMBOLS = {kind: words[0] for kind, words in _WORDS.items()}
@@ -39,6 +40,7 @@ _STYLES = {
     ActionKind.RERENDER: "yellow",
     ActionKind.RESUME: "cyan",
     ActionKind.DOWNLOAD: "blue",
+    ActionKind.REUSE: "magenta",
     ActionKind.FORGET: "red",
 }
 
@@ -119,7 +121,10 @@ def plan_json(plan: Plan, prices: Prices | None = None) -> dict[str, Any]:
         "format": 1,
         "lineage": plan.lineage,
         "serials": dict(plan.serials),
-        "summary": {kind.value: counts.get(kind, 0) for kind in FOOTER},
+        "summary": {
+            **{kind.value: counts.get(kind, 0) for kind in FOOTER},
+            "paid": len(plan.paid()),
+        },
         "estimate": {
             "characters": chars,
             "minutes": round(minutes, 2),
@@ -136,6 +141,8 @@ def plan_json(plan: Plan, prices: Prices | None = None) -> dict[str, Any]:
                 "reasons": list(a.reasons),
                 "synthesis_id": a.synthesis_id,
                 "input_hash": a.input_hash,
+                "paid": a.paid,
+                "source": a.source,
             }
             for a in plan.actions
         ],

@@ -7,6 +7,7 @@
     │   ├── RequestValidationError     request body breaks a documented service rule
     │   ├── StateError                 state file corrupt, newer format, other lineage
     │   │   ├── StalePlanError         state changed since the plan was made
+    │   │   │   └── PlanChangedError       a job the plan relied on is gone: nothing paid
     │   │   └── ConcurrentWriteError   another writer changed the remote state (ETag mismatch)
     │   ├── LockError                  another process holds the state lock
     │   │   └── LockUnsupported        the platform has no file lock
@@ -100,6 +101,11 @@ class StateError(LocatedError):
 
 class StalePlanError(StateError):
     """The state changed between plan and apply."""
+
+
+class PlanChangedError(StalePlanError):
+    """What the confirmed plan relied on is no longer so (a job deleted early): apply
+    stopped before paying for the difference."""
 
 
 class ConcurrentWriteError(StateError):

@@ -562,7 +562,10 @@ class _StateReader:
         with open(meta_path, encoding="utf-8") as handle:
             self.stats[META_FILE] = stat_key(os.fstat(handle.fileno()))
             text = handle.read()
-        self.meta = parse_meta(parse_json(text, shown), shown)
+        data = parse_json(text, shown)
+        if isinstance(data, dict) and data.get("format") != 1:
+            raise _Fallback  # records kept by render: the full plan binds them to videos
+        self.meta = parse_meta(data, shown)
         self.lineage: str | None = self.meta.lineage
         self.folder = str(self.store.directory / RECORDS_DIR)
         self.parsed: dict[str, StateRecord] = {}

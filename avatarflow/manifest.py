@@ -189,6 +189,20 @@ class StateSettings(_Strict):
         return self
 
 
+class StoreSettings(_Strict):
+    """The team's video store: an Azure Blob container every verified output goes to.
+
+    Credentials come from the environment, as for the remote state. Drafts never go there.
+    """
+
+    container_url: str | None = Field(default=None, pattern=r"^https?://[^?#\s]+$")
+
+    @field_validator("container_url", mode="before")
+    @classmethod
+    def _no_credentials(cls, value: Any) -> Any:
+        return StateSettings._no_credentials(value)
+
+
 class ServiceSettings(_Strict):
     """Which API surface and endpoint to use. Keys come from the environment only."""
 
@@ -196,6 +210,7 @@ class ServiceSettings(_Strict):
     region: str | None = None
     endpoint: str | None = None
     state: StateSettings = StateSettings()
+    store: StoreSettings = StoreSettings()
     pack: bool = False
     """Send videos that differ only in their input as one multi-input job (GA only)."""
     destination_container_url: str | None = None

@@ -12,6 +12,7 @@ MAX_PARALLELISM = 200  # jobs in flight: the service allows 200 per resource
 class PlanOptions:
     emulator: bool = False  # the draft target: the embedded emulator's state and folder
     verify: bool = False  # hash every output instead of trusting the stat cache
+    refresh: bool = False  # ask the service about the jobs the plan relies on
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,7 @@ class ApplyOptions:
     timeout: float | None = None  # seconds a job may take from its submission
     delete_remote: bool = False  # delete each remote job after its download
     lock_timeout: float = 0.0  # seconds to wait for the state lock
+    refresh: bool = False  # ask the service about the jobs the plan relies on, first
     # Refuse, before anything is sent, a plan estimated above this (the manifest's
     # prices' currency) or with more paid renders; None: the manifest's ``budget``.
     max_cost: float | None = None
@@ -56,6 +58,8 @@ class PruneOptions:
     delete_files: bool = False  # also delete the outputs of removed videos
     remote: bool = False  # also delete the remote jobs of removed videos
     lock_timeout: float = 0.0
+    keep_days: float = 30.0  # unused renders younger than this stay (other branches)
+    store: bool = False  # also drop pruned renders' videos from the local video store
 
 
 @dataclass(frozen=True)

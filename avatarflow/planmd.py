@@ -22,7 +22,8 @@ _LABEL = {
     ActionKind.CREATE: "create",
     ActionKind.RERENDER: "re-render",
     ActionKind.RESUME: "resume",
-    ActionKind.DOWNLOAD: "download",
+    ActionKind.DOWNLOAD: "fetch",
+    ActionKind.REUSE: "reuse",
     ActionKind.FORGET: "forget",
 }
 

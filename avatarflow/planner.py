@@ -27,6 +27,7 @@ class ActionKind(StrEnum):
     RERENDER = "rerender"
     RESUME = "resume"
     DOWNLOAD = "download"
+    REUSE = "reuse"
     FORGET = "forget"
     NOOP = "noop"
 
@@ -50,6 +51,17 @@ class Action:
     record: StateRecord | None = None
     synthesis_id: str | None = None
     input_hash: str | None = None
+    source: str | None = None  # where a fetch or a reuse takes the video from
+
+    @property
+    def paid(self) -> bool:
+        """A new job may be paid for: a render, or a submit whose create may never have
+        reached the service (adopted for free when it did)."""
+        return self.kind in PAID or (
+            self.kind is ActionKind.RESUME
+            and self.record is not None
+            and self.record.status == "submitting"
+        )
 
 
 @dataclass(frozen=True)
@@ -70,7 +82,7 @@ class Plan:
         return Counter(a.kind for a in self.changes)
 
     def paid(self) -> tuple[Action, ...]:
-        return tuple(a for a in self.actions if a.kind in PAID)
+        return tuple(a for a in self.actions if a.paid)
 
     def estimate(self) -> tuple[int, float]:
         """Characters and minutes of narration that the paid actions will render."""
@@ -91,8 +103,12 @@ def make_plan(
     *,
     remote_gone: frozenset[str] = frozenset(),
     replace: frozenset[str] = frozenset(),
+    fetch_from: Callable[[StateRecord], str | None] | None = None,
 ) -> Plan:
-    """Decide, for every video, what ``apply`` must do and why. Reads, never writes."""
+    """Decide, for every video, what ``apply`` must do and why. Reads, never writes.
+
+    ``fetch_from`` says where a recorded video can be had again for free (a store, or
+    the service while its job lives), None when only a new render would bring it back."""
     actions: list[Action] = []
     wanted: set[str] = set()
     for request in requests:
@@ -105,6 +121,8 @@ def make_plan(
                 outputs,
                 request.video_id in remote_gone,
                 request.video_id in replace,
+                state.previous.get(request.video_id),
+                fetch_from,
             )
         )
     for video_id in sorted(set(state.records) - wanted):
@@ -126,19 +144,27 @@ def _plan_video(
     outputs: Callable[[StateRecord], OutputCheck],
     gone: bool,
     replace: bool,
+    previous: StateRecord | None = None,
+    fetch_from: Callable[[StateRecord], str | None] | None = None,
 ) -> Action:
-    def act(kind: ActionKind, *reasons: str) -> Action:
+    def act(
+        kind: ActionKind, *reasons: str, source: str | None = None, was: StateRecord | None = None
+    ) -> Action:
         return Action(
             kind,
             request.video_id,
             reasons,
             request,
-            record,
+            was or record,
             request.synthesis_id,
             request.content_hash,
+            source,
         )
 
     if record is None:
+        if previous is not None and previous.input_hash != request.content_hash:
+            # The render it had: what the change is explained against (its narration too).
+            return act(ActionKind.RERENDER, *explain_change(previous, request), was=previous)
         return act(ActionKind.CREATE, "new video")
     if replace:
         return act(ActionKind.RERENDER, "replacement requested (--replace)")
@@ -161,9 +187,31 @@ def _plan_video(
     if check == "ok":
         return act(ActionKind.NOOP)
     what = "output file missing" if check == "missing" else "output file modified (sha256 differs)"
-    if gone:
-        return act(ActionKind.RERENDER, f"{what} and the remote job has expired")
-    return act(ActionKind.DOWNLOAD, what)
+    if fetch_from is None:  # a state kept per video: the service is the only source
+        if gone:
+            return act(ActionKind.RERENDER, f"{what} and the remote job has expired")
+        return act(ActionKind.DOWNLOAD, what)
+    source = fetch_from(record)
+    if gone and source == "service":
+        source = None
+    if source is None:
+        return act(
+            ActionKind.RERENDER, f"{what}, in no video store, and its job {_job(record)} is gone"
+        )
+    if previous is not None and (
+        previous.input_hash != request.content_hash or previous.video_id != request.video_id
+    ):
+        # A revert, a branch switch, a rename: the request has a render already.
+        if previous.video_id != request.video_id:
+            why = f"same request as {previous.video_id}"
+        else:
+            why = f"request has a render already (job {_job(record)})"
+        return act(ActionKind.REUSE, why, f"from the {source}", source=source)
+    return act(ActionKind.DOWNLOAD, what, f"from the {source}", source=source)
+
+
+def _job(record: StateRecord) -> str:
+    return record.remote_id or record.synthesis_id
 
 
 def _as_saved(record: StateRecord) -> StateRecord:

@@ -23,6 +23,7 @@ from .course import Course, read_course
 from .errors import ConfigError
 from .media import poster_frame, write_file
 from .options import ReviewOptions
+from .payload import VideoRequest
 from .planner import ActionKind, Plan
 from .pricing import Prices, billed_cost, plan_estimate, prices_for, request_cost
 from .state import StateRecord
@@ -39,6 +40,7 @@ _STATUS = {
     ActionKind.RERENDER: ("changed", "changed: re-render pending"),
     ActionKind.RESUME: ("flight", "rendering"),
     ActionKind.DOWNLOAD: ("missing", "rendered, file missing"),
+    ActionKind.REUSE: ("missing", "rendered before, not in place"),
 }
 
 
@@ -133,15 +135,17 @@ def _cards(course: Course, folder: Path) -> tuple[list[Card], list[PosterJob]]:
         diff = narration_diff(action)
         video_src = poster_src = None
         duration = record.duration_ms / 1000 if record and record.duration_ms else None
-        video_path = _video_on_disk(course.workspace.root, record)
+        video_path = _video_on_disk(course, request, record)
         if video_path is not None:
             video_src = _relative(video_path, folder)
-            assert record is not None and record.output is not None
-            poster = folder / POSTERS_DIR / f"{record.output.sha256[:20]}.jpg"
+            assert record is not None
+            key = record.output.sha256 if record.output is not None else record.input_hash
+            poster = folder / POSTERS_DIR / f"{key[:20]}.jpg"
             poster_src = _relative(poster, folder)
             at = min(1.0, (duration or 2.0) / 2)
             if not poster.is_file():
-                jobs.append((video_path, poster, at, record.output.path))
+                shown = course.workspace.display(video_path)
+                jobs.append((video_path, poster, at, shown))
         css, label = _STATUS[action.kind]
         if action.kind is ActionKind.RERENDER and record is not None and record.status == "failed":
             css, label = "failed", "last render failed"
@@ -187,11 +191,18 @@ def _voice(content: str) -> str | None:
     return match.group(2) if match else None
 
 
-def _video_on_disk(root: Path, record: StateRecord | None) -> Path | None:
-    """The last render's file, when it is there (a pending change still shows it)."""
-    if record is None or record.output is None:
+def _video_on_disk(
+    course: Course, request: VideoRequest, record: StateRecord | None
+) -> Path | None:
+    """The last render's file, when it is there (a pending change still shows it). A
+    render a video used before its change is bound to no path: its file is the video's
+    own output until the new render replaces it."""
+    if record is None:
         return None
-    path = root / record.output.path
+    if record.output is not None:
+        path = course.workspace.root / record.output.path
+    else:
+        path = course.workspace.output_path(request)
     return path if path.is_file() and not path.is_symlink() else None
 
 

@@ -22,6 +22,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,9 @@ from .errors import (
     JobTimeoutError,
     LocalResourceError,
     NotFoundError,
+    PlanChangedError,
     ServiceError,
+    StorageError,
     ThrottledError,
     TransportError,
     UntrustedAnswerError,
@@ -49,8 +52,11 @@ from .manifest import Manifest
 from .packing import Member, Pack, group, pack_job_id
 from .payload import ATTEMPT_PROPERTY, HASH_PROPERTY, VideoRequest
 from .planner import Action, ActionKind, Plan
+from .pull import SUBTITLE_SUFFIX, fetch_video
+from .renders import format_time
 from .secrets import redact
 from .state import IN_FLIGHT, JobError, OutputFile, State, StateRecord, utc_now
+from .videostore import StoredObject, VideoStores
 from .worddiff import spoken_text
 from .workspace import Workspace
 
@@ -59,7 +65,6 @@ LIST_PAGE = 100  # jobs per list page, the most both API surfaces allow
 GONE_CODE = "JobGone"
 TIMEOUT_CODE = "Timeout"
 DOWNLOAD_CODE = "DownloadFailed"
-SUBTITLE_SUFFIX = ".vtt"
 UNTRUSTED_CODE = "UntrustedAnswer"
 LOCAL_CODE = "LocalWriteFailed"
 # Without --timeout a job stuck in NotStarted or Running is still given up on (and kept
@@ -120,6 +125,7 @@ class JobSettings:
 @dataclass
 class Summary:
     counts: Counter[str] = field(default_factory=Counter)
+    done: Counter[ActionKind] = field(default_factory=Counter)  # actions carried out, by kind
     characters: int = 0
     avatar_seconds: int = 0
     failed: list[str] = field(default_factory=list)
@@ -146,6 +152,11 @@ def _in_container(job: RemoteJob) -> bool:
     ``outputs.result`` is a path relative to it, not a signed URL (API reference §4.1)."""
     result = job.result_url
     return bool(result) and not urlsplit(result or "").scheme
+
+
+def _service_time(moment: datetime | None) -> str | None:
+    """A time the service reported, as state keeps it (UTC ISO-8601)."""
+    return format_time(moment) if moment is not None else None
 
 
 def _external_subtitles(request: VideoRequest) -> bool:
@@ -177,7 +188,6 @@ def _record_for(request: VideoRequest, status: str, previous: StateRecord | None
         request=request.recorded_body(),
         sources=dict(request.rendered.sources),
         narration=spoken_text(request.rendered.content, request.rendered.input_kind),
-        submitted_at=now,
         updated_at=now,
     )
 
@@ -193,8 +203,10 @@ class Runner:
         client: SpeechClient,
         options: RunOptions | None = None,
         on_event: EventSink | None = None,
+        stores: VideoStores | None = None,
     ) -> None:
         self.workspace = workspace
+        self.stores = stores  # every verified output goes in; fetches try them first
         self.jobs = jobs
         self.state = state
         self.client = client
@@ -228,8 +240,10 @@ class Runner:
             self._destination = self.jobs.destination()
         self.state.ensure_meta(self.jobs.name)
         self._remove_partial_downloads()
+        await self._check_promises(plan)
         for action in plan.actions:
             if action.kind is ActionKind.FORGET:
+                self._remove_output(action)
                 self.state.forget(action.video_id)
                 self.summary.counts["forgotten"] += 1
                 self.emit(Event("forgot", action.video_id, "forgotten (removed from the manifest)"))
@@ -241,6 +255,7 @@ class Runner:
         paid = [a for a in work if a.kind in (ActionKind.CREATE, ActionKind.RERENDER)]
         resumes = [a for a in resumes if not self._saved_before_a_crash(a)]
         self._poller = asyncio.create_task(self._poll_loop())
+        self.state.batch()  # flushed below, whatever happens
         try:
             await self._gather(self._resumes(resumes))
             if self.packing:
@@ -252,7 +267,67 @@ class Runner:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._poller
             self.workspace.hashes.save()
+            self.state.flush()
+        unfinished = {*self.summary.failed, *self.summary.timed_out}
+        for action in plan.changes:
+            if action.video_id not in unfinished:
+                self.summary.done[action.kind] += 1
+        if self.stores is not None:
+            await asyncio.to_thread(self._sync_stores, self.stores)
         return self.summary
+
+    def _sync_stores(self, stores: VideoStores) -> None:
+        from .pull import sync_stores
+
+        def report(kind: str, video: str | None, message: str) -> None:
+            self.emit(Event(kind, video, message))
+
+        sync_stores(self.workspace, stores, self.state, report)
+        self.state.flush()
+
+    async def _check_promises(self, plan: Plan) -> None:
+        """Before anything is paid: every job the plan fetches from must still be there.
+        A job deleted before its expiry would otherwise need a render the confirmed plan
+        did not list as paid; stop instead, say what changed, and let the next plan (which
+        knows the job is gone) ask for a fresh confirmation."""
+        relied = {
+            a.record.remote_id: a
+            for a in plan.changes
+            if a.kind in (ActionKind.DOWNLOAD, ActionKind.REUSE)
+            and a.source == "service"
+            and a.record is not None
+            and a.record.remote_id
+        }
+        if not relied:
+            return
+        seen = await self.poll_jobs(set(relied))
+        changed: list[str] = []
+        for job_id, action in sorted(relied.items(), key=lambda item: item[1].video_id):
+            job = seen.get(job_id)
+            if job is None or not job.succeeded:
+                self.state.note_gone(job_id)
+                changed.append(
+                    f"{action.video_id}: its job {job_id} is gone before its expiry and no "
+                    "video store has the video, so only a paid render brings it back"
+                )
+        if changed:
+            raise PlanChangedError(
+                "the plan no longer holds; nothing was paid. " + "; ".join(changed) + ". "
+                "Run plan or apply again to confirm the new plan"
+            )
+
+    def _remove_output(self, action: Action) -> None:
+        """The output of a video removed from the manifest, if it is still the file
+        avatarflow wrote (same sha256); anything else there is the user's."""
+        output = action.record.output if action.record else None
+        if output is None:
+            return
+        path = self.workspace.root / output.path
+        if path.is_symlink() or not path.is_file():
+            return
+        if self.workspace.hashes.sha256(output.path, path, verify=True) == output.sha256:
+            path.unlink()
+            self.emit(Event("info", action.video_id, f"removed {output.path}"))
 
     def _saved_before_a_crash(self, action: Action) -> bool:
         """Record a download that the last run saved but died before recording: the
@@ -321,18 +396,59 @@ class Runner:
     def _remove_partial_downloads(self) -> None:
         """A crash mid-download leaves a temp file; the lock says nobody else writes."""
         self.state.remove_stale_temp_files()
-        atomicfile.remove_stale(self.workspace.output_dir)
+        self.workspace.remove_partial_downloads()
 
     async def _put(self, record: StateRecord) -> StateRecord:
         """Persist ``record`` before the caller goes on, off the event loop: an fsynced
         write takes milliseconds, and polls and downloads of other videos need not wait."""
         return await asyncio.to_thread(self.state.put, record)
 
+    # -- the video stores ------------------------------------------------------------
+    async def _from_store(self, request: VideoRequest, record: StateRecord) -> bool:
+        """Put a recorded video in place from a video store: no request, no committed
+        write (the render's record already says everything)."""
+        if record.output is None or self.stores is None:
+            return False
+        target = self.workspace.output_path(request)
+        obj = StoredObject(record.output.sha256, record.output.size)
+        source = await asyncio.to_thread(fetch_video, self.stores, record, target)
+        if source is None:
+            return False
+        shown = self.workspace.display(target)
+        self.workspace.hashes.sha256(shown, target, verify=True)
+        output = OutputFile(path=shown, size=obj.size, sha256=obj.sha256)
+        await self._put(record.model_copy(update={"status": "downloaded", "output": output}))
+        self.state.note_stored(obj.sha256, ["local", source])
+        self.emit(
+            Event(
+                "downloaded",
+                request.video_id,
+                f"put {shown} in place from the {source} store (no request)",
+                {"path": shown, "size": obj.size, "sha256": obj.sha256, "from": source},
+            )
+        )
+        return True
+
+    async def _store(self, target: Path, size: int, digest: str, video_id: str | None) -> None:
+        """Keep a verified output in every video store; a store that fails is reported
+        and tried again by the next apply or pull."""
+        if self.stores is None:
+            return
+        obj = StoredObject(digest, size)
+        try:
+            await asyncio.to_thread(self.stores.put, target, obj)
+        except StorageError as exc:
+            self.emit(Event("info", video_id, f"not stored: {exc}"))
+            return
+        self.state.note_stored(digest, [store.name for store in self.stores.all])
+
     # -- one video -----------------------------------------------------------------
     async def _resume(self, action: Action) -> None:
         assert action.request is not None and action.record is not None
         request, record = action.request, action.record
-        if action.kind is ActionKind.DOWNLOAD:
+        if action.kind in (ActionKind.DOWNLOAD, ActionKind.REUSE):
+            if await self._from_store(request, record):
+                return
             job = await self._lookup(record)
             if job is None:
                 await self._fail(
@@ -460,7 +576,7 @@ class Runner:
         return await self._put(record.model_copy(update=update | more))
 
     async def _submitted(self, request: VideoRequest, job: RemoteJob) -> None:
-        record = await self._record_submitted(request, job, submitted_at=utc_now())
+        record = await self._record_submitted(request, job, submitted_at=_service_time(job.created))
         where = f" as input {record.pack_index}" if record.pack_index is not None else ""
         self.emit(
             Event("submitted", request.video_id, f"submitted{where} as {job.id}", {"job": job.id})
@@ -692,7 +808,7 @@ class Runner:
                     update={
                         "status": "succeeded",
                         "remote_status": job.status,
-                        "completed_at": utc_now(),
+                        "completed_at": _service_time(job.last_action),
                         "duration_ms": None if packed else job.duration_ms,
                         "billing": {} if packed else dict(job.billing),
                     }
@@ -703,19 +819,29 @@ class Runner:
     async def _record_failed(self, request: VideoRequest, job: RemoteJob) -> None:
         code = job.error_code or "Failed"
         message = redact(job.error_message or "the service reported a failure")
-        await self._fail(request, code, message, remote_status=job.status)
+        await self._fail(
+            request, code, message, remote_status=job.status, at=_service_time(job.last_action)
+        )
 
     async def _fail(
-        self, request: VideoRequest, code: str, message: str, remote_status: str | None = None
+        self,
+        request: VideoRequest,
+        code: str,
+        message: str,
+        remote_status: str | None = None,
+        at: str | None = None,
     ) -> None:
+        """``at``: the service's time of the failure; a failure seen only here has none."""
         record = self.state.records.get(request.video_id) or _record_for(request, "failed", None)
+        if code == GONE_CODE:
+            self.state.note_gone(record.remote_id or record.synthesis_id)
         await self._put(
             record.model_copy(
                 update={
                     "status": "failed",
                     "error": JobError(code=code, message=message),
                     "remote_status": remote_status or record.remote_status,
-                    "completed_at": utc_now(),
+                    "completed_at": at,
                 }
             )
         )
@@ -867,6 +993,7 @@ class Runner:
         hashes = self.workspace.hashes
         if hashes.sha256(self.workspace.display(target), target, verify=True) != digest:
             raise DownloadError(f"{target.name} changed while it was being saved")
+        await self._store(target, size, digest, video_id)
         return size, digest
 
     async def _fetch_subtitles(self, url: str, video: Path) -> OutputFile:
@@ -882,6 +1009,7 @@ class Runner:
             atomicfile.commit(tmp, target)
         finally:
             atomicfile.discard(tmp)
+        await self._store(target, size, digest, None)
         return OutputFile(path=self.workspace.display(target), size=size, sha256=digest)
 
     async def _delete_remote(self, request: VideoRequest, job: RemoteJob) -> None:

@@ -34,8 +34,6 @@ TEMPLATE = """\
 GITIGNORE_LINES = [
     "# avatarflow: rendered videos, locks, caches and emulator data stay local",
     "build/",
-    ".avatarflow/**/state.lock",
-    ".avatarflow/**/cache/",
     ".avatarflow/*/emulator/",
     ".avatarflow/**/.*.avatarflow-tmp-*",
 ]

@@ -14,12 +14,12 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from . import atomicfile
 
-CACHE_DIR = "cache"
 FILE_NAME = "outputs.json"
 VERSION = 1
 RACY_NS = 2_000_000_000  # mtime granularity of the coarsest filesystems we meet (FAT: 2 s)
@@ -42,8 +42,9 @@ def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
 class StatCache:
     """Output path (as stored in state) → (stat key, sha256), loaded from ``path``."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, prepare: Callable[[], object] | None = None) -> None:
         self.path = path
+        self.prepare = prepare  # makes the cache's folder before its first write
         self.bytes_hashed = 0  # what this process read to hash; tests prove reuse with it
         self._written_ns, self._entries = _load(path)
         self._dirty = False
@@ -81,6 +82,8 @@ class StatCache:
             "written_ns": written_ns,
             "entries": {k: [*stat, sha] for k, (stat, sha) in sorted(self._entries.items())},
         }
+        if self.prepare is not None:
+            self.prepare()
         if not write_json(self.path, data):
             return  # a read-only checkout still plans; it only hashes again next time
         self._written_ns = written_ns

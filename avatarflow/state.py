@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -101,10 +101,16 @@ class StateMeta(BaseModel):
     created_at: str
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` durably; readers see the old or the new file, never half."""
+def atomic_write(path: Path, data: bytes, temp_dir: Path | None = None) -> None:
+    """Write ``data`` to ``path`` durably; readers see the old or the new file, never half.
+
+    ``temp_dir`` (on the same filesystem) keeps the temp file out of a committed folder."""
     atomicfile.write_bytes(
-        path, data, private=True, before_commit=lambda: checkpoint("mid-state-write")
+        path,
+        data,
+        private=True,
+        temp_dir=temp_dir,
+        before_commit=lambda: checkpoint("mid-state-write"),
     )
 
 
@@ -123,6 +129,7 @@ class StateStore(Protocol):
     def delete_record(self, video_id: str) -> None: ...
     def replace(self, meta: StateMeta, records: Mapping[str, StateRecord]) -> None: ...
     def remove_stale_temp_files(self) -> int: ...
+    def bind(self, state: State, videos: Iterable[tuple[str, str, str]]) -> None: ...
     def lock(
         self, command: str, timeout: float = 0.0, on_wait: Callable[[str], None] | None = None
     ) -> HeldLock: ...
@@ -136,6 +143,9 @@ class State:
     store: StateStore
     meta: StateMeta | None = None
     records: dict[str, StateRecord] = field(default_factory=dict)
+    # Per video, the render this checkout had for it before (a store that keeps records
+    # by request fills it): what an edit, a revert or a rename is compared against.
+    previous: dict[str, StateRecord] = field(default_factory=dict)
 
     @property
     def display(self) -> str:
@@ -144,6 +154,11 @@ class State:
     @property
     def exists(self) -> bool:
         return self.meta is not None
+
+    def bind(self, videos: Iterable[tuple[str, str, str]]) -> None:
+        """Give each video (id, request hash, output path) its record, where the store
+        keeps records by request rather than by video."""
+        self.store.bind(self, videos)
 
     def serials(self) -> dict[str, int]:
         return {vid: rec.serial for vid, rec in self.records.items()}
@@ -168,6 +183,32 @@ class State:
         self.store.write_record(record)
         self.records[record.video_id] = record
         return record
+
+    def note_gone(self, job_id: str) -> None:
+        """This machine found ``job_id`` gone: the next plan lists its re-render as paid."""
+        facts = getattr(self.store, "facts", None)
+        if facts is not None:
+            facts.gone.add(job_id)
+            facts.save()
+
+    def note_stored(self, sha256: str, stores: list[str]) -> None:
+        facts = getattr(self.store, "facts", None)
+        if facts is not None:
+            facts.mark_stored(sha256, stores)
+            facts.save(now=False)
+
+    def batch(self) -> None:
+        """Let the store keep its per-machine facts lazily until :meth:`flush`."""
+        facts = getattr(self.store, "facts", None)
+        if facts is not None:
+            facts.batched = True
+
+    def flush(self) -> None:
+        """Write what the store kept lazily and end the batch."""
+        facts = getattr(self.store, "facts", None)
+        if facts is not None:
+            facts.batched = False
+            facts.save()
 
     def remove_stale_temp_files(self) -> int:
         """Temp files of writes cut short by a crash; call only while holding the lock."""

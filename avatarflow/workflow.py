@@ -84,10 +84,21 @@ def full_plan(
     replace: frozenset[str] = frozenset(),
     verify: bool = False,
 ) -> tuple[Plan, Observed | None]:
-    """The plan of ``built`` against ``state`` and the outputs on disk, with what it read
-    (None when it read something a memo cannot vouch for: a remote state, the service)."""
+    """The plan of ``built`` against ``state``, the outputs on disk and the video stores,
+    with what it read (None when it read something a memo cannot vouch for: a remote
+    state, the service)."""
+    from .stores import fetch_source, video_stores
+
     outputs = workspace.output_checker(verify=verify)
-    plan = make_plan(built.requests, state, outputs, remote_gone=remote_gone, replace=replace)
+    fetch_from = fetch_source(state, video_stores(manifest, workspace))
+    plan = make_plan(
+        built.requests,
+        state,
+        outputs,
+        remote_gone=remote_gone,
+        replace=replace,
+        fetch_from=fetch_from,
+    )
     workspace.hashes.save()
     if state_read is None or remote_gone or replace:
         return plan, None
@@ -109,7 +120,7 @@ def plan(manifest: Path | str, options: PlanOptions | None = None) -> PlanResult
     """What ``apply`` would do for every video, and why. Reads, never writes the state."""
     options = options or PlanOptions()
     path, target = Path(manifest), target_name(options.emulator)
-    recalled = None if options.verify else recall(path, target)
+    recalled = None if options.verify or options.refresh else recall(path, target)
     if recalled is not None:
         return PlanResult(recalled.plan, recalled.warnings, recalled=True)
     from .build import build_requests
@@ -117,7 +128,8 @@ def plan(manifest: Path | str, options: PlanOptions | None = None) -> PlanResult
     from .stores import load_state, open_store
 
     cache = RequestCache.open(path, target)
-    quick, reading = (None, None) if options.verify else plan_incremental(path, target, cache)
+    skip = options.verify or options.refresh
+    quick, reading = (None, None) if skip else plan_incremental(path, target, cache)
     if quick is not None:  # only the videos whose inputs changed were rendered
         return PlanResult(
             quick.plan, quick.warnings, quick.pack_max_inputs, False, quick.rendered, quick.prices
@@ -125,8 +137,16 @@ def plan(manifest: Path | str, options: PlanOptions | None = None) -> PlanResult
     loaded, workspace = open_manifest(path, target)
     built = build_requests(loaded)
     workspace.check_output_paths(loaded, built.requests)
-    state, read = load_state(open_store(loaded, workspace), workspace)
-    the_plan, observed = full_plan(loaded, workspace, built, state, read, verify=options.verify)
+    state, read = load_state(open_store(loaded, workspace), workspace, built)
+    gone: frozenset[str] = frozenset()
+    if options.refresh:
+        from .service import Service
+
+        with Service(loaded.model.service, workspace) as service:
+            gone = _refresh(service, workspace, built, state)
+    the_plan, observed = full_plan(
+        loaded, workspace, built, state, read, remote_gone=gone, verify=options.verify
+    )
     if observed is not None:
         remember(path, target, the_plan, observed, built.warnings)
     refill(cache, reading, loaded, workspace, built, state, read)
@@ -160,20 +180,27 @@ def apply(
 
     ``confirm`` is asked once the plan is known and has changes; without it the plan is
     applied as it is."""
+    from .savedplan import SavedPlan, check, is_saved_plan, load
+
     options = options or ApplyOptions()
     emit = on_event or _quiet
     path, target = Path(manifest), target_name(options.emulator)
-    if not options.selects:
+    saved: SavedPlan | None = None
+    if is_saved_plan(path):  # applied exactly, or refused; it is its own confirmation
+        saved = load(path)
+        path, target = saved.manifest, saved.target  # type: ignore[assignment]
+        confirm = None
+    if not (options.selects or options.refresh or saved):
         recalled = _recall_locked(path, target, options.lock_timeout, emit)
         if recalled is not None:  # nothing to do: no request, no write
             emit(PlanReady(recalled.plan))
             return ApplyResult(recalled.plan, None)
     import asyncio  # here, not above: a plan recalled from its memo never loads it
 
+    from .backends.local import LocalStore
     from .build import build_requests, find_request
-    from .remote import gone_jobs
     from .service import Service
-    from .stores import load_state, open_store
+    from .stores import load_state, migrate, open_store
 
     loaded, workspace = open_manifest(path, target)
     built = build_requests(loaded)
@@ -184,14 +211,19 @@ def apply(
     with Service(loaded.model.service, workspace) as service:
         store = open_store(loaded, workspace)
         with _lock(store, options.lock_timeout, emit):
-            state, read = load_state(open_store(loaded, workspace), workspace)
+            state, read = load_state(open_store(loaded, workspace), workspace, built)
+            migrate(state)
             limited = _budget_check(loaded, options, prices)
             if limited is not None:  # over budget offline already: not even a status read
                 offline, _ = full_plan(
                     loaded, workspace, built, state, None, replace=frozenset(options.replace)
                 )
                 limited(select(offline, options.only, options.exclude, built.ids()))
-            gone = asyncio.run(gone_jobs(service, workspace, built, state))
+            gone: frozenset[str] = frozenset()
+            if options.refresh or not isinstance(state.store, LocalStore):
+                # A state kept by render knows offline when its jobs expire: apply plans
+                # exactly as plan does. A state kept per video must ask.
+                gone = _refresh(service, workspace, built, state)
             planned, observed = full_plan(
                 loaded,
                 workspace,
@@ -202,6 +234,8 @@ def apply(
                 replace=frozenset(options.replace),
             )
             the_plan = select(planned, options.only, options.exclude, built.ids())
+            if saved is not None:
+                check(saved, the_plan)
             emit(PlanReady(the_plan, pack_max_inputs(loaded), prices=prices))
             if not the_plan.has_changes:
                 if observed is not None and not options.selects:
@@ -211,7 +245,7 @@ def apply(
                 limited(the_plan)
             if confirm is not None and not confirm(the_plan):
                 return ApplyResult(the_plan, None, prices)
-            _check_unchanged(open_store(loaded, workspace), the_plan)
+            _check_unchanged(open_store(loaded, workspace), the_plan, workspace, built)
             run_options = service.options(
                 parallelism=options.parallelism,
                 timeout=options.timeout,
@@ -258,9 +292,27 @@ def _recall_locked(
         return memo.check()
 
 
-def _check_unchanged(store: StateStore, plan: Plan) -> None:
+def _refresh(service: Service, workspace: Workspace, built: Built, state: State) -> frozenset[str]:
+    """Ask the service which jobs the plan relies on are gone; this checkout remembers
+    them, so that the next offline plan knows too."""
+    import asyncio
+
+    from .remote import gone_jobs
+
+    gone = asyncio.run(gone_jobs(service, workspace, built, state))
+    for video_id in gone:
+        record = state.records.get(video_id)
+        if record is not None:
+            state.note_gone(record.remote_id or record.synthesis_id)
+    return gone
+
+
+def _check_unchanged(store: StateStore, plan: Plan, workspace: Workspace, built: Built) -> None:
     """Refuse a plan whose state was changed meanwhile (a git pull, a hand edit, a push)."""
+    from .stores import video_uses
+
     now = store.load()
+    now.bind(video_uses(workspace, built))
     lineage = now.meta.lineage if now.meta else None
     if now.serials() != plan.serials or (plan.lineage and lineage != plan.lineage):
         raise StalePlanError(
@@ -278,10 +330,13 @@ async def _run(
     emit: ProgressSink,
 ) -> Summary:
     from .runner import JobSettings, Runner
+    from .stores import video_stores
 
     jobs = JobSettings.of(manifest.model, service.destination)
     async with service.client() as client:
-        runner = Runner(workspace, jobs, state, client, options, emit)
+        runner = Runner(
+            workspace, jobs, state, client, options, emit, video_stores(manifest, workspace)
+        )
         return await runner.run(plan)
 
 
@@ -321,16 +376,23 @@ def status(manifest: Path | str, options: StatusOptions | None = None) -> list[V
     )
     records = known.records() if known and not options.refresh else None
     remote: dict[str, str] = {}
-    if records is None:  # the state in full: a remote one, or asked of the service
-        state, _ = load_state(open_store(loaded, workspace), workspace)
+    built = None
+    if records is None:  # the state in full: a remote one, by render, or asked of the service
+        # Records kept by render are bound to the videos: that needs every request (the
+        # cache's manifest is its head only).
+        built = build_requests(open_manifest(manifest, target)[0] if known else loaded)
+        state, _ = load_state(open_store(loaded, workspace), workspace, built)
         records = {vid: RecordSummary.of((0, 0, 0, 0), r) for vid, r in state.records.items()}
+        # A video whose request has no render yet: the render it had before, if any.
+        for vid, r in state.previous.items():
+            records.setdefault(vid, RecordSummary.of((0, 0, 0, 0), r))
         if options.refresh and state.records:
             with Service(loaded.model.service, workspace) as service:
                 remote = asyncio.run(job_statuses(service, state))
     wanted = (
         known.hashes
         if known
-        else {r.video_id: r.content_hash for r in build_requests(loaded).requests}
+        else {r.video_id: r.content_hash for r in (built or build_requests(loaded)).requests}
     )
     outputs = workspace.output_checker(verify=options.verify)
     rows = []
@@ -377,14 +439,16 @@ def prune(
     with Service(loaded.model.service, workspace) as service:
         store = open_store(loaded, workspace)
         with _lock(store, options.lock_timeout, emit):
-            state, read = load_state(open_store(loaded, workspace), workspace)
             built = build_requests(loaded)
+            state, read = load_state(open_store(loaded, workspace), workspace, built)
             the_plan, _ = full_plan(loaded, workspace, built, state, read)
             removed = [
                 a.record for a in the_plan.actions if a.kind is ActionKind.FORGET and a.record
             ]
-            if not removed or (confirm is not None and not confirm(removed)):
+            unused = _unused_renders(built, state, options.keep_days)
+            if not (removed or unused) or (confirm is not None and not confirm(removed)):
                 return []
+            _prune_renders(loaded, workspace, state, unused, options.store, emit)
             if options.remote:
                 # A packed job also holds videos that stay: it is not this prune's to delete.
                 gone = {r.video_id for r in removed}
@@ -396,6 +460,53 @@ def prune(
                     (loaded.root / record.output.path).unlink(missing_ok=True)
                 state.forget(record.video_id)
     return [r.video_id for r in removed]
+
+
+def _unused_renders(built: Built, state: State, keep_days: float) -> list[str]:
+    """Final renders no video of the manifest uses that ended more than ``keep_days``
+    ago by the service's clock: like ``git gc``, the window keeps what a branch needs."""
+    from datetime import UTC, datetime, timedelta
+
+    from .backends.local import LocalStore
+    from .renders import parse_time
+
+    store = state.store
+    if not isinstance(store, LocalStore):
+        return []
+    used = {r.content_hash for r in built.requests}
+    cutoff = datetime.now(UTC) - timedelta(days=keep_days)
+    unused = []
+    for request_hash, render in sorted(store.renders.items()):
+        ended = parse_time(render.completed_at or render.submitted_at)
+        if request_hash not in used and render.is_final and ended is not None and ended <= cutoff:
+            unused.append(request_hash)
+    return unused
+
+
+def _prune_renders(
+    manifest: LoadedManifest,
+    workspace: Workspace,
+    state: State,
+    unused: list[str],
+    from_store: bool,
+    emit: ProgressSink,
+) -> None:
+    """Remove the records of ``unused`` renders (and their videos from the local store)."""
+    from .backends.local import LocalStore
+    from .events import Event
+    from .stores import video_stores
+    from .videostore import StoredObject
+
+    store = state.store
+    assert isinstance(store, LocalStore)
+    local = video_stores(manifest, workspace).local
+    for request_hash in unused:
+        render = store.renders[request_hash]
+        store.delete_render(request_hash)
+        emit(Event("pruned", None, f"removed render {request_hash[:12]} (job {render.job_id})"))
+        still = {r.output.sha256 for r in store.renders.values() if r.output is not None}
+        if from_store and render.output is not None and render.output.sha256 not in still:
+            local.delete(StoredObject(render.output.sha256, render.output.size))
 
 
 # -- the smaller commands -----------------------------------------------------------
@@ -443,8 +554,9 @@ def copy_state(
     from contextlib import ExitStack
 
     from .backends import copy_state as copy_records
+    from .build import build_requests
     from .errors import ConfigError
-    from .stores import local_store, remote_store
+    from .stores import local_store, remote_store, video_uses
 
     emit = on_event or _quiet
     loaded, workspace = open_manifest(manifest)
@@ -460,5 +572,6 @@ def copy_state(
     with ExitStack() as locks:
         for store in (remote, local):
             locks.enter_context(_lock(store, lock_timeout, emit))
-        count = copy_records(source, destination, force=force)
+        uses = video_uses(workspace, build_requests(loaded))
+        count = copy_records(source, destination, force=force, uses=uses)
     return Copied(count, source.display, destination.display)

@@ -9,8 +9,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from . import atomicfile
 from .errors import ManifestError
-from .statcache import CACHE_DIR, FILE_NAME, StatCache, StatKey, stat_key
+from .machine import CACHE_DIR, cache_dir
+from .statcache import FILE_NAME, StatCache, StatKey, stat_key
 
 if TYPE_CHECKING:  # a plan recalled from its memo builds no workspace
     from .manifest import LoadedManifest, Manifest
@@ -74,7 +76,8 @@ class Workspace:
     @cached_property
     def hashes(self) -> StatCache:
         """Hashes of this target's outputs by stat, in an uncommitted cache folder."""
-        return StatCache(self.state_dir / CACHE_DIR / FILE_NAME)
+        state_dir = self.state_dir
+        return StatCache(state_dir / CACHE_DIR / FILE_NAME, lambda: cache_dir(state_dir))
 
     @property
     def is_emulator(self) -> bool:
@@ -90,6 +93,10 @@ class Workspace:
             return str(path.relative_to(self.root))
         except ValueError:
             return str(path)
+
+    def remove_partial_downloads(self) -> None:
+        """Temp files of downloads or pulls cut short (only under the state lock)."""
+        atomicfile.remove_stale(self.output_dir)
 
     def output_path(self, request: VideoRequest) -> Path:
         return self.output_dir / self.output_name(request)

@@ -30,6 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from avatarflow.build import build_requests  # noqa: E402
 from avatarflow.cli import main  # noqa: E402
 from avatarflow.emulator.requestlog import read_request_log  # noqa: E402
 from avatarflow.stores import load_state, open_store  # noqa: E402
@@ -78,7 +79,8 @@ def run(manifest: Path) -> dict[str, float]:
         sys.exit(f"apply failed with exit code {code}:\n{err.getvalue()[-2000:]}")
     loaded, workspace = open_manifest(manifest, "emulator")
     log = read_request_log(workspace.emulator_data_dir)
-    state, _ = load_state(open_store(loaded, workspace), workspace)
+    built = build_requests(loaded)
+    state, _ = load_state(open_store(loaded, workspace), workspace, built)
     downloaded = sum(r.status == "downloaded" for r in state.records.values())
     made = sum(r.created for r in log)
     return {

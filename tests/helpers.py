@@ -130,7 +130,7 @@ class Opened:
         return local_store(self.workspace)
 
     def load_state(self) -> State:
-        return load_state(self.store(), self.workspace)[0]
+        return load_state(self.store(), self.workspace, self.built)[0]
 
     def plan(self, state: State | None = None, **kw: Any) -> Plan:
         """The full plan (``remote_gone``, ``replace``, ``verify`` as the workflow takes them)."""
@@ -147,33 +147,42 @@ def open_course(manifest: Path, target: TargetName = "azure") -> Opened:
     return Opened(*workflow.open_manifest(manifest, target))
 
 
-def record_rendered(opened: Opened, state: State, request: VideoRequest) -> StateRecord:
-    """Pretend ``request`` was rendered and downloaded: write an output and its record."""
+def record_rendered(
+    opened: Opened, state: State, request: VideoRequest, *, keep: bool = True
+) -> StateRecord:
+    """Pretend ``request`` was rendered and downloaded: write an output and its record
+    (``keep=False``: only return the record, for a test to record another outcome)."""
     state.ensure_meta(opened.manifest.model.name)
     path = opened.workspace.output_path(request)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(f"video for {request.content_hash}".encode())
     now = utc_now()
-    return state.put(
-        StateRecord(
-            video_id=request.video_id,
-            status="downloaded",
-            input_hash=request.content_hash,
-            synthesis_id=request.synthesis_id,
-            surface=request.surface,
-            remote_id=request.synthesis_id,
-            request=request.recorded_body(),
-            sources=request.rendered.sources,
-            submitted_at=now,
-            completed_at=now,
-            updated_at=now,
-            output=OutputFile(
-                path=opened.workspace.display(path),
-                size=path.stat().st_size,
-                sha256=sha256_file(path),
-            ),
-        )
+    record = StateRecord(
+        video_id=request.video_id,
+        status="downloaded",
+        input_hash=request.content_hash,
+        synthesis_id=request.synthesis_id,
+        surface=request.surface,
+        remote_id=request.synthesis_id,
+        request=request.recorded_body(),
+        sources=request.rendered.sources,
+        submitted_at=now,
+        completed_at=now,
+        updated_at=now,
+        output=OutputFile(
+            path=opened.workspace.display(path),
+            size=path.stat().st_size,
+            sha256=sha256_file(path),
+        ),
     )
+    return state.put(record) if keep else record
+
+
+def render_file(manifest: Path, video_id: str, target: TargetName = "azure") -> Path:
+    """The committed record of the render ``video_id``'s request uses."""
+    opened = open_course(manifest, target)
+    digest = opened.request(video_id).content_hash
+    return opened.workspace.state_dir / "renders" / f"{digest}.json"
 
 
 def record_all(manifest: Path) -> None:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 from pathlib import Path
 
 import pytest
 
 from avatarflow.emulator.requestlog import create_counts, read_request_log
-from avatarflow.lock import StateLock
+from avatarflow.videostore import LocalVideoStore
 
 from .helpers import (
     apply,
@@ -77,6 +78,24 @@ def test_deleted_output_is_downloaded_again_without_a_new_render(tmp_path: Path)
     assert_all_rendered(manifest)
 
 
+def test_output_lost_after_the_job_expired_comes_back_from_the_video_store(
+    tmp_path: Path,
+) -> None:
+    manifest = example(tmp_path)
+    assert apply(manifest, "--only", "01-*")[0] == 0
+    job_id = open_course(manifest).request("01-welcome").synthesis_id
+    delete_remote_job(manifest, job_id)
+    video = manifest.parent / "build" / "videos-drafts" / "01-welcome.mp4"
+    before = video.read_bytes()
+    video.unlink()
+
+    code, out, err = apply(manifest, "--only", "01-*")
+    assert code == 0, err
+    assert "↓ 01-welcome" in out and "from the local store" in out
+    assert video.read_bytes() == before
+    assert create_counts(data_dir(manifest)) == {job_id: 1}
+
+
 def test_output_lost_after_the_job_expired_is_rerendered_with_that_reason(tmp_path: Path) -> None:
     manifest = example(tmp_path)
     code, _, err = apply(manifest, "--only", "01-*")
@@ -84,11 +103,12 @@ def test_output_lost_after_the_job_expired_is_rerendered_with_that_reason(tmp_pa
     job_id = open_course(manifest).request("01-welcome").synthesis_id
     delete_remote_job(manifest, job_id)
     (manifest.parent / "build" / "videos-drafts" / "01-welcome.mp4").unlink()
+    shutil.rmtree(LocalVideoStore().root)  # no store keeps it either
 
-    code, out, err = apply(manifest, "--only", "01-*")
+    code, out, err = apply(manifest, "--only", "01-*", "--refresh")
     assert code == 0, err
     assert "~ 01-welcome" in out
-    assert "output file missing and the remote job has expired" in out
+    assert "output file missing, in no video store, and its job" in out
     # The same request again needs a new job id: the old one may linger until its TTL.
     assert create_counts(data_dir(manifest)) == {job_id: 1, f"{job_id}-r1": 1}
     assert_all_rendered(manifest, ["01-welcome"])
@@ -97,7 +117,7 @@ def test_output_lost_after_the_job_expired_is_rerendered_with_that_reason(tmp_pa
 def test_second_apply_is_refused_with_the_lock_holder(tmp_path: Path) -> None:
     manifest = example(tmp_path)
     project = open_course(manifest, "emulator")
-    with StateLock(project.workspace.state_dir, "avatarflow apply (test)") as lock:
+    with project.local_store().lock("avatarflow apply (test)") as lock:
         result = run_cli("apply", str(manifest), "--emulator", "--yes")
     assert result.code == 1
     assert lock.info is not None

@@ -10,6 +10,7 @@ import pytest
 
 from avatarflow import atomicfile
 from avatarflow.backends.local import LocalStore
+from avatarflow.machine import cache_dir
 from avatarflow.scaffold import scaffold
 
 from .helpers import ignored_by_git, temp_files
@@ -61,13 +62,17 @@ def test_the_sweep_removes_temp_files_only(tmp_path: Path) -> None:
 
 
 def test_the_local_store_sweeps_the_state_and_its_stat_cache(tmp_path: Path) -> None:
-    store = LocalStore(tmp_path / "state", ".avatarflow/demo")
+    state = tmp_path / "state"
+    store = LocalStore(state, ".avatarflow/demo")
+    cache = cache_dir(state)
     torn = [
-        atomicfile.new_temp(tmp_path / "state" / "state.json"),
-        atomicfile.new_temp(tmp_path / "state" / "videos" / "a.json"),
-        atomicfile.new_temp(tmp_path / "state" / "cache" / "outputs.json"),
+        atomicfile.new_temp(state / "state.json"),
+        atomicfile.new_temp(state / "renders" / f"{'a' * 64}.json"),
+        atomicfile.new_temp(cache / "outputs.json"),
+        # A state write keeps its temp file in the per-machine folder, out of git's sight.
+        atomicfile.new_temp(state / "state.json", temp_dir=cache),
     ]
-    assert store.remove_stale_temp_files() == 3
+    assert store.remove_stale_temp_files() == 4
     assert not any(p.exists() for p in torn)
 
 

@@ -8,6 +8,7 @@ disk changed.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -19,7 +20,7 @@ import pytest
 
 from avatarflow import crashlog
 
-from .helpers import Result, course, make_tree, record_all, run_cli
+from .helpers import Result, course, make_tree, record_all, render_file, run_cli
 
 BOMB = """\
 version: 1
@@ -1195,7 +1196,7 @@ def recorded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.chdir(tmp_path)
     root = tmp_path / "course"
     record_all(course(root))
-    assert (root / ".avatarflow/demo/videos/a.json").is_file()
+    assert render_file(root / "course.yaml", "a").is_file()
     assert (root / "build/videos/a.mp4").is_file()
     return root
 
@@ -1253,7 +1254,7 @@ def test_unsafe_output_path_is_refused_before_anything_is_written(
 # -- the state ---------------------------------------------------------------------------
 
 META = ".avatarflow/demo/state.json"
-RECORD = ".avatarflow/demo/videos/b.json"
+RECORD = ".avatarflow/demo/renders/{b}.json"  # {b}: the request hash of video b
 
 STATE_CASES: dict[str, Bad] = {
     "meta-invalid-json": bad(
@@ -1262,38 +1263,40 @@ STATE_CASES: dict[str, Bad] = {
         "restore it from git",
     ),
     "record-invalid-json": bad(
-        {RECORD: "{\n  'video_id': 'b'\n}\n"},
-        ".avatarflow/demo/videos/b.json:2: state file is corrupt (invalid JSON: ",
+        {RECORD: "{\n  'request_hash': 'b'\n}\n"},
+        ".avatarflow/demo/renders/{b}.json:2: state file is corrupt (invalid JSON: ",
     ),
     "record-empty-file": bad(
         {RECORD: ""},
-        ".avatarflow/demo/videos/b.json:1: state file is corrupt (invalid JSON: ",
+        ".avatarflow/demo/renders/{b}.json:1: state file is corrupt (invalid JSON: ",
     ),
     "record-wrong-shape": bad(
         {RECORD: '["b", "downloaded"]\n'},
-        ".avatarflow/demo/videos/b.json: state file is corrupt (Input should be a valid dictionary",
+        ".avatarflow/demo/renders/{b}.json: state file is corrupt (Input should be a valid "
+        "dictionary",
     ),
     "record-missing-fields": bad(
-        {RECORD: '{"video_id": "b", "serial": 1}\n'},
-        ".avatarflow/demo/videos/b.json: status: state file is corrupt (Field required)",
+        {RECORD: '{"request_hash": "{b}", "attempt": 1}\n'},
+        ".avatarflow/demo/renders/{b}.json: surface: state file is corrupt (Field required)",
     ),
     "record-wrong-status": bad(
         {
             RECORD: """\
-            {"video_id": "b", "status": "exploded", "input_hash": "x", "synthesis_id": "x",
-             "surface": "ga", "request": {}, "updated_at": "2025-01-01T00:00:00Z"}
+            {"request_hash": "{b}", "status": "exploded", "synthesis_id": "x",
+             "surface": "ga", "request": {}}
             """
         },
-        ".avatarflow/demo/videos/b.json: status: state file is corrupt (Input should be ",
+        ".avatarflow/demo/renders/{b}.json: status: state file is corrupt (Input should be ",
     ),
     "record-for-another-video": bad(
         {
             RECORD: """\
-            {"video_id": "c", "status": "downloaded", "input_hash": "x", "synthesis_id": "x",
-             "surface": "ga", "request": {}, "updated_at": "2025-01-01T00:00:00Z"}
+            {"request_hash": "cccccccccccc", "status": "succeeded", "synthesis_id": "x",
+             "surface": "ga", "request": {}}
             """
         },
-        ".avatarflow/demo/videos/b.json: record is for video 'c' but the file is named b.json",
+        ".avatarflow/demo/renders/{b}.json: record is for request cccccccccccc but the file "
+        "is named {b}.json",
     ),
     "meta-newer-format": bad(
         {
@@ -1303,7 +1306,7 @@ STATE_CASES: dict[str, Bad] = {
             """
         },
         ".avatarflow/demo/state.json: state format 99 is newer than this avatarflow "
-        "understands (1); upgrade avatarflow",
+        "understands (3); upgrade avatarflow",
     ),
     "meta-not-an-object": bad(
         {META: "[1, 2, 3]\n"},
@@ -1314,25 +1317,31 @@ STATE_CASES: dict[str, Bad] = {
             RECORD: """\
             {
             <<<<<<< HEAD
-              "input_hash": "aaa",
+              "job_id": "aaa",
             =======
-              "input_hash": "bbb",
+              "job_id": "bbb",
             >>>>>>> feature
-              "video_id": "b"
+              "request_hash": "b"
             }
             """
         },
-        ".avatarflow/demo/videos/b.json: state file has unresolved git merge conflict markers",
+        ".avatarflow/demo/renders/{b}.json: state file has unresolved git merge conflict markers",
     ),
     "record-not-utf8": bad(
-        {RECORD: b'{"video_id": "b\xff"}'},
-        ".avatarflow/demo/videos/b.json: cannot read state file: ",
+        {RECORD: b'{"request_hash": "b\xff"}'},
+        ".avatarflow/demo/renders/{b}.json: cannot read state file: ",
     ),
 }
 
 
 @pytest.mark.parametrize("case", STATE_CASES.values(), ids=STATE_CASES.keys())
 def test_bad_state_is_one_clean_error_and_left_alone(recorded: Path, case: Bad) -> None:
+    b = render_file(recorded / "course.yaml", "b").stem
+    files = {
+        k.replace("{b}", b): v.replace("{b}", b) if isinstance(v, str) else v
+        for k, v in case.files.items()
+    }
+    case = dataclasses.replace(case, files=files, error=case.error.replace("{b}", b))
     write(recorded, case.files)
     before = snapshot(recorded.parent)
     for args in (["plan"], ["plan", "--json"], ["plan", "--detailed-exitcode"]):
@@ -1349,7 +1358,7 @@ def test_missing_meta_with_records_is_an_error(recorded: Path) -> None:
     result = run_cli("plan", str(recorded / "course.yaml"))
     assert_one_error(
         result,
-        ".avatarflow/demo/state.json: state.json is missing but video records exist; "
+        ".avatarflow/demo/state.json: state.json is missing but render records exist; "
         "restore it from git",
     )
     assert snapshot(recorded.parent) == before

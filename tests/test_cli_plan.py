@@ -68,7 +68,7 @@ def test_plan_of_the_example_creates_every_video(example: Path) -> None:
     assert [video for video, _ in rows] == EXAMPLE_IDS
     assert all(len(line) <= 100 for line in lines)
     assert lines[-1] == (
-        "Plan: 6 to create, 0 to re-render, 0 to resume, 0 to download, 0 to forget."
+        "Plan: 6 to create, 0 to re-render, 0 to resume, 0 to fetch, 0 to reuse, 0 to forget."
     )
     assert any(line.startswith("Estimated render: 6 job(s), ") for line in lines)
     assert not (example.parent / ".avatarflow").exists()  # plan never writes
@@ -102,13 +102,16 @@ def test_plan_json_is_valid_json_with_actions_and_summary(example: Path) -> None
         "rerender": 0,
         "resume": 0,
         "download": 0,
+        "reuse": 0,
         "forget": 0,
+        "paid": 6,
     }
     assert [a["video"] for a in data["actions"]] == EXAMPLE_IDS
     for action in data["actions"]:
         assert action["action"] == "create" and action["symbol"] == "+"
         assert action["synthesis_id"].startswith(f"git-course-{action['video']}-")
         assert len(action["input_hash"]) == 64
+        assert action["paid"] is True
     assert data["estimate"]["characters"] > 0
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from avatarflow.emulator.requestlog import create_counts, read_request_log
+from avatarflow.statcache import sha256_file
 
 from .helpers import (
     VIDEOS,
@@ -54,11 +55,12 @@ def check_killed(manifest: Path, kill_at: str) -> None:
         assert download_temp_files(manifest), "no partial download"
         assert sum(r.output is not None for r in state.records.values()) == len(outputs(manifest))
     if point == "after-download":
-        # One file more on disk than state vouches for.
-        recorded = {r.video_id for r in state.records.values() if r.output is not None}
-        unrecorded = [p.stem for p in outputs(manifest) if p.stem not in recorded]
-        assert len(unrecorded) == 1
-        assert state.records[unrecorded[0]].status == "succeeded"
+        # Written ahead of the rename, the render already names the file just saved.
+        recorded = {r.video_id: r for r in state.records.values() if r.output is not None}
+        on_disk = outputs(manifest)
+        assert on_disk and {p.stem for p in on_disk} <= set(recorded)
+        for path in on_disk:
+            assert sha256_file(path) == recorded[path.stem].output.sha256  # type: ignore[union-attr]
     if point == "mid-state-write":
         # Killed between the temp file's fsync and its rename: the temp file is there for
         # the next apply to clean up, and the record it was replacing is intact.
@@ -80,6 +82,8 @@ KILL_POINTS = [
     "mid-download:3",
     "after-download",
     "after-download:3",
+    "mid-store-put",  # copying a verified download into the local video store
+    "mid-store-put:3",
     "mid-state-write",  # the state's meta file, the very first write
     "mid-state-write:2",  # the first "submitting" record, before any create
     "mid-state-write:9",
@@ -170,18 +174,17 @@ def test_a_download_saved_before_the_kill_is_kept_when_its_job_is_gone(tmp_path:
     run_killed(manifest, "after-download")  # the file is in place, "downloaded" is not
     check_killed(manifest, "after-download")
     state = open_course(manifest, "emulator").load_state()
-    saved = next(r for r in state.records.values() if r.pending_output is not None)
-    assert saved.status == "succeeded" and saved.output is None
-    assert saved.remote_id is not None
+    newest = max(outputs(manifest), key=lambda p: p.stat().st_mtime_ns)
+    saved = state.records[newest.stem]
+    before = newest.read_bytes()
+    assert saved.output is not None and saved.remote_id is not None
     delete_remote_job(manifest, saved.remote_id)  # as its time-to-live would
     downloads_before = requests_by_kind(manifest)["download"]
 
-    err = resume(manifest)
+    resume(manifest)
 
-    assert f"found {saved.pending_output.path}" in err  # type: ignore[union-attr]
     assert_paid_once_and_complete(manifest)
-    record = open_course(manifest, "emulator").load_state().records[saved.video_id]
-    assert record.output == saved.pending_output and record.pending_output is None
+    assert newest.read_bytes() == before
     # Five other videos were downloaded (06-outro with its external .vtt); the saved one
     # was not fetched again.
     sidecars = 0 if saved.video_id == "06-outro" else 1

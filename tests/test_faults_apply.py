@@ -272,7 +272,7 @@ def test_a_result_that_never_downloads_stays_paid_for_and_is_fetched_next_time(
     assert [r.status for r in downloads] == [403] * RetryPolicy().max_attempts
     record = open_course(manifest, "emulator").load_state().records["01-welcome"]
     assert record.status == "succeeded" and record.output is None
-    assert record.error is not None and record.error.code == "DownloadFailed"
+    assert record.error is None  # a download that failed here is no fact of the render
 
     emulate(monkeypatch, "")
     plan = run_cli("plan", str(manifest), "--emulator")
@@ -294,7 +294,7 @@ def test_a_job_gone_before_its_download_is_rerendered_and_the_plan_says_why(
     delete_remote_job(manifest, job_id)  # its time-to-live ran out
 
     emulate(monkeypatch, "")
-    code, out, err = apply(manifest, "--only", "01-*")  # apply plans with the service
+    code, out, err = apply(manifest, "--only", "01-*", "--refresh")  # asks the service
     assert code == 0, err
     assert "~ 01-welcome" in out, out
     assert "remote job expired or was deleted before download" in out

@@ -15,7 +15,15 @@ import pytest
 
 from avatarflow.emulator.requestlog import create_counts
 
-from .helpers import VIDEOS, apply, assert_all_rendered, data_dir, example, open_course
+from .helpers import (
+    VIDEOS,
+    apply,
+    assert_all_rendered,
+    data_dir,
+    example,
+    open_course,
+    render_file,
+)
 
 pytestmark = pytest.mark.usefixtures("fast_emulator")
 
@@ -99,7 +107,8 @@ def test_two_branches_rendering_different_videos_merge_cleanly(
         git(root, "add", ".")
         git(root, "commit", "-qm", f"re-render {video}")
         changed = git(root, "diff", "--name-only", "main", branch).split()
-        assert changed == [f"manifests/.avatarflow/git-course/emulator/videos/{video}.json"]
+        record = render_file(manifest, video, "emulator").relative_to(root)
+        assert changed == [str(record)]
 
     git(root, "checkout", "-q", "one")
     git(root, "merge", "-q", "--no-edit", "two")  # fails the test on any conflict

@@ -47,7 +47,7 @@ def test_fresh_course_creates_everything(tmp_path: Path) -> None:
     assert set(kinds(plan).values()) == {ActionKind.CREATE}
     assert (
         footer(plan)
-        == "Plan: 3 to create, 0 to re-render, 0 to resume, 0 to download, 0 to forget."
+        == "Plan: 3 to create, 0 to re-render, 0 to resume, 0 to fetch, 0 to reuse, 0 to forget."
     )
 
 
@@ -95,19 +95,21 @@ def test_missing_output_is_redownloaded_or_rerendered_when_job_is_gone(tmp_path:
     (tmp_path / "build/videos/b.mp4").write_bytes(b"tampered")
     plan = plan_of(manifest)
     assert kinds(plan) == {"a": ActionKind.DOWNLOAD, "b": ActionKind.DOWNLOAD, "c": ActionKind.NOOP}
-    assert plan.changes[1].reasons == ("output file modified (sha256 differs)",)
+    assert plan.changes[1].reasons == ("output file modified (sha256 differs)", "from the service")
     gone = plan_of(manifest, remote_gone=frozenset({"a"}))
     assert kinds(gone)["a"] is ActionKind.RERENDER
-    assert "remote job has expired" in gone.changes[0].reasons[0]
+    assert "in no video store, and its job" in gone.changes[0].reasons[0]
 
 
 def test_removed_video_is_forgotten_and_in_flight_is_resumed(tmp_path: Path) -> None:
     manifest = course(tmp_path)
     project = open_course(manifest)
     state = project.load_state()
-    for request in project.requests:
-        record = record_rendered(project, state, request)
-    state.put(record.model_copy(update={"status": "running"}))  # c is in flight
+    *done, running = project.requests
+    for request in done:
+        record_rendered(project, state, request)
+    record = record_rendered(project, state, running, keep=False)
+    state.put(record.model_copy(update={"status": "running", "output": None}))  # in flight
     manifest.write_text(MANIFEST.replace("  - id: a\n    text: Hello from video a.\n", ""))
     plan = plan_of(manifest)
     assert kinds(plan) == {"b": ActionKind.NOOP, "c": ActionKind.RESUME, "a": ActionKind.FORGET}
@@ -117,7 +119,7 @@ def test_failed_render_is_retried_with_the_service_error_as_reason(tmp_path: Pat
     manifest = course(tmp_path)
     project = open_course(manifest)
     state = project.load_state()
-    record = record_rendered(project, state, project.requests[0])
+    record = record_rendered(project, state, project.requests[0], keep=False)
     state.put(
         record.model_copy(
             update={
@@ -227,7 +229,7 @@ def test_pure_new_unchanged_and_removed_videos() -> None:
     assert plan.actions[0].input_hash == a.content_hash
     assert (
         footer(plan)
-        == "Plan: 1 to create, 0 to re-render, 0 to resume, 0 to download, 1 to forget."
+        == "Plan: 1 to create, 0 to re-render, 0 to resume, 0 to fetch, 0 to reuse, 1 to forget."
     )
     assert footer(decide([b], [recorded(b)])) == "No changes. Every video is up to date."
 

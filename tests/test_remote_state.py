@@ -25,6 +25,7 @@ from avatarflow.backends.azureblob import AzureBlobStore
 from avatarflow.backends.journal import SEAL_LINE, put_line
 from avatarflow.errors import ConcurrentWriteError, LockError, StateError
 from avatarflow.state import State, StateRecord, dump_json, parse_meta, stored_data
+from avatarflow.stores import video_uses
 
 from .azurite import ACCOUNT, ACCOUNT_KEY, Azurite
 from .helpers import MANIFEST, course, open_course, record_all, remote_manifest, run_cli
@@ -154,14 +155,20 @@ def test_pull_and_push_copy_the_state_and_refuse_another_lineage(
     local_dir = manifest.parent / ".avatarflow" / "demo"
     pulled = run_cli("state", "pull", str(manifest))
     assert pulled.code == 0, pulled.err
-    assert sorted(p.name for p in (local_dir / "videos").iterdir()) == [
-        "a.json",
-        "b.json",
-        "c.json",
-    ]
-    remote = open_course(manifest).load_state()
-    local = open_course(manifest).local_store().load()
-    assert local.meta == remote.meta and local.records == remote.records
+    opened = open_course(manifest)
+    assert sorted(p.stem for p in (local_dir / "renders").iterdir()) == sorted(
+        r.content_hash for r in opened.requests
+    )
+    remote = opened.load_state()
+    local = opened.local_store().load()
+    local.bind(video_uses(opened.workspace, opened.built))
+    assert local.meta is not None and remote.meta is not None
+    assert local.meta.lineage == remote.meta.lineage
+
+    def paid(state: State) -> dict[str, object]:
+        return {v: (r.input_hash, r.remote_id, r.output) for v, r in state.records.items()}
+
+    assert paid(local) == paid(remote)
 
     # A state created separately (another lineage) is never mixed with this one.
     open_course(manifest).local_store().replace(

@@ -129,7 +129,7 @@ def test_review_is_a_library_call_that_keeps_state_and_requests_untouched(
 ) -> None:
     manifest = reviewed.parent.parent / "manifests" / "git-course.yaml"
     state_dir = manifest.parent / ".avatarflow" / "git-course" / "emulator"
-    before = {p: p.read_bytes() for p in state_dir.rglob("*.json") if "cache" not in p.parts}
+    before = {p: p.read_bytes() for p in state_dir.rglob("*.json") if ".cache" not in p.parts}
     log = (state_dir / "service" / "requests.jsonl").read_bytes()
     page = avatarflow.review(
         manifest, avatarflow.ReviewOptions(emulator=True, out_dir=reviewed.parent)
@@ -144,7 +144,7 @@ def test_review_is_a_library_call_that_keeps_state_and_requests_untouched(
     assert sorted(p.name for p in (reviewed.parent / "posters").iterdir()) == sorted(
         f"{c.poster_src.rsplit('/', 1)[-1]}" for c in page.cards if c.poster_src
     )
-    after = {p: p.read_bytes() for p in state_dir.rglob("*.json") if "cache" not in p.parts}
+    after = {p: p.read_bytes() for p in state_dir.rglob("*.json") if ".cache" not in p.parts}
     assert after == before
     assert (state_dir / "service" / "requests.jsonl").read_bytes() == log
 

@@ -21,7 +21,7 @@ import pytest
 
 from avatarflow.emulator import Emulator, EmulatorConfig, Faults
 
-from .helpers import MANIFEST, course, record_all, run_cli
+from .helpers import MANIFEST, course, record_all, render_file, run_cli
 
 KEY = "AFKEY-7d1e0c5b9a3f4e2d8c6b0a1f2e3d4c5b"
 WRONG_KEY = "AFWRONG-0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d"
@@ -67,7 +67,7 @@ def test_no_key_or_signature_in_output_logs_state_or_files(
 
     runs = [run_cli("apply", str(manifest), "--yes", "--json")]
     assert runs[0].code == 3, runs[0].err  # video c failed, a and b were delivered
-    failed = (tmp_path / "course/.avatarflow/demo/videos/c.json").read_text()
+    failed = render_file(manifest, "c").read_text()
     assert "InvalidSsml" in failed and "blob.core.windows.net" in failed
     runs.append(run_cli("status", str(manifest), "--refresh", "--json"))
     # Every result URL now comes stale: b's download and c's re-render end in 403s.

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from avatarflow.machine import cache_dir
 from avatarflow.planner import ActionKind
-from avatarflow.scaffold import scaffold
 from avatarflow.statcache import sha256_file
 
-from .helpers import course, ignored_by_git, open_course, record_all, run_cli
+from .helpers import course, open_course, record_all, run_cli
 
 REPO = Path(__file__).resolve().parent.parent
 HOUR_NS = 3600 * 10**9
@@ -31,7 +31,7 @@ def _age_outputs(manifest: Path) -> list[Path]:
 
 
 def _cache_file(manifest: Path) -> Path:
-    return manifest.parent / ".avatarflow" / "demo" / "cache" / "outputs.json"
+    return manifest.parent / ".avatarflow" / "demo" / ".cache" / "outputs.json"
 
 
 @pytest.fixture
@@ -122,24 +122,29 @@ def test_a_missing_output_is_missing_whatever_the_cache_says(rendered: Path) -> 
     assert kinds["c"] is ActionKind.DOWNLOAD
 
 
-def test_the_cache_is_git_ignored_in_a_scaffolded_course(tmp_path: Path) -> None:
+def test_the_per_machine_folder_ignores_itself_where_git_knows_nothing_of_avatarflow(
+    tmp_path: Path,
+) -> None:
     if shutil.which("git") is None:
         pytest.skip("git is not installed")
-    scaffold(tmp_path, "demo")
-    cache = tmp_path / ".avatarflow" / "demo" / "cache" / "outputs.json"
-    records = tmp_path / ".avatarflow" / "demo" / "videos" / "01-hello.json"
-    for path in (cache, records):
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    state_dir = tmp_path / ".avatarflow" / "demo"
+    cache = cache_dir(state_dir) / "outputs.json"
+    record = state_dir / "renders" / f"{'a' * 64}.json"
+    for path in (cache, record):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("{}")
-    assert ignored_by_git(tmp_path, cache, records) == [str(cache)]
-
-
-def test_this_repository_ignores_the_cache() -> None:
-    if shutil.which("git") is None or not (REPO / ".git").exists():
-        pytest.skip("not a git checkout")
-    cache = "manifests/.avatarflow/git-course/cache/outputs.json"
-    result = subprocess.run(["git", "-C", str(REPO), "check-ignore", "-q", cache], check=False)
-    assert result.returncode == 0
+    ignored = subprocess.run(
+        ["git", "-C", str(tmp_path), "check-ignore", str(cache), str(record)],
+        capture_output=True,
+        text=True,
+    )
+    assert ignored.stdout.split() == [str(cache)]
+    subprocess.run(["git", "-C", str(tmp_path), "add", "-A"], check=True)
+    listed = subprocess.run(
+        ["git", "-C", str(tmp_path), "ls-files"], capture_output=True, text=True, check=True
+    )
+    assert listed.stdout.split() == [str(record.relative_to(tmp_path))]
 
 
 def test_apply_records_each_download_in_the_cache(
@@ -151,7 +156,7 @@ def test_apply_records_each_download_in_the_cache(
     assert run_cli("apply", str(manifest), "--emulator", "--yes").code == 0
     project = open_course(manifest, "emulator")
     state = project.load_state()
-    cache = tmp_path / ".avatarflow" / "demo" / "emulator" / "cache" / "outputs.json"
+    cache = tmp_path / ".avatarflow" / "demo" / "emulator" / ".cache" / "outputs.json"
     entries = json.loads(cache.read_text())["entries"]
     assert len(entries) == len(state.records) == 3
     for record in state.records.values():

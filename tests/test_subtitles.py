@@ -12,7 +12,7 @@ from avatarflow.emulator.requestlog import read_request_log
 from avatarflow.statcache import sha256_file
 
 from .course_fixtures import VIDEOS, apply_drafts, copy_example, vtt_cues
-from .helpers import open_course, run_cli
+from .helpers import open_course, render_file, run_cli, temp_files
 
 pytestmark = pytest.mark.usefixtures("fast_emulator")
 
@@ -47,8 +47,7 @@ def test_external_file_puts_a_vtt_beside_every_video(tmp_path: Path, api_version
             assert words.strip()
         # The record says which words were asked for, so later diffs have a "before".
         assert record.narration and cues[0][2].split()[0] in record.narration
-    leftovers = [p.name for p in (manifest.parent / "build").rglob("*.part")]
-    assert leftovers == []
+    assert temp_files(manifest.parent / "build") == []
 
 
 def test_soft_embedded_writes_no_sidecar(tmp_path: Path) -> None:
@@ -60,9 +59,7 @@ def test_soft_embedded_writes_no_sidecar(tmp_path: Path) -> None:
         "06-outro.mp4",
         "06-outro.vtt",  # the example's outro asks for an external file
     ]
-    record = json.loads(
-        (manifest.parent / ".avatarflow/git-course/emulator/videos/01-welcome.json").read_text()
-    )
+    record = json.loads(render_file(manifest, "01-welcome", "emulator").read_text())
     assert "subtitles" not in record
 
 

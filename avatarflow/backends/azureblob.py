@@ -60,7 +60,7 @@ import contextlib
 import os
 import secrets
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from ..errors import ConcurrentWriteError, Location, LockError, StateError, StorageError
@@ -203,6 +203,9 @@ class AzureBlobStore:
     def compact(self) -> None:
         """Fold the journal into a new snapshot now (writes do it when it outgrows it)."""
         self._switch(self._require_meta(), self._records)
+
+    def bind(self, state: State, videos: Iterable[tuple[str, str, str]]) -> None:
+        """Records here are kept per video already."""
 
     def remove_stale_temp_files(self) -> int:
         """Delete journals left by compactions cut short; call only while holding the lock."""

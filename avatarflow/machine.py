@@ -1,0 +1,139 @@
+"""What one checkout on one machine knows that git must not: per-machine facts.
+
+They live in ``.cache/`` inside the state folder, a folder that carries its own
+``.gitignore`` (``*``, as pytest's cache folder does), so ``git add -A`` never takes
+them even in a repository whose ``.gitignore`` knows nothing of avatarflow:
+
+- which render each video's output file was materialised from (``outputs``), so that a
+  branch switch or a revert shows as reusing another render, and apply removes only the
+  outputs it wrote itself (checked by sha256);
+- the jobs this machine found gone before their expiry (``gone``), so that the next
+  plan lists their re-render as paid;
+- which outputs are known to be in which video store (``stored``), so that an upload cut
+  short is done again;
+- the state lock, the stat cache of output hashes and the temp files of state writes.
+
+Everything here is disposable: a missing or corrupt file is an empty one.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import atomicfile
+
+CACHE_DIR = ".cache"
+SAVE_INTERVAL = 1.0  # seconds between two lazy writes of the facts
+FACTS_FILE = "checkout.json"
+VERSION = 1
+_IGNORE_ALL = "# written by avatarflow: this folder holds per-machine files only\n*\n"
+
+
+def cache_dir(state_dir: Path) -> Path:
+    """The state folder's per-machine folder, created with its ``.gitignore``."""
+    folder = state_dir / CACHE_DIR
+    ignore = folder / ".gitignore"
+    if not ignore.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        write_disposable(ignore, _IGNORE_ALL.encode())
+    return folder
+
+
+def write_disposable(path: Path, data: bytes) -> None:
+    """Replace ``path`` whole (temp file + rename, no fsync: a torn file reads as empty)."""
+    atomicfile.write_bytes(path, data, durable=False)
+
+
+@dataclass(frozen=True)
+class Materialised:
+    """An output file avatarflow wrote for a video, and the render it came from."""
+
+    request_hash: str
+    path: str  # relative to the manifest
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class LastRender:
+    """The request a video was last rendered or materialised with here, and the hashes
+    of its sources (script, template, vars), to explain the next change."""
+
+    request_hash: str
+    sources: dict[str, str]
+
+
+@dataclass
+class MachineFacts:
+    path: Path
+    outputs: dict[str, Materialised] = field(default_factory=dict)
+    latest: dict[str, LastRender] = field(default_factory=dict)
+    gone: set[str] = field(default_factory=set)
+    stored: dict[str, set[str]] = field(default_factory=dict)  # sha256 -> store names
+    batched: bool = False  # inside a run that flushes at its end: lazy writes allowed
+    _saved: str = ""
+    _saved_at: float = 0.0
+    _dirty: bool = False
+
+    @classmethod
+    def load(cls, state_dir: Path) -> MachineFacts:
+        path = state_dir / CACHE_DIR / FACTS_FILE
+        facts = cls(path)
+        try:
+            text = path.read_text("utf-8")
+            data = json.loads(text)
+            if data.get("version") != VERSION:
+                return facts
+            facts.outputs = {
+                str(vid): Materialised(**item) for vid, item in data.get("outputs", {}).items()
+            }
+            facts.latest = {
+                str(vid): LastRender(**item) for vid, item in data.get("latest", {}).items()
+            }
+            facts.gone = {str(job) for job in data.get("gone", [])}
+            facts.stored = {str(k): set(v) for k, v in data.get("stored", {}).items()}
+            facts._saved = text
+        except (OSError, ValueError, TypeError, AttributeError):
+            return cls(path)
+        return facts
+
+    def _text(self) -> str:
+        data: dict[str, Any] = {
+            "version": VERSION,
+            "outputs": {vid: vars(m) for vid, m in sorted(self.outputs.items())},
+            "latest": {vid: vars(m) for vid, m in sorted(self.latest.items())},
+            "gone": sorted(self.gone),
+            "stored": {sha: sorted(names) for sha, names in sorted(self.stored.items())},
+        }
+        return json.dumps(data, sort_keys=True, indent=1) + "\n"
+
+    def save(self, *, now: bool = True) -> None:
+        """Write the facts if they changed since they were read. ``now=False`` inside a
+        batch writes at most once a second (a run of 10,000 videos must not rewrite them
+        10,000 times); the batch flushes with ``save()`` at its end."""
+        if not now and self.batched and time.monotonic() - self._saved_at < SAVE_INTERVAL:
+            self._dirty = True
+            return
+        text = self._text()
+        self._saved_at, self._dirty = time.monotonic(), False
+        if text == self._saved:
+            return
+        cache_dir(self.path.parent.parent)
+        write_disposable(self.path, text.encode())
+        self._saved = text
+
+    def is_stored(self, sha256: str, stores: tuple[str, ...]) -> bool:
+        return set(stores) <= self.stored.get(sha256, set())
+
+    def mark_stored(self, sha256: str, stores: list[str] | tuple[str, ...]) -> None:
+        self.stored.setdefault(sha256, set()).update(stores)
+
+
+def remove_stale_temps(state_dir: Path) -> int:
+    """Temp files of state writes cut short (only while holding the state lock)."""
+    folders = (state_dir / CACHE_DIR, state_dir / CACHE_DIR / "tmp")
+    return sum(atomicfile.remove_stale(folder) for folder in folders)

@@ -1,0 +1,185 @@
+"""``avatarflow.pull``: a checkout's videos from the video stores, with no Speech request.
+
+For every video of the manifest whose render delivered a video, the output is put in
+place from the local store, else the team store (verified by size and sha256 on the way
+out). Outputs this checkout wrote for videos no longer in the manifest are removed
+(only while they are still the bytes avatarflow wrote). Every verified output on disk
+that a store lacks is put into it, so an upload cut short is finished here. What no
+store holds is reported with what rendering it would cost; nothing is rendered, and no
+committed file is written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .display import symbol
+from .errors import StorageError
+from .lock import command_line
+from .planner import ActionKind
+from .state import OutputFile, State, StateRecord
+from .videostore import StoredObject, VideoStores
+from .workspace import TargetName, Workspace
+
+if TYPE_CHECKING:
+    from .planner import Plan
+
+SUBTITLE_SUFFIX = ".vtt"  # external subtitles beside their video, as the runner saves them
+
+Report = Callable[[str, str | None, str], None]  # (kind, video id, message)
+
+
+@dataclass
+class PullResult:
+    fetched: dict[str, str] = field(default_factory=dict)  # video id -> store name
+    up_to_date: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    stored: list[str] = field(default_factory=list)  # video ids whose output was uploaded
+    missing: list[str] = field(default_factory=list)  # needs a render (paid) or a download
+    paid_renders: int = 0  # of the missing ones, how many only a new render brings back
+
+    @property
+    def complete(self) -> bool:
+        return not self.missing
+
+
+def pull(
+    manifest: Path | str,
+    target: TargetName = "azure",
+    *,
+    lock_timeout: float = 0.0,
+    on_event: Report | None = None,
+) -> PullResult:
+    """Materialise the checkout's videos from the stores (see the module docstring)."""
+    from .build import build_requests
+    from .stores import load_state, migrate, open_store, video_stores
+    from .workflow import full_plan, open_manifest
+
+    loaded, workspace = open_manifest(manifest, target)
+    built = build_requests(loaded)
+    workspace.check_output_paths(loaded, built.requests)
+    report: Report = on_event or (lambda kind, video, message: None)
+    stores = video_stores(loaded, workspace)
+    with open_store(loaded, workspace).lock(command_line(), lock_timeout):
+        state, read = load_state(open_store(loaded, workspace), workspace, built)
+        migrate(state)
+        state.remove_stale_temp_files()
+        workspace.remove_partial_downloads()
+        plan, _ = full_plan(loaded, workspace, built, state, read)
+        state.batch()
+        try:
+            result = _pull(workspace, stores, state, plan, report)
+        finally:
+            state.flush()
+        sync_stores(workspace, stores, state, report, result)
+        workspace.hashes.save()
+        state.flush()
+    return result
+
+
+def _pull(
+    workspace: Workspace, stores: VideoStores, state: State, plan: Plan, report: Report
+) -> PullResult:
+    result = PullResult()
+    for action in plan.actions:
+        record = action.record
+        if action.kind is ActionKind.NOOP:
+            result.up_to_date.append(action.video_id)
+        elif action.kind is ActionKind.FORGET:
+            output = record.output if record is not None else None
+            if output is not None and _remove_written(workspace, output):
+                result.removed.append(action.video_id)
+                report("removed", action.video_id, f"removed {output.path}")
+            state.forget(action.video_id)
+        elif (
+            action.kind in (ActionKind.DOWNLOAD, ActionKind.REUSE)
+            and action.request is not None
+            and record is not None
+            and record.output is not None
+        ):
+            target = workspace.output_path(action.request)
+            obj = StoredObject(record.output.sha256, record.output.size)
+            source = fetch_video(stores, record, target)
+            if source is None:
+                result.missing.append(action.video_id)
+                report("missing", action.video_id, "in no video store: apply downloads it")
+                continue
+            shown = workspace.display(target)
+            workspace.hashes.sha256(shown, target, verify=True)
+            output = OutputFile(path=shown, size=obj.size, sha256=obj.sha256)
+            state.put(record.model_copy(update={"status": "downloaded", "output": output}))
+            state.note_stored(obj.sha256, ["local", source])
+            result.fetched[action.video_id] = source
+            report(
+                "fetched", action.video_id, f"put {output.path} in place from the {source} store"
+            )
+        else:
+            result.missing.append(action.video_id)
+            result.paid_renders += action.paid
+            why = "; ".join(action.reasons)
+            cost = "a paid render" if action.paid else "apply"
+            report("missing", action.video_id, f"{symbol(action.kind)} {why} (needs {cost})")
+    return result
+
+
+def fetch_video(stores: VideoStores, record: StateRecord, target: Path) -> str | None:
+    """Put the video of ``record`` at ``target`` from the stores, with its external
+    subtitles beside it when it has some; the store it came from, or None."""
+    assert record.output is not None
+    obj = StoredObject(record.output.sha256, record.output.size)
+    subtitles = record.subtitles
+    if subtitles is not None:
+        sidecar = StoredObject(subtitles.sha256, subtitles.size)
+        if stores.where(sidecar) is None or stores.fetch(sidecar, _sidecar(target)) is None:
+            return None
+    return stores.fetch(obj, target)
+
+
+def _sidecar(video: Path) -> Path:
+    return video.with_suffix(SUBTITLE_SUFFIX)
+
+
+def _remove_written(workspace: Workspace, output: OutputFile) -> bool:
+    path = workspace.root / output.path
+    if path.is_symlink() or not path.is_file():
+        return False
+    if workspace.hashes.sha256(output.path, path, verify=True) != output.sha256:
+        return False  # changed since avatarflow wrote it: the user's now
+    path.unlink()
+    return True
+
+
+def sync_stores(
+    workspace: Workspace,
+    stores: VideoStores,
+    state: State,
+    report: Report,
+    result: PullResult | None = None,
+) -> None:
+    """Put every current, verified output that a store is not known to hold into it."""
+    names = tuple(store.name for store in stores.all)
+    facts = getattr(state.store, "facts", None)
+    if facts is None:
+        return
+    check = workspace.output_checker()
+    for video_id, record in state.records.items():
+        output = record.output
+        if output is None or facts.is_stored(output.sha256, names):
+            continue
+        if check(record) != "ok":
+            continue
+        path = workspace.root / output.path
+        try:
+            added = stores.put(path, StoredObject(output.sha256, output.size))
+        except StorageError as exc:
+            report("info", video_id, f"not stored: {exc}")
+            continue
+        facts.mark_stored(output.sha256, names)
+        if added:
+            report("stored", video_id, f"stored {output.path} in the {' and '.join(added)} store")
+            if result is not None:
+                result.stored.append(video_id)
+    facts.save()
