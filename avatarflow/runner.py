@@ -897,11 +897,21 @@ class Runner:
             fresh, size = self._result_of(job, index, target)
             return (fresh, size) if fresh else None
 
+        async def refresh_sidecar(failure: DownloadError) -> tuple[str, int | None] | None:
+            """The subtitles sit beside the video under the same signature: an expired
+            one is fetched again from the fresh video URL, which the video then takes."""
+            nonlocal url, expected
+            fresh = await refresh(failure)
+            if fresh is None:
+                return None
+            url, expected = fresh
+            return _sidecar_url(url), None
+
         try:
             if _external_subtitles(request):
                 # Before the video, and recorded at once: a video recorded after a crash
                 # (by the hash written ahead of its rename) has them too.
-                subtitles = await self._fetch_subtitles(_sidecar_url(url), target)
+                subtitles = await self._fetch_subtitles(_sidecar_url(url), target, refresh_sidecar)
                 record = self.state.records[request.video_id]
                 await self._put(record.model_copy(update={"subtitles": subtitles}))
             size, digest = await self._fetch(url, target, expected, request.video_id, refresh)
@@ -996,12 +1006,14 @@ class Runner:
         await self._store(target, size, digest, video_id)
         return size, digest
 
-    async def _fetch_subtitles(self, url: str, video: Path) -> OutputFile:
+    async def _fetch_subtitles(self, url: str, video: Path, refresh: UrlRefresh) -> OutputFile:
         """The job's external ``.vtt`` beside its video: temp file, checked, renamed."""
         target = video.with_suffix(SUBTITLE_SUFFIX)
         tmp = atomicfile.new_temp(target)
         try:
-            size, digest = await self.client.download(url, tmp, on_progress=_download_progress)
+            size, digest = await self.client.download(
+                url, tmp, on_progress=_download_progress, refresh=refresh
+            )
             with tmp.open("rb") as handle:
                 head = handle.read(16)
             if not head.removeprefix(b"\xef\xbb\xbf").startswith(b"WEBVTT"):

@@ -28,7 +28,7 @@ from avatarflow.build import Built, build_requests, find_request
 from avatarflow.cli import main
 from avatarflow.client import SpeechClient
 from avatarflow.emulator import Emulator, EmulatorConfig
-from avatarflow.emulator.requestlog import RequestRecord, create_counts, read_request_log
+from avatarflow.emulator.requestlog import RequestRecord, read_request_log
 from avatarflow.manifest import LoadedManifest
 from avatarflow.payload import VideoRequest
 from avatarflow.planner import Plan
@@ -289,12 +289,38 @@ def assert_all_rendered(manifest: Path, videos: list[str] | None = None) -> None
     assert download_temp_files(manifest) == []
 
 
+def emulator_jobs(service: Path) -> dict[str, tuple[str, str]]:
+    """Every job the emulator in ``service`` holds: id → (job key, status); the key is
+    what creates count (the GA id, or the preview ``displayName``)."""
+    jobs: dict[str, tuple[str, str]] = {}
+    for path in (service / "jobs").glob("*/*.json"):
+        job = json.loads(path.read_text("utf-8"))
+        jobs[job["id"]] = (job["name"], job["status"])
+    return jobs
+
+
+def paid_creates(service: Path) -> Counter[str]:
+    """Creates that made a job, per job key, counted twice over: the request log misses
+    a create whose answer never left (a process killed in the handler, after the job was
+    stored: the client saw no answer and must adopt the job), the job store misses a job
+    deleted since. The larger count of each key is what was paid."""
+    logged = Counter(r.name for r in read_request_log(service) if r.created and r.name)
+    stored = Counter(name for name, _ in emulator_jobs(service).values())
+    return logged | stored
+
+
 def assert_paid_once_and_complete(manifest: Path) -> None:
     """Every video rendered, on disk, vouched for by state, and created exactly once."""
     requests = open_course(manifest, "emulator").requests
+    service = data_dir(manifest)
     # Under its first job id: a re-submission would show up as a ``-r1`` id, a repeated
     # create of the same id (or a second preview job of the same name) as a 2.
-    assert create_counts(data_dir(manifest)) == {r.synthesis_id: 1 for r in requests}
+    counted = dict(paid_creates(service))
+    expected = {r.synthesis_id: 1 for r in requests}
+    assert counted == expected, (
+        f"creates counted {counted}, expected one each of {sorted(expected)}; logged "
+        f"creates:\n" + "\n".join(repr(r) for r in read_request_log(service) if r.created)
+    )
     assert_all_rendered(manifest)
     assert state_temp_files(manifest) == []
 

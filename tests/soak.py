@@ -37,7 +37,7 @@ from avatarflow.display import footer
 from avatarflow.emulator.requestlog import read_request_log
 from avatarflow.statcache import sha256_file
 
-from .helpers import open_course, temp_files
+from .helpers import emulator_jobs, open_course, paid_creates, temp_files
 
 NAME = "soak"
 KILL_POINTS = (
@@ -244,26 +244,12 @@ def soak(
     return result
 
 
-def jobs_by_id(service: Path) -> dict[str, tuple[str, str]]:
-    """Every job the emulator holds: id → (job key, status); the key is what creates
-    count (the GA id, or the preview ``displayName``)."""
-    jobs: dict[str, tuple[str, str]] = {}
-    for path in (service / "jobs").glob("*/*.json"):
-        job = json.loads(path.read_text("utf-8"))
-        jobs[job["id"]] = (job["name"], job["status"])
-    return jobs
-
-
 def check_invariants(manifest: Path, result: SoakResult) -> None:
     project = open_course(manifest, "emulator")
     state = project.load_state()
     service = project.workspace.emulator_data_dir
-    jobs = jobs_by_id(service)
-    # Paid jobs, counted twice over: the request log can miss a create whose answer never
-    # left (the process died in the handler), the job store cannot miss a job.
-    logged = Counter(r.name for r in read_request_log(service) if r.created and r.name)
-    stored = Counter(name for name, _ in jobs.values())
-    creates = logged | stored  # the larger count of each job key
+    jobs = emulator_jobs(service)
+    creates = paid_creates(service)
     failed = {name for name, status in jobs.values() if status == "Failed"}
     result.creates = sum(creates.values())
     result.duplicates = sum(n - 1 for n in creates.values())

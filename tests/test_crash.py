@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from avatarflow.emulator.requestlog import create_counts, read_request_log
+from avatarflow.emulator.requestlog import read_request_log
 from avatarflow.statcache import sha256_file
 
 from .helpers import (
@@ -24,6 +24,7 @@ from .helpers import (
     download_temp_files,
     example,
     open_course,
+    paid_creates,
     requests_by_kind,
     run_killed,
     state_temp_files,
@@ -49,7 +50,7 @@ def check_killed(manifest: Path, kill_at: str) -> None:
     """What the killed run must have left behind, so the case tests what it names."""
     state = open_course(manifest, "emulator").load_state()  # readable after any kill
     assert all(r.status != "failed" for r in state.records.values())
-    assert set(create_counts(data_dir(manifest)).values()) <= {1}
+    assert set(paid_creates(data_dir(manifest)).values()) <= {1}
     point = kill_at.partition(":")[0]
     if point == "mid-download":
         assert download_temp_files(manifest), "no partial download"
@@ -67,9 +68,9 @@ def check_killed(manifest: Path, kill_at: str) -> None:
         assert state_temp_files(manifest), "no half-written state"
     if point == "after-create":
         # The last create reached the service, but its job id never reached the state.
-        created = set(create_counts(data_dir(manifest)))
-        recorded = {r.remote_id for r in state.records.values() if r.status != "submitting"}
-        assert created - recorded
+        created = set(paid_creates(data_dir(manifest)))
+        known = {r.remote_id for r in state.records.values() if r.status != "submitting"}
+        assert created - known
 
 
 KILL_POINTS = [

@@ -258,6 +258,25 @@ def test_expired_result_urls_are_fetched_fresh_without_a_new_render(
     assert_paid_once_and_complete(manifest)
 
 
+def test_an_expired_subtitle_url_is_fetched_fresh_like_its_video(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 06-outro keeps external subtitles: its .vtt is fetched first, under the signature
+    # of the job view that reported it done, which here has expired.
+    manifest, _, err = apply_faulty(tmp_path, monkeypatch, "expire_urls=1", "--only", "06-*")
+    downloads = [r for r in log_of(manifest) if r.kind == "download"]
+    assert [(Path(r.path).suffix, r.status) for r in downloads] == [
+        (".vtt", 403),
+        (".vtt", 200),
+        (".mp4", 200),
+    ]
+    assert "result URL has expired" in err
+    assert create_counts(data_dir(manifest)) == {synthesis_id(manifest, "06-outro"): 1}
+    record = open_course(manifest, "emulator").load_state().records["06-outro"]
+    assert record.status == "downloaded" and record.subtitles is not None
+    assert (manifest.parent / record.subtitles.path).read_text().startswith("WEBVTT")
+
+
 def test_a_result_that_never_downloads_stays_paid_for_and_is_fetched_next_time(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
