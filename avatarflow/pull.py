@@ -159,27 +159,27 @@ def sync_stores(
     report: Report,
     result: PullResult | None = None,
 ) -> None:
-    """Put every current, verified output that a store is not known to hold into it."""
+    """Put every current, verified output, and the external subtitles beside it (a
+    teammate's pull needs both), that a store is not known to hold into it."""
     names = tuple(store.name for store in stores.all)
     facts = getattr(state.store, "facts", None)
     if facts is None:
         return
     check = workspace.output_checker()
     for video_id, record in state.records.items():
-        output = record.output
-        if output is None or facts.is_stored(output.sha256, names):
+        files = [f for f in (record.output, record.subtitles) if f is not None]
+        unstored = [f for f in files if not facts.is_stored(f.sha256, names)]
+        if record.output is None or not unstored or check(record) != "ok":
             continue
-        if check(record) != "ok":
-            continue
-        path = workspace.root / output.path
-        try:
-            added = stores.put(path, StoredObject(output.sha256, output.size))
-        except StorageError as exc:
-            report("info", video_id, f"not stored: {exc}")
-            continue
-        facts.mark_stored(output.sha256, names)
-        if added:
-            report("stored", video_id, f"stored {output.path} in the {' and '.join(added)} store")
-            if result is not None:
-                result.stored.append(video_id)
+        for file in unstored:
+            try:
+                added = stores.put(workspace.root / file.path, StoredObject(file.sha256, file.size))
+            except StorageError as exc:
+                report("info", video_id, f"not stored: {exc}")
+                continue
+            facts.mark_stored(file.sha256, names)
+            if added:
+                report("stored", video_id, f"stored {file.path} in the {' and '.join(added)} store")
+                if result is not None and video_id not in result.stored:
+                    result.stored.append(video_id)
     facts.save()

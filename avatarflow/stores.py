@@ -98,6 +98,9 @@ def fetch_source(state: State, stores: VideoStores) -> Callable[[StateRecord], s
         if record.output is None:
             return None
         where = stores.where(StoredObject(record.output.sha256, record.output.size))
+        sidecar = record.subtitles
+        if sidecar is not None and stores.where(StoredObject(sidecar.sha256, sidecar.size)) is None:
+            where = None  # a pull needs the subtitles beside the video too
         if where is not None:
             return f"{where} store"
         if (record.remote_id or record.synthesis_id) in gone:

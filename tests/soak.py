@@ -47,6 +47,7 @@ KILL_POINTS = (
     "mid-download",
     "after-download",
     "mid-state-write",
+    "mid-store-put",  # a verified download copied into the local video store
 )
 # Tiny, fast renders: the soak is about bookkeeping, not pixels.
 EMULATOR = {"width": 16, "height": 16, "fps": 5, "speech": False, "render_workers": 2}
@@ -217,6 +218,8 @@ def soak(
     result = SoakResult(seed=seed, videos=videos)
     manifest = write_course(root, videos, api_version, pack)
     env = {"AZURE_STORAGE_SAS_TOKEN": pack.sas} if pack else {}
+    # The local video store and plan memos of this run only, never the user's.
+    env["AVATARFLOW_CACHE_DIR"] = str(root / "user-cache")
     jobs = -(-videos // pack.max_inputs) if pack else videos
     started = time.monotonic()
     for round_no in range(max_rounds):

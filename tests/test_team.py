@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -186,6 +187,16 @@ def clone(bob: Clone, origin: Path) -> None:
     assert bob.status() == ""
 
 
+def team_container(who: Clone, azurite: Azurite) -> Any:
+    """The team store's container, as a client of the Blob API."""
+    from azure.storage.blob import ContainerClient
+
+    container = who.manifest.read_text().split("container_url: '")[1].split("'")[0]
+    return ContainerClient.from_connection_string(
+        azurite.connection_string, container.rsplit("/", 1)[1]
+    )
+
+
 def wait_until_expired(service: Service, job_ids: list[str]) -> None:
     deadline = time.monotonic() + 120
     while any(service.job_exists(j) for j in job_ids):
@@ -337,12 +348,7 @@ def test_a_job_deleted_early_stops_apply_before_paying_then_a_new_confirmation_r
     service.delete_job(job)
     # Only the service could give the video back now.
     shutil.rmtree(alice.cache / "videos")
-    container = alice.manifest.read_text().split("container_url: '")[1].split("'")[0]
-    from azure.storage.blob import ContainerClient
-
-    client = ContainerClient.from_connection_string(
-        azurite.connection_string, container.rsplit("/", 1)[1]
-    )
+    client = team_container(alice, azurite)
     for blob in client.list_blobs():
         client.delete_blob(blob.name)
     (alice.root / "manifests/build/videos/03-branches.mp4").unlink()
@@ -357,29 +363,99 @@ def test_a_job_deleted_early_stops_apply_before_paying_then_a_new_confirmation_r
     assert (alice.root / "manifests/build/videos/03-branches.mp4").is_file()
 
 
+# A pull from the team store reads each object (``mid-pull``, once a 1 MiB chunk) and
+# keeps it in the local store (``mid-store-put``): six videos and 06-outro's .vtt.
 KILL_POINTS = ["mid-pull", "mid-store-put"]
+OBJECTS = len(VIDEOS) + 1
+MAX_KILLS = 40  # well above every pass of a point in one run: the loop is bounded
+
+
+def killed_at(who: Clone, point: str, *command: str) -> bool:
+    """Run ``avatarflow COMMAND`` in a subprocess that SIGKILLs itself at ``point``; True
+    when it was killed, False when it finished (the point is passed fewer times)."""
+    env = {**os.environ, **who.env(), "AVATARFLOW_KILL_AT": point, "NO_COLOR": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "avatarflow", *command, str(who.manifest)],
+        env=env,
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode in (-9, 0), done.stderr
+    return done.returncode == -9
 
 
 @pytest.mark.parametrize("point", KILL_POINTS)
 def test_a_pull_killed_anywhere_loses_nothing_and_pays_nothing(
-    team: tuple[Clone, Clone], service: Service, point: str
+    team: tuple[Clone, Clone], service: Service, point: str, tmp_path: Path
 ) -> None:
+    """SIGKILL at every pass of ``point``, each in a fresh clone on a fresh machine."""
     alice, bob = team
     alice.apply()
     alice.commit("the course")
     alice.git("push", "-q", "origin", "main")
-    clone(bob, alice.root.parent / "origin.git")
     requests = service.speech_requests()
-    env = {**os.environ, **bob.env(), "AVATARFLOW_KILL_AT": f"{point}:2"}
-    killed = subprocess.run(
-        [sys.executable, "-m", "avatarflow", "pull", str(bob.manifest)], env=env, check=False
-    )
-    assert killed.returncode == -9
-    assert bob.status() == ""
-    bob.pull()
-    assert bob.videos() == alice.videos()
-    assert not list((bob.root / "manifests/build/videos").glob(".*"))
+    kills = 0
+    for count in range(1, MAX_KILLS + 1):
+        bob = Clone(
+            "bob",
+            tmp_path / f"bob-{count}",
+            tmp_path / f"bob-cache-{count}",
+            service,
+            bob.monkeypatch,
+        )
+        clone(bob, alice.root.parent / "origin.git")
+        if not killed_at(bob, f"{point}:{count}", "pull"):
+            break
+        kills += 1
+        assert bob.status() == ""  # no committed file written, no temp file left in git's view
+        bob.pull()
+        assert bob.videos() == alice.videos()
+        assert not list((bob.root / "manifests/build/videos").glob(".*"))
+        assert service.speech_requests() == requests
+    print(f"pull killed at {kills} passes of {point}")
+    assert kills >= OBJECTS  # every object's copy was cut short once
+
+
+def test_store_uploads_killed_anywhere_finish_on_the_next_run(
+    team: tuple[Clone, Clone], service: Service, azurite: Azurite, tmp_path: Path
+) -> None:
+    """SIGKILL at every pass of ``mid-store-upload`` while a pull puts a checkout's
+    outputs into an empty team store: the next pull stores everything, with no Speech
+    request, and a fresh clone then gets every video from the team store."""
+    alice, bob = team
+    alice.apply()
+    alice.commit("the course")
+    alice.git("push", "-q", "origin", "main")
+    requests = service.speech_requests()
+    container = team_container(alice, azurite)
+    kills = 0
+    for count in range(1, MAX_KILLS + 1):
+        for blob in container.list_blobs():
+            container.delete_blob(blob.name)
+        # This machine's record of what the stores hold goes with them (it is disposable).
+        (alice.root / "manifests/.avatarflow/git-course/.cache/checkout.json").unlink()
+        if not killed_at(alice, f"mid-store-upload:{count}", "pull"):
+            break
+        kills += 1
+        assert alice.status() == ""
+        alice.pull()
+        assert len(list(container.list_blobs())) == OBJECTS
+        fresh = Clone(
+            "bob",
+            tmp_path / f"bob-{count}",
+            tmp_path / f"bob-cache-{count}",
+            service,
+            bob.monkeypatch,
+        )
+        clone(fresh, alice.root.parent / "origin.git")
+        assert all(a["source"] == "team store" for a in fresh.plan_json()["actions"])  # type: ignore[union-attr]
+        fresh.pull()
+        assert fresh.videos() == alice.videos()
+    print(f"pull killed at {kills} passes of mid-store-upload")
+    assert kills >= OBJECTS
     assert service.speech_requests() == requests
+    assert service.paid_creates() == len(VIDEOS)
 
 
 def test_an_apply_killed_during_store_uploads_stores_everything_on_the_next_run(
