@@ -12,8 +12,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
+import signal
 import socket
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,14 +28,25 @@ import pytest
 
 from avatarflow import planmemo
 from avatarflow.backends.azureblob import AzureBlobStore
+from avatarflow.backends.journal import put_line
 from avatarflow.backends.rendered import RENDERS_FORMAT
-from avatarflow.errors import ConcurrentWriteError, LockError
+from avatarflow.emulator import Emulator, EmulatorConfig, read_request_log
+from avatarflow.errors import ConcurrentWriteError, LockError, StateError
 from avatarflow.renders import dump
-from avatarflow.state import JobError, State, StateRecord
+from avatarflow.statcache import sha256_file
+from avatarflow.state import JobError, State, StateRecord, dump_json, parse_meta
 from avatarflow.stores import video_uses
 
-from .azurite import ACCOUNT_KEY, Azurite
-from .helpers import MANIFEST, course, open_course, record_all, remote_manifest, run_cli
+from .azurite import ACCOUNT, ACCOUNT_KEY, Azurite
+from .helpers import (
+    MANIFEST,
+    Result,
+    course,
+    open_course,
+    record_all,
+    remote_manifest,
+    run_cli,
+)
 
 pytest_plugins = ["tests.azurite"]
 
@@ -347,3 +365,280 @@ def test_the_lease_is_renewed_while_its_holder_runs(container_url: str) -> None:
             store.lock("second").acquire()
     with store.lock("after release"):  # released at once, without waiting for expiry
         pass
+
+
+# -- an older remote state is migrated ------------------------------------------------
+V1_STATE = Path(__file__).resolve().parent / "data" / "v1-git-course"
+REPO = Path(__file__).resolve().parent.parent
+
+
+def example_course(root: Path, service: str) -> Path:
+    """A copy of the example course with ``service`` settings; its manifest."""
+    shutil.copytree(REPO / "manifests", root / "manifests", ignore=IGNORED)
+    shutil.copytree(REPO / "templates", root / "templates", ignore=IGNORED)
+    manifest = root / "manifests" / "git-course.yaml"
+    text = manifest.read_text()
+    manifest.write_text(text.replace("\ndefaults:", f"\nservice:\n{service}\ndefaults:", 1))
+    return manifest
+
+
+IGNORED = shutil.ignore_patterns(".avatarflow", "build")
+
+
+def v1_records() -> dict[str, dict[str, Any]]:
+    folder = V1_STATE / ".avatarflow" / "git-course" / "videos"
+    return {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))}
+
+
+def upload_old_state(azurite: Azurite, container_url: str, journaled: bool) -> None:
+    """The example course's format-1 records as a remote state of the snapshot era
+    (format 1), or of the journal era (format 2: half in the snapshot, half journaled)."""
+    meta = json.loads((V1_STATE / ".avatarflow" / "git-course" / "state.json").read_text())
+    records = v1_records()
+    container = container_of(azurite, container_url)
+    if not journaled:
+        document = {"meta": meta, "videos": records}
+    else:
+        ids = sorted(records)
+        journal = "team.json.journal.1-0a0b0c0d"
+        document = {
+            "meta": {**meta, "format": 2},
+            "journal": journal,
+            "videos": {v: records[v] for v in ids[:3]},
+        }
+        lines = b"".join(put_line(StateRecord.model_validate(records[v])) for v in ids[3:])
+        container.get_blob_client(journal).create_append_blob()
+        container.get_blob_client(journal).append_block(lines)
+    container.get_blob_client("team.json").upload_blob(dump_json(document))
+
+
+@pytest.mark.parametrize("journaled", [False, True], ids=["snapshot", "journal"])
+def test_an_older_remote_state_migrates_to_the_local_records_byte_for_byte(
+    tmp_path: Path, azurite: Azurite, container_url: str, journaled: bool
+) -> None:
+    upload_old_state(azurite, container_url, journaled)
+    state = f"  state: {{backend: azureblob, container_url: '{container_url}', name: team.json}}"
+    manifest = example_course(tmp_path / "remote", state)
+    shutil.copytree(V1_STATE / "build", manifest.parent / "build")  # the videos it recorded
+    # The same course with its state in local files, migrated by the local store.
+    local = example_course(tmp_path / "local", "  api_version: 2024-08-01")
+    shutil.copytree(V1_STATE, local.parent, dirs_exist_ok=True)
+    assert run_cli("apply", str(local), "--yes").code == 0
+    local_renders = {
+        p.stem: p.read_text() for p in (local.parent / ".avatarflow/git-course/renders").iterdir()
+    }
+
+    # A plan reads the old format and writes nothing anywhere.
+    blobs_before = sorted(container_of(azurite, container_url).list_blob_names())
+    plan = run_cli("plan", str(manifest), "--detailed-exitcode")
+    assert (plan.code, plan.out) == (0, "No changes. Every video is up to date.\n"), plan
+    assert sorted(container_of(azurite, container_url).list_blob_names()) == blobs_before
+
+    # The first writing command migrates: the very records the local store writes.
+    applied = run_cli("apply", str(manifest), "--yes")
+    assert applied.code == 0, applied
+    assert render_blobs(azurite, container_url) == local_renders
+    assert len(local_renders) == 6
+    document = json.loads(blob_text(azurite, container_url))
+    assert set(document) == {"meta"} and document["meta"]["format"] == RENDERS_FORMAT
+    assert document["meta"]["lineage"] == "822293c2-1ef2-4105-aacd-8eead6419605"
+    assert journals(azurite, container_url) == []  # the old journal went
+    with pytest.raises(StateError, match="state format 3 is newer"):  # an older reader
+        parse_meta(document["meta"], "team.json")
+    assert committed_files(manifest) == []
+    plan = run_cli("plan", str(manifest), "--detailed-exitcode")
+    assert (plan.code, plan.out) == (0, "No changes. Every video is up to date.\n"), plan
+
+
+def journals(azurite: Azurite, container_url: str) -> list[str]:
+    prefix = "team.json.journal."
+    return list(container_of(azurite, container_url).list_blob_names(name_starts_with=prefix))
+
+
+def test_a_migration_killed_halfway_migrates_again_and_loses_nothing(
+    tmp_path: Path, azurite: Azurite, container_url: str
+) -> None:
+    upload_old_state(azurite, container_url, journaled=True)
+    state = f"  state: {{backend: azureblob, container_url: '{container_url}', name: team.json}}"
+    manifest = example_course(tmp_path, state)
+    shutil.copytree(V1_STATE / "build", manifest.parent / "build")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AVATARFLOW_")}
+    env.update(AVATARFLOW_KILL_AT="mid-state-write:4", NO_COLOR="1")
+    env["AZURE_STORAGE_CONNECTION_STRING"] = os.environ["AZURE_STORAGE_CONNECTION_STRING"]
+    killed = subprocess.run(
+        [sys.executable, "-m", "avatarflow", "apply", str(manifest), "--yes"],
+        env=env,
+        capture_output=True,
+        timeout=120,
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert len(render_blobs(azurite, container_url)) == 3  # three renders, the old meta
+    assert json.loads(blob_text(azurite, container_url))["meta"]["format"] == 2
+
+    plan = run_cli("plan", str(manifest), "--detailed-exitcode")  # still the old format
+    assert (plan.code, plan.out) == (0, "No changes. Every video is up to date.\n"), plan
+    locked = run_cli("apply", str(manifest), "--yes")  # the killed apply's lease is held
+    found = re.search(r"force-unlock (\S+) MANIFEST", locked.err)
+    assert locked.code == 1 and found, locked
+    assert run_cli("force-unlock", found.group(1), str(manifest)).code == 0
+    assert run_cli("apply", str(manifest), "--yes").code == 0
+    blobs = render_blobs(azurite, container_url)
+    assert sorted(blobs) == sorted(str(r["input_hash"]) for r in v1_records().values())
+    assert json.loads(blob_text(azurite, container_url))["meta"]["format"] == RENDERS_FORMAT
+
+
+def test_a_sas_without_list_rights_is_one_clean_line(
+    tmp_path: Path, azurite: Azurite, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Loading lists the render blobs: a SAS without the list right is refused clearly."""
+    from datetime import UTC, datetime, timedelta
+
+    from azure.storage.blob import ContainerSasPermissions, generate_container_sas
+
+    container = azurite.new_container()
+    url = f"{azurite.blob_url}/{container}"
+    sas = generate_container_sas(
+        account_name=ACCOUNT,
+        container_name=container,
+        account_key=ACCOUNT_KEY,
+        permission=ContainerSasPermissions(read=True, write=True),
+        expiry=datetime.now(UTC) + timedelta(hours=1),
+    )
+    monkeypatch.delenv("AZURE_STORAGE_CONNECTION_STRING", raising=False)
+    monkeypatch.setenv("AZURE_STORAGE_SAS_TOKEN", sas)
+    manifest = course(tmp_path, remote_manifest(url))
+    meta = {"format": 3, "lineage": "l", "name": "demo", "created_at": "2026-01-01T00:00:00Z"}
+    container_of(azurite, url).upload_blob("team.json", dump_json({"meta": meta}))
+    result = run_cli("plan", str(manifest))
+    assert result.code == 1 and len(result.err.strip().splitlines()) == 1, result
+    assert "access refused" in result.err and f"{url}/team.json.renders/" in result.err
+    assert "sig=" not in result.err.replace("sig=***", "")
+
+
+# -- the render-keyed features on a remote state, paid creates counted ----------------
+@dataclass
+class Checkout:
+    """One checkout of a course whose state is the team's blob; a machine of its own."""
+
+    manifest: Path
+    cache: Path
+    emulator: Emulator
+    monkeypatch: pytest.MonkeyPatch
+
+    def cli(self, *args: str) -> Result:
+        self.monkeypatch.setenv("AVATARFLOW_CACHE_DIR", str(self.cache))
+        self.monkeypatch.setenv("AZURE_SPEECH_ENDPOINT", self.emulator.url)
+        self.monkeypatch.setenv("AZURE_SPEECH_KEY", "k")
+        return run_cli(*args)
+
+    def requests(self) -> int:
+        return len(read_request_log(self.emulator.data_dir))
+
+    def paid_creates(self) -> int:
+        return sum(1 for r in read_request_log(self.emulator.data_dir) if r.created)
+
+    def plan(self) -> dict[str, Any]:
+        result = self.cli("plan", str(self.manifest), "--json")
+        assert result.code == 0, result
+        data: dict[str, Any] = json.loads(result.out)
+        return data
+
+    def kinds(self) -> dict[str, tuple[str, bool]]:
+        return {a["video"]: (a["action"], a["paid"]) for a in self.plan()["actions"]}
+
+    def apply(self, *args: str) -> int:
+        """apply, checking that it pays exactly what the plan made just before said;
+        the number of paid creates."""
+        promised = self.plan()["summary"]["paid"]
+        before = self.paid_creates()
+        result = self.cli("apply", str(self.manifest), "--yes", *args)
+        assert result.code == 0, result
+        paid = self.paid_creates() - before
+        assert paid == promised, (paid, promised, result)
+        return paid
+
+    def edit(self, rel: str, old: str, new: str) -> None:
+        path = self.manifest.parent / rel
+        text = path.read_text()
+        assert old in text
+        path.write_text(text.replace(old, new, 1))
+
+    def videos(self) -> dict[str, str]:
+        folder = self.manifest.parent / "build" / "videos"
+        return {p.name: sha256_file(p) for p in sorted(folder.glob("*.mp4"))}
+
+
+@pytest.fixture
+def speech(tmp_path: Path) -> Iterator[Emulator]:
+    with Emulator(tmp_path / "service", EmulatorConfig(width=160, height=90)) as emulator:
+        yield emulator
+
+
+def test_rename_revert_and_a_second_clone_pay_what_plan_said_on_a_remote_state(
+    tmp_path: Path,
+    azurite: Azurite,
+    container_url: str,
+    speech: Emulator,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("AVATARFLOW_EMULATOR_CONFIG", raising=False)
+    videos = f"{azurite.blob_url}/{azurite.new_container('videos')}"
+    service = (
+        f"  state: {{backend: azureblob, container_url: '{container_url}', name: team.json}}\n"
+        f"  store: {{container_url: '{videos}'}}"
+    )
+    alice = Checkout(
+        example_course(tmp_path / "alice", service), tmp_path / "a", speech, monkeypatch
+    )
+    assert alice.apply() == 6  # the first apply: six paid creates, as planned
+    assert committed_files(alice.manifest) == []  # the records are the blob's
+    assert len(render_blobs(azurite, container_url)) == 6
+
+    # Rename an id: the render is reused for free, the old output removed.
+    alice.edit("git-course.yaml", "id: 05-recap", "id: 05-summary")
+    kinds = alice.kinds()
+    assert kinds["05-summary"] == ("reuse", False) and kinds["05-recap"] == ("forget", False)
+    blobs = render_blobs(azurite, container_url)
+    assert alice.apply() == 0
+    assert render_blobs(azurite, container_url) == blobs  # nothing paid: no blob written
+    build = alice.manifest.parent / "build" / "videos"
+    assert not (build / "05-recap.mp4").exists() and (build / "05-summary.mp4").is_file()
+
+    # Edit a slide (one paid render), then revert it: the earlier render, for free.
+    original = (alice.manifest.parent / "scripts" / "02-commits.txt").read_text()
+    alice.edit("scripts/02-commits.txt", ".", "!")
+    assert alice.apply() == 1
+    (alice.manifest.parent / "scripts" / "02-commits.txt").write_text(original)
+    assert alice.kinds()["02-commits"] == ("reuse", False)
+    assert alice.apply() == 0
+    plan = alice.cli("plan", str(alice.manifest), "--detailed-exitcode")
+    assert (plan.code, plan.out) == (0, "No changes. Every video is up to date.\n")
+
+    # A second clone of the same remote state, on a machine of its own: every video
+    # comes from the team store for free, then "No changes" with no request at all.
+    bob = Checkout(example_course(tmp_path / "bob", service), tmp_path / "b", speech, monkeypatch)
+    bob.edit("git-course.yaml", "id: 05-recap", "id: 05-summary")
+    requests = bob.requests()
+    planned = bob.plan()
+    assert planned["summary"]["paid"] == 0
+    assert {(a["action"], a["source"]) for a in planned["actions"]} == {("download", "team store")}
+    assert bob.cli("pull", str(bob.manifest)).code == 0
+    assert bob.videos() == alice.videos()
+    plan = bob.cli("plan", str(bob.manifest), "--detailed-exitcode")
+    assert (plan.code, plan.out) == (0, "No changes. Every video is up to date.\n")
+    assert bob.apply() == 0
+    assert bob.requests() == requests  # not one Speech request
+    assert committed_files(bob.manifest) == []
+
+    # A saved plan on the remote state: applied exactly, paying what it listed.
+    bob.edit("scripts/03-branches.txt", ".", "; Bob says.")
+    saved = tmp_path / "change.plan.json"
+    assert bob.cli("plan", str(bob.manifest), "-o", str(saved)).code == 0
+    listed = json.loads(saved.read_text())["plan"]["summary"]["paid"]
+    before = bob.paid_creates()
+    assert bob.cli("apply", str(saved)).code == 0
+    assert bob.paid_creates() - before == listed == 1
+    # Alice sees Bob's render in the team's state: her apply of his edit pays nothing.
+    alice.edit("scripts/03-branches.txt", ".", "; Bob says.")
+    assert alice.kinds()["03-branches"] == ("reuse", False)
+    assert alice.apply() == 0
