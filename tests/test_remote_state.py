@@ -28,7 +28,6 @@ import pytest
 
 from avatarflow import planmemo
 from avatarflow.backends.azureblob import AzureBlobStore
-from avatarflow.backends.journal import put_line
 from avatarflow.backends.rendered import RENDERS_FORMAT
 from avatarflow.emulator import Emulator, EmulatorConfig, read_request_log
 from avatarflow.errors import ConcurrentWriteError, LockError, StateError
@@ -406,7 +405,8 @@ def upload_old_state(azurite: Azurite, container_url: str, journaled: bool) -> N
             "journal": journal,
             "videos": {v: records[v] for v in ids[:3]},
         }
-        lines = b"".join(put_line(StateRecord.model_validate(records[v])) for v in ids[3:])
+        # One {"put": record} line per write, as the journal era appended them.
+        lines = b"".join(json.dumps({"put": records[v]}).encode() + b"\n" for v in ids[3:])
         container.get_blob_client(journal).create_append_blob()
         container.get_blob_client(journal).append_block(lines)
     container.get_blob_client("team.json").upload_blob(dump_json(document))
