@@ -642,3 +642,49 @@ def test_rename_revert_and_a_second_clone_pay_what_plan_said_on_a_remote_state(
     alice.edit("scripts/03-branches.txt", ".", "; Bob says.")
     assert alice.kinds()["03-branches"] == ("reuse", False)
     assert alice.apply() == 0
+
+
+def test_a_checkout_reads_each_record_once_and_again_only_when_its_etag_changes(
+    manifest: Path, azurite: Azurite, container_url: str
+) -> None:
+    from azure.storage.blob import ContainerClient
+
+    record_all(manifest)
+    state_dir = open_course(manifest).workspace.state_dir
+    gets: list[str] = []
+
+    def load() -> AzureBlobStore:
+        store = AzureBlobStore(container_url, "team.json", state_dir=state_dir)
+        name = container_url.rsplit("/", 1)[1]
+        store._container = ContainerClient.from_connection_string(
+            azurite.connection_string,
+            name,
+            raw_request_hook=lambda r: (
+                gets.append(r.http_request.url.split("?")[0])
+                if r.http_request.method == "GET"
+                else None
+            ),
+        )
+        store.load()
+        return store
+
+    (state_dir / ".cache" / "remote-renders.json").unlink(missing_ok=True)  # a new checkout
+    first = load()
+    record_gets = [u for u in gets if "/team.json.renders/" in u]
+    assert len(record_gets) == 3 and len(first.renders) == 3
+    gets.clear()
+    second = load()  # the meta and one listing; every record from the cache
+    assert [u for u in gets if "/team.json.renders/" in u] == []
+    assert {h: dump(r) for h, r in second.renders.items()} == {
+        h: dump(r) for h, r in first.renders.items()
+    }
+
+    # Another writer changes one record: its ETag changes, it alone is read again.
+    digest = open_course(manifest).request("b").content_hash
+    blob = container_of(azurite, container_url).get_blob_client(f"team.json.renders/{digest}.json")
+    text = blob.download_blob().readall().decode()
+    blob.upload_blob(text.replace('"job_id"', '"duration_ms": 7, "job_id"'), overwrite=True)
+    gets.clear()
+    third = load()
+    assert [u.rsplit("/", 1)[1] for u in gets if "/team.json.renders/" in u] == [f"{digest}.json"]
+    assert third.renders[digest].duration_ms == 7

@@ -24,8 +24,12 @@ of one request are merged (:func:`avatarflow.renders.merge`, both kept as paid
 history) and written under ``If-Match`` on the ETag just read. The meta blob is written
 the same way, so two first writers of an empty state cannot both create it.
 
-Loading is one GET of the meta blob, one listing of ``<name>.renders/`` (5,000 names a
-page) and the records' GETs, a few at a time.
+Loading is one GET of the meta blob, one listing of ``<name>.renders/`` (5,000 names and
+ETags a page) and the GETs of the records this checkout has not read before, a few at
+a time: the records read are kept with their ETags in the checkout's uncommitted
+``.cache/remote-renders.json``, and a record whose listed ETag is the cached one is
+taken from there (a record changes only with its ETag; final ones never change). The
+cache is disposable: missing or damaged, every record is read again.
 
 An older remote state (format 1, a snapshot blob ``{"meta", "videos"}``; format 2, the
 same snapshot naming an append-blob journal, see :mod:`avatarflow.backends.journal`)
@@ -49,6 +53,7 @@ keeps its name across formats, so an older avatarflow and this one exclude each 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import threading
 from collections.abc import Callable, Mapping
@@ -59,7 +64,7 @@ from typing import Any
 from ..errors import ConcurrentWriteError, Location, LockError, StateError, StorageError
 from ..killpoints import checkpoint
 from ..lock import HeldLock, LockInfo, new_lock_info, wait_for_lock
-from ..machine import MachineFacts, remove_stale_temps
+from ..machine import CACHE_DIR, MachineFacts, cache_dir, remove_stale_temps, write_disposable
 from ..renders import RenderRecord, dump, merge
 from ..state import (
     State,
@@ -82,6 +87,7 @@ RENDERS_INFIX = ".renders/"
 MAX_RECORD_BYTES = 4 * 1024 * 1024  # a request is at most 500 KB; its narration as much
 MAX_RENDERS = 1_000_000  # names listed before the listing is refused as not ours
 READERS = 8  # records downloaded at once
+RECORDS_CACHE = "remote-renders.json"  # in the checkout's .cache/: records read, by ETag
 WRITE_ATTEMPTS = 3  # conditional writes of one record lost to other writers in a row
 
 _RACE = (
@@ -188,10 +194,10 @@ class AzureBlobStore(RenderKeyedStore):
         self.absorb_v1(records.values())
         return snapshot.meta
 
-    def _list_renders(self) -> list[tuple[str, int]]:
-        """(blob name, size) of every render blob, listed page by page."""
+    def _list_renders(self) -> list[tuple[str, int, str]]:
+        """(blob name, size, ETag) of every render blob, listed page by page."""
         self._blob(self.name)  # first: a missing SDK is a ConfigError, not a crash
-        found: list[tuple[str, int]] = []
+        found: list[tuple[str, int, str]] = []
         with storage_errors(self._shown(self.renders_prefix)):
             for blob in self._container.list_blobs(name_starts_with=self.renders_prefix):
                 if len(found) >= MAX_RENDERS:
@@ -199,24 +205,66 @@ class AzureBlobStore(RenderKeyedStore):
                         f"more than {MAX_RENDERS} render records; not a state avatarflow wrote",
                         Location(self._shown(self.renders_prefix)),
                     )
-                found.append((str(blob.name), int(blob.size or 0)))
+                found.append((str(blob.name), int(blob.size or 0), _etag(blob.etag)))
         return found
 
     def _load_renders(self) -> None:
-        names = sorted(name for name, _ in self._list_renders() if name.endswith(".json"))
+        listed = sorted(item for item in self._list_renders() if item[0].endswith(".json"))
+        cached = self._read_cache()
+        known = {
+            name: cached[name] for name, _, etag in listed if cached.get(name, ("",))[0] == etag
+        }
+        unknown = [name for name, _, _ in listed if name not in known]
         with ThreadPoolExecutor(max_workers=READERS) as pool:
-            read = list(pool.map(self._read_render, names))
-        for found in read:
+            read = list(pool.map(self._read_render, unknown))
+        kept: dict[str, tuple[str, str]] = {}
+        for name, (etag, text) in known.items():
+            render = self._parse_render(name, text.encode())
+            self._note(render, text.encode())
+            self._etags[render.request_hash] = etag
+            kept[name] = (etag, text)
+        for name, found in zip(unknown, read, strict=True):
             if found is None:
                 continue  # deleted between the listing and its read (a prune)
             render, data, etag = found
             self._note(render, data)
             self._etags[render.request_hash] = etag
+            kept[name] = (etag, data.decode())
+        if kept != cached:
+            self._write_cache(kept)
+
+    def _cache_path(self) -> Path | None:
+        return None if self.state_dir is None else self.state_dir / CACHE_DIR / RECORDS_CACHE
+
+    def _read_cache(self) -> dict[str, tuple[str, str]]:
+        """Blob name -> (ETag, text) of the records this checkout read before."""
+        path = self._cache_path()
+        if path is None:
+            return {}
+        try:
+            data = json.loads(path.read_text("utf-8"))
+            if data.get("state") != self.display:
+                return {}
+            return {str(k): (str(v[0]), str(v[1])) for k, v in data["records"].items()}
+        except (OSError, ValueError, TypeError, KeyError, IndexError, AttributeError):
+            return {}
+
+    def _write_cache(self, records: dict[str, tuple[str, str]]) -> None:
+        path = self._cache_path()
+        if path is None:
+            return
+        data = {"state": self.display, "records": {k: list(v) for k, v in records.items()}}
+        cache_dir(path.parent.parent)
+        with contextlib.suppress(OSError):  # a cache that cannot be written is read again
+            write_disposable(path, json.dumps(data, sort_keys=True).encode())
 
     def _read_render(self, blob_name: str) -> tuple[RenderRecord, bytes, str] | None:
         raw, etag = self._download(blob_name, limit=MAX_RECORD_BYTES)
         if raw is None:
             return None
+        return self._parse_render(blob_name, raw), raw, str(etag)
+
+    def _parse_render(self, blob_name: str, raw: bytes) -> RenderRecord:
         shown = self._shown(blob_name)
         render = _validate(RenderRecord, parse_json(_text(raw, shown), shown), shown)
         expected = blob_name.removeprefix(self.renders_prefix).removesuffix(".json")
@@ -226,7 +274,7 @@ class AzureBlobStore(RenderKeyedStore):
                 f"{expected}.json",
                 Location(shown),
             )
-        return render, raw, str(etag)
+        return render
 
     def _download(
         self, blob_name: str, *, limit: int | None = None
@@ -245,7 +293,7 @@ class AzureBlobStore(RenderKeyedStore):
                         f"({limit}); not a record avatarflow wrote",
                         Location(self._shown(blob_name)),
                     )
-                return download.readall(), str(download.properties.etag)
+                return download.readall(), _etag(download.properties.etag)
             except ResourceNotFoundError as exc:
                 if error_code(exc) != "BlobNotFound":
                     raise
@@ -282,7 +330,7 @@ class AzureBlobStore(RenderKeyedStore):
                     )
             except (ResourceModifiedError, ResourceExistsError):
                 raise ConcurrentWriteError(_RACE.format("ETag mismatch"), Location(shown)) from None
-        return str(result["etag"])
+        return _etag(result["etag"])
 
     def write_record(self, record: StateRecord) -> None:
         with self._writing:
@@ -333,14 +381,14 @@ class AzureBlobStore(RenderKeyedStore):
     def replace_renders(self, meta: StateMeta, renders: Mapping[str, RenderRecord]) -> None:
         """Make this state a copy of ``meta`` and ``renders`` (renders first, meta last);
         renders of the state it replaces that ``renders`` lacks are deleted."""
-        old = {name for name, _ in self._list_renders()}
+        old = {name for name, _, _ in self._list_renders()}
         self._migrate_from = None
         for render in renders.values():
             blob_name = self.render_blob(render.request_hash)
             data = dump(render)
             with storage_errors(self._shown(blob_name)):
                 result = self._blob(blob_name).upload_blob(data, overwrite=True)
-            self._etags[render.request_hash] = str(result["etag"])
+            self._etags[render.request_hash] = _etag(result["etag"])
             self._note(render, data)
         for stale in old - {self.render_blob(h) for h in renders}:
             self._remove_render(stale.removeprefix(self.renders_prefix).removesuffix(".json"))
@@ -420,6 +468,13 @@ def _text(raw: bytes, shown: str) -> str:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
         raise StateError("remote state is not UTF-8 text", Location(shown)) from None
+
+
+def _etag(value: Any) -> str:
+    """An ETag in the quoted form of a download's or an upload's answer (a listing gives
+    it unquoted), so that a listed and a read ETag compare equal."""
+    text = str(value)
+    return text if text.startswith('"') else f'"{text}"'
 
 
 def _same_job(one: RenderRecord, other: RenderRecord) -> bool:
