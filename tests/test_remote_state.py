@@ -688,3 +688,21 @@ def test_a_checkout_reads_each_record_once_and_again_only_when_its_etag_changes(
     third = load()
     assert [u.rsplit("/", 1)[1] for u in gets if "/team.json.renders/" in u] == [f"{digest}.json"]
     assert third.renders[digest].duration_ms == 7
+
+
+def test_prune_removes_unused_render_blobs_beyond_the_keep_window(
+    manifest: Path, azurite: Azurite, container_url: str
+) -> None:
+    record_all(manifest)
+    old = open_course(manifest).request("b").content_hash
+    manifest.write_text(manifest.read_text().replace("video b.", "video b, edited."))
+    kept = run_cli("prune", str(manifest), "--yes")
+    assert (kept.code, kept.out) == (0, "Nothing to prune.\n")
+    assert old in render_blobs(azurite, container_url)  # a branch may still need it
+    pruned = run_cli("prune", str(manifest), "--yes", "--keep-days", "0")
+    assert pruned.code == 0 and "Pruned 1 unused render(s)." in pruned.out, pruned
+    project = open_course(manifest)
+    assert sorted(render_blobs(azurite, container_url)) == sorted(
+        project.request(v).content_hash for v in ("a", "c")
+    )
+    assert committed_files(manifest) == []

@@ -73,12 +73,11 @@ from ..state import (
     _validate,
     dump_json,
     parse_json,
-    parse_meta,
     stored_data,
 )
 from ..storage import error_code, open_container, storage_errors
 from .journal import parse_snapshot, replay
-from .rendered import RENDERS_FORMAT, RenderKeyedStore, no_facts, renders_meta
+from .rendered import RenderKeyedStore, current_meta, no_facts, renders_meta
 
 LEASE_SECONDS = 60  # the longest finite lease the service grants
 LOCK_SUFFIX = ".lock"
@@ -162,18 +161,10 @@ class AzureBlobStore(RenderKeyedStore):
         self._meta_etag = etag
         data = parse_json(_text(raw, self.display), self.display)
         meta = data.get("meta") if isinstance(data, dict) else None
-        if isinstance(meta, dict) and meta.get("format") == RENDERS_FORMAT:
-            parsed = parse_meta({**meta, "format": 1}, f"{self.display}: meta")
-            state.meta = renders_meta(parsed)
+        state.meta = current_meta(meta, f"{self.display}: meta")
+        if state.meta is not None:
             self._load_renders()
         else:
-            found = meta.get("format") if isinstance(meta, dict) else None
-            if isinstance(found, int) and found > RENDERS_FORMAT:
-                raise StateError(
-                    f"state format {found} is newer than this avatarflow "
-                    f"understands ({RENDERS_FORMAT}); upgrade avatarflow",
-                    Location(self.display),
-                )
             state.meta = self._load_legacy(raw)
             self._migrate_from = state.meta.format
         return state

@@ -44,7 +44,7 @@ from ..state import (
     parse_meta,
     parse_record_text,
 )
-from .rendered import RENDERS_FORMAT, RenderKeyedStore, renders_meta
+from .rendered import RENDERS_FORMAT, RenderKeyedStore, current_meta, renders_meta
 
 META_FILE = "state.json"
 RECORDS_DIR = "renders"
@@ -87,18 +87,10 @@ class LocalStore(RenderKeyedStore):
         shown = f"{self.display}/{META_FILE}"
         text = self._read_text(meta_path, shown, META_FILE)
         data = parse_json(text, shown)
-        if isinstance(data, dict) and data.get("format") == RENDERS_FORMAT:
-            data = {**data, "format": 1}  # the meta model's own format field
-            state.meta = parse_meta(data, shown).model_copy(update={"format": RENDERS_FORMAT})
+        state.meta = current_meta(data, shown)
+        if state.meta is not None:
             self._load_renders()
         else:
-            found = data.get("format") if isinstance(data, dict) else None
-            if isinstance(found, int) and found > RENDERS_FORMAT:
-                raise StateError(
-                    f"state format {found} is newer than this avatarflow "
-                    f"understands ({RENDERS_FORMAT}); upgrade avatarflow",
-                    Location(shown),
-                )
             state.meta = parse_meta(data, shown)
             self._load_v1()
             self._migrate_from = state.meta.format

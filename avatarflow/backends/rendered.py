@@ -18,10 +18,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
+from ..errors import Location, StateError
 from ..machine import LastRender, MachineFacts, Materialised
 from ..renders import RenderRecord, dump, fingerprint, from_v1, merge, to_render, to_view
-from ..state import State, StateMeta, StateRecord
+from ..state import State, StateMeta, StateRecord, parse_meta
 
 RENDERS_FORMAT = 3  # 1: per-video records; 2: a journaled remote snapshot of those
 VideoUse = tuple[str, str, str]  # video id, request hash, output path (relative)
@@ -40,6 +42,23 @@ def no_facts() -> MachineFacts:
 
 def renders_meta(meta: StateMeta) -> StateMeta:
     return meta.model_copy(update={"format": RENDERS_FORMAT})
+
+
+def current_meta(data: Any, shown: str) -> StateMeta | None:
+    """The meta of a state kept by render; None for an older format (to be migrated);
+    a newer format is refused rather than misread."""
+    found = data.get("format") if isinstance(data, dict) else None
+    if found == RENDERS_FORMAT:
+        assert isinstance(data, dict)
+        data = {**data, "format": 1}  # the meta model's own format field
+        return renders_meta(parse_meta(data, shown))
+    if isinstance(found, int) and found > RENDERS_FORMAT:
+        raise StateError(
+            f"state format {found} is newer than this avatarflow understands "
+            f"({RENDERS_FORMAT}); upgrade avatarflow",
+            Location(shown),
+        )
+    return None
 
 
 class RenderKeyedStore:
