@@ -495,8 +495,8 @@ class Runner:
                 Event(
                     "failed",
                     request.video_id,
-                    f"not put in place: the render of its request ({action.reasons[0]}) did "
-                    "not finish in this apply; the next apply takes it from that render",
+                    f"not put in place: {action.reasons[0].split(':')[0]}, whose render did "
+                    "not finish in this apply; the next apply plans both again",
                 )
             )
             return

@@ -121,8 +121,16 @@ def test_a_twin_whose_render_failed_is_reported_and_nothing_is_paid_twice(
 ) -> None:
     emulate(monkeypatch, "fail=demo-a-*:InvalidInput:bad avatar")
     manifest = course(tmp_path, TWINS)
-    result = workflow.apply(manifest, ApplyOptions(emulator=True))
+    events: list[str] = []
+    result = workflow.apply(
+        manifest, ApplyOptions(emulator=True), on_event=lambda e: events.append(str(e))
+    )
     assert result.summary is not None and not result.ok
     assert sorted(result.summary.failed) == ["a", "b"]
     assert len(creates(manifest)) == 2  # a (failed) and c: b was never submitted
     assert "b" not in outputs(manifest)
+    assert any("not put in place: same request as a, whose render did not" in e for e in events)
+    # The next plan lists one paid render for both again, never two.
+    plan = plan_json(manifest)
+    kinds = {a["video"]: (a["action"], a["paid"]) for a in plan["actions"]}
+    assert kinds["a"] == ("rerender", True) and kinds["b"] == ("reuse", False)
