@@ -3,9 +3,8 @@
 ``AVATARFLOW_KILL_AT=NAME[:N]`` sends SIGKILL to this process the N-th time (default
 first) it passes ``checkpoint(NAME)``. Unset, a checkpoint is one dictionary lookup and
 changes nothing. Points: ``before-create``, ``after-create``, ``polling``,
-``mid-download``, ``after-download``, ``mid-state-write``, and in the remote state's
-compaction ``mid-compaction`` (journal sealed, snapshot not switched) and
-``after-compaction`` (switched, old journal not deleted). ``AVATARFLOW_KILL_SIGNAL=TERM``
+``mid-download``, ``after-download``, ``mid-state-write`` (also before each blob write of
+a remote state). ``AVATARFLOW_KILL_SIGNAL=TERM``
 sends SIGTERM instead, as a cancelled CI job does.
 """
 

@@ -34,6 +34,8 @@ class ActionKind(StrEnum):
 
 # Actions that submit a new (paid) job.
 PAID: frozenset[ActionKind] = frozenset({ActionKind.CREATE, ActionKind.RERENDER})
+# The source of a reuse of a render that this same apply makes for another video.
+THIS_APPLY = "render made by this apply"
 
 _WORDS_PER_MINUTE = 150
 _TAG_RE = re.compile(r"<[^>]+>")
@@ -52,6 +54,9 @@ class Action:
     synthesis_id: str | None = None
     input_hash: str | None = None
     source: str | None = None  # where a fetch or a reuse takes the video from
+    # A paid action turned into a reuse of another video's render in the same plan (two
+    # byte-identical requests cost one render): the action it stands in for.
+    instead_of: Action | None = None
 
     @property
     def paid(self) -> bool:
@@ -135,7 +140,32 @@ def make_plan(
             )
         )
     lineage = state.meta.lineage if state.meta else None
-    return Plan(tuple(actions), lineage, state.serials())
+    return Plan(one_render_per_request(actions), lineage, state.serials())
+
+
+def one_render_per_request(actions: Iterable[Action]) -> tuple[Action, ...]:
+    """Two videos whose requests are byte-identical (one request hash) cost one render:
+    the first paid action of a hash stays paid, the others reuse its render. Run again
+    on a selection, a reuse whose render is no longer in the plan becomes paid again."""
+    undone = [a.instead_of if a.instead_of and a.kind is ActionKind.REUSE else a for a in actions]
+    first: dict[str, str] = {}  # request hash -> the video whose render is paid
+    result: list[Action] = []
+    for action in undone:
+        hash_ = action.input_hash
+        if action.paid and hash_ is not None:
+            if hash_ not in first:
+                first[hash_] = action.video_id
+            else:
+                why = f"same request as {first[hash_]}: rendered once for both, no extra cost"
+                action = dataclasses.replace(
+                    action,
+                    kind=ActionKind.REUSE,
+                    reasons=(why,),
+                    source=THIS_APPLY,
+                    instead_of=action,
+                )
+        result.append(action)
+    return tuple(result)
 
 
 def _plan_video(
@@ -286,7 +316,7 @@ def select(plan: Plan, only: Iterable[str], exclude: Iterable[str], known: Itera
             return False
         return not any(fnmatch.fnmatchcase(video_id, p) for p in exclude)
 
-    kept = tuple(
+    kept = one_render_per_request(
         a if keep(a.video_id) else dataclasses.replace(a, kind=ActionKind.NOOP, reasons=())
         for a in plan.actions
         if keep(a.video_id) or a.kind is not ActionKind.FORGET

@@ -51,7 +51,7 @@ from .killpoints import checkpoint
 from .manifest import Manifest
 from .packing import Member, Pack, group, pack_job_id
 from .payload import ATTEMPT_PROPERTY, HASH_PROPERTY, VideoRequest
-from .planner import Action, ActionKind, Plan
+from .planner import THIS_APPLY, Action, ActionKind, Plan
 from .pull import SUBTITLE_SUFFIX, fetch_video
 from .renders import format_time
 from .secrets import redact
@@ -248,6 +248,9 @@ class Runner:
                 self.summary.counts["forgotten"] += 1
                 self.emit(Event("forgot", action.video_id, "forgotten (removed from the manifest)"))
         work = [a for a in plan.actions if a.kind not in (ActionKind.NOOP, ActionKind.FORGET)]
+        # Videos of the same request as a video rendered here: put in place once it is.
+        twins = [a for a in work if a.source == THIS_APPLY]
+        work = [a for a in work if a.source != THIS_APPLY]
         # Resume what is already paid for before submitting anything new.
         resumes = [
             a for a in work if a.kind is not ActionKind.CREATE and a.kind is not ActionKind.RERENDER
@@ -262,6 +265,7 @@ class Runner:
                 await self._gather(self._render_packs([*paid, *self._repack]))
             else:
                 await self._gather(self._guard([a], partial(self._render, a)) for a in paid)
+            await self._gather(self._guard([a], partial(self._reuse_twin, a)) for a in twins)
         finally:
             self._poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -468,6 +472,45 @@ class Runner:
                 return
             await self._adopted(request, job)
         await self._follow(request)
+
+    async def _reuse_twin(self, action: Action) -> None:
+        """Put in place the output of a render this apply made for another video of the
+        same request: from a video store, else downloaded again from its job (free)."""
+        assert action.request is not None
+        request = action.request
+        made = next(
+            (
+                r
+                for r in self.state.records.values()
+                if r.input_hash == request.content_hash
+                and r.status == "downloaded"
+                and r.output is not None
+                and r.video_id != request.video_id
+            ),
+            None,
+        )
+        if made is None or made.output is None:
+            self.summary.failed.append(request.video_id)
+            self.emit(
+                Event(
+                    "failed",
+                    request.video_id,
+                    f"not put in place: {action.reasons[0].split(':')[0]}, whose render did "
+                    "not finish in this apply; the next apply plans both again",
+                )
+            )
+            return
+        shown = self.workspace.display(self.workspace.output_path(request))
+        twin = made.model_copy(
+            update={
+                "video_id": request.video_id,
+                "sources": dict(request.rendered.sources),
+                "output": made.output.model_copy(update={"path": shown}),
+            }
+        )
+        self.state.records[request.video_id] = twin
+        reuse = Action(ActionKind.REUSE, request.video_id, action.reasons, request, twin)
+        await self._resume(reuse)
 
     async def _render(self, action: Action) -> None:
         assert action.request is not None

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .backends.local import RECORDS_DIR, LocalStore
+from .backends.rendered import RenderKeyedStore
 from .planmemo import StateRead
 
 if TYPE_CHECKING:
@@ -30,7 +31,10 @@ def remote_store(manifest: LoadedManifest, workspace: Workspace) -> StateStore |
     from .backends.azureblob import AzureBlobStore
 
     assert settings.container_url is not None  # the manifest model checks it
-    return AzureBlobStore(settings.container_url, settings.name or f"{manifest.model.name}.json")
+    name = settings.name or f"{manifest.model.name}.json"
+    # This checkout's facts (which outputs it wrote, jobs it found gone) stay beside the
+    # manifest, in the uncommitted cache of the state folder.
+    return AzureBlobStore(settings.container_url, name, state_dir=workspace.state_dir)
 
 
 def open_store(manifest: LoadedManifest, workspace: Workspace) -> StateStore:
@@ -68,7 +72,7 @@ def migrate(state: State) -> None:
     """Write a state read in an older format in the current one (a writing command's
     first step; a plan only reads it)."""
     store = state.store
-    if isinstance(store, LocalStore) and store.needs_migration and state.meta is not None:
+    if isinstance(store, RenderKeyedStore) and store.needs_migration and state.meta is not None:
         store.write_meta(state.meta)
 
 
@@ -90,7 +94,7 @@ def fetch_source(state: State, stores: VideoStores) -> Callable[[StateRecord], s
     from .videostore import StoredObject
 
     store = state.store
-    if not isinstance(store, LocalStore):
+    if not isinstance(store, RenderKeyedStore):
         return None
     gone, now = store.facts.gone, datetime.now(UTC)
 

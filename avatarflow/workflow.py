@@ -197,7 +197,7 @@ def apply(
             return ApplyResult(recalled.plan, None)
     import asyncio  # here, not above: a plan recalled from its memo never loads it
 
-    from .backends.local import LocalStore
+    from .backends.rendered import RenderKeyedStore
     from .build import build_requests, find_request
     from .service import Service
     from .stores import load_state, migrate, open_store
@@ -220,7 +220,7 @@ def apply(
                 )
                 limited(select(offline, options.only, options.exclude, built.ids()))
             gone: frozenset[str] = frozenset()
-            if options.refresh or not isinstance(state.store, LocalStore):
+            if options.refresh or not isinstance(state.store, RenderKeyedStore):
                 # A state kept by render knows offline when its jobs expire: apply plans
                 # exactly as plan does. A state kept per video must ask.
                 gone = _refresh(service, workspace, built, state)
@@ -467,11 +467,11 @@ def _unused_renders(built: Built, state: State, keep_days: float) -> list[str]:
     ago by the service's clock: like ``git gc``, the window keeps what a branch needs."""
     from datetime import UTC, datetime, timedelta
 
-    from .backends.local import LocalStore
+    from .backends.rendered import RenderKeyedStore
     from .renders import parse_time
 
     store = state.store
-    if not isinstance(store, LocalStore):
+    if not isinstance(store, RenderKeyedStore):
         return []
     used = {r.content_hash for r in built.requests}
     cutoff = datetime.now(UTC) - timedelta(days=keep_days)
@@ -492,13 +492,13 @@ def _prune_renders(
     emit: ProgressSink,
 ) -> None:
     """Remove the records of ``unused`` renders (and their videos from the local store)."""
-    from .backends.local import LocalStore
+    from .backends.rendered import RenderKeyedStore
     from .events import Event
     from .stores import video_stores
     from .videostore import StoredObject
 
     store = state.store
-    assert isinstance(store, LocalStore)
+    assert isinstance(store, RenderKeyedStore)
     local = video_stores(manifest, workspace).local
     for request_hash in unused:
         render = store.renders[request_hash]

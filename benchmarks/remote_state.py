@@ -1,11 +1,12 @@
-"""Remote state benchmark (not a test): what one transition costs at N records, on Azurite.
+"""Remote state benchmark (not a test): what one write costs at N renders, on Azurite.
 
-For each N, a fresh container gets a state of N downloaded-video records (one
-``replace``, as ``state push`` does); then ``--transitions`` records are rewritten one
-at a time, as an apply does after each step of a video. Prints, per N: the size of
-one record, the bytes uploaded per transition (request bodies counted by a pipeline
-hook), the time per transition, the time of a fresh ``load()`` after those
-transitions, and the time of one compaction (when the store has one).
+For each N, a fresh container gets a state of N delivered renders (one ``replace``, as
+``state push`` does); then ``--transitions`` new renders are recorded one state at a
+time (submitted, succeeded, downloaded), as an apply does for a new video, and as many
+re-downloads of existing renders (which write nothing). Prints, per N: the size of one
+record, the bytes uploaded per write (request bodies counted by a pipeline hook), the
+time per write, the bytes uploaded per re-download, and the time of a ``load()`` in a
+new checkout, then of one in a checkout that has read the records before.
 
 Azurite comes from ``AVATARFLOW_AZURITE_BLOB_URL`` or is started like the test fixture
 does (``AVATARFLOW_AZURITE_BIN`` or ``azurite-blob`` on PATH).
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -26,7 +28,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from avatarflow.backends.azureblob import AzureBlobStore  # noqa: E402
-from avatarflow.state import OutputFile, StateMeta, StateRecord, dump_json, utc_now  # noqa: E402
+from avatarflow.renders import dump, to_render  # noqa: E402
+from avatarflow.state import OutputFile, StateMeta, StateRecord, utc_now  # noqa: E402
 from benchmarks.pack import azurite  # noqa: E402
 from tests.azurite import Azurite  # noqa: E402
 
@@ -71,10 +74,12 @@ class Counter:
         self.bytes += len(body) if isinstance(body, bytes | bytearray) else 0
 
 
-def store_for(blob: Azurite, container: str, counter: Counter | None = None) -> AzureBlobStore:
+def store_for(
+    blob: Azurite, container: str, counter: Counter | None = None, state_dir: Path | None = None
+) -> AzureBlobStore:
     from azure.storage.blob import ContainerClient
 
-    store = AzureBlobStore(f"{blob.blob_url}/{container}", "bench.json")
+    store = AzureBlobStore(f"{blob.blob_url}/{container}", "bench.json", state_dir=state_dir)
     hooks: dict[str, Any] = {"raw_request_hook": counter} if counter else {}
     # The benchmark's own client: the same SDK calls, with a byte counter in the pipeline.
     store._container = ContainerClient.from_connection_string(
@@ -83,45 +88,56 @@ def store_for(blob: Azurite, container: str, counter: Counter | None = None) -> 
     return store
 
 
+def uses(records: list[StateRecord]) -> list[tuple[str, str, str]]:
+    return [(r.video_id, r.input_hash, r.output.path if r.output else "") for r in records]
+
+
 def measure(blob: Azurite, records: int, transitions: int) -> dict[str, str]:
     container = blob.new_container("bench")
     meta = StateMeta(format=1, lineage="bench", name="bench", created_at=utc_now())
     seed = store_for(blob, container)
     seed.load()
-    seed.replace(meta, {r.video_id: r for r in map(record, range(records))})
+    existing = [record(i) for i in range(records)]
+    seed.replace(meta, {r.video_id: r for r in existing})
 
     counter = Counter()
     store = store_for(blob, container, counter)
     state = store.load()
-    ids = sorted(state.records)
+    counter.bytes = counter.requests = 0
+    new = [record(records + i) for i in range(transitions)]
+    state.bind(uses(existing + new))
     times = []
-    for step in range(transitions):
-        video_id = ids[(step * 7919) % len(ids)]  # spread over the catalogue
-        changed = state.records[video_id].model_copy(update={"remote_status": f"step {step}"})
-        started = time.perf_counter()
-        state.put(changed)
-        times.append(time.perf_counter() - started)
-    per_transition = counter.bytes / transitions
+    for item in new:
+        for status in ("submitted", "succeeded", "downloaded"):
+            step = item.model_copy(update={"status": status})
+            started = time.perf_counter()
+            state.put(step if status == "downloaded" else step.model_copy(update={"output": None}))
+            times.append(time.perf_counter() - started)
+    writes, per_write = counter.requests, counter.bytes / max(1, counter.requests)
+    counter.bytes = counter.requests = 0
+    for item in existing[:transitions]:  # a download again: nothing committed changes
+        state.put(state.records[item.video_id])
+    assert counter.requests == 0, "a re-download must write no blob"
 
-    started = time.perf_counter()
-    loaded = store_for(blob, container).load()
-    load_seconds = time.perf_counter() - started
-    assert loaded.records == state.records, "a fresh load must see every transition"
-
-    compaction = "-"
-    compact = getattr(store, "compact", None)
-    if compact is not None:
-        started = time.perf_counter()
-        compact()
-        compaction = f"{(time.perf_counter() - started) * 1000:,.0f} ms"
-        assert store_for(blob, container).load().records == state.records
+    with tempfile.TemporaryDirectory() as checkout:
+        loads = []
+        for _ in range(2):  # a first load here, then one with the records cached
+            fresh = store_for(blob, container, state_dir=Path(checkout))
+            started = time.perf_counter()
+            fresh.load()
+            loads.append(time.perf_counter() - started)
+            assert len(fresh.renders) == records + transitions, "a load must see every render"
+    one = to_render(existing[0], None)
+    assert one is not None
     return {
-        "records": f"{records:,}",
-        "record size": f"{len(dump_json(record(0))):,} B",
-        "uploaded / transition": f"{per_transition:,.0f} B",
-        "time / transition": f"{statistics.median(times) * 1000:,.1f} ms",
-        "load": f"{load_seconds * 1000:,.0f} ms",
-        "compaction": compaction,
+        "renders": f"{records:,}",
+        "record size": f"{len(dump(one)):,} B",
+        "writes": f"{writes:,}",
+        "uploaded / write": f"{per_write:,.0f} B",
+        "time / write": f"{statistics.median(times) * 1000:,.1f} ms",
+        "uploaded / re-download": f"{counter.bytes:,} B",
+        "first load": f"{loads[0] * 1000:,.0f} ms",
+        "cached load": f"{loads[1] * 1000:,.0f} ms",
     }
 
 

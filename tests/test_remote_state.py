@@ -1,20 +1,26 @@
 """Remote state on Azure Blob Storage, against Azurite (the real Blob API, no mock).
 
-The store is a snapshot blob written with ETag conditions, an append-blob journal
-written with append-position conditions, and a lock blob whose lease names its holder;
-``state pull/push`` copy between it and the local files. Apply runs over two checkouts
-live in ``test_concurrency.py``.
+The store is a meta blob and one blob per render (the local store's records), written
+with ETag conditions, and a lock blob whose lease names its holder; ``state pull/push``
+copy between it and the local files. An older remote state (a snapshot, a journal) is
+migrated by the first writing command. Applies on the emulator count the paid creates
+in its request log and compare them with what ``plan --json`` promised. Apply runs over
+two checkouts live in ``test_concurrency.py``.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +28,24 @@ import pytest
 
 from avatarflow import planmemo
 from avatarflow.backends.azureblob import AzureBlobStore
-from avatarflow.backends.journal import SEAL_LINE, put_line
+from avatarflow.backends.rendered import RENDERS_FORMAT
+from avatarflow.emulator import Emulator, EmulatorConfig, read_request_log
 from avatarflow.errors import ConcurrentWriteError, LockError, StateError
-from avatarflow.state import State, StateRecord, dump_json, parse_meta, stored_data
+from avatarflow.renders import dump
+from avatarflow.statcache import sha256_file
+from avatarflow.state import JobError, State, StateRecord, dump_json, parse_meta
 from avatarflow.stores import video_uses
 
 from .azurite import ACCOUNT, ACCOUNT_KEY, Azurite
-from .helpers import MANIFEST, course, open_course, record_all, remote_manifest, run_cli
+from .helpers import (
+    MANIFEST,
+    Result,
+    course,
+    open_course,
+    record_all,
+    remote_manifest,
+    run_cli,
+)
 
 pytest_plugins = ["tests.azurite"]
 
@@ -58,17 +75,40 @@ def blob_text(azurite: Azurite, container_url: str, name: str = "team.json") -> 
     return str(blob.download_blob().readall().decode())
 
 
+def committed_files(manifest: Path) -> list[str]:
+    """Files under the state folder that ``git add -A`` would take (not ``.cache/``)."""
+    root = manifest.parent / ".avatarflow"
+    return sorted(
+        str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and ".cache" not in p.parts
+    )
+
+
+def render_blobs(azurite: Azurite, container_url: str) -> dict[str, str]:
+    """Request hash -> the bytes of its render blob, read directly through the SDK."""
+    prefix = "team.json.renders/"
+    container = container_of(azurite, container_url)
+    return {
+        name.removeprefix(prefix).removesuffix(".json"): blob_text(azurite, container_url, name)
+        for name in container.list_blob_names(name_starts_with=prefix)
+    }
+
+
 def test_records_go_to_the_blob_and_plan_reads_them_back(
     manifest: Path, azurite: Azurite, container_url: str
 ) -> None:
     record_all(manifest)
 
-    # One snapshot (written once, with the meta) and one journal line per record write.
+    # One meta blob and one blob per render, named by request hash: the local records.
     document = json.loads(blob_text(azurite, container_url))
-    assert document["videos"] == {} and document["meta"]["name"] == "demo"
-    lines = blob_text(azurite, container_url, document["journal"]).splitlines()
-    assert [json.loads(line)["put"]["video_id"] for line in lines] == ["a", "b", "c"]
-    assert not (manifest.parent / ".avatarflow").exists()  # nothing written locally
+    assert document["meta"]["name"] == "demo" and document["meta"]["format"] == RENDERS_FORMAT
+    opened = open_course(manifest)
+    blobs = render_blobs(azurite, container_url)
+    assert sorted(blobs) == sorted(r.content_hash for r in opened.requests)
+    store = opened.store()
+    assert isinstance(store, AzureBlobStore)
+    store.load()
+    assert {h: dump(r).decode() for h, r in store.renders.items()} == blobs
+    assert committed_files(manifest) == []  # only this machine's facts, in .cache/
     result = run_cli("plan", str(manifest))
     assert result.code == 0, result.err
     assert "No changes." in result.out
@@ -83,26 +123,61 @@ def test_a_remote_state_is_never_planned_from_a_memo(
     assert "No changes." in run_cli("plan", str(manifest)).out
     assert not planmemo.memo_path(manifest, "azure").exists()
     project = open_course(manifest)
-    state = project.load_state()
-    state.put(state.records["b"].model_copy(update={"status": "failed"}))
-    assert "~ b" in run_cli("plan", str(manifest)).out
+    digest = project.request("b").content_hash
+    container_of(azurite, container_url).delete_blob(f"team.json.renders/{digest}.json")
+    assert "+ b" in run_cli("plan", str(manifest)).out
 
 
-def test_a_concurrent_write_is_an_error_not_a_lost_update(
+def in_flight(project: Any, video_id: str, job_id: str, attempt: int = 0) -> StateRecord:
+    """A record of ``video_id``'s request submitted as ``job_id`` (not final yet)."""
+    request = project.request(video_id)
+    return StateRecord(
+        video_id=video_id,
+        status="submitted",
+        input_hash=request.content_hash,
+        synthesis_id=request.synthesis_id,
+        surface=request.surface,
+        attempt=attempt,
+        remote_id=job_id,
+        request=request.recorded_body(),
+        submitted_at=f"2026-01-01T10:0{attempt}:00Z",
+        updated_at="2026-01-01T10:00:00Z",
+    )
+
+
+def test_two_writers_of_one_render_never_clobber_each_other(
     manifest: Path, azurite: Azurite, container_url: str
 ) -> None:
-    record_all(manifest)
     project = open_course(manifest)
     first, second = project.load_state(), project.load_state()
-    first.put(first.records["a"].model_copy(update={"remote_status": "first"}))
+    first.ensure_meta("demo")
+    second = project.load_state()  # both know the meta; neither has a render yet
+    first.put(in_flight(project, "a", "job-1"))
+    digest = project.request("a").content_hash
+    before = render_blobs(azurite, container_url)[digest]
 
-    with pytest.raises(ConcurrentWriteError, match="another writer changed the remote state"):
-        second.put(second.records["b"].model_copy(update={"remote_status": "second"}))
+    # The same render recorded by the second writer too: the same bytes, kept as they are.
+    second.put(in_flight(project, "a", "job-1"))
+    assert render_blobs(azurite, container_url)[digest] == before
 
-    stored = project.load_state()
-    assert stored.records["a"].remote_status == "first"  # the first write survived
-    assert stored.records["b"].remote_status is None  # the second was never written
-    assert stored.records["a"].serial == 2
+    # A second paid job of the same request: merged, both kept as paid history.
+    third = project.load_state()
+    first.put(in_flight(project, "a", "job-2", attempt=1))  # the first writer's etag: fresh
+    third.put(in_flight(project, "a", "job-3", attempt=2))  # stale: conflict, then merge
+    stored = json.loads(render_blobs(azurite, container_url)[digest])
+    jobs = {stored["job_id"], *(p["job_id"] for p in stored["history"])}
+    assert jobs == {"job-1", "job-2", "job-3"}
+
+    # A final record of a job is never written again, by anyone: not by its writer, not
+    # by a writer that read the record before it was final.
+    stale = project.load_state()
+    failed = third.records["a"].model_copy(update={"status": "failed"})
+    third.put(failed.model_copy(update={"error": JobError(code="InvalidInput", message="x")}))
+    final = render_blobs(azurite, container_url)[digest]
+    assert json.loads(final)["status"] == "failed" and json.loads(final)["job_id"] == "job-3"
+    third.put(failed.model_copy(update={"error": JobError(code="Other", message="y")}))
+    stale.put(failed.model_copy(update={"error": JobError(code="Other", message="z")}))
+    assert render_blobs(azurite, container_url)[digest] == final
 
 
 def test_two_first_writers_of_an_empty_state_cannot_both_create_it(manifest: Path) -> None:
@@ -111,7 +186,8 @@ def test_two_first_writers_of_an_empty_state_cannot_both_create_it(manifest: Pat
     meta = first.ensure_meta("demo")
     with pytest.raises(ConcurrentWriteError):
         second.ensure_meta("demo")
-    assert project.load_state().meta == meta
+    stored = project.load_state().meta
+    assert stored is not None and stored.lineage == meta.lineage
 
 
 def test_a_held_lease_refuses_apply_with_its_holder_and_force_unlock_breaks_it(
@@ -169,10 +245,12 @@ def test_pull_and_push_copy_the_state_and_refuse_another_lineage(
         return {v: (r.input_hash, r.remote_id, r.output) for v, r in state.records.items()}
 
     assert paid(local) == paid(remote)
+    local_bytes = {p.stem: p.read_text() for p in (local_dir / "renders").iterdir()}
+    assert local_bytes == render_blobs(azurite, container_url)  # the same records, byte for byte
 
     # A state created separately (another lineage) is never mixed with this one.
     open_course(manifest).local_store().replace(
-        remote.meta.model_copy(update={"lineage": "other"}),  # type: ignore[union-attr]
+        remote.meta.model_copy(update={"lineage": "other"}),
         {},
     )
     for command in ("push", "pull"):
@@ -183,8 +261,9 @@ def test_pull_and_push_copy_the_state_and_refuse_another_lineage(
     forced = run_cli("state", "push", "--force", str(manifest))
     assert forced.code == 0, forced.err
     document = json.loads(blob_text(azurite, container_url))
-    assert document["meta"]["lineage"] == "other" and document["videos"] == {}
-    assert open_course(manifest).load_state().records == {}  # the old journal went with it
+    assert document["meta"]["lineage"] == "other"
+    assert render_blobs(azurite, container_url) == {}  # the other state's renders went
+    assert open_course(manifest).load_state().records == {}
 
 
 def test_state_commands_need_a_remote_backend(tmp_path: Path) -> None:
@@ -287,27 +366,88 @@ def test_the_lease_is_renewed_while_its_holder_runs(container_url: str) -> None:
         pass
 
 
-# -- the journal ---------------------------------------------------------------------
-def make_record(video_id: str, serial: int = 1, status: str = "submitting") -> StateRecord:
-    return StateRecord.model_validate(
-        {
-            "video_id": video_id,
-            "serial": serial,
-            "status": status,
-            "input_hash": "0" * 64,
-            "synthesis_id": f"demo-{video_id}-000000000000",
-            "surface": "batchsyntheses",
-            "request": {"inputKind": "SSML", "inputs": [{"content": f"<speak>{video_id}</speak>"}]},
-            "updated_at": "2026-01-01T00:00:00.000000Z",
+# -- an older remote state is migrated ------------------------------------------------
+V1_STATE = Path(__file__).resolve().parent / "data" / "v1-git-course"
+REPO = Path(__file__).resolve().parent.parent
+
+
+def example_course(root: Path, service: str) -> Path:
+    """A copy of the example course with ``service`` settings; its manifest."""
+    shutil.copytree(REPO / "manifests", root / "manifests", ignore=IGNORED)
+    shutil.copytree(REPO / "templates", root / "templates", ignore=IGNORED)
+    manifest = root / "manifests" / "git-course.yaml"
+    text = manifest.read_text()
+    manifest.write_text(text.replace("\ndefaults:", f"\nservice:\n{service}\ndefaults:", 1))
+    return manifest
+
+
+IGNORED = shutil.ignore_patterns(".avatarflow", "build")
+
+
+def v1_records() -> dict[str, dict[str, Any]]:
+    folder = V1_STATE / ".avatarflow" / "git-course" / "videos"
+    return {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))}
+
+
+def upload_old_state(azurite: Azurite, container_url: str, journaled: bool) -> None:
+    """The example course's format-1 records as a remote state of the snapshot era
+    (format 1), or of the journal era (format 2: half in the snapshot, half journaled)."""
+    meta = json.loads((V1_STATE / ".avatarflow" / "git-course" / "state.json").read_text())
+    records = v1_records()
+    container = container_of(azurite, container_url)
+    if not journaled:
+        document = {"meta": meta, "videos": records}
+    else:
+        ids = sorted(records)
+        journal = "team.json.journal.1-0a0b0c0d"
+        document = {
+            "meta": {**meta, "format": 2},
+            "journal": journal,
+            "videos": {v: records[v] for v in ids[:3]},
         }
-    )
+        # One {"put": record} line per write, as the journal era appended them.
+        lines = b"".join(json.dumps({"put": records[v]}).encode() + b"\n" for v in ids[3:])
+        container.get_blob_client(journal).create_append_blob()
+        container.get_blob_client(journal).append_block(lines)
+    container.get_blob_client("team.json").upload_blob(dump_json(document))
 
 
-def new_state(container_url: str, **settings: int) -> tuple[AzureBlobStore, State]:
-    store = AzureBlobStore(container_url, "team.json", **settings)
-    state = store.load()
-    state.ensure_meta("demo")
-    return store, state
+@pytest.mark.parametrize("journaled", [False, True], ids=["snapshot", "journal"])
+def test_an_older_remote_state_migrates_to_the_local_records_byte_for_byte(
+    tmp_path: Path, azurite: Azurite, container_url: str, journaled: bool
+) -> None:
+    upload_old_state(azurite, container_url, journaled)
+    state = f"  state: {{backend: azureblob, container_url: '{container_url}', name: team.json}}"
+    manifest = example_course(tmp_path / "remote", state)
+    shutil.copytree(V1_STATE / "build", manifest.parent / "build")  # the videos it recorded
+    # The same course with its state in local files, migrated by the local store.
+    local = example_course(tmp_path / "local", "  api_version: 2024-08-01")
+    shutil.copytree(V1_STATE, local.parent, dirs_exist_ok=True)
+    assert run_cli("apply", str(local), "--yes").code == 0
+    local_renders = {
+        p.stem: p.read_text() for p in (local.parent / ".avatarflow/git-course/renders").iterdir()
+    }
+
+    # A plan reads the old format and writes nothing anywhere.
+    blobs_before = sorted(container_of(azurite, container_url).list_blob_names())
+    plan = run_cli("plan", str(manifest), "--detailed-exitcode")
+    assert (plan.code, plan.out) == (0, "No changes. Every video is up to date.\n"), plan
+    assert sorted(container_of(azurite, container_url).list_blob_names()) == blobs_before
+
+    # The first writing command migrates: the very records the local store writes.
+    applied = run_cli("apply", str(manifest), "--yes")
+    assert applied.code == 0, applied
+    assert render_blobs(azurite, container_url) == local_renders
+    assert len(local_renders) == 6
+    document = json.loads(blob_text(azurite, container_url))
+    assert set(document) == {"meta"} and document["meta"]["format"] == RENDERS_FORMAT
+    assert document["meta"]["lineage"] == "822293c2-1ef2-4105-aacd-8eead6419605"
+    assert journals(azurite, container_url) == []  # the old journal went
+    with pytest.raises(StateError, match="state format 3 is newer"):  # an older reader
+        parse_meta(document["meta"], "team.json")
+    assert committed_files(manifest) == []
+    plan = run_cli("plan", str(manifest), "--detailed-exitcode")
+    assert (plan.code, plan.out) == (0, "No changes. Every video is up to date.\n"), plan
 
 
 def journals(azurite: Azurite, container_url: str) -> list[str]:
@@ -315,200 +455,48 @@ def journals(azurite: Azurite, container_url: str) -> list[str]:
     return list(container_of(azurite, container_url).list_blob_names(name_starts_with=prefix))
 
 
-def snapshot(azurite: Azurite, container_url: str) -> Any:
-    return json.loads(blob_text(azurite, container_url))
-
-
-def test_a_write_appends_one_line_and_replay_equals_the_folded_snapshot(
-    azurite: Azurite, container_url: str
+def test_a_migration_killed_halfway_migrates_again_and_loses_nothing(
+    tmp_path: Path, azurite: Azurite, container_url: str
 ) -> None:
-    store, state = new_state(container_url)
-    blob = container_of(azurite, container_url).get_blob_client("team.json")
-    snapshot_etag = blob.get_blob_properties().etag
-    for video_id in ("a", "b", "c", "a", "d"):
-        state.put(make_record(video_id))
-    state.forget("b")
-    state.put(state.records["a"].model_copy(update={"status": "running"}))
-
-    # Seven writes, seven journal lines, and the snapshot was never uploaded again.
-    assert blob.get_blob_properties().etag == snapshot_etag
-    assert len(blob_text(azurite, container_url, store._journal or "").splitlines()) == 7
-    replayed = AzureBlobStore(container_url, "team.json").load()
-    assert replayed.records == state.records and sorted(replayed.records) == ["a", "c", "d"]
-    assert replayed.records["a"].serial == 3 and replayed.records["a"].status == "running"
-
-    store.compact()
-    document = snapshot(azurite, container_url)
-    assert sorted(document["videos"]) == ["a", "c", "d"]
-    assert blob_text(azurite, container_url, document["journal"]) == ""
-    assert journals(azurite, container_url) == [document["journal"]]  # the old one is gone
-    folded = AzureBlobStore(container_url, "team.json").load()
-    assert folded.records == replayed.records and folded.meta == replayed.meta
-
-
-def test_a_concurrent_append_or_compaction_is_an_error_and_loses_nothing(
-    container_url: str,
-) -> None:
-    _, state = new_state(container_url)
-    state.put(make_record("a"))
-    first = AzureBlobStore(container_url, "team.json").load()
-    second = AzureBlobStore(container_url, "team.json").load()
-    first.put(make_record("b"))
-
-    with pytest.raises(ConcurrentWriteError, match="the journal moved on"):
-        second.put(make_record("c"))
-    with pytest.raises(ConcurrentWriteError):
-        second.forget("a")
-
-    # A compaction by one writer (seal, switch, delete) stops the other's append too.
-    third = AzureBlobStore(container_url, "team.json")
-    stale = third.load()
-    first.store.compact()  # type: ignore[attr-defined]
-    with pytest.raises(ConcurrentWriteError, match="the journal moved on"):
-        stale.put(make_record("c"))
-    assert sorted(AzureBlobStore(container_url, "team.json").load().records) == ["a", "b"]
-
-
-def test_compaction_at_a_tiny_threshold_keeps_every_record(
-    azurite: Azurite, container_url: str
-) -> None:
-    store, state = new_state(container_url, compact_min_bytes=0, max_journal_lines=4)
-    expected: dict[str, StateRecord] = {}
-    switches = set()
-    for step in range(30):
-        video_id = f"v{step % 7}"
-        expected[video_id] = state.put(make_record(video_id, status="submitted"))
-        switches.add(store._journal)
-    state.forget("v3")
-    del expected["v3"]
-
-    assert len(switches) > 5  # it compacted many times on the way
-    assert AzureBlobStore(container_url, "team.json").load().records == expected
-    assert journals(azurite, container_url) == [snapshot(azurite, container_url)["journal"]]
-
-
-def compact_killed_at(kill_at: str, container_url: str) -> None:
-    """A compaction in another process, killed at the kill point ``kill_at``."""
-    script = (
-        "import sys\nfrom avatarflow.backends.azureblob import AzureBlobStore\n"
-        "store = AzureBlobStore(sys.argv[1], 'team.json')\nstore.load()\nstore.compact()\n"
-    )
-    env = dict(os.environ, AVATARFLOW_KILL_AT=kill_at)
+    upload_old_state(azurite, container_url, journaled=True)
+    state = f"  state: {{backend: azureblob, container_url: '{container_url}', name: team.json}}"
+    manifest = example_course(tmp_path, state)
+    shutil.copytree(V1_STATE / "build", manifest.parent / "build")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AVATARFLOW_")}
+    env.update(AVATARFLOW_KILL_AT="mid-state-write:4", NO_COLOR="1")
+    env["AZURE_STORAGE_CONNECTION_STRING"] = os.environ["AZURE_STORAGE_CONNECTION_STRING"]
     killed = subprocess.run(
-        [sys.executable, "-c", script, container_url], env=env, capture_output=True, timeout=60
+        [sys.executable, "-m", "avatarflow", "apply", str(manifest), "--yes"],
+        env=env,
+        capture_output=True,
+        timeout=120,
     )
     assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert len(render_blobs(azurite, container_url)) == 3  # three renders, the old meta
+    assert json.loads(blob_text(azurite, container_url))["meta"]["format"] == 2
+
+    plan = run_cli("plan", str(manifest), "--detailed-exitcode")  # still the old format
+    assert (plan.code, plan.out) == (0, "No changes. Every video is up to date.\n"), plan
+    locked = run_cli("apply", str(manifest), "--yes")  # the killed apply's lease is held
+    found = re.search(r"force-unlock (\S+) MANIFEST", locked.err)
+    assert locked.code == 1 and found, locked
+    assert run_cli("force-unlock", found.group(1), str(manifest)).code == 0
+    assert run_cli("apply", str(manifest), "--yes").code == 0
+    blobs = render_blobs(azurite, container_url)
+    assert sorted(blobs) == sorted(str(r["input_hash"]) for r in v1_records().values())
+    assert json.loads(blob_text(azurite, container_url))["meta"]["format"] == RENDERS_FORMAT
 
 
-def test_a_crash_between_seal_and_snapshot_loses_nothing_and_the_next_write_finishes(
-    azurite: Azurite, container_url: str
+def test_a_sas_without_list_rights_is_one_clean_line(
+    tmp_path: Path, azurite: Azurite, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _, state = new_state(container_url)
-    for video_id in ("a", "b", "c"):
-        state.put(make_record(video_id))
-    stale = AzureBlobStore(container_url, "team.json").load()
-    before = snapshot(azurite, container_url)
-    compact_killed_at("mid-compaction", container_url)
-
-    # Sealed journal still named by the snapshot, next journal created but never named.
-    assert snapshot(azurite, container_url) == before
-    assert blob_text(azurite, container_url, before["journal"]).endswith('{"sealed":true}\n')
-    assert len(journals(azurite, container_url)) == 2
-    with pytest.raises(ConcurrentWriteError):  # a writer that read before the seal
-        stale.put(make_record("d"))
-    after = AzureBlobStore(container_url, "team.json").load()
-    assert after.records == state.records
-
-    after.put(make_record("d"))  # finishes the compaction, with "d" in the new snapshot
-    document = snapshot(azurite, container_url)
-    assert sorted(document["videos"]) == ["a", "b", "c", "d"]
-    assert journals(azurite, container_url) == [document["journal"]]
-    assert AzureBlobStore(container_url, "team.json").load().records == after.records
-
-
-def test_a_crash_after_the_switch_leaves_a_journal_that_apply_deletes(
-    azurite: Azurite, container_url: str
-) -> None:
-    store, state = new_state(container_url)
-    state.put(make_record("a"))
-    old = store._journal
-    stale = AzureBlobStore(container_url, "team.json").load()
-    compact_killed_at("after-compaction", container_url)
-
-    # The old journal still exists, but its seal refuses a writer that read it before.
-    with pytest.raises(ConcurrentWriteError):
-        stale.put(make_record("b"))
-    assert old in journals(azurite, container_url) and len(journals(azurite, container_url)) == 2
-    fresh = AzureBlobStore(container_url, "team.json")
-    assert fresh.load().records == state.records
-    assert fresh.remove_stale_temp_files() == 1
-    assert journals(azurite, container_url) == [snapshot(azurite, container_url)["journal"]]
-    assert AzureBlobStore(container_url, "team.json").load().records == state.records
-
-
-def test_cleaning_up_never_deletes_the_journal_of_a_compaction_in_flight(
-    container_url: str,
-) -> None:
-    store, state = new_state(container_url)
-    state.put(make_record("a"))
-    cleaner = AzureBlobStore(container_url, "team.json")
-    cleaner.load()
-    store._append_block(SEAL_LINE)  # a compaction has sealed and created the next journal
-    store._sealed = True
-    upcoming = store._new_journal()
-
-    assert cleaner.remove_stale_temp_files() == 0
-    store._write_snapshot(store._meta, dict(store._records), upcoming)  # type: ignore[arg-type]
-    assert AzureBlobStore(container_url, "team.json").load().records == state.records
-
-
-def test_an_append_retried_after_a_lost_response_is_recognised_as_ours(
-    azurite: Azurite, container_url: str
-) -> None:
-    store, _ = new_state(container_url)
-    record = make_record("a")
-    # The first attempt reached the journal; its response never came back.
-    journal = container_of(azurite, container_url).get_blob_client(store._journal or "")
-    journal.append_block(put_line(record), appendpos_condition=0)
-
-    store.write_record(record)  # the retry meets 412, reads its own line back: done
-    store.write_record(make_record("b"))
-    assert sorted(AzureBlobStore(container_url, "team.json").load().records) == ["a", "b"]
-    other = make_record("c")
-    journal.append_block(put_line(other), appendpos_condition=store._journal_length)
-    with pytest.raises(ConcurrentWriteError):  # a line that is not ours is a race
-        store.write_record(make_record("d"))
-
-
-def test_a_state_written_before_the_journal_is_read_then_upgraded_for_older_readers(
-    azurite: Azurite, container_url: str
-) -> None:
-    meta = {"format": 1, "lineage": "l-1", "name": "demo", "created_at": "2026-01-01T00:00:00Z"}
-    old = {"meta": meta, "videos": {"a": stored_data(make_record("a"))}}
-    blob = container_of(azurite, container_url).get_blob_client("team.json")
-    blob.upload_blob(dump_json(old))
-
-    state = AzureBlobStore(container_url, "team.json").load()
-    assert state.meta is not None and state.meta.format == 1 and list(state.records) == ["a"]
-    state.put(make_record("b"))
-
-    document = snapshot(azurite, container_url)
-    assert sorted(document["videos"]) == ["a", "b"] and "journal" in document
-    # An avatarflow that knows no journal refuses the state instead of missing writes.
-    with pytest.raises(StateError, match="state format 2 is newer"):
-        parse_meta(document["meta"], "team.json")
-    assert AzureBlobStore(container_url, "team.json").load().meta == state.meta
-
-
-def test_a_sas_without_list_or_delete_rights_still_writes_and_compacts(
-    azurite: Azurite, monkeypatch: pytest.MonkeyPatch
-) -> None:
+    """Loading lists the render blobs: a SAS without the list right is refused clearly."""
     from datetime import UTC, datetime, timedelta
 
     from azure.storage.blob import ContainerSasPermissions, generate_container_sas
 
     container = azurite.new_container()
-    container_url = f"{azurite.blob_url}/{container}"
+    url = f"{azurite.blob_url}/{container}"
     sas = generate_container_sas(
         account_name=ACCOUNT,
         container_name=container,
@@ -518,10 +506,203 @@ def test_a_sas_without_list_or_delete_rights_still_writes_and_compacts(
     )
     monkeypatch.delenv("AZURE_STORAGE_CONNECTION_STRING", raising=False)
     monkeypatch.setenv("AZURE_STORAGE_SAS_TOKEN", sas)
-    store, state = new_state(container_url, compact_min_bytes=0)
-    for video_id in ("a", "b", "c", "a"):
-        state.put(make_record(video_id))
+    manifest = course(tmp_path, remote_manifest(url))
+    meta = {"format": 3, "lineage": "l", "name": "demo", "created_at": "2026-01-01T00:00:00Z"}
+    container_of(azurite, url).upload_blob("team.json", dump_json({"meta": meta}))
+    result = run_cli("plan", str(manifest))
+    assert result.code == 1 and len(result.err.strip().splitlines()) == 1, result
+    assert "access refused" in result.err and f"{url}/team.json.renders/" in result.err
+    assert "sig=" not in result.err.replace("sig=***", "")
 
-    assert store.remove_stale_temp_files() == 0  # refused quietly: housekeeping only
-    assert AzureBlobStore(container_url, "team.json").load().records == state.records
-    assert len(journals(azurite, container_url)) > 1  # left behind, never read again
+
+# -- the render-keyed features on a remote state, paid creates counted ----------------
+@dataclass
+class Checkout:
+    """One checkout of a course whose state is the team's blob; a machine of its own."""
+
+    manifest: Path
+    cache: Path
+    emulator: Emulator
+    monkeypatch: pytest.MonkeyPatch
+
+    def cli(self, *args: str) -> Result:
+        self.monkeypatch.setenv("AVATARFLOW_CACHE_DIR", str(self.cache))
+        self.monkeypatch.setenv("AZURE_SPEECH_ENDPOINT", self.emulator.url)
+        self.monkeypatch.setenv("AZURE_SPEECH_KEY", "k")
+        return run_cli(*args)
+
+    def requests(self) -> int:
+        return len(read_request_log(self.emulator.data_dir))
+
+    def paid_creates(self) -> int:
+        return sum(1 for r in read_request_log(self.emulator.data_dir) if r.created)
+
+    def plan(self) -> dict[str, Any]:
+        result = self.cli("plan", str(self.manifest), "--json")
+        assert result.code == 0, result
+        data: dict[str, Any] = json.loads(result.out)
+        return data
+
+    def kinds(self) -> dict[str, tuple[str, bool]]:
+        return {a["video"]: (a["action"], a["paid"]) for a in self.plan()["actions"]}
+
+    def apply(self, *args: str) -> int:
+        """apply, checking that it pays exactly what the plan made just before said;
+        the number of paid creates."""
+        promised = self.plan()["summary"]["paid"]
+        before = self.paid_creates()
+        result = self.cli("apply", str(self.manifest), "--yes", *args)
+        assert result.code == 0, result
+        paid = self.paid_creates() - before
+        assert paid == promised, (paid, promised, result)
+        return paid
+
+    def edit(self, rel: str, old: str, new: str) -> None:
+        path = self.manifest.parent / rel
+        text = path.read_text()
+        assert old in text
+        path.write_text(text.replace(old, new, 1))
+
+    def videos(self) -> dict[str, str]:
+        folder = self.manifest.parent / "build" / "videos"
+        return {p.name: sha256_file(p) for p in sorted(folder.glob("*.mp4"))}
+
+
+@pytest.fixture
+def speech(tmp_path: Path) -> Iterator[Emulator]:
+    with Emulator(tmp_path / "service", EmulatorConfig(width=160, height=90)) as emulator:
+        yield emulator
+
+
+def test_rename_revert_and_a_second_clone_pay_what_plan_said_on_a_remote_state(
+    tmp_path: Path,
+    azurite: Azurite,
+    container_url: str,
+    speech: Emulator,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("AVATARFLOW_EMULATOR_CONFIG", raising=False)
+    videos = f"{azurite.blob_url}/{azurite.new_container('videos')}"
+    service = (
+        f"  state: {{backend: azureblob, container_url: '{container_url}', name: team.json}}\n"
+        f"  store: {{container_url: '{videos}'}}"
+    )
+    alice = Checkout(
+        example_course(tmp_path / "alice", service), tmp_path / "a", speech, monkeypatch
+    )
+    assert alice.apply() == 6  # the first apply: six paid creates, as planned
+    assert committed_files(alice.manifest) == []  # the records are the blob's
+    assert len(render_blobs(azurite, container_url)) == 6
+
+    # Rename an id: the render is reused for free, the old output removed.
+    alice.edit("git-course.yaml", "id: 05-recap", "id: 05-summary")
+    kinds = alice.kinds()
+    assert kinds["05-summary"] == ("reuse", False) and kinds["05-recap"] == ("forget", False)
+    blobs = render_blobs(azurite, container_url)
+    assert alice.apply() == 0
+    assert render_blobs(azurite, container_url) == blobs  # nothing paid: no blob written
+    build = alice.manifest.parent / "build" / "videos"
+    assert not (build / "05-recap.mp4").exists() and (build / "05-summary.mp4").is_file()
+
+    # Edit a slide (one paid render), then revert it: the earlier render, for free.
+    original = (alice.manifest.parent / "scripts" / "02-commits.txt").read_text()
+    alice.edit("scripts/02-commits.txt", ".", "!")
+    assert alice.apply() == 1
+    (alice.manifest.parent / "scripts" / "02-commits.txt").write_text(original)
+    assert alice.kinds()["02-commits"] == ("reuse", False)
+    assert alice.apply() == 0
+    plan = alice.cli("plan", str(alice.manifest), "--detailed-exitcode")
+    assert (plan.code, plan.out) == (0, "No changes. Every video is up to date.\n")
+
+    # A second clone of the same remote state, on a machine of its own: every video
+    # comes from the team store for free, then "No changes" with no request at all.
+    bob = Checkout(example_course(tmp_path / "bob", service), tmp_path / "b", speech, monkeypatch)
+    bob.edit("git-course.yaml", "id: 05-recap", "id: 05-summary")
+    requests = bob.requests()
+    planned = bob.plan()
+    assert planned["summary"]["paid"] == 0
+    assert {(a["action"], a["source"]) for a in planned["actions"]} == {("download", "team store")}
+    assert bob.cli("pull", str(bob.manifest)).code == 0
+    assert bob.videos() == alice.videos()
+    plan = bob.cli("plan", str(bob.manifest), "--detailed-exitcode")
+    assert (plan.code, plan.out) == (0, "No changes. Every video is up to date.\n")
+    assert bob.apply() == 0
+    assert bob.requests() == requests  # not one Speech request
+    assert committed_files(bob.manifest) == []
+
+    # A saved plan on the remote state: applied exactly, paying what it listed.
+    bob.edit("scripts/03-branches.txt", ".", "; Bob says.")
+    saved = tmp_path / "change.plan.json"
+    assert bob.cli("plan", str(bob.manifest), "-o", str(saved)).code == 0
+    listed = json.loads(saved.read_text())["plan"]["summary"]["paid"]
+    before = bob.paid_creates()
+    assert bob.cli("apply", str(saved)).code == 0
+    assert bob.paid_creates() - before == listed == 1
+    # Alice sees Bob's render in the team's state: her apply of his edit pays nothing.
+    alice.edit("scripts/03-branches.txt", ".", "; Bob says.")
+    assert alice.kinds()["03-branches"] == ("reuse", False)
+    assert alice.apply() == 0
+
+
+def test_a_checkout_reads_each_record_once_and_again_only_when_its_etag_changes(
+    manifest: Path, azurite: Azurite, container_url: str
+) -> None:
+    from azure.storage.blob import ContainerClient
+
+    record_all(manifest)
+    state_dir = open_course(manifest).workspace.state_dir
+    gets: list[str] = []
+
+    def load() -> AzureBlobStore:
+        store = AzureBlobStore(container_url, "team.json", state_dir=state_dir)
+        name = container_url.rsplit("/", 1)[1]
+        store._container = ContainerClient.from_connection_string(
+            azurite.connection_string,
+            name,
+            raw_request_hook=lambda r: (
+                gets.append(r.http_request.url.split("?")[0])
+                if r.http_request.method == "GET"
+                else None
+            ),
+        )
+        store.load()
+        return store
+
+    (state_dir / ".cache" / "remote-renders.json").unlink(missing_ok=True)  # a new checkout
+    first = load()
+    record_gets = [u for u in gets if "/team.json.renders/" in u]
+    assert len(record_gets) == 3 and len(first.renders) == 3
+    gets.clear()
+    second = load()  # the meta and one listing; every record from the cache
+    assert [u for u in gets if "/team.json.renders/" in u] == []
+    assert {h: dump(r) for h, r in second.renders.items()} == {
+        h: dump(r) for h, r in first.renders.items()
+    }
+
+    # Another writer changes one record: its ETag changes, it alone is read again.
+    digest = open_course(manifest).request("b").content_hash
+    blob = container_of(azurite, container_url).get_blob_client(f"team.json.renders/{digest}.json")
+    text = blob.download_blob().readall().decode()
+    blob.upload_blob(text.replace('"job_id"', '"duration_ms": 7, "job_id"'), overwrite=True)
+    gets.clear()
+    third = load()
+    assert [u.rsplit("/", 1)[1] for u in gets if "/team.json.renders/" in u] == [f"{digest}.json"]
+    assert third.renders[digest].duration_ms == 7
+
+
+def test_prune_removes_unused_render_blobs_beyond_the_keep_window(
+    manifest: Path, azurite: Azurite, container_url: str
+) -> None:
+    record_all(manifest)
+    old = open_course(manifest).request("b").content_hash
+    manifest.write_text(manifest.read_text().replace("video b.", "video b, edited."))
+    kept = run_cli("prune", str(manifest), "--yes")
+    assert (kept.code, kept.out) == (0, "Nothing to prune.\n")
+    assert old in render_blobs(azurite, container_url)  # a branch may still need it
+    pruned = run_cli("prune", str(manifest), "--yes", "--keep-days", "0")
+    assert pruned.code == 0 and "Pruned 1 unused render(s)." in pruned.out, pruned
+    project = open_course(manifest)
+    assert sorted(render_blobs(azurite, container_url)) == sorted(
+        project.request(v).content_hash for v in ("a", "c")
+    )
+    assert committed_files(manifest) == []

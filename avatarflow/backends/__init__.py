@@ -1,9 +1,11 @@
 """State stores: where a :class:`~avatarflow.state.State` is kept, and moving it between them.
 
 - :class:`~avatarflow.backends.local.LocalStore` — files beside the manifest (default);
-- :class:`~avatarflow.backends.azureblob.AzureBlobStore` — a snapshot blob and its
-  journal in Azure Storage (``service.state.backend: azureblob``), imported only when a
-  manifest asks for it.
+- :class:`~avatarflow.backends.azureblob.AzureBlobStore` — the same records as blobs in
+  Azure Storage (``service.state.backend: azureblob``), imported only when a manifest
+  asks for it.
+
+Both keep records by render (:mod:`avatarflow.backends.rendered`).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections.abc import Iterable
 
 from ..errors import StateError
 from ..state import StateStore
+from .rendered import RenderKeyedStore
 
 
 def copy_state(
@@ -21,12 +24,13 @@ def copy_state(
     force: bool = False,
     uses: Iterable[tuple[str, str, str]] = (),
 ) -> int:
-    """Make ``destination`` a copy of ``source``; the number of records copied.
+    """Make ``destination`` a copy of ``source``; the number of renders copied.
 
     Both stores must be locked by the caller. A destination of another lineage (a
     different course, or a state created separately) is refused unless ``force``.
-    ``uses`` (video id, request hash, output path) binds a state kept by render to the
-    manifest's videos, so that a store kept per video gets one record per video.
+    Every render is copied, the ones no video of the manifest uses too (another
+    branch's); ``uses`` (video id, request hash, output path) binds both states to the
+    manifest's videos, which migrates a state read in an older format.
     """
     uses = list(uses)
     state = source.load()
@@ -41,6 +45,9 @@ def copy_state(
             f"{source.display} has {state.meta.lineage}: they are different states. "
             "Use --force to overwrite it"
         )
+    if isinstance(source, RenderKeyedStore) and isinstance(destination, RenderKeyedStore):
+        destination.replace_renders(state.meta, source.renders)
+        return len(source.renders)
     destination.replace(state.meta, state.records)
     return len(state.records)
 

@@ -1,82 +1,93 @@
-"""The remote state store: a snapshot blob and an append-blob journal in Azure Storage.
+"""The remote state store: one blob per render in Azure Storage, like the local files.
 
 Layout in the container::
 
-    <name>                    snapshot: {"meta": {…}, "journal": "<name>.journal.G-T",
-                              "videos": {id: record}}
-    <name>.journal.G-T        append blob: one JSON line per write since that snapshot
-    <name>.lock               empty blob; its lease is the lock, its metadata names the holder
+    <name>                     {"meta": {"format": 3, "lineage": "…", "name": "…", …}}
+    <name>.renders/<hash>.json one record per render, named by request hash: the same
+                               bytes the local store commits (:func:`avatarflow.renders.dump`)
+    <name>.lock                empty blob; its lease is the lock, its metadata names the holder
 
-Why a journal: each transition appends one line (the video's whole record, ~2 KB)
-instead of re-uploading every record, so a write costs the same at 100 or 10,000
-videos, and loading stays two GETs (snapshot, then journal; see
-:mod:`avatarflow.backends.journal` for the lines). Every append carries the journal
-length this process knows (``x-ms-blob-condition-appendpos``): a writer that missed
-somebody else's append gets HTTP 412 and a :class:`ConcurrentWriteError`, never a lost
-update, whichever records the two touched. An append whose response was lost and that
-the SDK retried is recognised as ours by reading the journal back from that position.
+The records are the local store's (:mod:`avatarflow.backends.rendered`): which video uses
+which render follows from the manifest, so a rename, a move or a revert finds the
+render that exists already; expiry is known offline from the record; per-machine facts
+(which outputs this checkout wrote, the jobs it found gone) stay in the checkout's
+uncommitted ``.cache/`` folder, never in the container. A download, a pull or a plan
+writes no blob: a record is written only when something is paid or changes state, and
+a final record is never written again.
 
-Compaction: when the journal outgrows the snapshot (at least ``compact_min_bytes``), or
-nears the 50,000 blocks an append blob may hold, the next write instead
+Every write is conditional. A render nobody recorded yet is created with
+``If-None-Match: *``; one this store read is replaced with ``If-Match`` on its ETag.
+When the condition fails another machine recorded the same request meanwhile: its
+record is read back; the same bytes (two clones recording one render write the same
+bytes), or a final record of the same job, is kept as it is; two different paid jobs
+of one request are merged (:func:`avatarflow.renders.merge`, both kept as paid
+history) and written under ``If-Match`` on the ETag just read. The meta blob is written
+the same way, so two first writers of an empty state cannot both create it.
 
-1. *seals* the journal: appends ``{"sealed": true}`` under the same length condition,
-   so no writer that read the journal before can append to it afterwards (a plain
-   Put of the snapshot could not stop such an append from landing in a journal that is
-   about to be dropped);
-2. creates the next journal, ``G+1`` with a random ``T`` (``If-None-Match: *``):
-   a name is never reused, so a journal can never be mistaken for another;
-3. writes the snapshot that names it (``If-Match`` on the snapshot's ETag);
-4. deletes the journals of older generations.
+Loading is one GET of the meta blob, one listing of ``<name>.renders/`` (5,000 names and
+ETags a page) and the GETs of the records this checkout has not read before, a few at
+a time: the records read are kept with their ETags in the checkout's uncommitted
+``.cache/remote-renders.json``, and a record whose listed ETag is the cached one is
+taken from there (a record changes only with its ETag; final ones never change). The
+cache is disposable: missing or damaged, every record is read again.
 
-A crash after 1 or 2 leaves the sealed journal named by the snapshot: loading still
-reads everything, and the next write finishes the compaction. A crash after 2 or 3
-leaves a journal that no snapshot names (the new one, or the sealed old one); step 4 of
-a later compaction, or the next apply (``remove_stale_temp_files``), deletes it: it
-drops any journal of an older generation, or of the current generation but not named,
-since neither can ever be named again, and never one of a newer generation (a
-compaction in flight). That cleanup is housekeeping: without list or delete rights the
-journals stay, unread. A loader that finds the named journal gone read the snapshot
-just before a compaction, and reads again. ``state push`` and the first write are the
-same switch. A snapshot without a journal (written before the journal existed) is
-upgraded by the first write; a journaled snapshot carries ``meta.format`` 2 so that an
-avatarflow that predates the journal refuses it rather than reading the snapshot alone.
-
-Why the append position rather than ``If-Match`` on the journal's ETag: both refuse a
-stale writer, but a position also says where our line must be, which is how a retried
-append is recognised. Why a seal line rather than the service's Seal Append Blob: the
-line is guarded by the same condition as every append and needs no other operation.
+An older remote state (format 1, a snapshot blob ``{"meta", "videos"}``; format 2, the
+same snapshot naming an append-blob journal, see :mod:`avatarflow.backends.journal`)
+is read losslessly as the local format-1 files are: each per-video record becomes its
+render, the outputs it names become this checkout's facts. The first writing command
+migrates it: every render first (conditional creates; a rerun after a crash finds them
+written already), then the meta blob under ``If-Match`` on the old snapshot's ETag, then
+the old journals go. The meta keeps the ``{"meta": …}`` shape with ``format: 3`` so
+that an avatarflow that predates render records refuses the state ("upgrade
+avatarflow") rather than reading an empty one.
 
 Why a separate lock blob: a lease on the state blob itself would make every write
 carry the lease id, and ``force-unlock`` could then race a live writer's upload. The
 lock blob's lease is taken for :data:`LEASE_SECONDS` and renewed by a background
 thread while the command runs, so a killed apply frees it within a minute; until then
 the next apply reports the holder (pid, host, user, command, time, lock id) from the
-blob's metadata, and ``force-unlock LOCK_ID`` breaks the lease at once.
+blob's metadata, and ``force-unlock LOCK_ID`` breaks the lease at once. The lock blob
+keeps its name across formats, so an older avatarflow and this one exclude each other.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
-import secrets
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 from ..errors import ConcurrentWriteError, Location, LockError, StateError, StorageError
 from ..killpoints import checkpoint
 from ..lock import HeldLock, LockInfo, new_lock_info, wait_for_lock
-from ..state import State, StateMeta, StateRecord
+from ..machine import CACHE_DIR, MachineFacts, cache_dir, remove_stale_temps, write_disposable
+from ..renders import RenderRecord, dump, merge
+from ..state import (
+    State,
+    StateMeta,
+    StateRecord,
+    _validate,
+    dump_json,
+    parse_json,
+    stored_data,
+)
 from ..storage import error_code, open_container, storage_errors
-from .journal import SEAL_LINE, delete_line, parse_snapshot, put_line, replay, snapshot_bytes
+from .journal import parse_snapshot, replay
+from .rendered import RenderKeyedStore, current_meta, no_facts, renders_meta
 
 LEASE_SECONDS = 60  # the longest finite lease the service grants
 LOCK_SUFFIX = ".lock"
 JOURNAL_INFIX = ".journal."
-COMPACT_MIN_BYTES = 256 * 1024  # below this a journal costs less to read than to fold
-MAX_JOURNAL_LINES = 40_000  # an append blob holds at most 50,000 blocks (one per line)
-MAX_LINE_BYTES = 4 * 1024 * 1024  # the largest block of an Append Block request
-LOAD_ATTEMPTS = 3
+RENDERS_INFIX = ".renders/"
+MAX_RECORD_BYTES = 4 * 1024 * 1024  # a request is at most 500 KB; its narration as much
+MAX_RENDERS = 1_000_000  # names listed before the listing is refused as not ours
+READERS = 8  # records downloaded at once
+RECORDS_CACHE = "remote-renders.json"  # in the checkout's .cache/: records read, by ETag
+WRITE_ATTEMPTS = 3  # conditional writes of one record lost to other writers in a row
 
 _RACE = (
     "another writer changed the remote state since this command read it "
@@ -84,14 +95,11 @@ _RACE = (
 )
 
 
-def generation_of(journal: str, prefix: str) -> int | None:
-    """``G`` of a journal blob ``<prefix>G-T``; None for any other name."""
-    head = journal[len(prefix) :].split("-", 1)[0] if journal.startswith(prefix) else ""
-    return int(head) if head.isdigit() else None
+class AzureBlobStore(RenderKeyedStore):
+    """A state kept as the blob ``name`` and its render blobs in ``container_url``.
 
-
-class AzureBlobStore:
-    """A state kept as the blob ``name`` (+ its journal) in the container at ``container_url``."""
+    ``state_dir`` is the checkout's state folder, whose uncommitted ``.cache/`` keeps
+    this machine's facts; without it they live in memory only."""
 
     def __init__(
         self,
@@ -99,32 +107,24 @@ class AzureBlobStore:
         name: str,
         environ: Mapping[str, str] | None = None,
         lease_seconds: int = LEASE_SECONDS,
-        compact_min_bytes: int = COMPACT_MIN_BYTES,
-        max_journal_lines: int = MAX_JOURNAL_LINES,
+        state_dir: Path | None = None,
     ) -> None:
+        self.state_dir = state_dir
+        super().__init__(self._load_facts())
         self.container_url = container_url.rstrip("/")
         self.lease_seconds = lease_seconds  # 15 to 60, the range the service grants
-        self.compact_min_bytes = compact_min_bytes
-        self.max_journal_lines = max_journal_lines
         self.name = name
         self.display = f"{self.container_url}/{name}"
         self._environ = dict(os.environ if environ is None else environ)
         self._container: Any = None
-        # The runner writes records from worker threads; journal appends are positional,
-        # so two at once would refuse each other: one writer at a time.
+        # The runner writes records from worker threads; one conditional write at a time
+        # keeps the ETags this store knows consistent.
         self._writing = threading.Lock()
-        self._forget()
+        self._meta_etag: str | None = None
+        self._etags: dict[str, str] = {}  # request hash -> ETag of its blob as last seen
 
-    def _forget(self) -> None:
-        """What this store knows of the remote state: nothing (read or write to learn)."""
-        self._etag: str | None = None  # of the snapshot this store last read or wrote
-        self._snapshot_size = 0
-        self._journal: str | None = None  # the journal that snapshot names
-        self._journal_length = 0  # bytes of it this store has seen: the next append's offset
-        self._journal_lines = 0
-        self._sealed = False
-        self._meta: StateMeta | None = None
-        self._records: dict[str, StateRecord] = {}
+    def _load_facts(self) -> MachineFacts:
+        return no_facts() if self.state_dir is None else MachineFacts.load(self.state_dir)
 
     def _blob(self, name: str) -> Any:
         if self._container is None:
@@ -135,50 +135,156 @@ class AzureBlobStore:
         return f"{self.container_url}/{blob_name}"
 
     @property
-    def journal_prefix(self) -> str:
-        return self.name + JOURNAL_INFIX
+    def renders_prefix(self) -> str:
+        return self.name + RENDERS_INFIX
+
+    def render_blob(self, request_hash: str) -> str:
+        return f"{self.renders_prefix}{request_hash}.json"
 
     # -- reading -------------------------------------------------------------------
     def load(self) -> State:
-        """Read the snapshot and replay its journal; an absent blob is an empty state."""
-        for _ in range(LOAD_ATTEMPTS):
-            if self._read():
-                return State(store=self, meta=self._meta, records=dict(self._records))
-        raise StateError(
-            f"the journal {self._journal} named by the snapshot is missing; "
-            "restore the state with `state push`",
-            Location(self.display),
-        )
-
-    def _read(self) -> bool:
-        """Read snapshot + journal; False when the journal vanished (compacted meanwhile)."""
-        self._forget()
+        """Read the meta and every render; an absent state is an empty one. Bind it
+        before use."""
+        state = State(store=self)
+        self.renders, self.fingerprints, self._etags = {}, {}, {}
+        self._migrate_from, self._meta_etag = None, None
+        self.facts = self._load_facts()
         raw, etag = self._download(self.name)
         if raw is None:
-            return True
-        snapshot = parse_snapshot(raw, self.display)
-        self._etag, self._snapshot_size = etag, len(raw)
-        self._meta, self._records, self._journal = snapshot.meta, snapshot.records, None
-        if snapshot.journal is None:
-            return True  # written before journals existed: the first write adds one
-        self._journal = snapshot.journal
-        lines, _ = self._download(snapshot.journal)
-        if lines is None:
-            return False
-        replayed = replay(lines, snapshot.records, self._shown(snapshot.journal))
-        self._records, self._sealed = replayed.records, replayed.sealed
-        self._journal_length, self._journal_lines = len(lines), replayed.lines
-        return True
+            if self._list_renders():
+                raise StateError(
+                    "the state's meta blob is missing but render records exist; "
+                    "restore it with `state push`",
+                    Location(self.display),
+                )
+            return state
+        self._meta_etag = etag
+        data = parse_json(_text(raw, self.display), self.display)
+        meta = data.get("meta") if isinstance(data, dict) else None
+        state.meta = current_meta(meta, f"{self.display}: meta")
+        if state.meta is not None:
+            self._load_renders()
+        else:
+            state.meta = self._load_legacy(raw)
+            self._migrate_from = state.meta.format
+        return state
 
-    def _download(self, blob_name: str, offset: int | None = None) -> tuple[bytes | None, Any]:
-        """The blob's bytes (from ``offset``) and ETag; ``(None, None)`` if it does not exist."""
+    def _load_legacy(self, raw: bytes) -> StateMeta:
+        """A snapshot of per-video records, and the journal it names (formats 1 and 2)."""
+        snapshot = parse_snapshot(raw, self.display)
+        records = snapshot.records
+        if snapshot.journal is not None:
+            lines, _ = self._download(snapshot.journal)
+            if lines is None:
+                raise StateError(
+                    f"the journal {snapshot.journal} named by the snapshot is missing; "
+                    "restore the state with `state push`",
+                    Location(self.display),
+                )
+            records = replay(lines, records, self._shown(snapshot.journal)).records
+        self.absorb_v1(records.values())
+        return snapshot.meta
+
+    def _list_renders(self) -> list[tuple[str, int, str]]:
+        """(blob name, size, ETag) of every render blob, listed page by page."""
+        self._blob(self.name)  # first: a missing SDK is a ConfigError, not a crash
+        found: list[tuple[str, int, str]] = []
+        with storage_errors(self._shown(self.renders_prefix)):
+            for blob in self._container.list_blobs(name_starts_with=self.renders_prefix):
+                if len(found) >= MAX_RENDERS:
+                    raise StateError(
+                        f"more than {MAX_RENDERS} render records; not a state avatarflow wrote",
+                        Location(self._shown(self.renders_prefix)),
+                    )
+                found.append((str(blob.name), int(blob.size or 0), _etag(blob.etag)))
+        return found
+
+    def _load_renders(self) -> None:
+        listed = sorted(item for item in self._list_renders() if item[0].endswith(".json"))
+        cached = self._read_cache()
+        known = {
+            name: cached[name] for name, _, etag in listed if cached.get(name, ("",))[0] == etag
+        }
+        unknown = [name for name, _, _ in listed if name not in known]
+        with ThreadPoolExecutor(max_workers=READERS) as pool:
+            read = list(pool.map(self._read_render, unknown))
+        kept: dict[str, tuple[str, str]] = {}
+        for name, (etag, text) in known.items():
+            render = self._parse_render(name, text.encode())
+            self._note(render, text.encode())
+            self._etags[render.request_hash] = etag
+            kept[name] = (etag, text)
+        for name, found in zip(unknown, read, strict=True):
+            if found is None:
+                continue  # deleted between the listing and its read (a prune)
+            render, data, etag = found
+            self._note(render, data)
+            self._etags[render.request_hash] = etag
+            kept[name] = (etag, data.decode())
+        if kept != cached:
+            self._write_cache(kept)
+
+    def _cache_path(self) -> Path | None:
+        return None if self.state_dir is None else self.state_dir / CACHE_DIR / RECORDS_CACHE
+
+    def _read_cache(self) -> dict[str, tuple[str, str]]:
+        """Blob name -> (ETag, text) of the records this checkout read before."""
+        path = self._cache_path()
+        if path is None:
+            return {}
+        try:
+            data = json.loads(path.read_text("utf-8"))
+            if data.get("state") != self.display:
+                return {}
+            return {str(k): (str(v[0]), str(v[1])) for k, v in data["records"].items()}
+        except (OSError, ValueError, TypeError, KeyError, IndexError, AttributeError):
+            return {}
+
+    def _write_cache(self, records: dict[str, tuple[str, str]]) -> None:
+        path = self._cache_path()
+        if path is None:
+            return
+        data = {"state": self.display, "records": {k: list(v) for k, v in records.items()}}
+        cache_dir(path.parent.parent)
+        with contextlib.suppress(OSError):  # a cache that cannot be written is read again
+            write_disposable(path, json.dumps(data, sort_keys=True).encode())
+
+    def _read_render(self, blob_name: str) -> tuple[RenderRecord, bytes, str] | None:
+        raw, etag = self._download(blob_name, limit=MAX_RECORD_BYTES)
+        if raw is None:
+            return None
+        return self._parse_render(blob_name, raw), raw, str(etag)
+
+    def _parse_render(self, blob_name: str, raw: bytes) -> RenderRecord:
+        shown = self._shown(blob_name)
+        render = _validate(RenderRecord, parse_json(_text(raw, shown), shown), shown)
+        expected = blob_name.removeprefix(self.renders_prefix).removesuffix(".json")
+        if render.request_hash != expected:
+            raise StateError(
+                f"record is for request {render.request_hash[:12]} but the blob is named "
+                f"{expected}.json",
+                Location(shown),
+            )
+        return render
+
+    def _download(
+        self, blob_name: str, *, limit: int | None = None
+    ) -> tuple[bytes | None, str | None]:
+        """The blob's bytes and ETag; ``(None, None)`` if it does not exist. A blob
+        larger than ``limit`` is refused before it is read."""
         blob = self._blob(blob_name)  # first: a missing SDK is a ConfigError, not a crash
         from azure.core.exceptions import ResourceNotFoundError
 
         with storage_errors(self._shown(blob_name)):
             try:
-                download = blob.download_blob(offset=offset)
-                return download.readall(), download.properties.etag
+                download = blob.download_blob()
+                if limit is not None and (download.size or 0) > limit:
+                    raise StateError(
+                        f"record is {download.size} bytes, more than a render record holds "
+                        f"({limit}); not a record avatarflow wrote",
+                        Location(self._shown(blob_name)),
+                    )
+                return download.readall(), _etag(download.properties.etag)
             except ResourceNotFoundError as exc:
                 if error_code(exc) != "BlobNotFound":
                     raise
@@ -186,153 +292,135 @@ class AzureBlobStore:
 
     # -- writing -------------------------------------------------------------------
     def write_meta(self, meta: StateMeta) -> None:
-        self._switch(meta, self._records)
+        self._finish_migration(meta)
+        self._write_meta(meta)
 
-    def write_record(self, record: StateRecord) -> None:
-        with self._writing:
-            self._append(put_line(record), {**self._records, record.video_id: record})
-
-    def delete_record(self, video_id: str) -> None:
-        with self._writing:
-            records = {k: v for k, v in self._records.items() if k != video_id}
-            self._append(delete_line(video_id), records)
-
-    def replace(self, meta: StateMeta, records: Mapping[str, StateRecord]) -> None:
-        self._switch(meta, dict(records))
-
-    def compact(self) -> None:
-        """Fold the journal into a new snapshot now (writes do it when it outgrows it)."""
-        self._switch(self._require_meta(), self._records)
-
-    def bind(self, state: State, videos: Iterable[tuple[str, str, str]]) -> None:
-        """Records here are kept per video already."""
-
-    def remove_stale_temp_files(self) -> int:
-        """Delete journals left by compactions cut short; call only while holding the lock."""
-        return self._delete_old_journals() if self._journal is not None else 0
-
-    def _require_meta(self) -> StateMeta:
-        if self._meta is None:
-            raise StateError("state has no meta; call ensure_meta first", Location(self.display))
-        return self._meta
-
-    def _needs_compaction(self, extra: int) -> bool:
-        limit = max(self._snapshot_size, self.compact_min_bytes)
-        return (
-            self._journal is None
-            or self._sealed
-            or extra > MAX_LINE_BYTES
-            or self._journal_length + extra > limit
-            or self._journal_lines + 1 >= self.max_journal_lines
-        )
-
-    def _append(self, line: bytes, records: dict[str, StateRecord]) -> None:
-        """Persist one write as one journal line, only if the journal is as this store read it."""
-        meta = self._require_meta()
-        if self._needs_compaction(len(line)):
-            self._switch(meta, records)  # the write goes into the new snapshot
-            return
+    def _write_meta(self, meta: StateMeta) -> None:
+        """The meta blob, only if nobody wrote one since this store read it."""
+        data = dump_json({"meta": stored_data(renders_meta(meta))})
         checkpoint("mid-state-write")
-        self._append_block(line)
-        self._records = records
+        self._meta_etag = self._upload(self.name, data, self._meta_etag, self.display)
 
-    def _append_block(self, line: bytes) -> None:
-        from azure.core.exceptions import HttpResponseError
-
-        assert self._journal is not None
-        blob = self._blob(self._journal)
-        with storage_errors(self._shown(self._journal)):
-            try:
-                blob.append_block(line, appendpos_condition=self._journal_length)
-            except HttpResponseError as exc:
-                if exc.status_code == 412 and self._landed(line):
-                    pass  # our own append, retried by the SDK after its response was lost
-                elif exc.status_code == 412 or error_code(exc) == "BlobNotFound":
-                    # Appended to since this store read it, or compacted away meanwhile.
-                    raise ConcurrentWriteError(
-                        _RACE.format("the journal moved on"), Location(self.display)
-                    ) from None
-                else:
-                    raise
-        self._journal_length += len(line)
-        self._journal_lines += 1
-
-    def _landed(self, line: bytes) -> bool:
-        """Whether ``line`` sits alone at our offset: our own append, retried by the SDK."""
-        assert self._journal is not None
-        tail, _ = self._download(self._journal, offset=self._journal_length)
-        return tail == line
-
-    def _switch(self, meta: StateMeta, records: dict[str, StateRecord]) -> None:
-        """Write ``meta`` + ``records`` as a new snapshot with a new, empty journal."""
-        if self._journal is not None and not self._sealed:
-            self._append_block(SEAL_LINE)
-            self._sealed = True
-        journal = self._new_journal()
-        checkpoint("mid-compaction")  # sealed, next journal created, snapshot not switched
-        self._write_snapshot(meta, records, journal)
-        checkpoint("after-compaction")  # switched, old journals not deleted yet
-        self._delete_old_journals()
-
-    def _new_journal(self) -> str:
-        from azure.core import MatchConditions
-
-        previous = generation_of(self._journal or "", self.journal_prefix) or 0
-        journal = f"{self.journal_prefix}{previous + 1}-{secrets.token_hex(4)}"
-        with storage_errors(self._shown(journal)):
-            self._blob(journal).create_append_blob(match_condition=MatchConditions.IfMissing)
-        return journal
-
-    def _write_snapshot(
-        self, meta: StateMeta, records: dict[str, StateRecord], journal: str
-    ) -> None:
-        """Put the snapshot, only if nobody wrote one since this store read it."""
+    def _upload(self, blob_name: str, data: bytes, etag: str | None, shown: str) -> str:
+        """Create ``blob_name`` (``etag`` None) or replace the version ``etag``; its new
+        ETag. A failed condition is a :class:`ConcurrentWriteError`."""
         from azure.core import MatchConditions
         from azure.core.exceptions import ResourceExistsError, ResourceModifiedError
 
-        data = snapshot_bytes(meta, records, journal)
-        checkpoint("mid-state-write")
-        with storage_errors(self.display):
-            blob = self._blob(self.name)
+        blob = self._blob(blob_name)
+        with storage_errors(shown):
             try:
-                if self._etag is None:
+                if etag is None:
                     result = blob.upload_blob(data, overwrite=False)
                 else:
                     result = blob.upload_blob(
                         data,
                         overwrite=True,
-                        etag=self._etag,
+                        etag=etag,
                         match_condition=MatchConditions.IfNotModified,
                     )
             except (ResourceModifiedError, ResourceExistsError):
-                raise ConcurrentWriteError(
-                    _RACE.format("ETag mismatch"), Location(self.display)
-                ) from None
-        self._forget()
-        self._etag, self._snapshot_size, self._journal = result["etag"], len(data), journal
-        self._meta, self._records = meta, records
+                raise ConcurrentWriteError(_RACE.format("ETag mismatch"), Location(shown)) from None
+        return _etag(result["etag"])
 
-    def _delete_old_journals(self) -> int:
-        """Delete every journal that can never be named again; the number deleted.
+    def write_record(self, record: StateRecord) -> None:
+        with self._writing:
+            super().write_record(record)
 
-        Housekeeping only: a credential without list or delete rights leaves them be
-        (they are never read again) rather than failing a write that is already done.
-        """
+    def _put_render(self, render: RenderRecord) -> None:
+        """Write ``render`` conditionally; another machine's record of the same request
+        is kept (same bytes, or a final record of the same job) or merged with ours."""
+        blob_name = self.render_blob(render.request_hash)
+        shown = self._shown(blob_name)
+        data = dump(render)
+        etag = self._etags.get(render.request_hash)
+        for _ in range(WRITE_ATTEMPTS):
+            checkpoint("mid-state-write")
+            try:
+                self._etags[render.request_hash] = self._upload(blob_name, data, etag, shown)
+                self._note(render, data)
+                return
+            except ConcurrentWriteError:
+                found = self._read_render(blob_name)
+            if found is None:
+                etag = None  # deleted meanwhile (a prune elsewhere): create it again
+                continue
+            theirs, their_data, etag = found
+            if their_data == data or (theirs.is_final and _same_job(theirs, render)):
+                self._etags[render.request_hash] = etag
+                self._note(theirs, their_data)
+                return
+            render = merge(theirs, render)
+            data = dump(render)
+            if data == their_data:
+                self._etags[render.request_hash] = etag
+                self._note(theirs, their_data)
+                return
+        raise ConcurrentWriteError(
+            _RACE.format(f"the record of request {render.request_hash[:12]} kept changing"),
+            Location(shown),
+        )
+
+    def _remove_render(self, request_hash: str) -> None:
         from azure.core.exceptions import ResourceNotFoundError
 
-        assert self._journal is not None
-        current = generation_of(self._journal, self.journal_prefix) or 0
+        blob_name = self.render_blob(request_hash)
+        with storage_errors(self._shown(blob_name)), contextlib.suppress(ResourceNotFoundError):
+            self._blob(blob_name).delete_blob()
+        self._etags.pop(request_hash, None)
+
+    def replace_renders(self, meta: StateMeta, renders: Mapping[str, RenderRecord]) -> None:
+        """Make this state a copy of ``meta`` and ``renders`` (renders first, meta last);
+        renders of the state it replaces that ``renders`` lacks are deleted."""
+        old = {name for name, _, _ in self._list_renders()}
+        self._migrate_from = None
+        for render in renders.values():
+            blob_name = self.render_blob(render.request_hash)
+            data = dump(render)
+            with storage_errors(self._shown(blob_name)):
+                result = self._blob(blob_name).upload_blob(data, overwrite=True)
+            self._etags[render.request_hash] = _etag(result["etag"])
+            self._note(render, data)
+        for stale in old - {self.render_blob(h) for h in renders}:
+            self._remove_render(stale.removeprefix(self.renders_prefix).removesuffix(".json"))
+        self.renders = {h: r for h, r in self.renders.items() if h in renders}
+        self._write_meta(meta)
+        self._delete_legacy_journals()
+
+    def _finish_migration(self, meta: StateMeta | None) -> None:
+        """Write the migrated renders, then the new meta, then drop the old journals: a
+        crash in between leaves a state that loads as the old format and migrates again
+        (the renders written already are recognised as the same bytes)."""
+        if self._migrate_from is None:
+            return
+        self._migrate_from = None
+        old_meta = meta
+        if old_meta is None:
+            raw, _ = self._download(self.name)
+            old_meta = parse_snapshot(raw or b"{}", self.display).meta
+        for render in list(self.renders.values()):
+            self._put_render(render)
+        self._write_meta(old_meta)
+        self._delete_legacy_journals()
+        self.facts.save()
+
+    def _delete_legacy_journals(self) -> int:
+        """Delete the journals of the per-video format (never read again); the number
+        deleted. Housekeeping only: without list or delete rights they stay."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        prefix = self.name + JOURNAL_INFIX
         deleted = 0
-        with contextlib.suppress(StorageError), storage_errors(self.display + JOURNAL_INFIX):
-            for name in self._container.list_blob_names(name_starts_with=self.journal_prefix):
-                generation = generation_of(name, self.journal_prefix)
-                # A newer generation may be a compaction in flight: never touch it.
-                if name == self._journal or generation is None or generation > current:
-                    continue
+        with contextlib.suppress(StorageError), storage_errors(self._shown(prefix)):
+            for name in list(self._container.list_blob_names(name_starts_with=prefix)):
                 with contextlib.suppress(ResourceNotFoundError):
                     self._blob(name).delete_blob()
                     deleted += 1
         return deleted
+
+    def remove_stale_temp_files(self) -> int:
+        """Temp files of this checkout's facts cut short (blob writes leave none)."""
+        return 0 if self.state_dir is None else remove_stale_temps(self.state_dir)
 
     # -- locking -------------------------------------------------------------------
     def lock(
@@ -364,6 +452,26 @@ class AzureBlobStore:
                 raise LockError(f"the lock id is {info.id}, not {lock_id}; {info.describe()}")
             BlobLeaseClient(blob).break_lease(lease_break_period=0)
         return info
+
+
+def _text(raw: bytes, shown: str) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise StateError("remote state is not UTF-8 text", Location(shown)) from None
+
+
+def _etag(value: Any) -> str:
+    """An ETag in the quoted form of a download's or an upload's answer (a listing gives
+    it unquoted), so that a listed and a read ETag compare equal."""
+    text = str(value)
+    return text if text.startswith('"') else f'"{text}"'
+
+
+def _same_job(one: RenderRecord, other: RenderRecord) -> bool:
+    return one.attempt == other.attempt and (
+        one.job_id == other.job_id or one.job_id is None or other.job_id is None
+    )
 
 
 def _metadata(info: LockInfo) -> dict[str, str]:

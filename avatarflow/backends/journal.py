@@ -1,6 +1,7 @@
-"""The remote state's bytes: its snapshot document and the lines of its journal (no I/O).
+"""The older remote state's bytes: its snapshot document and the lines of its journal.
 
-A snapshot is the whole state at one moment; the journal that it names holds one JSON
+Read only, to migrate a remote state of format 1 or 2 to render records (no I/O). A
+snapshot is the whole state at one moment; the journal that it names holds one JSON
 line per write made since, in order::
 
     {"put": {record}}        the video's whole record (last line of a video wins)
@@ -23,18 +24,15 @@ from ..state import (
     STATE_FORMAT,
     StateMeta,
     StateRecord,
-    dump_json,
     parse_json,
     parse_meta,
     parse_record,
-    stored_data,
 )
 
 # meta.format of a snapshot that names a journal. Its records are format-1 records; the
 # bump only makes an avatarflow that predates the journal refuse the state ("upgrade
 # avatarflow") instead of reading the snapshot alone and missing the journal's writes.
 JOURNALED_FORMAT = STATE_FORMAT + 1
-SEAL_LINE = b'{"sealed":true}\n'
 
 
 @dataclass
@@ -53,29 +51,6 @@ class Replay:
     records: dict[str, StateRecord]
     lines: int = 0
     sealed: bool = False
-
-
-def _line(data: dict[str, Any]) -> bytes:
-    text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return (text + "\n").encode()
-
-
-def put_line(record: StateRecord) -> bytes:
-    return _line({"put": stored_data(record)})
-
-
-def delete_line(video_id: str) -> bytes:
-    return _line({"delete": video_id})
-
-
-def snapshot_bytes(meta: StateMeta, records: Mapping[str, StateRecord], journal: str) -> bytes:
-    return dump_json(
-        {
-            "meta": {**stored_data(meta), "format": JOURNALED_FORMAT},
-            "journal": journal,
-            "videos": {k: stored_data(v) for k, v in sorted(records.items())},
-        }
-    )
 
 
 def parse_snapshot(raw: bytes, shown: str) -> Snapshot:
