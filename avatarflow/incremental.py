@@ -36,7 +36,7 @@ import os
 import re
 import stat
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path, PurePosixPath
@@ -177,6 +177,9 @@ class RequestCache:
     context: str = ""
     entries: dict[str, Cached] = field(default_factory=dict)
     renders: dict[str, RenderSummary] = field(default_factory=dict)
+    # Narration files by path: [size, mtime_ns, ino, ctime_ns, sha256] (see _Narrations).
+    narrations: dict[str, list[Any]] = field(default_factory=dict)
+    changed: bool = False  # something read is new: the file is written again
 
     @classmethod
     def open(cls, manifest: Path, target: str) -> RequestCache:
@@ -190,6 +193,7 @@ class RequestCache:
             cache.context = str(data["context"])
             cache.entries = {k: Cached._make(v) for k, v in data["entries"].items()}
             cache.renders = {k: _summary(v) for k, v in data["renders"].items()}
+            cache.narrations = dict(data["narrations"])
         except _CORRUPT:
             return cls(path)  # disposable: anything unreadable is an empty cache
         return cache
@@ -202,8 +206,10 @@ class RequestCache:
                 "context": self.context,
                 "entries": self.entries,
                 "renders": self.renders,
+                "narrations": self.narrations,
             },
         )
+        self.changed = False
 
 
 def _summary(data: list[Any]) -> RenderSummary:
@@ -417,7 +423,7 @@ class Requested:
             records = state.records(self.entries, self.workspace)
         except (_Fallback, UserError, *_CORRUPT):
             return None
-        if state.changed:
+        if self.cache.changed:
             self.cache.save()
         return records
 
@@ -435,6 +441,8 @@ def requested(manifest: Path, target: TargetName) -> Requested | None:
         return None
     if built.requests:
         cache.entries = dict(zip(reading.keys, found, strict=True))
+        cache.changed = True
+    if cache.changed:
         cache.save()
     return Requested(built.loaded, built.workspace, found, cache)
 
@@ -445,11 +453,13 @@ def _requests(
     """Every video's entry, from the cache or built; the builder holds those it built."""
     items = reading.split.items
     found: dict[int, Cached] = {}
-    folders: dict[str, bool] = {}
+    narrations = _Narrations(reading.root, cache.narrations)
     for index, key in enumerate(reading.keys):
         entry = cache.entries.get(key)
-        if entry is not None and _inputs_unchanged(reading.root, entry.inputs, folders):
+        if entry is not None and narrations.unchanged(entry.inputs):
             found[index] = entry
+    cache.narrations = narrations.seen
+    cache.changed = cache.changed or narrations.changed
     missing = [i for i in range(len(items)) if i not in found]
     if len(missing) > MAX_CHANGED_SHARE * len(items):
         raise _Fallback
@@ -475,14 +485,14 @@ def _plan(reading: Reading, cache: RequestCache, target: TargetName) -> Incremen
 
     found, built = _requests(reading, cache, target)
     workspace = built.workspace
-    present = _check_outputs(workspace, [entry.output_name for entry in found])
+    present = _output_stat(workspace)
     state = _Renders(built.loaded, workspace, cache)
     outputs = workspace.output_checker()
     prefix = _output_prefix(workspace)
     noops: dict[int, Action] = {}
     for index, entry in enumerate(found):
         summary = state.summaries.get(entry.content_hash)
-        st = present.get(entry.output_name)
+        st = present(entry.output_name)  # every output: the full path checks them all
         if summary is None or summary.output is None or st is None:
             continue  # no render of this request, none delivered, or no file: the planner's
         record = summary.record(entry.content_hash, _joined(prefix, entry.output_name))
@@ -517,8 +527,10 @@ def _plan(reading: Reading, cache: RequestCache, target: TargetName) -> Incremen
     for video_id, serial in partial.serials.items():
         serials.setdefault(video_id, serial)
     workspace.hashes.save()
-    if built.requests or state.changed:
+    if built.requests:
         cache.entries = dict(zip(reading.keys, found, strict=True))
+        cache.changed = True
+    if cache.changed:
         cache.save()
     warnings = [warning for entry in found for warning in entry.warnings]
     plan = Plan(tuple(ordered), state.meta.lineage, serials)
@@ -548,52 +560,91 @@ def _remember_plan(
     templates_dir = as_configured(workspace.root, reading.templates_dir)
     read = InputsRead(templates_dir, reading.templates, inputs)
     stats = {f"{folder}/{name}": key for name, key in state.stats.items()}
+    records = f"{folder}/{RECORDS_DIR}"
+    stats.update((f"{records}/{digest}.json", s.stat) for digest, s in state.summaries.items())
     listings = {} if state.names is None else {f"{folder}/{RECORDS_DIR}": state.names}
     state_read = StateRead(state.started_ns, folder, stats, listings)
     observed = Observed(reading.digest, read, state_read, outputs)
     remember(reading.path, workspace.target, plan, observed, warnings)
 
 
-def _inputs_unchanged(root: Path, inputs: dict[str, str], folders: dict[str, bool]) -> bool:
-    """Each narration file still has the content it had, read where the renderer reads
-    it: not through a symlink, in a folder inside the manifest's (else: render again)."""
-    base = str(root)
-    for relative, digest in inputs.items():
-        path = os.path.join(base, relative)
+class _Narrations:
+    """The digest of each narration file, trusted by the file's stat as the output stat
+    cache trusts outputs (size, mtime_ns, inode, ctime_ns: any write sets the ctime to
+    now); a file with a new stat is read and hashed, one changed within ``RACY_NS`` of
+    this plan is read again by the next one. Read where the renderer reads it: a file
+    reached through a symlink, or in a folder outside the manifest's, is left to the
+    renderer (its video is built again)."""
+
+    def __init__(self, root: Path, known: dict[str, list[Any]]) -> None:
+        self.base = str(root)
+        self.inside = os.path.join(self.base, "")
+        self.known = known  # relative path -> [size, mtime_ns, ino, ctime_ns, sha256]
+        self.seen: dict[str, list[Any]] = {}  # what the next plan may trust
+        self.digests: dict[str, str | None] = {}
+        self.folders: dict[str, bool] = {}
+        self.racy_from = time.time_ns() - RACY_NS
+
+    @property
+    def changed(self) -> bool:
+        return self.seen != self.known
+
+    def unchanged(self, inputs: dict[str, str]) -> bool:
+        return all(self.digest(relative) == digest for relative, digest in inputs.items())
+
+    def digest(self, relative: str) -> str | None:
+        if relative not in self.digests:
+            self.digests[relative] = self._digest(relative)
+        return self.digests[relative]
+
+    def _digest(self, relative: str) -> str | None:
+        path = f"{self.base}{os.sep}{relative}"
         folder = os.path.dirname(path)
-        inside = folders.get(folder)
+        inside = self.folders.get(folder)
         if inside is None:
             real = os.path.realpath(folder)
-            inside = folders[folder] = real == base or real.startswith(os.path.join(base, ""))
-        if not inside or os.path.islink(path):
-            return False
+            inside = self.folders[folder] = real == self.base or real.startswith(self.inside)
         try:
-            if sha256_bytes(read_regular_file(path, yamlsafe.MAX_BYTES)) != digest:
-                return False
-        except (OSError, UnsuitableFile):
-            return False
-    return True
+            st = os.lstat(path)
+        except OSError:
+            return None
+        if not inside or not stat.S_ISREG(st.st_mode):
+            return None
+        key = stat_key(st)
+        known = self.known.get(relative)
+        if known is not None and tuple(known[:4]) == key:
+            digest = str(known[4])
+        else:
+            try:
+                digest = sha256_bytes(read_regular_file(path, yamlsafe.MAX_BYTES))
+            except (OSError, UnsuitableFile):
+                return None
+        if max(st.st_mtime_ns, st.st_ctime_ns) < self.racy_from:
+            self.seen[relative] = [*key, digest]
+        return digest
 
 
-def _check_outputs(workspace: Workspace, names: list[str]) -> dict[str, os.stat_result]:
-    """The ``lstat`` of each output there is, by name (the no-op check reuses it); what
+def _output_stat(workspace: Workspace) -> Callable[[str], os.stat_result | None]:
+    """The ``lstat`` of an output by its name, None when there is none; what
     ``check_output_paths`` refuses is left to the full path to word."""
     folder = str(workspace.output_dir)
     try:
-        st = os.stat(folder)
+        is_folder = stat.S_ISDIR(os.stat(folder).st_mode)
     except FileNotFoundError:
-        return {}
-    if not stat.S_ISDIR(st.st_mode):
+        return lambda name: None
+    if not is_folder:
         raise _Fallback
-    found: dict[str, os.stat_result] = {}
-    for name in names:
+
+    def lstat(name: str) -> os.stat_result | None:
         try:
-            found[name] = os.lstat(os.path.join(folder, name))
+            st = os.lstat(f"{folder}{os.sep}{name}")  # not os.path.join: 10,000 calls
         except (FileNotFoundError, NotADirectoryError):
-            continue
-        if not stat.S_ISREG(found[name].st_mode):
+            return None
+        if not stat.S_ISREG(st.st_mode):
             raise _Fallback
-    return found
+        return st
+
+    return lstat
 
 
 def _output_prefix(workspace: Workspace) -> str:
@@ -624,7 +675,8 @@ class _Renders:
         if not meta_path.is_file():
             raise _Fallback  # a new course, or records without meta (an error)
         shown = f"{self.store.display}/{META_FILE}"
-        self.stats: dict[str, StatKey] = {}  # what was read, by path: for the plan memo
+        # What was read besides the records (their stats are the summaries'), by path.
+        self.stats: dict[str, StatKey] = {}
         with open(meta_path, encoding="utf-8") as handle:
             self.stats[META_FILE] = stat_key(os.fstat(handle.fileno()))
             data = parse_json(handle.read(), shown)
@@ -642,7 +694,7 @@ class _Renders:
             self.names = sorted(n for n in os.listdir(self.folder) if n.endswith(".json"))
         racy_from = self.started_ns - RACY_NS
         for name in self.names or ():
-            st = os.lstat(os.path.join(self.folder, name))
+            st = os.lstat(f"{self.folder}{os.sep}{name}")  # not os.path.join: 10,000 calls
             if not stat.S_ISREG(st.st_mode):
                 raise _Fallback
             key = stat_key(st)
@@ -652,8 +704,7 @@ class _Renders:
             if max(st.st_mtime_ns, st.st_ctime_ns) < racy_from:
                 trusted[name] = summary
             self.summaries[name.removesuffix(".json")] = summary
-            self.stats[f"{RECORDS_DIR}/{name}"] = key
-        self.changed = trusted != cache.renders  # the cache needs writing
+        cache.changed = cache.changed or trusted != cache.renders
         cache.renders = trusted
 
     def _parse(self, name: str, key: StatKey) -> RenderSummary:
@@ -683,15 +734,15 @@ class _Renders:
             render = self.parsed[request_hash]
         return render
 
-    @property
-    def facts(self) -> MachineFacts:
-        """This checkout's per-machine facts (read once; a torn file reads as empty)."""
+    def facts(self, keep: Callable[[str], bool]) -> MachineFacts:
+        """This checkout's per-machine facts of the videos ``keep`` accepts (read once;
+        a torn file reads as empty)."""
         if self._facts is None:
             from .machine import CACHE_DIR, FACTS_FILE, MachineFacts
 
             path = self.store.directory / CACHE_DIR / FACTS_FILE
             before = _stat_or_none(path)
-            self._facts = MachineFacts.load(self.store.directory)
+            self._facts = MachineFacts.load(self.store.directory, keep)
             after = _stat_or_none(path)
             if before != after:
                 raise _Fallback  # written while read
@@ -706,23 +757,11 @@ class _Renders:
         renders and the facts of those videos: the binding of one video reads nothing of
         another in the manifest."""
         from .backends.local import LocalStore
-        from .machine import MachineFacts
         from .state import State
 
-        facts = self.facts
         mine = {video_id for video_id, _, _ in uses}
-
-        def concerns(video_id: str) -> bool:
-            return video_id in mine or video_id not in wanted
-
         store = LocalStore(self.store.directory, self.store.display)
-        store.facts = MachineFacts(
-            facts.path,
-            outputs={v: item for v, item in facts.outputs.items() if concerns(v)},
-            latest={v: last for v, last in facts.latest.items() if concerns(v)},
-            gone=facts.gone,
-            stored=facts.stored,
-        )
+        store.facts = self.facts(lambda video_id: video_id in mine or video_id not in wanted)
         needed = {request_hash for _, request_hash, _ in uses}
         needed.update(item.request_hash for item in store.facts.outputs.values())
         needed.update(last.request_hash for last in store.facts.latest.values())
@@ -747,7 +786,9 @@ class _Renders:
             else:
                 path = _joined(prefix, entry.output_name)
                 records[entry.video_id] = summary.record(entry.content_hash, path)
-        facts, wanted = self.facts, {entry.video_id for entry in entries}
+        wanted = {entry.video_id for entry in entries}
+        later = set(unbound)
+        facts = self.facts(lambda video_id: video_id in later or video_id not in wanted)
         for video_id, item in facts.outputs.items():
             summary = self.summaries.get(item.request_hash)
             if video_id not in wanted and summary is not None:

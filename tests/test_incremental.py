@@ -133,7 +133,14 @@ class Course:
         """A narration file the manifest reads, mostly; now and then another one."""
         used = re.findall(r"text_file: (\S+)", "".join(self.items))
         name = self.rng.choice(used) if used and self.rng.random() < 0.8 else "scripts/v39.txt"
-        (self.root / name).write_text(_sentence(self.rng) + "\n", "utf-8")
+        path = self.root / name
+        if self.rng.random() < 0.3:  # same size, mtime set back: only the ctime tells
+            before = path.stat()
+            text = path.read_text("utf-8")
+            path.write_text(text.swapcase() if text.swapcase() != text else text[::-1], "utf-8")
+            os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+        else:
+            path.write_text(_sentence(self.rng) + "\n", "utf-8")
 
     def edit_defaults(self) -> None:
         old = self.rng.choice(
