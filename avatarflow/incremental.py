@@ -30,6 +30,7 @@ parsing items one by one.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -277,6 +278,13 @@ class Reading:
     def keys(self) -> list[str]:
         return [item_key(i, item) for i, item in enumerate(self.split.items)]
 
+    def drop_items(self) -> None:
+        """Let the manifest's text go (megabytes at catalogue scale) once no item is
+        parsed any more; the items' keys stay."""
+        keys = self.keys  # computed before: the cache is saved under them
+        self.split = dataclasses.replace(self.split, items=())
+        assert keys is self.keys
+
 
 def read_manifest(path: Path) -> Reading | None:
     """The manifest as this layer sees it; None when only the full path can read it."""
@@ -507,6 +515,7 @@ def _plan(reading: Reading, cache: RequestCache, target: TargetName) -> Incremen
     if len(slow) > MAX_CHANGED_SHARE * len(found):
         raise _Fallback  # most videos have work to do: their requests are built in full
     built.add([i for i in slow if i not in built.requests])
+    reading.drop_items()  # before the facts are read: the peak of memory is then
     requests = [built.requests[i] for i in slow]
     uses = [
         (r.video_id, r.content_hash, workspace.display(workspace.output_path(r))) for r in requests
@@ -820,12 +829,11 @@ class _Builder:
         from .yamlsafe import LoadedYaml, load_yaml
 
         self.reading = reading
-        self.split = reading.split
-        head = load_yaml(self.split.head_document, reading.display)
+        head = load_yaml(self.reading.split.head_document, reading.display)
         if not isinstance(head.data, dict) or head.data.get("videos", 0) is not None:
             raise _Fallback
         self.head_nodes = count_nodes(head.data)
-        self.head_alias_nodes = alias_nodes(self.split.head, self.head_nodes)
+        self.head_alias_nodes = alias_nodes(self.reading.split.head, self.head_nodes)
         try:  # the head alone, with a stand-in video: videos are checked one by one
             model = Manifest.model_validate({**head.data, "videos": [{"id": "x"}]})
         except ValidationError:
@@ -855,7 +863,7 @@ class _Builder:
         from .yamlsafe import load_yaml
 
         for index in indices:
-            item = self.split.items[index]
+            item = self.reading.split.items[index]
             loaded = load_yaml(item.document(), self.reading.display)
             if not isinstance(loaded.data, list) or len(loaded.data) != 1:
                 raise _Fallback
@@ -879,5 +887,5 @@ class _Builder:
         text_file = request.rendered.video.fields.text_file
         digests = self.renderer.input_digests
         inputs = {text_file: digests[text_file]} if text_file is not None else {}
-        item, output = self.split.items[index], self.workspace.output_name(request)
+        item, output = self.reading.split.items[index], self.workspace.output_name(request)
         return _cached(request, inputs, item, self.nodes[index], output)

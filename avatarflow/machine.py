@@ -104,7 +104,7 @@ class MachineFacts:
             }
             facts.gone = {str(job) for job in data.get("gone", [])}
             facts.stored = {str(k): set(v) for k, v in data.get("stored", {}).items()}
-            facts._saved = text
+            facts._saved = text if keep is None else ""
         except (OSError, ValueError, TypeError, AttributeError):
             return cls(path)
         return facts
