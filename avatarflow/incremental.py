@@ -36,6 +36,7 @@ import json
 import os
 import re
 import stat
+import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -85,7 +86,7 @@ class Cached(NamedTuple):
     content_hash: str
     synthesis_id: str
     output_name: str  # the output's file name in the target's output folder
-    warnings: list[str]
+    warnings: tuple[str, ...]
     inputs: dict[str, str]  # narration files read, as the manifest names them → sha256
     nodes: int  # YAML value nodes of the item, for the document's node budget
     alias_nodes: int  # the same when the item may use aliases (their budget), else 0
@@ -177,7 +178,7 @@ class RequestCache:
     path: Path
     context: str = ""
     entries: dict[str, Cached] = field(default_factory=dict)
-    renders: dict[str, RenderSummary] = field(default_factory=dict)
+    renders: dict[str, RenderSummary] = field(default_factory=dict)  # by request hash
     # Narration files by path: [size, mtime_ns, ino, ctime_ns, sha256] (see _Narrations).
     narrations: dict[str, list[Any]] = field(default_factory=dict)
     changed: bool = False  # something read is new: the file is written again
@@ -192,8 +193,8 @@ class RequestCache:
             if data["version"] != VERSION:
                 return cache
             cache.context = str(data["context"])
-            cache.entries = {k: Cached._make(v) for k, v in data["entries"].items()}
-            cache.renders = {k: _summary(v) for k, v in data["renders"].items()}
+            cache.entries = {k: _entry(v) for k, v in data["entries"].items()}
+            cache.renders = {sys.intern(k): _summary(v) for k, v in data["renders"].items()}
             cache.narrations = dict(data["narrations"])
         except _CORRUPT:
             return cls(path)  # disposable: anything unreadable is an empty cache
@@ -213,9 +214,17 @@ class RequestCache:
         self.changed = False
 
 
+# Read back from JSON, the cache of a catalogue is tens of thousands of strings: those
+# that repeat (a request hash, a job id) are interned, empty lists made the one ().
+def _entry(data: list[Any]) -> Cached:
+    data[1], data[2], data[4] = sys.intern(data[1]), sys.intern(data[2]), tuple(data[4])
+    return Cached._make(data)
+
+
 def _summary(data: list[Any]) -> RenderSummary:
     """A summary as read back from JSON, where the delivered files are arrays."""
     output, subtitles = data[6], data[7]
+    data[5], data[8] = sys.intern(data[5]), sys.intern(data[8])
     data[6] = None if output is None else tuple(output)
     data[7] = None if subtitles is None else tuple(subtitles)
     return RenderSummary._make(data)
@@ -359,11 +368,10 @@ def refill(
         racy_from = state_read.started_ns - RACY_NS
         folder = f"{state_read.state_dir}/{RECORDS_DIR}/"
         for request_hash, render in store.renders.items():
-            name = f"{request_hash}.json"
-            seen = state_read.stats.get(folder + name)
+            seen = state_read.stats.get(f"{folder}{request_hash}.json")
             printed = store.fingerprints.get(request_hash)
             if seen is not None and printed is not None and max(seen[1], seen[3]) < racy_from:
-                cache.renders[name] = RenderSummary.of(seen, render, printed)
+                cache.renders[request_hash] = RenderSummary.of(seen, render, printed)
     cache.save()
 
 
@@ -375,7 +383,7 @@ def _cached(
         request.content_hash,
         request.synthesis_id,
         output,
-        list(request.rendered.warnings),
+        tuple(request.rendered.warnings),
         inputs,
         nodes,
         alias_nodes(item.text, nodes),
@@ -706,13 +714,13 @@ class _Renders:
             st = os.lstat(f"{self.folder}{os.sep}{name}")  # not os.path.join: 10,000 calls
             if not stat.S_ISREG(st.st_mode):
                 raise _Fallback
-            key = stat_key(st)
-            summary = cache.renders.get(name)
+            key, digest = stat_key(st), sys.intern(name.removesuffix(".json"))
+            summary = cache.renders.get(digest)
             if summary is None or summary.stat != key:
                 summary = self._parse(name, key)
             if max(st.st_mtime_ns, st.st_ctime_ns) < racy_from:
-                trusted[name] = summary
-            self.summaries[name.removesuffix(".json")] = summary
+                trusted[digest] = summary
+            self.summaries[digest] = summary
         cache.changed = cache.changed or trusted != cache.renders
         cache.renders = trusted
 
