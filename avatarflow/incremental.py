@@ -8,6 +8,9 @@ the plan needs of its request (content hash, synthesis id, output name, warnings
 the fingerprint of those inputs, in the user's cache folder beside the plan memo. The
 next plan cuts the manifest into its items as text (:mod:`avatarflow.manifestsplit`),
 and only the items whose fingerprint is new are parsed, validated, rendered and hashed.
+A narration file's digest is part of that fingerprint; it is kept with the file's stat
+and the file read again whenever its stat changes (the ctime moves on any write, and no
+tool sets it back), as git's index and the output stat cache do.
 
 The state is kept by render (:mod:`avatarflow.backends.local`): one record per request
 hash. Render records and outputs are files avatarflow writes itself; like the output
@@ -23,9 +26,8 @@ Correctness first: whatever this layer is not sure of is left to the full plan, 
 then refills the cache: a layout the split does not cover, an item that does not parse
 on its own, any error (so that every error is found and worded by the full path, with
 its file and line), a state kept remotely or in the older per-video format, a missing
-state, ``--verify``. So is an edit
-that changes most videos (``defaults``, a template), where a full plan is cheaper than
-parsing items one by one.
+state, ``--verify``. So is an edit that changes most videos (``defaults``, a template),
+where a full plan is cheaper than parsing items one by one.
 """
 
 from __future__ import annotations
