@@ -17,11 +17,11 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
-from avatarflow.emulator import Emulator, EmulatorConfig
 from avatarflow.emulator.requestlog import read_request_log
 
 from .azurite import Azurite
@@ -32,6 +32,7 @@ pytest_plugins = ["tests.azurite"]
 REPO = Path(__file__).resolve().parent.parent
 VIDEOS = ["01-welcome", "02-commits", "03-branches", "04-merging", "05-recap", "06-outro"]
 TTL_SECONDS_PER_HOUR = 0.05  # the example's 168 h become 8.4 s
+FULL_TTL = 3600.0  # jobs live for the example's full TTL
 
 
 def git(cwd: Path, *args: str) -> str:
@@ -48,8 +49,16 @@ def git(cwd: Path, *args: str) -> str:
 
 
 @dataclass
+class ServedEmulator:
+    """An ``avatarflow emulator`` process: the shared service, as a team runs it."""
+
+    url: str
+    data_dir: Path
+
+
+@dataclass
 class Service:
-    emulator: Emulator
+    emulator: ServedEmulator
 
     def speech_requests(self) -> int:
         return len(read_request_log(self.emulator.data_dir))
@@ -95,10 +104,10 @@ class Clone:
     def git(self, *args: str) -> str:
         return git(self.root, *args)
 
-    def plan_json(self) -> dict[str, object]:
+    def plan_json(self) -> dict[str, Any]:
         result = self.cli("plan", str(self.manifest), "--json")
         assert result.code == 0, result
-        data: dict[str, object] = json.loads(result.out)
+        data: dict[str, Any] = json.loads(result.out)
         return data
 
     def plan_paid(self) -> int:
@@ -145,10 +154,24 @@ class Clone:
 
 
 @pytest.fixture
-def service(tmp_path: Path) -> Iterator[Service]:
-    config = EmulatorConfig(width=160, height=90, ttl_seconds_per_hour=TTL_SECONDS_PER_HOUR)
-    with Emulator(tmp_path / "service", config) as emulator:
-        yield Service(emulator)
+def service(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Service]:
+    """The emulator as a separate service (its own process), jobs expiring after a shortened
+    TTL (a test may pass its own); the request log it writes counts what the team paid."""
+    data_dir = tmp_path / "service"
+    ttl = getattr(request, "param", TTL_SECONDS_PER_HOUR)
+    config = {"width": 160, "height": 90, "ttl_seconds_per_hour": ttl}
+    env = dict(os.environ, AVATARFLOW_EMULATOR_CONFIG=json.dumps(config))
+    env.pop("AVATARFLOW_EMULATOR_FAULTS", None)
+    command = [sys.executable, "-m", "avatarflow", "emulator", "--data-dir", str(data_dir)]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()  # "avatarflow emulator listening on URL"
+        assert "listening on " in line, line
+        yield Service(ServedEmulator(line.rsplit(" ", 1)[1].strip(), data_dir))
+    finally:
+        process.terminate()
+        assert process.wait(timeout=30) == 0
 
 
 @pytest.fixture
@@ -275,7 +298,7 @@ def test_rename_move_revert_and_branch_switch_pay_nothing(
     # Rename an id: the render is reused, the old output removed.
     alice.edit("git-course.yaml", "id: 05-recap", "id: 05-summary")
     plan = alice.plan_json()
-    kinds = {a["video"]: (a["action"], a["paid"]) for a in plan["actions"]}  # type: ignore[union-attr]
+    kinds = {a["video"]: (a["action"], a["paid"]) for a in plan["actions"]}
     assert kinds["05-summary"] == ("reuse", False), plan
     assert kinds["05-recap"] == ("forget", False)
     alice.apply()
@@ -300,7 +323,7 @@ def test_rename_move_revert_and_branch_switch_pay_nothing(
     with_edit = service.paid_creates()
     alice.git("revert", "--no-edit", "HEAD")
     plan = alice.plan_json()
-    kinds = {a["video"]: (a["action"], a["paid"]) for a in plan["actions"]}  # type: ignore[union-attr]
+    kinds = {a["video"]: (a["action"], a["paid"]) for a in plan["actions"]}
     assert kinds["02-commits"] == ("reuse", False)
     alice.apply()
     assert service.paid_creates() == with_edit
@@ -325,12 +348,11 @@ def test_rename_move_revert_and_branch_switch_pay_nothing(
     assert service.speech_requests() == requests
 
 
+@pytest.mark.parametrize("service", [FULL_TTL], indirect=True)
 def test_a_job_deleted_early_stops_apply_before_paying_then_a_new_confirmation_renders(
     team: tuple[Clone, Clone], service: Service, azurite: Azurite
 ) -> None:
     alice, _ = team
-    slow = EmulatorConfig(width=160, height=90)  # jobs live for the example's full TTL
-    service.emulator.config = slow
     alice.apply()
     alice.commit("the course")
     job = next(j for j in job_ids(alice) if "03-branches" in j)
@@ -352,7 +374,7 @@ def test_a_job_deleted_early_stops_apply_before_paying_then_a_new_confirmation_r
     assert "03-branches: its job" in result.err and "nothing was paid" in result.err
     assert alice.status() == ""
     plan = alice.plan_json()
-    assert plan["summary"]["paid"] == 1  # type: ignore[index]
+    assert plan["summary"]["paid"] == 1
     alice.apply()
     assert (alice.root / "manifests/build/videos/03-branches.mp4").is_file()
 
@@ -399,7 +421,7 @@ def test_an_apply_killed_during_store_uploads_stores_everything_on_the_next_run(
     alice.commit("the course")
     alice.git("push", "-q", "origin", "main")
     clone(bob, alice.root.parent / "origin.git")
-    assert all(a["source"] == "team store" for a in bob.plan_json()["actions"])  # type: ignore[union-attr]
+    assert all(a["source"] == "team store" for a in bob.plan_json()["actions"])
     bob.pull()
     assert bob.videos() == alice.videos()
 
