@@ -377,7 +377,7 @@ def status(manifest: Path | str, options: StatusOptions | None = None) -> list[V
     records = known.records() if known and not options.refresh else None
     remote: dict[str, str] = {}
     built = None
-    if records is None:  # the state in full: a remote one, by render, or asked of the service
+    if records is None:  # the state in full: a remote or per-video one, or asked of the service
         # Records kept by render are bound to the videos: that needs every request (the
         # cache's manifest is its head only).
         built = build_requests(open_manifest(manifest, target)[0] if known else loaded)
