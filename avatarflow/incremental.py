@@ -8,37 +8,46 @@ the plan needs of its request (content hash, synthesis id, output name, warnings
 the fingerprint of those inputs, in the user's cache folder beside the plan memo. The
 next plan cuts the manifest into its items as text (:mod:`avatarflow.manifestsplit`),
 and only the items whose fingerprint is new are parsed, validated, rendered and hashed.
+A narration file's digest is part of that fingerprint; it is kept with the file's stat
+and the file read again whenever its stat changes (the ctime moves on any write, and no
+tool sets it back), as git's index and the output stat cache do.
 
-State records and outputs are files avatarflow writes itself; like the output stat cache
-they are trusted by their stat (size, mtime_ns, inode, ctime_ns), and a record changed
-within ``RACY_NS`` of being read is read again next time. A video whose request and
-record say "up to date" (its output intact by the stat cache) is a no-op without
-rendering; every other video gets its full request and record, and the planner decides.
+The state is kept by render (:mod:`avatarflow.backends.local`): one record per request
+hash. Render records and outputs are files avatarflow writes itself; like the output
+stat cache they are trusted by their stat (size, mtime_ns, inode, ctime_ns), and a record
+changed within ``RACY_NS`` of being read is parsed again next time. A video whose render
+(found by its request hash) delivered a video that is intact on disk is a no-op: the
+planner's answer for it depends on nothing else (not on the per-machine facts, not on
+expiry). Every other video gets its full request and its records bound to it exactly as
+the full plan binds them (:meth:`LocalStore.bind`, fed with only the renders and facts
+that concern it), and the planner decides.
 
 Correctness first: whatever this layer is not sure of is left to the full plan, which
 then refills the cache: a layout the split does not cover, an item that does not parse
 on its own, any error (so that every error is found and worded by the full path, with
-its file and line), a state kept remotely, a missing state, ``--verify``. So is an edit
-that changes most videos (``defaults``, a template), where a full plan is cheaper than
-parsing items one by one.
+its file and line), a state kept remotely or in the older per-video format, a missing
+state, ``--verify``. So is an edit that changes most videos (``defaults``, a template),
+where a full plan is cheaper than parsing items one by one.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
 import re
 import stat
+import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from . import planmemo, yamlsafe
-from .backends.local import RECORDS_DIR
+from .backends.local import RECORDS_DIR, LocalStore
 from .errors import UserError
 from .manifestsplit import Item, Split, split_videos
 from .planmemo import sha256_bytes, snapshot_folder
@@ -49,17 +58,18 @@ from .userfiles import UnsuitableFile, read_regular_file
 
 if TYPE_CHECKING:
     from .build import Built
+    from .machine import MachineFacts
     from .manifest import LoadedManifest, VideoEntry
     from .payload import VideoRequest
     from .planmemo import StateRead
     from .pricing import Prices
+    from .renders import RenderOutput, RenderRecord
     from .state import State, StateRecord
-    from .workspace import FileRef, OutputChecker, TargetName, Workspace
+    from .workspace import FileRef, TargetName, Workspace
 
-VERSION = 1
+VERSION = 2
 # Past this share of videos to parse one by one, one full parse is cheaper.
 MAX_CHANGED_SHARE = 0.2
-_IN_FLIGHT_OR_FAILED = frozenset({"submitting", "submitted", "running", "succeeded", "failed"})
 
 
 class _Fallback(Exception):
@@ -78,24 +88,27 @@ class Cached(NamedTuple):
     content_hash: str
     synthesis_id: str
     output_name: str  # the output's file name in the target's output folder
-    warnings: list[str]
+    warnings: tuple[str, ...]
     inputs: dict[str, str]  # narration files read, as the manifest names them → sha256
     nodes: int  # YAML value nodes of the item, for the document's node budget
     alias_nodes: int  # the same when the item may use aliases (their budget), else 0
 
 
-class RecordSummary(NamedTuple):
-    """What plan and status need of a state record, with the record file's stat."""
+# A delivered file as a render records it: size and sha256 (the path is the video's).
+Delivered = tuple[int, str]
+
+
+class RenderSummary(NamedTuple):
+    """What plan and status need of one render record, with the record file's stat."""
 
     size: int
     mtime_ns: int
     ino: int
     ctime_ns: int
-    serial: int
-    status: str
-    input_hash: str
-    output: FileRef | None
-    subtitles: FileRef | None
+    fingerprint: int  # of the file's bytes: the serial a plan holds for its videos
+    status: str  # as a video using it is shown: "downloaded" once a video was delivered
+    output: Delivered | None
+    subtitles: Delivered | None
     job: str  # the remote job's id, or the synthesis id until there is one
     error: str | None  # "code: message" of a failed render
 
@@ -104,13 +117,53 @@ class RecordSummary(NamedTuple):
         return (self.size, self.mtime_ns, self.ino, self.ctime_ns)
 
     @classmethod
-    def of(cls, key: StatKey, record: StateRecord) -> RecordSummary:
+    def of(cls, key: StatKey, render: RenderRecord, fingerprint: int) -> RenderSummary:
+        """Summarised through the view the full path binds (``to_view``), so that both
+        say the same of a render."""
+        from .renders import to_view
+
+        view = to_view(render, "", None)
+        return cls(
+            *key,
+            fingerprint,
+            view.status,
+            _delivered(render.output),
+            _delivered(render.subtitles),
+            view.remote_id or view.synthesis_id,
+            f"{view.error.code}: {view.error.message}" if view.error else None,
+        )
+
+    def record(self, input_hash: str, output_path: str | None) -> RecordSummary:
+        """What a video's record says when it uses this render, its output at
+        ``output_path`` (None: a render it had before, bound to no file)."""
+        output = subtitles = None
+        if output_path is not None and self.output is not None:
+            output = (output_path, *self.output)
+            if self.subtitles is not None:
+                subtitles = (str(PurePosixPath(output_path).with_suffix(".vtt")), *self.subtitles)
+        return RecordSummary(self.status, input_hash, output, subtitles, self.job, self.error)
+
+
+def _delivered(file: RenderOutput | None) -> Delivered | None:
+    return None if file is None else (file.size, file.sha256)
+
+
+class RecordSummary(NamedTuple):
+    """What status needs of a video's record."""
+
+    status: str
+    input_hash: str
+    output: FileRef | None
+    subtitles: FileRef | None
+    job: str  # the remote job's id, or the synthesis id until there is one
+    error: str | None  # "code: message" of a failed render
+
+    @classmethod
+    def of(cls, record: StateRecord) -> RecordSummary:
         from .workspace import file_ref
 
         error = record.error
         return cls(
-            *key,
-            record.serial,
             record.status,
             record.input_hash,
             file_ref(record.output),
@@ -122,12 +175,15 @@ class RecordSummary(NamedTuple):
 
 @dataclass
 class RequestCache:
-    """The cache file of one manifest and target: requests by item, records by file."""
+    """The cache file of one manifest and target: requests by item, renders by file."""
 
     path: Path
     context: str = ""
     entries: dict[str, Cached] = field(default_factory=dict)
-    records: dict[str, RecordSummary] = field(default_factory=dict)
+    renders: dict[str, RenderSummary] = field(default_factory=dict)  # by request hash
+    # Narration files by path: [size, mtime_ns, ino, ctime_ns, sha256] (see _Narrations).
+    narrations: dict[str, list[Any]] = field(default_factory=dict)
+    changed: bool = False  # something read is new: the file is written again
 
     @classmethod
     def open(cls, manifest: Path, target: str) -> RequestCache:
@@ -139,8 +195,9 @@ class RequestCache:
             if data["version"] != VERSION:
                 return cache
             cache.context = str(data["context"])
-            cache.entries = {k: Cached._make(v) for k, v in data["entries"].items()}
-            cache.records = {k: _summary(v) for k, v in data["records"].items()}
+            cache.entries = {k: _entry(v) for k, v in data["entries"].items()}
+            cache.renders = {sys.intern(k): _summary(v) for k, v in data["renders"].items()}
+            cache.narrations = dict(data["narrations"])
         except _CORRUPT:
             return cls(path)  # disposable: anything unreadable is an empty cache
         return cache
@@ -152,17 +209,27 @@ class RequestCache:
                 "version": VERSION,
                 "context": self.context,
                 "entries": self.entries,
-                "records": self.records,
+                "renders": self.renders,
+                "narrations": self.narrations,
             },
         )
+        self.changed = False
 
 
-def _summary(data: list[Any]) -> RecordSummary:
-    """A summary as read back from JSON, where the file references are arrays."""
-    output, subtitles = data[7], data[8]
-    data[7] = None if output is None else tuple(output)
-    data[8] = None if subtitles is None else tuple(subtitles)
-    return RecordSummary._make(data)
+# Read back from JSON, the cache of a catalogue is tens of thousands of strings: those
+# that repeat (a request hash, a job id) are interned, empty lists made the one ().
+def _entry(data: list[Any]) -> Cached:
+    data[1], data[2], data[4] = sys.intern(data[1]), sys.intern(data[2]), tuple(data[4])
+    return Cached._make(data)
+
+
+def _summary(data: list[Any]) -> RenderSummary:
+    """A summary as read back from JSON, where the delivered files are arrays."""
+    output, subtitles = data[6], data[7]
+    data[5], data[8] = sys.intern(data[5]), sys.intern(data[8])
+    data[6] = None if output is None else tuple(output)
+    data[7] = None if subtitles is None else tuple(subtitles)
+    return RenderSummary._make(data)
 
 
 def item_key(index: int, item: Item) -> str:
@@ -222,6 +289,13 @@ class Reading:
     def keys(self) -> list[str]:
         return [item_key(i, item) for i, item in enumerate(self.split.items)]
 
+    def drop_items(self) -> None:
+        """Let the manifest's text go (megabytes at catalogue scale) once no item is
+        parsed any more; the items' keys stay."""
+        keys = self.keys  # computed before: the cache is saved under them
+        self.split = dataclasses.replace(self.split, items=())
+        assert keys is self.keys
+
 
 def read_manifest(path: Path) -> Reading | None:
     """The manifest as this layer sees it; None when only the full path can read it."""
@@ -270,7 +344,7 @@ def refill(
     state_read: StateRead | None,
 ) -> None:
     """Keep what a full plan built of each video under its item's fingerprint, and what
-    it read of each state record under the record file's stat."""
+    it read of each render record under the record file's stat."""
     if reading is None or manifest.sha256 != reading.digest:
         return  # no split, or the file changed between the two reads
     requests = built.requests
@@ -289,14 +363,17 @@ def refill(
         used = {text_file: inputs[text_file]} if text_file is not None else {}
         output = workspace.output_name(request)
         cache.entries[key] = _cached(request, used, items[index], sizes.get(index, 0), output)
-    cache.records = {}
-    if state_read is not None:  # a local state, with the stat of each file as it was read
+    cache.renders = {}
+    store = state.store
+    if state_read is not None and isinstance(store, LocalStore):
+        # A local state kept by render, with the stat of each file as it was read.
         racy_from = state_read.started_ns - RACY_NS
         folder = f"{state_read.state_dir}/{RECORDS_DIR}/"
-        for video_id, record in state.records.items():
-            seen = state_read.stats.get(f"{folder}{video_id}.json")
-            if seen is not None and max(seen[1], seen[3]) < racy_from:
-                cache.records[f"{video_id}.json"] = RecordSummary.of(seen, record)
+        for request_hash, render in store.renders.items():
+            seen = state_read.stats.get(f"{folder}{request_hash}.json")
+            printed = store.fingerprints.get(request_hash)
+            if seen is not None and printed is not None and max(seen[1], seen[3]) < racy_from:
+                cache.renders[request_hash] = RenderSummary.of(seen, render, printed)
     cache.save()
 
 
@@ -308,7 +385,7 @@ def _cached(
         request.content_hash,
         request.synthesis_id,
         output,
-        list(request.rendered.warnings),
+        tuple(request.rendered.warnings),
         inputs,
         nodes,
         alias_nodes(item.text, nodes),
@@ -344,28 +421,34 @@ def plan_incremental(
 @dataclass
 class Requested:
     """What the cache knows of a manifest: its head (every setting, no videos), the
-    target's folders and each video's content hash."""
+    target's folders and each video's entry."""
 
     manifest: LoadedManifest
     workspace: Workspace
-    hashes: dict[str, str]
+    entries: list[Cached]
     cache: RequestCache
 
+    @property
+    def hashes(self) -> dict[str, str]:
+        return {entry.video_id: entry.content_hash for entry in self.entries}
+
     def records(self) -> dict[str, RecordSummary] | None:
-        """Each local state record's summary, parsed only where its stat is new; None
-        when the full state must be read (a remote or missing one)."""
+        """Per video, what its record says as the full path binds it, render records
+        parsed only where their stat is new; None when the full state must be read (a
+        remote, missing or per-video one)."""
         try:
-            state = _StateReader(self.manifest, self.workspace, self.cache)
+            state = _Renders(self.manifest, self.workspace, self.cache)
+            records = state.records(self.entries, self.workspace)
         except (_Fallback, UserError, *_CORRUPT):
             return None
-        if state.changed:
+        if self.cache.changed:
             self.cache.save()
-        return state.summaries
+        return records
 
 
 def requested(manifest: Path, target: TargetName) -> Requested | None:
-    """Each video's content hash from the cache and the changed items; None when only
-    the full path can tell."""
+    """Each video's entry from the cache and the changed items; None when only the full
+    path can tell."""
     cache = RequestCache.open(manifest, target)
     reading = read_manifest(manifest)
     if reading is None or reading.context != cache.context:
@@ -376,9 +459,10 @@ def requested(manifest: Path, target: TargetName) -> Requested | None:
         return None
     if built.requests:
         cache.entries = dict(zip(reading.keys, found, strict=True))
+        cache.changed = True
+    if cache.changed:
         cache.save()
-    hashes = {entry.video_id: entry.content_hash for entry in found}
-    return Requested(built.loaded, built.workspace, hashes, cache)
+    return Requested(built.loaded, built.workspace, found, cache)
 
 
 def _requests(
@@ -387,11 +471,13 @@ def _requests(
     """Every video's entry, from the cache or built; the builder holds those it built."""
     items = reading.split.items
     found: dict[int, Cached] = {}
-    folders: dict[str, bool] = {}
+    narrations = _Narrations(reading.root, cache.narrations)
     for index, key in enumerate(reading.keys):
         entry = cache.entries.get(key)
-        if entry is not None and _inputs_unchanged(reading.root, entry.inputs, folders):
+        if entry is not None and narrations.unchanged(entry.inputs):
             found[index] = entry
+    cache.narrations = narrations.seen
+    cache.changed = cache.changed or narrations.changed
     missing = [i for i in range(len(items)) if i not in found]
     if len(missing) > MAX_CHANGED_SHARE * len(items):
         raise _Fallback
@@ -411,15 +497,24 @@ def _requests(
 
 
 def _plan(reading: Reading, cache: RequestCache, target: TargetName) -> Incremental:
+    from .planner import make_plan
+    from .pricing import prices_for
+    from .stores import fetch_source, video_stores
+
     found, built = _requests(reading, cache, target)
     workspace = built.workspace
-    present = _check_outputs(workspace, [entry.output_name for entry in found])
-    state = _StateReader(built.loaded, workspace, cache)
+    present = _output_stat(workspace)
+    state = _Renders(built.loaded, workspace, cache)
     outputs = workspace.output_checker()
+    prefix = _output_prefix(workspace)
     noops: dict[int, Action] = {}
     for index, entry in enumerate(found):
-        summary = state.summaries.get(entry.video_id)
-        if summary is not None and _noop(workspace, summary, entry, present, outputs):
+        summary = state.summaries.get(entry.content_hash)
+        st = present(entry.output_name)  # every output: the full path checks them all
+        if summary is None or summary.output is None or st is None:
+            continue  # no render of this request, none delivered, or no file: the planner's
+        record = summary.record(entry.content_hash, _joined(prefix, entry.output_name))
+        if outputs.check(record.output, record.subtitles, st) == "ok":
             noops[index] = Action(
                 ActionKind.NOOP,
                 entry.video_id,
@@ -430,30 +525,38 @@ def _plan(reading: Reading, cache: RequestCache, target: TargetName) -> Incremen
     if len(slow) > MAX_CHANGED_SHARE * len(found):
         raise _Fallback  # most videos have work to do: their requests are built in full
     built.add([i for i in slow if i not in built.requests])
-    wanted = {entry.video_id for entry in found}
-    involved = {found[i].video_id for i in slow} | (state.summaries.keys() - wanted)
-    from .planner import make_plan
-
-    partial = make_plan(
-        [built.requests[i] for i in slow],
-        state.state(involved & state.summaries.keys()),
-        outputs,
-    )
+    reading.drop_items()  # before the facts are read: the peak of memory is then
+    requests = [built.requests[i] for i in slow]
+    uses = [
+        (r.video_id, r.content_hash, workspace.display(workspace.output_path(r))) for r in requests
+    ]
+    bound = state.bind(uses, {entry.video_id for entry in found})
+    fetch_from = fetch_source(bound, video_stores(built.loaded, workspace))
+    partial = make_plan(requests, bound, outputs, fetch_from=fetch_from)
     by_id = {action.video_id: action for action in partial.actions}
     ordered = [noops.get(i) or by_id[entry.video_id] for i, entry in enumerate(found)]
     ordered.extend(a for a in partial.actions if a.kind is ActionKind.FORGET)
+    # The serials the full plan holds: each video's render, then the outputs kept for
+    # videos gone from the manifest, in the order the full binding gives them.
+    serials = {
+        entry.video_id: state.summaries[entry.content_hash].fingerprint
+        for entry in found
+        if entry.content_hash in state.summaries
+    }
+    for video_id, serial in partial.serials.items():
+        serials.setdefault(video_id, serial)
     workspace.hashes.save()
-    if built.requests or state.changed:
+    if built.requests:
         cache.entries = dict(zip(reading.keys, found, strict=True))
+        cache.changed = True
+    if cache.changed:
         cache.save()
     warnings = [warning for entry in found for warning in entry.warnings]
-    plan = Plan(tuple(ordered), state.lineage, state.serials())
+    plan = Plan(tuple(ordered), state.meta.lineage, serials)
     if not plan.has_changes:
         _remember_plan(reading, workspace, found, state, outputs.read, plan, warnings)
     service = built.loaded.model.service
     pack = service.pack_max_inputs if service.pack else None
-    from .pricing import prices_for
-
     return Incremental(plan, warnings, pack, len(built.requests), prices_for(built.loaded.model))
 
 
@@ -461,7 +564,7 @@ def _remember_plan(
     reading: Reading,
     workspace: Workspace,
     entries: Iterable[Cached],
-    state: _StateReader,
+    state: _Renders,
     outputs: dict[str, StatKey],
     plan: Plan,
     warnings: list[str],
@@ -476,144 +579,252 @@ def _remember_plan(
     templates_dir = as_configured(workspace.root, reading.templates_dir)
     read = InputsRead(templates_dir, reading.templates, inputs)
     stats = {f"{folder}/{name}": key for name, key in state.stats.items()}
-    listings = {f"{folder}/{state.records_dir}": state.names}
+    records = f"{folder}/{RECORDS_DIR}"
+    stats.update((f"{records}/{digest}.json", s.stat) for digest, s in state.summaries.items())
+    listings = {} if state.names is None else {f"{folder}/{RECORDS_DIR}": state.names}
     state_read = StateRead(state.started_ns, folder, stats, listings)
     observed = Observed(reading.digest, read, state_read, outputs)
     remember(reading.path, workspace.target, plan, observed, warnings)
 
 
-def _inputs_unchanged(root: Path, inputs: dict[str, str], folders: dict[str, bool]) -> bool:
-    """Each narration file still has the content it had, read where the renderer reads
-    it: not through a symlink, in a folder inside the manifest's (else: render again)."""
-    base = str(root)
-    for relative, digest in inputs.items():
-        path = os.path.join(base, relative)
+class _Narrations:
+    """The digest of each narration file, trusted by the file's stat as the output stat
+    cache trusts outputs (size, mtime_ns, inode, ctime_ns: any write sets the ctime to
+    now); a file with a new stat is read and hashed, one changed within ``RACY_NS`` of
+    this plan is read again by the next one. Read where the renderer reads it: a file
+    reached through a symlink, or in a folder outside the manifest's, is left to the
+    renderer (its video is built again)."""
+
+    def __init__(self, root: Path, known: dict[str, list[Any]]) -> None:
+        self.base = str(root)
+        self.inside = os.path.join(self.base, "")
+        self.known = known  # relative path -> [size, mtime_ns, ino, ctime_ns, sha256]
+        self.seen: dict[str, list[Any]] = {}  # what the next plan may trust
+        self.digests: dict[str, str | None] = {}
+        self.folders: dict[str, bool] = {}
+        self.racy_from = time.time_ns() - RACY_NS
+
+    @property
+    def changed(self) -> bool:
+        return self.seen != self.known
+
+    def unchanged(self, inputs: dict[str, str]) -> bool:
+        return all(self.digest(relative) == digest for relative, digest in inputs.items())
+
+    def digest(self, relative: str) -> str | None:
+        if relative not in self.digests:
+            self.digests[relative] = self._digest(relative)
+        return self.digests[relative]
+
+    def _digest(self, relative: str) -> str | None:
+        path = f"{self.base}{os.sep}{relative}"
         folder = os.path.dirname(path)
-        inside = folders.get(folder)
+        inside = self.folders.get(folder)
         if inside is None:
             real = os.path.realpath(folder)
-            inside = folders[folder] = real == base or real.startswith(os.path.join(base, ""))
-        if not inside or os.path.islink(path):
-            return False
+            inside = self.folders[folder] = real == self.base or real.startswith(self.inside)
         try:
-            if sha256_bytes(read_regular_file(path, yamlsafe.MAX_BYTES)) != digest:
-                return False
-        except (OSError, UnsuitableFile):
-            return False
-    return True
+            st = os.lstat(path)
+        except OSError:
+            return None
+        if not inside or not stat.S_ISREG(st.st_mode):
+            return None
+        key = stat_key(st)
+        known = self.known.get(relative)
+        if known is not None and tuple(known[:4]) == key:
+            digest = str(known[4])
+        else:
+            try:
+                digest = sha256_bytes(read_regular_file(path, yamlsafe.MAX_BYTES))
+            except (OSError, UnsuitableFile):
+                return None
+        if max(st.st_mtime_ns, st.st_ctime_ns) < self.racy_from:
+            self.seen[relative] = [*key, digest]
+        return digest
 
 
-def _check_outputs(workspace: Workspace, names: list[str]) -> dict[str, os.stat_result]:
-    """The stat of each output there is, by path; what ``check_output_paths`` refuses is
-    left to the full path to word."""
+def _output_stat(workspace: Workspace) -> Callable[[str], os.stat_result | None]:
+    """The ``lstat`` of an output by its name, None when there is none; what
+    ``check_output_paths`` refuses is left to the full path to word."""
     folder = str(workspace.output_dir)
     try:
-        st = os.stat(folder)
+        is_folder = stat.S_ISDIR(os.stat(folder).st_mode)
     except FileNotFoundError:
-        return {}
-    if not stat.S_ISDIR(st.st_mode):
+        return lambda name: None
+    if not is_folder:
         raise _Fallback
-    found: dict[str, os.stat_result] = {}
-    for name in names:
-        path = os.path.join(folder, name)
+
+    def lstat(name: str) -> os.stat_result | None:
         try:
-            found[path] = os.lstat(path)  # one stat per output: the no-op check reuses it
+            st = os.lstat(f"{folder}{os.sep}{name}")  # not os.path.join: 10,000 calls
         except (FileNotFoundError, NotADirectoryError):
-            continue
-        if not stat.S_ISREG(found[path].st_mode):
+            return None
+        if not stat.S_ISREG(st.st_mode):
             raise _Fallback
-    return found
+        return st
+
+    return lstat
 
 
-def _noop(
-    workspace: Workspace,
-    summary: RecordSummary,
-    entry: Cached,
-    present: dict[str, os.stat_result],
-    outputs: OutputChecker,
-) -> bool:
-    """The planner's no-op: the same request, downloaded, its output intact."""
-    if summary.input_hash != entry.content_hash or summary.status != "downloaded":
-        return False
-    if summary.output is None:
-        return False
-    st = present.get(os.path.join(str(workspace.root), summary.output[0]))
-    return outputs.check(summary.output, summary.subtitles, st) == "ok"
+def _output_prefix(workspace: Workspace) -> str:
+    """The output folder as the state names outputs (relative to the manifest)."""
+    return workspace.display(workspace.output_dir)
 
 
-class _StateReader:
-    """The local state, each record parsed only when its file's stat is new."""
+def _joined(prefix: str, name: str) -> str:
+    """``workspace.display(output_dir / name)`` without a Path per video."""
+    return name if prefix == "." else f"{prefix}{os.sep}{name}"
+
+
+class _Renders:
+    """The local state kept by render: each record parsed only when its file's stat is
+    new, the per-machine facts read once a plan asks for them."""
 
     def __init__(self, manifest: LoadedManifest, workspace: Workspace, cache: RequestCache) -> None:
-        from .backends.local import META_FILE, RECORDS_DIR
+        from .backends.local import META_FILE, RENDERS_FORMAT
         from .state import parse_json, parse_meta
         from .stores import local_store, remote_store
 
         if remote_store(manifest, workspace) is not None:
             raise _Fallback  # a remote state has no stat to trust
         self.store = local_store(workspace)
-        self.records_dir = RECORDS_DIR
-        meta_path = self.store.directory / META_FILE
+        directory = self.store.directory
         self.started_ns = time.time_ns()  # before the first stat, for the plan memo
+        meta_path = directory / META_FILE
         if not meta_path.is_file():
             raise _Fallback  # a new course, or records without meta (an error)
         shown = f"{self.store.display}/{META_FILE}"
-        self.stats: dict[str, StatKey] = {}  # what was read, by path: for the plan memo
+        # What was read besides the records (their stats are the summaries'), by path.
+        self.stats: dict[str, StatKey] = {}
         with open(meta_path, encoding="utf-8") as handle:
             self.stats[META_FILE] = stat_key(os.fstat(handle.fileno()))
-            text = handle.read()
-        data = parse_json(text, shown)
-        if isinstance(data, dict) and data.get("format") != 1:
-            raise _Fallback  # records kept by render: the full plan binds them to videos
-        self.meta = parse_meta(data, shown)
-        self.lineage: str | None = self.meta.lineage
-        self.folder = str(self.store.directory / RECORDS_DIR)
-        self.parsed: dict[str, StateRecord] = {}
-        self.summaries: dict[str, RecordSummary] = {}
-        self.names = sorted(n for n in os.listdir(self.folder) if n.endswith(".json"))
-        trusted: dict[str, RecordSummary] = {}
+            data = parse_json(handle.read(), shown)
+        if not isinstance(data, dict) or data.get("format") != RENDERS_FORMAT:
+            raise _Fallback  # the per-video format: the full path reads (and migrates) it
+        meta = parse_meta({**data, "format": 1}, shown)  # as the store reads it
+        self.meta = meta.model_copy(update={"format": RENDERS_FORMAT})
+        self.folder = os.path.join(directory, RECORDS_DIR)
+        self.names: list[str] | None = None  # the record files listed (None: no folder)
+        self.summaries: dict[str, RenderSummary] = {}  # by request hash
+        self.parsed: dict[str, RenderRecord] = {}
+        self._facts: MachineFacts | None = None
+        trusted: dict[str, RenderSummary] = {}
+        if os.path.isdir(self.folder):
+            self.names = sorted(n for n in os.listdir(self.folder) if n.endswith(".json"))
         racy_from = self.started_ns - RACY_NS
-        for name in self.names:
-            st = os.lstat(os.path.join(self.folder, name))
+        for name in self.names or ():
+            st = os.lstat(f"{self.folder}{os.sep}{name}")  # not os.path.join: 10,000 calls
             if not stat.S_ISREG(st.st_mode):
                 raise _Fallback
-            video_id = name.removesuffix(".json")
-            summary = cache.records.get(name)
-            if summary is None or summary.stat != stat_key(st):
-                summary = RecordSummary.of(stat_key(st), self.read(video_id))
-                if summary.stat != stat_key(os.lstat(os.path.join(self.folder, name))):
-                    raise _Fallback  # written while read
+            key, digest = stat_key(st), sys.intern(name.removesuffix(".json"))
+            summary = cache.renders.get(digest)
+            if summary is None or summary.stat != key:
+                summary = self._parse(name, key)
             if max(st.st_mtime_ns, st.st_ctime_ns) < racy_from:
-                trusted[name] = summary
-            self.summaries[video_id] = summary
-            self.stats[f"{RECORDS_DIR}/{name}"] = summary.stat
-        self.changed = trusted != cache.records  # the cache needs writing
-        cache.records = trusted
+                trusted[digest] = summary
+            self.summaries[digest] = summary
+        cache.changed = cache.changed or trusted != cache.renders
+        cache.renders = trusted
 
-    def read(self, video_id: str) -> StateRecord:
-        from .state import parse_record_text
+    def _parse(self, name: str, key: StatKey) -> RenderSummary:
+        """One record file read and checked as the store reads it, if it still has the
+        stat ``key``."""
+        from .renders import RenderRecord, fingerprint
+        from .state import _validate, parse_json
 
-        record = self.parsed.get(video_id)
-        if record is None:
-            name = f"{video_id}.json"
-            shown = f"{self.store.display}/{self.records_dir}/{name}"
-            with open(os.path.join(self.folder, name), encoding="utf-8") as handle:
-                text = handle.read()
-            record = parse_record_text(text, video_id, shown, f"the file is named {name}")
-            self.parsed[video_id] = record
-        return record
+        shown = f"{self.store.display}/{RECORDS_DIR}/{name}"
+        with open(os.path.join(self.folder, name), encoding="utf-8") as handle:
+            if stat_key(os.fstat(handle.fileno())) != key:
+                raise _Fallback  # replaced meanwhile
+            text = handle.read()
+        render = _validate(RenderRecord, parse_json(text, shown), shown)
+        if render.request_hash != name.removesuffix(".json"):
+            raise _Fallback  # the full path words it
+        self.parsed[render.request_hash] = render
+        return RenderSummary.of(key, render, fingerprint(text.encode()))
 
-    def state(self, video_ids: set[str]) -> State:
+    def render(self, request_hash: str) -> RenderRecord:
+        """The record of ``request_hash``, parsed now if it was trusted by its stat."""
+        render = self.parsed.get(request_hash)
+        if render is None:
+            summary = self.summaries[request_hash]
+            if self._parse(f"{request_hash}.json", summary.stat) != summary:
+                raise _Fallback  # its content changed, its stat did not (a racy write)
+            render = self.parsed[request_hash]
+        return render
+
+    def facts(self, keep: Callable[[str], bool]) -> MachineFacts:
+        """This checkout's per-machine facts of the videos ``keep`` accepts (read once;
+        a torn file reads as empty)."""
+        if self._facts is None:
+            from .machine import CACHE_DIR, FACTS_FILE, MachineFacts
+
+            path = self.store.directory / CACHE_DIR / FACTS_FILE
+            before = _stat_or_none(path)
+            self._facts = MachineFacts.load(self.store.directory, keep)
+            after = _stat_or_none(path)
+            if before != after:
+                raise _Fallback  # written while read
+            if after is not None:
+                self.stats[f"{CACHE_DIR}/{FACTS_FILE}"] = after
+        return self._facts
+
+    def bind(self, uses: list[tuple[str, str, str]], wanted: set[str]) -> State:
+        """The records of the videos of ``uses`` (id, request hash, output path) and of the
+        outputs this checkout kept for videos not in ``wanted`` (the manifest's), bound by
+        the store's own code as the full plan binds them. The store is given only the
+        renders and the facts of those videos: the binding of one video reads nothing of
+        another in the manifest."""
+        from .backends.local import LocalStore
         from .state import State
 
-        records = {video_id: self.read(video_id) for video_id in sorted(video_ids)}
-        for video_id, record in records.items():
-            if record.serial != self.summaries[video_id].serial:
-                raise _Fallback  # changed since its stat was taken
-        return State(self.store, self.meta, records)
+        mine = {video_id for video_id, _, _ in uses}
+        store = LocalStore(self.store.directory, self.store.display)
+        store.facts = self.facts(lambda video_id: video_id in mine or video_id not in wanted)
+        needed = {request_hash for _, request_hash, _ in uses}
+        needed.update(item.request_hash for item in store.facts.outputs.values())
+        needed.update(last.request_hash for last in store.facts.latest.values())
+        for request_hash in sorted(needed & self.summaries.keys()):
+            store.renders[request_hash] = self.render(request_hash)
+            store.fingerprints[request_hash] = self.summaries[request_hash].fingerprint
+        state = State(store, self.meta)
+        store.bind(state, uses)
+        return state
 
-    def serials(self) -> dict[str, int]:
-        return {video_id: s.serial for video_id, s in self.summaries.items()}
+    def records(self, entries: list[Cached], workspace: Workspace) -> dict[str, RecordSummary]:
+        """What status shows per video, as the full path binds them: the render of each
+        video's request, the outputs kept for videos gone from the manifest, and for a
+        video whose request has no render yet, the render it had before."""
+        prefix = _output_prefix(workspace)
+        records: dict[str, RecordSummary] = {}
+        unbound: list[str] = []
+        for entry in entries:
+            summary = self.summaries.get(entry.content_hash)
+            if summary is None:
+                unbound.append(entry.video_id)
+            else:
+                path = _joined(prefix, entry.output_name)
+                records[entry.video_id] = summary.record(entry.content_hash, path)
+        wanted = {entry.video_id for entry in entries}
+        later = set(unbound)
+        facts = self.facts(lambda video_id: video_id in later or video_id not in wanted)
+        for video_id, item in facts.outputs.items():
+            summary = self.summaries.get(item.request_hash)
+            if video_id not in wanted and summary is not None:
+                records[video_id] = summary.record(item.request_hash, item.path)
+        for video_id in unbound:
+            last = facts.latest.get(video_id)
+            summary = self.summaries.get(last.request_hash) if last is not None else None
+            if last is not None and summary is not None:
+                records[video_id] = summary.record(last.request_hash, None)
+        return records
+
+
+def _stat_or_none(path: Path) -> StatKey | None:
+    try:
+        return stat_key(os.stat(path))
+    except FileNotFoundError:
+        return None
 
 
 class _Builder:
@@ -628,12 +839,11 @@ class _Builder:
         from .yamlsafe import LoadedYaml, load_yaml
 
         self.reading = reading
-        self.split = reading.split
-        head = load_yaml(self.split.head_document, reading.display)
+        head = load_yaml(self.reading.split.head_document, reading.display)
         if not isinstance(head.data, dict) or head.data.get("videos", 0) is not None:
             raise _Fallback
         self.head_nodes = count_nodes(head.data)
-        self.head_alias_nodes = alias_nodes(self.split.head, self.head_nodes)
+        self.head_alias_nodes = alias_nodes(self.reading.split.head, self.head_nodes)
         try:  # the head alone, with a stand-in video: videos are checked one by one
             model = Manifest.model_validate({**head.data, "videos": [{"id": "x"}]})
         except ValidationError:
@@ -663,7 +873,7 @@ class _Builder:
         from .yamlsafe import load_yaml
 
         for index in indices:
-            item = self.split.items[index]
+            item = self.reading.split.items[index]
             loaded = load_yaml(item.document(), self.reading.display)
             if not isinstance(loaded.data, list) or len(loaded.data) != 1:
                 raise _Fallback
@@ -687,5 +897,5 @@ class _Builder:
         text_file = request.rendered.video.fields.text_file
         digests = self.renderer.input_digests
         inputs = {text_file: digests[text_file]} if text_file is not None else {}
-        item, output = self.split.items[index], self.workspace.output_name(request)
+        item, output = self.reading.split.items[index], self.workspace.output_name(request)
         return _cached(request, inputs, item, self.nodes[index], output)

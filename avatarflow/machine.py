@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,7 +81,10 @@ class MachineFacts:
     _dirty: bool = False
 
     @classmethod
-    def load(cls, state_dir: Path) -> MachineFacts:
+    def load(cls, state_dir: Path, keep: Callable[[str], bool] | None = None) -> MachineFacts:
+        """The facts of ``state_dir``; with ``keep``, the outputs and latest renders of
+        only the videos it accepts (a plan of a few changed videos among thousands reads
+        no more; facts read so are for reading only, never saved)."""
         path = state_dir / CACHE_DIR / FACTS_FILE
         facts = cls(path)
         try:
@@ -89,14 +93,18 @@ class MachineFacts:
             if data.get("version") != VERSION:
                 return facts
             facts.outputs = {
-                str(vid): Materialised(**item) for vid, item in data.get("outputs", {}).items()
+                str(vid): Materialised(**item)
+                for vid, item in data.get("outputs", {}).items()
+                if keep is None or keep(vid)
             }
             facts.latest = {
-                str(vid): LastRender(**item) for vid, item in data.get("latest", {}).items()
+                str(vid): LastRender(**item)
+                for vid, item in data.get("latest", {}).items()
+                if keep is None or keep(vid)
             }
             facts.gone = {str(job) for job in data.get("gone", [])}
             facts.stored = {str(k): set(v) for k, v in data.get("stored", {}).items()}
-            facts._saved = text
+            facts._saved = text if keep is None else ""
         except (OSError, ValueError, TypeError, AttributeError):
             return cls(path)
         return facts

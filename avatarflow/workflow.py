@@ -377,15 +377,15 @@ def status(manifest: Path | str, options: StatusOptions | None = None) -> list[V
     records = known.records() if known and not options.refresh else None
     remote: dict[str, str] = {}
     built = None
-    if records is None:  # the state in full: a remote one, by render, or asked of the service
+    if records is None:  # the state in full: a remote or per-video one, or asked of the service
         # Records kept by render are bound to the videos: that needs every request (the
         # cache's manifest is its head only).
         built = build_requests(open_manifest(manifest, target)[0] if known else loaded)
         state, _ = load_state(open_store(loaded, workspace), workspace, built)
-        records = {vid: RecordSummary.of((0, 0, 0, 0), r) for vid, r in state.records.items()}
+        records = {vid: RecordSummary.of(r) for vid, r in state.records.items()}
         # A video whose request has no render yet: the render it had before, if any.
         for vid, r in state.previous.items():
-            records.setdefault(vid, RecordSummary.of((0, 0, 0, 0), r))
+            records.setdefault(vid, RecordSummary.of(r))
         if options.refresh and state.records:
             with Service(loaded.model.service, workspace) as service:
                 remote = asyncio.run(job_statuses(service, state))

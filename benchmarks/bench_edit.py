@@ -78,8 +78,11 @@ def _edit_defaults(manifest: Path, run: int) -> None:
     manifest.write_text(text, "utf-8")
 
 
-def bench(root: Path, n: int, runs: int, trees: list[Tree]) -> list[list[object]]:
-    """One row per tree; every edit is made once, then planned by each tree in turn."""
+def bench(
+    root: Path, n: int, runs: int, trees: list[Tree], skip: frozenset[str] = frozenset()
+) -> list[list[object]]:
+    """One row per tree; every edit is made once, then planned by each tree in turn.
+    The figures named in ``skip`` are not measured (shown as 0)."""
     manifest = synth.generate(root / f"n{n}", n)
     synth.record_rendered(manifest)
     time.sleep(RACY_S)
@@ -89,8 +92,12 @@ def bench(root: Path, n: int, runs: int, trees: list[Tree]) -> list[list[object]
     def cache(tree: Tree) -> Path:
         return root / f"cache-{tree.name}-{n}"
 
-    def each(edit: Callable[[int], None] | None, argv: list[str] = plan) -> list[Measured]:
+    def each(
+        head: str, edit: Callable[[int], None] | None, argv: list[str] = plan
+    ) -> list[Measured]:
         """The best of ``runs`` per tree, each run after one more ``edit``."""
+        if head in skip:
+            return [Measured(0.0, 0.0, 0) for _ in trees]
         found: list[list[Measured]] = [[] for _ in trees]
         for run in range(runs):
             if edit is not None:
@@ -101,17 +108,19 @@ def bench(root: Path, n: int, runs: int, trees: list[Tree]) -> list[list[object]
 
     results: list[list[Measured]] = []
     found: list[list[Measured]] = [[] for _ in trees]
-    for _ in range(runs):  # a full plan: an empty cache folder each time
+    for _ in range(0 if "full" in skip else runs):  # a full plan: an empty cache folder
         for i, tree in enumerate(trees):
             found[i].append(run_measured(plan, env=tree.env(root / f"x{next(fresh)}")))
+    if "full" in skip:
+        found = [[Measured(0.0, 0.0, 0)] for _ in trees]
     results.append([min(m, key=lambda x: x.seconds) for m in found])
     for tree in trees:  # the memo and the caches, as a previous plan left them
         run_measured(plan, env=tree.env(cache(tree)))
-    results.append(each(None))
-    results.append(each(lambda run: _edit_script(manifest, run)))
-    results.append(each(lambda run: _edit_inline(manifest, run)))
-    results.append(each(lambda run: _edit_defaults(manifest, run)))
-    results.append(each(None, avatarflow("status", str(manifest))))
+    results.append(each("unchanged", None))
+    results.append(each("script edited", lambda run: _edit_script(manifest, run)))
+    results.append(each("inline edited", lambda run: _edit_inline(manifest, run)))
+    results.append(each("defaults changed", lambda run: _edit_defaults(manifest, run)))
+    results.append(each("status", None, avatarflow("status", str(manifest))))
     rows: list[list[object]] = []
     for i, tree in enumerate(trees):
         row: list[object] = [n, tree.name]
@@ -157,6 +166,11 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="runs per figure; the best is kept")
     parser.add_argument("--keep", type=Path, default=None, help="write catalogues here")
     parser.add_argument(
+        "--skip",
+        default="",
+        help=f"comma-separated figures not to measure (of: {', '.join(HEADS)})",
+    )
+    parser.add_argument(
         "--trees",
         default="",
         help="NAME=PATH,... copies of the package to compare in one run (PYTHONPATH); "
@@ -170,7 +184,7 @@ def main() -> None:
         first = startup(root, args.runs, trees)
         rows = []
         for n in sizes:
-            rows.extend(bench(root, n, args.runs, trees))
+            rows.extend(bench(root, n, args.runs, trees, frozenset(args.skip.split(","))))
     print(f"edit loop ({machine()})")
     print(table(["command", "code", "wall s", "peak RSS MiB", "note"], first))
     print(table(["N", "code", *(f"{h} {u}" for h in HEADS for u in ("s", "MiB"))], rows))
@@ -186,8 +200,12 @@ def main() -> None:
 
 
 def _ratios(row: list[object], base: list[object], digits: int) -> str:
-    """Wall time of each figure of ``row`` over ``base``'s."""
-    pairs = ((h, _f(row[2 + 2 * i]) / _f(base[2 + 2 * i])) for i, h in enumerate(HEADS))
+    """Wall time of each figure of ``row`` over ``base``'s (figures measured in both)."""
+    pairs = (
+        (h, _f(row[2 + 2 * i]) / _f(base[2 + 2 * i]))
+        for i, h in enumerate(HEADS)
+        if _f(base[2 + 2 * i]) and _f(row[2 + 2 * i])
+    )
     return ", ".join(f"{h} x{ratio:.{digits}f}" for h, ratio in pairs)
 
 

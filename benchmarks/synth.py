@@ -6,7 +6,8 @@ in ``text_file`` scripts), per-video overrides of voice, avatar style, video set
 and template variables, and a few ``plain_text`` and inline ``ssml`` videos.
 
 ``record_rendered`` then writes the state as if every video had been rendered and
-downloaded, through the library's own state writes, with a small output file per video.
+downloaded, as the library's own state writes leave it (without their fsyncs), with a
+small output file per video.
 Everything is deterministic for a given ``seed``.
 """
 
@@ -18,7 +19,11 @@ import random
 import sys
 from pathlib import Path
 
+from avatarflow.backends.local import RECORDS_DIR, LocalStore
 from avatarflow.build import build_requests
+from avatarflow.machine import LastRender, Materialised
+from avatarflow.payload import VideoRequest
+from avatarflow.renders import dump, to_render
 from avatarflow.statcache import sha256_file
 from avatarflow.state import OutputFile, StateRecord, utc_now
 from avatarflow.stores import load_state, open_store
@@ -343,14 +348,23 @@ def record_rendered(
     *,
     only: int | None = None,
     output_bytes: int | None = None,
+    durable: bool = False,
 ) -> int:
-    """Write state and an output file for every video (or the first ``only``), through
-    ``State.put`` as ``apply`` does after a download. Outputs are small stand-ins, or
-    ``output_bytes`` of random bytes each. Returns the count."""
+    """Write state and an output file for every video (or the first ``only``), as
+    ``apply`` leaves them after a download. Outputs are small stand-ins, or
+    ``output_bytes`` of random bytes each. Returns the count.
+
+    A fixture need not survive a power cut: by default the render records and the
+    per-machine facts are written as ``State.put`` would leave them, but without an
+    fsync per file and with the facts written once (``State.put`` per video rewrites the
+    facts file each time: quadratic at 50,000 videos). ``durable=True`` goes through
+    ``State.put`` itself."""
     loaded, workspace = open_manifest(manifest, target)
-    state, _ = load_state(open_store(loaded, workspace), workspace)
+    store = open_store(loaded, workspace)
+    state, _ = load_state(store, workspace)
     state.ensure_meta(loaded.model.name)
     requests = build_requests(loaded).requests[:only]
+    records = []
     for request in requests:
         path = workspace.output_path(request)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -358,30 +372,54 @@ def record_rendered(
             path.write_bytes(request.content_hash.encode() * (OUTPUT_BYTES // 64))
         else:
             _write_random(path, output_bytes)
-        now = utc_now()
-        state.put(
-            StateRecord(
-                video_id=request.video_id,
-                status="downloaded",
-                input_hash=request.content_hash,
-                synthesis_id=request.synthesis_id,
-                surface=request.surface,
-                remote_id=request.job_id(0),
-                request=request.recorded_body(),
-                sources=dict(request.rendered.sources),
-                submitted_at=now,
-                completed_at=now,
-                updated_at=now,
-                duration_ms=30_000,
-                billing={"neuralCharacters": len(request.rendered.content)},
-                output=OutputFile(
-                    path=workspace.display(path),
-                    size=path.stat().st_size,
-                    sha256=sha256_file(path),
-                ),
-            )
-        )
+        records.append(_downloaded(request, workspace.display(path), path))
+    if durable or not isinstance(store, LocalStore) or store.needs_migration:
+        for record in records:
+            state.put(record)
+    else:
+        _write_fast(store, records)
     return len(requests)
+
+
+def _downloaded(request: VideoRequest, shown: str, path: Path) -> StateRecord:
+    """The working record of ``request`` rendered and downloaded to ``path``."""
+    now = utc_now()
+    return StateRecord(
+        video_id=request.video_id,
+        status="downloaded",
+        input_hash=request.content_hash,
+        synthesis_id=request.synthesis_id,
+        surface=request.surface,
+        remote_id=request.job_id(0),
+        request=request.recorded_body(),
+        sources=dict(request.rendered.sources),
+        submitted_at=now,
+        completed_at=now,
+        updated_at=now,
+        duration_ms=30_000,
+        billing={"neuralCharacters": len(request.rendered.content)},
+        output=OutputFile(path=shown, size=path.stat().st_size, sha256=sha256_file(path)),
+    )
+
+
+def _write_fast(store: LocalStore, records: list[StateRecord]) -> None:
+    """The files ``State.put`` leaves for ``records`` in a fresh local state (the same
+    bytes, see ``LocalStore.write_record``), not fsynced, the facts written once."""
+    folder = store.directory / RECORDS_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    for record in records:
+        render = to_render(record, store.renders.get(record.input_hash))
+        if render is not None:
+            store.render_path(render.request_hash).write_bytes(dump(render))
+            store.renders[render.request_hash] = render
+        facts = store.facts
+        facts.latest[record.video_id] = LastRender(record.input_hash, dict(record.sources))
+        assert record.output is not None
+        output = record.output
+        facts.outputs[record.video_id] = Materialised(
+            record.input_hash, output.path, output.size, output.sha256
+        )
+    store.facts.save()
 
 
 def _write_random(path: Path, size: int, chunk: int = 1 << 20) -> None:

@@ -61,11 +61,6 @@ def test_the_manifest_overrides_the_price_table(tmp_path: Path) -> None:
     assert line.endswith("about €6.00 at the prices of 2026-01-15.")  # 6 billed seconds
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the incremental plan reads per-video records; a state kept by render is planned "
-    "in full until the incremental reader binds renders to videos",
-)
 def test_an_incremental_plan_keeps_the_manifest_prices(tmp_path: Path) -> None:
     six = "".join(f"  - id: v{i}\n    text: Hello from video {i}.\n" for i in range(6))
     text = MANIFEST.split("videos:\n")[0] + "pricing: {currency: EUR}\nvideos:\n" + six
