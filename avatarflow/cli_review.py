@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from .cli import emulator_option, manifest_argument
+from .cli import emulator_option, manifest_argument, out_option
 
 COMMANDS: list[click.Command] = []
 
@@ -15,12 +15,10 @@ COMMANDS: list[click.Command] = []
 @click.command()
 @manifest_argument
 @emulator_option
-@click.option(
-    "-o",
+@out_option(
     "--output",
     "out_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
+    folder=True,
     help="Folder of the page (default: build/review beside the videos).",
 )
 @click.pass_obj
@@ -47,10 +45,9 @@ COMMANDS.append(review)
 @click.command()
 @manifest_argument
 @emulator_option
-@click.option(
-    "-o",
+@out_option(
     "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
+    "output",
     required=True,
     help="The course video to write (.mp4 or .webm); its .vtt is written beside it.",
 )

@@ -238,6 +238,20 @@ def apply(manifest: Path, *args: str) -> tuple[int, str, str]:
     return result.code, result.out, result.err
 
 
+def git(cwd: Path, *args: str) -> str:
+    """Run git in ``cwd`` with a fixed identity; its stdout (it must succeed)."""
+    env = dict(
+        os.environ,
+        GIT_AUTHOR_NAME="t",
+        GIT_AUTHOR_EMAIL="t@e",
+        GIT_COMMITTER_NAME="t",
+        GIT_COMMITTER_EMAIL="t@e",
+    )
+    done = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
 def run_killed(manifest: Path, kill_at: str, *args: str, sigterm: bool = False, **env: str) -> str:
     """Run apply in a subprocess that must die by SIGKILL at ``kill_at`` (or stop on the
     SIGTERM it sends itself there, with exit code 143); its stderr. ``env`` is added to

@@ -20,7 +20,8 @@ import pytest
 
 from avatarflow import client, runner
 from avatarflow.emulator.requestlog import create_counts
-from avatarflow.mediacheck import MediaCheckError, check_media
+from avatarflow.errors import MediaCheckError
+from avatarflow.mediacheck import check_media
 from avatarflow.retry import RetryPolicy
 from avatarflow.state import StateRecord
 

@@ -25,7 +25,7 @@ import pytest
 from avatarflow.emulator.requestlog import read_request_log
 
 from .azurite import Azurite
-from .helpers import Result, run_cli
+from .helpers import Result, git, run_cli
 
 pytest_plugins = ["tests.azurite"]
 
@@ -33,19 +33,6 @@ REPO = Path(__file__).resolve().parent.parent
 VIDEOS = ["01-welcome", "02-commits", "03-branches", "04-merging", "05-recap", "06-outro"]
 TTL_SECONDS_PER_HOUR = 0.05  # the example's 168 h become 8.4 s
 FULL_TTL = 3600.0  # jobs live for the example's full TTL
-
-
-def git(cwd: Path, *args: str) -> str:
-    env = dict(
-        os.environ,
-        GIT_AUTHOR_NAME="t",
-        GIT_AUTHOR_EMAIL="t@e",
-        GIT_COMMITTER_NAME="t",
-        GIT_COMMITTER_EMAIL="t@e",
-    )
-    done = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout
 
 
 @dataclass
