@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from .cli import emulator_option, manifest_argument, out_option
+from .cli import EXIT_OK, emulator_option, manifest_argument, out_option
 
 COMMANDS: list[click.Command] = []
 
@@ -36,7 +36,7 @@ def review(ctx: Any, manifest: Path, emulator: bool, out_dir: Path | None) -> in
         highlight=False,
         markup=False,
     )
-    return 0
+    return EXIT_OK
 
 
 COMMANDS.append(review)
@@ -81,7 +81,7 @@ def export(ctx: Any, manifest: Path, emulator: bool, output: Path, only: tuple[s
         highlight=False,
         markup=False,
     )
-    return 0
+    return EXIT_OK
 
 
 COMMANDS.append(export)

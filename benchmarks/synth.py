@@ -351,6 +351,7 @@ def record_rendered(
     state, _ = load_state(open_store(loaded, workspace), workspace)
     state.ensure_meta(loaded.model.name)
     requests = build_requests(loaded).requests[:only]
+    state.batch()  # as a run does: the per-machine facts are written once a second
     for request in requests:
         path = workspace.output_path(request)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -381,6 +382,7 @@ def record_rendered(
                 ),
             )
         )
+    state.flush()
     return len(requests)
 
 

@@ -206,6 +206,23 @@ def emulate(monkeypatch: pytest.MonkeyPatch, faults: str = "", **config: Any) ->
     monkeypatch.delenv("AVATARFLOW_KILL_AT", raising=False)
 
 
+def apply_faulty(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    faults: str,
+    *args: str,
+    api_version: str | None = None,
+    expect: int = 0,
+    **config: Any,
+) -> tuple[Path, str, str]:
+    """A fresh example course applied once under ``faults``: manifest, stdout, stderr."""
+    manifest = example(tmp_path, api_version)
+    emulate(monkeypatch, faults, **config)
+    code, out, err = apply(manifest, *args)
+    assert code == expect, err
+    return manifest, out, err
+
+
 def copy_example(tmp_path: Path) -> Path:
     """The example course's folders copied under ``tmp_path``, without the state, drafts
     and emulator data that running the quickstart leaves in a checkout; the manifests
