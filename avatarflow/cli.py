@@ -50,29 +50,28 @@ def manifest_argument(func: F) -> F:
 
 
 def emulator_option(func: F) -> F:
-    return click.option(
-        "--emulator",
-        is_flag=True,
-        help="Use the draft target: the embedded emulator, its own state and output folder.",
-    )(func)
+    help = "Use the draft target: the embedded emulator, its own state and output folder."
+    return click.option("--emulator", is_flag=True, help=help)(func)
 
 
-def lock_timeout_option(func: F) -> F:
-    return click.option(
-        "--lock-timeout",
-        type=click.FloatRange(min=0),
-        default=0.0,
-        show_default=True,
-        help="Seconds to wait for the state lock.",
-    )(func)
+def lock_timeout(help: str = "Seconds to wait for the state lock.") -> Callable[[F], F]:
+    """The ``--lock-timeout`` option, worded for the locks the command takes."""
+    seconds = click.FloatRange(min=0)
+    return click.option("--lock-timeout", type=seconds, default=0.0, show_default=True, help=help)
+
+
+lock_timeout_option = lock_timeout()
 
 
 def verify_option(func: F) -> F:
-    return click.option(
-        "--verify",
-        is_flag=True,
-        help="Hash every output file instead of trusting the local stat cache.",
-    )(func)
+    help = "Hash every output file instead of trusting the local stat cache."
+    return click.option("--verify", is_flag=True, help=help)(func)
+
+
+def out_option(name: str, dest: str, *, folder: bool = False, **kwargs: Any) -> Callable[[F], F]:
+    """An ``-o`` option naming the file (or, with ``folder``, the folder) a command writes."""
+    where = click.Path(file_okay=not folder, dir_okay=folder, path_type=Path)
+    return click.option("-o", name, dest, type=where, **kwargs)
 
 
 class _LazyGroup(click.Group):
@@ -205,12 +204,9 @@ def render(ctx: Context, manifest: Path, video_id: str, as_json: bool) -> int:
     help="Exit 0 when there is nothing to do, 2 when there are changes, 1 on error.",
 )
 @click.option("--refresh", is_flag=True, help="Ask the service about the jobs the plan relies on.")
-@click.option(
-    "-o",
+@out_option(
     "--out",
     "out_file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
     help="Save the plan to FILE; apply FILE then applies exactly it or refuses.",
 )
 @verify_option

@@ -175,39 +175,11 @@ class _ApplyScreen:
     "--refresh", is_flag=True, help="Ask the service about the jobs the plan relies on first."
 )
 @click.pass_obj
-def apply(
-    ctx: Any,
-    manifest: Path,
-    emulator: bool,
-    yes: bool,
-    only: tuple[str, ...],
-    exclude: tuple[str, ...],
-    replace: tuple[str, ...],
-    parallelism: int,
-    timeout: float | None,
-    delete_remote: bool,
-    lock_timeout: float,
-    max_cost: float | None,
-    max_renders: int | None,
-    as_json: bool,
-    refresh: bool,
-) -> int:
+def apply(ctx: Any, /, manifest: Path, yes: bool, as_json: bool, **flags: Any) -> int:
     """Render what is new or changed, resuming anything already paid for.
 
     MANIFEST may be a plan saved by ``plan -o``: it is applied exactly, or refused."""
-    options = ApplyOptions(
-        refresh=refresh,
-        emulator=emulator,
-        only=only,
-        exclude=exclude,
-        replace=replace,
-        parallelism=parallelism,
-        timeout=timeout,
-        delete_remote=delete_remote,
-        lock_timeout=lock_timeout,
-        max_cost=max_cost,
-        max_renders=max_renders,
-    )
+    options = ApplyOptions(**flags)  # every other flag is a field of the same name
     with _ApplyScreen(ctx, as_json) as screen:
         result = workflow.apply(manifest, options, on_event=screen, confirm=lambda _: _confirm(yes))
     if not as_json and result.summary is not None:
@@ -280,17 +252,7 @@ def _status_note(row: VideoStatus) -> str:
 @click.option("--yes", "-y", is_flag=True, help="Do not ask.")
 @click.option("--lock-timeout", type=click.FloatRange(min=0), default=0.0)
 @click.pass_obj
-def prune(
-    ctx: Any,
-    manifest: Path,
-    emulator: bool,
-    delete_files: bool,
-    remote: bool,
-    keep_days: float,
-    store: bool,
-    yes: bool,
-    lock_timeout: float,
-) -> int:
+def prune(ctx: Any, /, manifest: Path, yes: bool, **flags: Any) -> int:
     """Forget removed videos and remove renders unused for --keep-days."""
 
     def confirm(removed: list[StateRecord]) -> bool:
@@ -298,7 +260,7 @@ def prune(
             ctx.out.print(f"  - {record.video_id}")
         return _confirm(yes, "prune", "Prune these videos?")
 
-    options = PruneOptions(emulator, delete_files, remote, lock_timeout, keep_days, store)
+    options = PruneOptions(**flags)  # every other flag is a field of the same name
     renders: list[str] = []
 
     def show(event: Progress) -> None:

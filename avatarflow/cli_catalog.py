@@ -8,6 +8,8 @@ from typing import Any
 
 import click
 
+from .cli import EXIT_OK
+
 COMMANDS: list[click.Command] = []
 
 
@@ -31,7 +33,7 @@ def refresh_command(ctx: Any, region: str | None, endpoint: str | None) -> int:
     headers = asyncio.run(credential.auth_headers())
     path, count = refresh(url, headers)
     ctx.out.print(f"Wrote {count:,} voices to {path}.", markup=False)
-    return 0
+    return EXIT_OK
 
 
 @catalog_group.command("show")
@@ -47,7 +49,7 @@ def show_command(ctx: Any, locale: str | None) -> int:
     rows = [[v.name, "yes" if v.multilingual else "", ", ".join(v.styles or ())] for v in chosen]
     print_rows(ctx.out, ["voice", "multilingual", "styles"], rows)
     ctx.err.print(catalogue.describe().capitalize() + ".", markup=False)
-    return 0
+    return EXIT_OK
 
 
 COMMANDS.append(catalog_group)

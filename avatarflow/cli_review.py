@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from .cli import emulator_option, manifest_argument
+from .cli import EXIT_OK, emulator_option, manifest_argument, out_option
 
 COMMANDS: list[click.Command] = []
 
@@ -15,12 +15,10 @@ COMMANDS: list[click.Command] = []
 @click.command()
 @manifest_argument
 @emulator_option
-@click.option(
-    "-o",
+@out_option(
     "--output",
     "out_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
+    folder=True,
     help="Folder of the page (default: build/review beside the videos).",
 )
 @click.pass_obj
@@ -38,7 +36,7 @@ def review(ctx: Any, manifest: Path, emulator: bool, out_dir: Path | None) -> in
         highlight=False,
         markup=False,
     )
-    return 0
+    return EXIT_OK
 
 
 COMMANDS.append(review)
@@ -47,10 +45,9 @@ COMMANDS.append(review)
 @click.command()
 @manifest_argument
 @emulator_option
-@click.option(
-    "-o",
+@out_option(
     "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
+    "output",
     required=True,
     help="The course video to write (.mp4 or .webm); its .vtt is written beside it.",
 )
@@ -84,7 +81,7 @@ def export(ctx: Any, manifest: Path, emulator: bool, output: Path, only: tuple[s
         highlight=False,
         markup=False,
     )
-    return 0
+    return EXIT_OK
 
 
 COMMANDS.append(export)

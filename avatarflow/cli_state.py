@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from . import workflow
-from .cli import EXIT_OK
+from .cli import EXIT_OK, lock_timeout
 from .display import lock_waits
 
 COMMANDS: list[click.Command] = []
@@ -31,13 +31,7 @@ def _copy(ctx: Any, manifest: Path, *, pull: bool, force: bool, lock_timeout: fl
 
 
 def _options(func: Any) -> Any:
-    func = click.option(
-        "--lock-timeout",
-        type=click.FloatRange(min=0),
-        default=0.0,
-        show_default=True,
-        help="Seconds to wait for each state lock.",
-    )(func)
+    func = lock_timeout("Seconds to wait for each state lock.")(func)
     func = click.option(
         "--force", is_flag=True, help="Overwrite a destination state of another lineage."
     )(func)

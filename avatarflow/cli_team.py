@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from .cli import emulator_option, lock_timeout_option, manifest_argument
+from .cli import EXIT_ERROR, EXIT_OK, emulator_option, lock_timeout_option, manifest_argument
 
 COMMANDS: list[click.Command] = []
 
@@ -44,7 +44,7 @@ def pull_command(ctx: Any, manifest: Path, emulator: bool, lock_timeout: float) 
             f"({result.paid_renders} would need a paid render): run plan and apply"
         )
     ctx.out.print(line + ".", highlight=False)
-    return 0
+    return EXIT_OK
 
 
 @_command
@@ -56,7 +56,8 @@ def merge_render_command(base: Path, ours: Path, theirs: Path) -> int:
     """Git merge driver for render records: both jobs are kept."""
     from .gitmerge import merge_files
 
-    return 0 if merge_files(ours, theirs) else 1
+    # git reads any code but 0 as a conflict left in the file
+    return EXIT_OK if merge_files(ours, theirs) else EXIT_ERROR
 
 
 @_command
@@ -73,4 +74,4 @@ def git_setup_command(ctx: Any, directory: Path) -> int:
         ctx.err.print("configured the render merge driver in this clone's git config")
     else:
         ctx.err.print(f"{directory} is not in a git repository: run git-setup after git init")
-    return 0
+    return EXIT_OK

@@ -53,6 +53,7 @@ from .errors import (
     CreateOutcomeUnknown,
     DownloadError,
     JobExistsError,
+    MediaCheckError,
     NotFoundError,
     ResultUnavailableError,
     ServerError,
@@ -61,7 +62,7 @@ from .errors import (
     TransportError,
     UntrustedAnswerError,
 )
-from .mediacheck import MediaCheckError, check_media
+from .mediacheck import check_media
 from .pacing import CreatePacer
 from .retry import (
     RetryPolicy,

@@ -80,20 +80,19 @@ def _print_diff(console: Console, chunks: list[Chunk]) -> None:
 
 def make_console(stream: IO[str] | None = None, color: str = "auto") -> Console:
     """A console honouring ``--color``, ``NO_COLOR`` and ``TERM=dumb``."""
-    stream = stream or sys.stdout
-    if color == "never" or (
+    plain = color == "never" or (
         color == "auto" and (os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb")
-    ):
-        return Console(
-            file=stream,
-            no_color=True,
-            highlight=False,
-            soft_wrap=True,
-            force_terminal=False,
-            color_system=None,
-        )
-    force = True if color == "always" else None
-    return Console(file=stream, highlight=False, soft_wrap=True, force_terminal=force)
+    )
+    # Plain: no colour and never a terminal; else rich decides, unless --color always.
+    force = False if plain else True if color == "always" else None
+    return Console(
+        file=stream or sys.stdout,
+        highlight=False,
+        soft_wrap=True,
+        force_terminal=force,
+        no_color=True if plain else None,
+        color_system=None if plain else "auto",
+    )
 
 
 def symbol(kind: ActionKind) -> str:

@@ -12,7 +12,9 @@
     │   ├── LockError                  another process holds the state lock
     │   │   └── LockUnsupported        the platform has no file lock
     │   ├── ConfigError                credentials / endpoint / CLI usage
-    │   ├── StorageError               remote state storage refused, missing or unreachable
+    │   │   └── DataDirBusyError       another emulator serves this data folder
+    │   ├── StorageError               remote state or video store refused, missing or unreachable
+    │   │   └── CorruptObjectError     a stored video does not match its name (size, sha256)
     │   ├── SelectionError             --only/--exclude/--replace name unknown videos
     │   ├── BudgetError                the plan costs more than --max-cost/--max-renders/budget
     │   └── MediaError                 a local video cannot be read, joined or framed
@@ -29,7 +31,11 @@
     ├── DownloadError                  a result download was short, expired or gone
     │   └── ResultUnavailableError     a result URL expired (403) or is gone (404/410)
     ├── JobTimeoutError                a job did not finish within --timeout
-    └── LocalResourceError             disk full, permission denied, read-only: names the path
+    ├── LocalResourceError             disk full, permission denied, read-only: names the path
+    ├── TemplateBudgetError (internal) a template's work or output ran out of budget; the
+    │                                  renderer words it as a TemplateError naming the video
+    └── MediaCheckError (internal)     a file is not a complete video; the client words it
+                                       as a DownloadError
 
     Terminated (a KeyboardInterrupt)   SIGTERM: stop as Ctrl-C does
     UnsuitableFile (internal)          not a small regular file; always reported as a
@@ -37,7 +43,11 @@
     └── FileTooLarge
 
 Any exception outside these is a crash (a bug): exit code 4 and a crash log
-(:mod:`avatarflow.crashlog`).
+(:mod:`avatarflow.crashlog`). Not part of the tree, on purpose: private control-flow
+signals that never leave their module (``fastpath.NeedsNodes``, ``incremental._Fallback``,
+``render._TemplateRefused``, which Jinja's loader protocol needs as a ``TemplateNotFound``),
+and the emulator's internal errors (``emulator.wire.ApiError`` and its kin): the emulator
+stands in for the service, and what it says reaches avatarflow only as HTTP answers.
 
 The CLI maps families to exit codes in one place (``avatarflow.cli``). Messages never
 carry secrets: service messages pass through :func:`avatarflow.secrets.redact`.
@@ -46,7 +56,7 @@ carry secrets: service messages pass through :func:`avatarflow.secrets.redact`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal, TypedDict, Unpack
 
 
 class AvatarflowError(Exception):
@@ -140,28 +150,46 @@ class MediaError(UserError):
     """ffmpeg could not read, join or frame a local video (review, export)."""
 
 
-class ServiceError(AvatarflowError):
+class DataDirBusyError(ConfigError):
+    """Another running emulator already serves this data folder."""
+
+
+class CorruptObjectError(StorageError):
+    """A stored object does not match its name (size or sha256)."""
+
+
+class AnswerDetails(TypedDict, total=False):
+    """What an error answer of the service said beside its message."""
+
+    status_code: int | None
+    code: str | None
+    request_id: str | None
+
+
+class _Answered:
+    """An error that keeps the :class:`AnswerDetails` of an answer (None: not given)."""
+
+    status_code: int | None
+    code: str | None
+    request_id: str | None
+
+    def _keep(self, details: AnswerDetails) -> str:
+        """Keep ``details``; returns the request-id suffix of the error's message."""
+        self.status_code = details.get("status_code")
+        self.code = details.get("code")
+        self.request_id = details.get("request_id")
+        return f" (request id {self.request_id})" if self.request_id else ""
+
+
+class ServiceError(_Answered, AvatarflowError):
     """The service answered with an error status."""
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        status_code: int | None = None,
-        code: str | None = None,
-        request_id: str | None = None,
-    ) -> None:
+    def __init__(self, message: str, **details: Unpack[AnswerDetails]) -> None:
         self.message = message
-        self.status_code = status_code
-        self.code = code
-        self.request_id = request_id
-        parts = [f"HTTP {status_code}" if status_code else "service error"]
-        if code:
-            parts.append(code)
-        text = " ".join(parts) + f": {message}"
-        if request_id:
-            text += f" (request id {request_id})"
-        super().__init__(text)
+        suffix = self._keep(details)
+        status = f"HTTP {self.status_code}" if self.status_code else "service error"
+        parts = [status, self.code] if self.code else [status]
+        super().__init__(" ".join(parts) + f": {message}{suffix}")
 
 
 class AuthError(ServiceError):
@@ -175,7 +203,7 @@ class BadRequestError(ServiceError):
 class JobExistsError(BadRequestError):
     """A GA create named an id that already exists: adopt that job instead."""
 
-    def __init__(self, message: str, *, job_id: str, **details: Any) -> None:
+    def __init__(self, message: str, *, job_id: str, **details: Unpack[AnswerDetails]) -> None:
         self.job_id = job_id
         super().__init__(message, **details)
 
@@ -187,7 +215,9 @@ class NotFoundError(ServiceError):
 class ThrottledError(ServiceError):
     """429: too many requests."""
 
-    def __init__(self, message: str, *, retry_after: float | None = None, **details: Any) -> None:
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, **details: Unpack[AnswerDetails]
+    ) -> None:
         self.retry_after = retry_after
         super().__init__(message, **details)
 
@@ -200,7 +230,7 @@ class TransportError(AvatarflowError):
     """The connection failed, timed out or was dropped."""
 
 
-class CreateOutcomeUnknown(TransportError):
+class CreateOutcomeUnknown(_Answered, TransportError):
     """A create may or may not have made a job (5xx, timeout or drop after sending).
 
     Never retried blindly, because a second create would be paid twice. ``job_id`` is
@@ -209,26 +239,17 @@ class CreateOutcomeUnknown(TransportError):
     """
 
     def __init__(
-        self,
-        message: str,
-        *,
-        job_id: str | None,
-        status_code: int | None = None,
-        code: str | None = None,
-        request_id: str | None = None,
+        self, message: str, *, job_id: str | None, **details: Unpack[AnswerDetails]
     ) -> None:
         self.job_id = job_id
-        self.status_code = status_code
-        self.code = code
-        self.request_id = request_id
-        super().__init__(message + (f" (request id {request_id})" if request_id else ""))
+        super().__init__(message + self._keep(details))
 
 
 class DownloadError(AvatarflowError):
     """A result could not be downloaded intact."""
 
 
-class ResultUnavailableError(DownloadError):
+class ResultUnavailableError(_Answered, DownloadError):
     """A result URL answered 403 (``reason="expired"``) or 404/410 (``reason="gone"``).
 
     Both mean the same file will not come back by retrying this URL: fetch the job
@@ -236,17 +257,10 @@ class ResultUnavailableError(DownloadError):
     """
 
     def __init__(
-        self,
-        message: str,
-        *,
-        reason: Literal["expired", "gone"],
-        status_code: int,
-        code: str | None = None,
+        self, message: str, *, reason: Literal["expired", "gone"], **details: Unpack[AnswerDetails]
     ) -> None:
         self.reason = reason
-        self.status_code = status_code
-        self.code = code
-        super().__init__(message)
+        super().__init__(message + self._keep(details))
 
     @property
     def expired(self) -> bool:
@@ -276,6 +290,19 @@ class LocalResourceError(AvatarflowError):
         self.path = path
         self.reason = reason
         super().__init__(f"{path}: {reason}")
+
+
+class TemplateBudgetError(AvatarflowError):
+    """A template asked for more work or output than any video needs; ``message`` names
+    what ran out (the renderer adds the template and the video)."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+        super().__init__(message)
+
+
+class MediaCheckError(AvatarflowError):
+    """The file is not a complete video of the expected kind; the message says why."""
 
 
 class Terminated(KeyboardInterrupt):

@@ -29,12 +29,18 @@ class Event:
 
 
 @dataclass(frozen=True)
-class PlanReady:
-    """The plan a command will carry out; ``pack_max_inputs`` when its renders are packed."""
+class _AboutThePlan:
+    """An event about the whole plan, no one video."""
 
     plan: Plan
+    video_id: None = field(default=None, init=False)
+
+
+@dataclass(frozen=True)
+class PlanReady(_AboutThePlan):
+    """The plan a command will carry out; ``pack_max_inputs`` when its renders are packed."""
+
     pack_max_inputs: int | None = None
-    video_id: None = None
     prices: Prices | None = None  # the manifest's, for the plan's money
 
     @property
@@ -43,11 +49,8 @@ class PlanReady:
 
 
 @dataclass(frozen=True)
-class Starting:
+class Starting(_AboutThePlan):
     """The plan is confirmed and its state unchanged: jobs are about to be sent."""
-
-    plan: Plan
-    video_id: None = None
 
     @property
     def message(self) -> str:

@@ -16,17 +16,14 @@ import asyncio
 import os
 from pathlib import Path
 
+from .errors import MediaCheckError
 from .secrets import redact
 
-__all__ = ["MediaCheckError", "check_media", "signature_problem"]
+__all__ = ["check_media", "signature_problem"]
 
 _HEAD_BYTES = 64
 _MAX_PROBE_OUTPUT = 4096
 _EBML_MAGIC = b"\x1a\x45\xdf\xa3"
-
-
-class MediaCheckError(Exception):
-    """The file is not a complete video of the expected kind; the message says why."""
 
 
 def signature_problem(head: bytes, kind: str) -> str | None:

@@ -16,12 +16,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from .errors import BudgetError
 
 if TYPE_CHECKING:
-    from .manifest import Budget, Manifest, Pricing
+    from .manifest import Manifest, Pricing
     from .payload import VideoRequest
     from .planner import Plan
 
@@ -145,16 +145,20 @@ def billed_cost(billing: Mapping[str, int], prices: Prices, custom_avatar: bool 
     )
 
 
-def check_budget(
-    plan: Plan,
-    prices: Prices,
-    *,
-    max_cost: float | None = None,
-    max_renders: int | None = None,
-    budget: Budget | None = None,
-) -> None:
-    """Refuse a plan over a limit before anything is sent: ``--max-cost``/``--max-renders``
-    first, else the manifest's ``budget``."""
+class Limits(Protocol):
+    """What a run may cost at most (None: no limit): ``ApplyOptions`` or a ``Budget``."""
+
+    @property
+    def max_cost(self) -> float | None: ...
+
+    @property
+    def max_renders(self) -> int | None: ...
+
+
+def check_budget(plan: Plan, prices: Prices, given: Limits, budget: Limits | None) -> None:
+    """Refuse a plan over a limit before anything is sent: the ``given`` limits
+    (``--max-cost``/``--max-renders``) first, else the manifest's ``budget``."""
+    max_cost, max_renders = given.max_cost, given.max_renders
     cost_limit = max_cost if max_cost is not None else budget.max_cost if budget else None
     render_limit = (
         max_renders if max_renders is not None else budget.max_renders if budget else None

@@ -19,7 +19,7 @@ from jinja2.loaders import split_template_path
 from jinja2.sandbox import SandboxedEnvironment
 
 from . import catalog, fastpath, suggest, varsubst, voices
-from .errors import Location, ManifestError, TemplateError
+from .errors import Location, ManifestError, TemplateBudgetError, TemplateError
 from .manifest import LoadedManifest, ResolvedVideo
 from .templatebudget import BudgetedEnvironment, render_bounded
 from .userfiles import FileTooLarge, NotRegularFile, read_regular_file
@@ -484,7 +484,7 @@ def _jinja_message(exc: Exception, context: dict[str, Any] | None = None) -> str
         found = _UNDEFINED_RE.match(message)
         hint = suggest.did_you_mean(found.group(1), context) if found and context else ""
         return f"undefined variable: {message}{hint}"
-    if not isinstance(exc, jinja2.TemplateError):  # a Python error raised by the template
+    if not isinstance(exc, jinja2.TemplateError | TemplateBudgetError):  # a Python error
         return f"{type(exc).__name__}: {message}"
     return message
 

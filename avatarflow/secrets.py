@@ -17,21 +17,11 @@ _known: set[str] = set()
 
 REDACTED = "***"
 
-# SAS and signed-URL parameters whose values are credentials.
-_SECRET_PARAMS = {
-    "sig",
-    "signature",
-    "se",
-    "st",
-    "sp",
-    "sv",
-    "sr",
-    "skoid",
-    "sktid",
-    "code",
-    "token",
-}
-_SIG_RE = re.compile(r"(?i)\b(sig|signature|code|token)=([^&\s\"'<>]+)")
+# Parameters whose values are credentials: redacted wherever they appear in a text.
+_CREDENTIAL_PARAMS = ("sig", "signature", "code", "token")
+# With the SAS fields that say what a signature grants, dropped from a URL that is kept.
+_SECRET_PARAMS = {*_CREDENTIAL_PARAMS, "se", "st", "sp", "sv", "sr", "skoid", "sktid"}
+_SIG_RE = re.compile(rf"(?i)\b({'|'.join(_CREDENTIAL_PARAMS)})=([^&\s\"'<>]+)")
 _BEARER_RE = re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]+")
 _KEY_HEADER_RE = re.compile(r"(?i)(ocp-apim-subscription-key['\"]?\s*[:=]\s*['\"]?)[^\s'\",}]+")
 

@@ -58,6 +58,7 @@ class JobError(BaseModel):
     message: str
 
 
+# Its last fields line up with renders.RenderRecord's: one record seen two ways, intended.
 class StateRecord(BaseModel):
     """Everything known about one video's latest render."""
 

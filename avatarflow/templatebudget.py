@@ -32,13 +32,14 @@ from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment
 from jinja2.utils import Namespace
 
+from .errors import TemplateBudgetError
+
 __all__ = [
     "MAX_CALLS",
     "MAX_OUTPUT",
     "MAX_ROUNDS",
     "MAX_VALUE",
     "BudgetedEnvironment",
-    "TemplateBudgetError",
     "render_bounded",
 ]
 
@@ -52,10 +53,6 @@ _OPEN = frozenset({"lparen", "lbracket", "lbrace"})
 _CLOSE = frozenset({"rparen", "rbracket", "rbrace"})
 # A printf width or precision of 7+ digits, or one taken from the arguments ("*").
 _WIDE_FORMAT = re.compile(r"%[-+ #0]*(?:\*|\d{7,})|%[-+ #0]*\d*\.(?:\*|\d{7,})")
-
-
-class TemplateBudgetError(jinja2.TemplateRuntimeError):
-    """A template asked for more work or output than any video needs."""
 
 
 class _Budget:

@@ -14,7 +14,7 @@ from typing import Any
 import jinja2
 import jinja2.meta as jinja2_meta
 
-from .errors import Location, TemplateError
+from .errors import Location, TemplateBudgetError, TemplateError
 from .suggest import did_you_mean
 from .templatebudget import BudgetedEnvironment, render_bounded
 
@@ -60,7 +60,7 @@ def render_vars(
         for name in ready:
             try:
                 done[name] = render_bounded(_ENV.from_string(pending.pop(name)), {**extra, **done})
-            except jinja2.TemplateError as exc:
+            except (jinja2.TemplateError, TemplateBudgetError) as exc:
                 raise TemplateError(f"in var {name!r}: {exc.message}", locate(name)) from None
             except Exception as exc:  # a var is user code: any failure is the user's to fix
                 raise TemplateError(

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import IO, Any, Literal, Protocol
 
 from . import atomicfile, oslock
-from .errors import StorageError
+from .errors import CorruptObjectError, StorageError
 from .killpoints import checkpoint
 from .usercache import cache_folder
 
@@ -54,10 +54,6 @@ class StoredObject:
     def __post_init__(self) -> None:
         if not _HEX64.match(self.sha256) or self.size < 0:
             raise ValueError(f"not a sha256 object: {self.sha256!r} ({self.size} bytes)")
-
-
-class CorruptObjectError(StorageError):
-    """A stored object does not match its name (size or sha256)."""
 
 
 class VideoStore(Protocol):

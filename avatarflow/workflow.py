@@ -268,9 +268,7 @@ def _budget_check(
         return None
 
     def check(plan: Plan) -> None:
-        check_budget(
-            plan, prices, max_cost=options.max_cost, max_renders=options.max_renders, budget=budget
-        )
+        check_budget(plan, prices, options, budget)
 
     return check
 

@@ -23,6 +23,13 @@ HEADERS = {"Ocp-Apim-Subscription-Key": KEY}
 PREVIEW_ROOT = "/api/texttospeech/3.1-preview1/batchsynthesis/talkingavatar"
 FINAL = ("Succeeded", "Failed")
 TEXT = "Hello there, this is a short test of the emulator."
+# The avatar settings of both surfaces' bodies (GA ``avatarConfig``, preview ``properties``).
+AVATAR = {
+    "talkingAvatarCharacter": "lisa",
+    "talkingAvatarStyle": "graceful-sitting",
+    "videoFormat": "mp4",
+    "videoCodec": "h264",
+}
 
 
 def ga_body(**changes: Any) -> dict[str, Any]:
@@ -31,12 +38,7 @@ def ga_body(**changes: Any) -> dict[str, Any]:
         "inputKind": "PlainText",
         "synthesisConfig": {"voice": "en-US-AvaMultilingualNeural"},
         "inputs": [{"content": TEXT}],
-        "avatarConfig": {
-            "talkingAvatarCharacter": "lisa",
-            "talkingAvatarStyle": "graceful-sitting",
-            "videoFormat": "mp4",
-            "videoCodec": "h264",
-        },
+        "avatarConfig": dict(AVATAR),
     }
     return apply_changes(body, changes)
 
@@ -47,12 +49,7 @@ def preview_body(**changes: Any) -> dict[str, Any]:
         "textType": "PlainText",
         "synthesisConfig": {"voice": "en-US-AvaMultilingualNeural"},
         "inputs": [{"text": TEXT}],
-        "properties": {
-            "talkingAvatarCharacter": "lisa",
-            "talkingAvatarStyle": "graceful-sitting",
-            "videoFormat": "mp4",
-            "videoCodec": "h264",
-        },
+        "properties": dict(AVATAR),
     }
     return apply_changes(body, changes)
 

@@ -206,6 +206,23 @@ def emulate(monkeypatch: pytest.MonkeyPatch, faults: str = "", **config: Any) ->
     monkeypatch.delenv("AVATARFLOW_KILL_AT", raising=False)
 
 
+def apply_faulty(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    faults: str,
+    *args: str,
+    api_version: str | None = None,
+    expect: int = 0,
+    **config: Any,
+) -> tuple[Path, str, str]:
+    """A fresh example course applied once under ``faults``: manifest, stdout, stderr."""
+    manifest = example(tmp_path, api_version)
+    emulate(monkeypatch, faults, **config)
+    code, out, err = apply(manifest, *args)
+    assert code == expect, err
+    return manifest, out, err
+
+
 def copy_example(tmp_path: Path) -> Path:
     """The example course's folders copied under ``tmp_path``, without the state, drafts
     and emulator data that running the quickstart leaves in a checkout; the manifests
@@ -236,6 +253,20 @@ def data_dir(manifest: Path) -> Path:
 def apply(manifest: Path, *args: str) -> tuple[int, str, str]:
     result = run_cli("apply", str(manifest), "--emulator", "--yes", *args)
     return result.code, result.out, result.err
+
+
+def git(cwd: Path, *args: str) -> str:
+    """Run git in ``cwd`` with a fixed identity; its stdout (it must succeed)."""
+    env = dict(
+        os.environ,
+        GIT_AUTHOR_NAME="t",
+        GIT_AUTHOR_EMAIL="t@e",
+        GIT_COMMITTER_NAME="t",
+        GIT_COMMITTER_EMAIL="t@e",
+    )
+    done = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
 
 
 def run_killed(manifest: Path, kill_at: str, *args: str, sigterm: bool = False, **env: str) -> str:

@@ -14,6 +14,7 @@ from avatarflow.videostore import LocalVideoStore
 
 from .helpers import (
     apply,
+    apply_faulty,
     assert_all_rendered,
     data_dir,
     delete_remote_job,
@@ -147,10 +148,7 @@ def test_apply_without_a_terminal_and_without_yes_is_an_error(tmp_path: Path) ->
 def test_failed_job_is_recorded_and_others_go_on(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    manifest = example(tmp_path)
-    monkeypatch.setenv("AVATARFLOW_EMULATOR_FAULTS", "fail=*04-merging*:InvalidSsml")
-    code, _, err = apply(manifest)
-    assert code == 3, err
+    manifest, _, _ = apply_faulty(tmp_path, monkeypatch, "fail=*04-merging*:InvalidSsml", expect=3)
     state = open_course(manifest, "emulator").load_state()
     failed = state.records["04-merging"]
     assert failed.status == "failed" and failed.error is not None

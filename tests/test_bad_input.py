@@ -48,6 +48,8 @@ VOICE_LINE = "voice: en-US-AvaMultilingualNeural"
 AVATAR_LINE = "avatar: {character: lisa, style: graceful-sitting}"
 VARS_LINE = "vars: {title: Intro}"
 COURSE = header(TEMPLATE_LINE, VOICE_LINE, AVATAR_LINE, VARS_LINE)
+NO_VARS = header(TEMPLATE_LINE, VOICE_LINE, AVATAR_LINE)
+BARE = "version: 1\nname: demo\nvideos:\n"  # no defaults
 NO_AVATAR = header(TEMPLATE_LINE, VOICE_LINE, VARS_LINE)
 NO_TEMPLATE = header(VOICE_LINE, AVATAR_LINE)
 # The course of the narration-file cases: video a reads scripts/a.txt (line 10).
@@ -274,14 +276,14 @@ MANIFEST_CASES: dict[str, Bad] = {
     ),
     "unknown-key-without-near-match": bad(
         {
-            "course.yaml": """\
-            version: 1
-            name: demo
-            videos:
+            "course.yaml": course_yaml(
+                BARE,
+                """\
               - id: a
                 text: Hi
                 zzz: 1
-            """
+            """,
+            )
         },
         "course.yaml:6: videos[0].zzz: unknown key; allowed: ",
         "text_file",
@@ -300,14 +302,14 @@ MANIFEST_CASES: dict[str, Bad] = {
     ),
     "ttl-over-744": bad(
         {
-            "course.yaml": """\
-            version: 1
-            name: demo
-            videos:
+            "course.yaml": course_yaml(
+                BARE,
+                """\
               - id: a
                 text: Hi
                 ttl_hours: 745
-            """
+            """,
+            )
         },
         "course.yaml:6: videos[0].ttl_hours: Input should be less than or equal to 744",
     ),
@@ -356,96 +358,88 @@ MANIFEST_CASES: dict[str, Bad] = {
     ),
     "duplicate-yaml-key": bad(
         {
-            "course.yaml": """\
-            version: 1
-            name: demo
-            videos:
+            "course.yaml": course_yaml(
+                BARE,
+                """\
               - id: a
                 text: Hi
                 text: Hello
-            """
+            """,
+            )
         },
         "course.yaml:6: videos[0].text: duplicate key",
     ),
     "id-with-slash": bad(
         {
-            "course.yaml": """\
-            version: 1
-            name: demo
-            videos:
+            "course.yaml": course_yaml(
+                BARE,
+                """\
               - id: a/b
                 text: Hi
-            """
+            """,
+            )
         },
         "course.yaml:4: videos[0].id: id 'a/b' may only use letters, digits, '.', '_' and '-'",
     ),
     "id-path-traversal": bad(
         {
-            "course.yaml": """\
-            version: 1
-            name: demo
-            videos:
+            "course.yaml": course_yaml(
+                BARE,
+                """\
               - id: ../../etc
                 text: Hi
-            """
+            """,
+            )
         },
         "course.yaml:4: videos[0].id: id '../../etc' may only use letters, digits",
     ),
     "id-with-space": bad(
         {
-            "course.yaml": """\
-            version: 1
-            name: demo
-            videos:
+            "course.yaml": course_yaml(
+                BARE,
+                """\
               - id: my video
                 text: Hi
-            """
+            """,
+            )
         },
         "course.yaml:4: videos[0].id: id 'my video' may only use letters, digits",
     ),
     "id-is-a-number": bad(
         {
-            "course.yaml": """\
-            version: 1
-            name: demo
-            videos:
+            "course.yaml": course_yaml(
+                BARE,
+                """\
               - id: 12
                 text: Hi
-            """
+            """,
+            )
         },
         "course.yaml:4: videos[0].id: Input should be a valid string (YAML read a number or a "
         "boolean here: put the value in quotes)",
     ),
     "missing-text": bad(
         {
-            "course.yaml": """\
-            version: 1
-            name: demo
-            defaults:
-              template: narration.ssml.j2
-              voice: en-US-AvaMultilingualNeural
-              avatar: {character: lisa, style: graceful-sitting}
-            videos:
+            "course.yaml": course_yaml(
+                NO_VARS,
+                """\
               - id: a
                 vars: {title: Intro}
-            """
+            """,
+            )
         },
         "course.yaml:8: videos[0]: needs one of 'text', 'text_file' or 'ssml'",
     ),
     "two-text-sources": bad(
         {
-            "course.yaml": """\
-            version: 1
-            name: demo
-            defaults:
-              template: narration.ssml.j2
-              voice: en-US-AvaMultilingualNeural
-              avatar: {character: lisa, style: graceful-sitting}
-            videos:
+            "course.yaml": course_yaml(
+                NO_VARS,
+                """\
               - id: a
                 text: Hi
                 text_file: scripts/a.txt
             """,
+            ),
             "scripts/a.txt": "Hi from a file.",
         },
         "course.yaml:8: videos[0]: give only one of 'text', 'text_file', 'ssml'",
@@ -599,18 +593,14 @@ MANIFEST_CASES: dict[str, Bad] = {
     # -- templates --------------------------------------------------------------------
     "unknown-template": bad(
         {
-            "course.yaml": """\
-            version: 1
-            name: demo
-            defaults:
-              voice: en-US-AvaMultilingualNeural
-              avatar: {character: lisa, style: graceful-sitting}
-              vars: {title: Intro}
-            videos:
+            "course.yaml": course_yaml(
+                header(VOICE_LINE, AVATAR_LINE, VARS_LINE),
+                """\
               - id: a
                 template: naration.ssml.j2
                 text: Hi
             """,
+            ),
             "templates/outro.ssml.j2": "<speak/>",
         },
         "course.yaml:9: videos[0].template: unknown template 'naration.ssml.j2' "
@@ -800,19 +790,17 @@ MANIFEST_CASES: dict[str, Bad] = {
     # -- gestures and avatars -------------------------------------------------------------
     "unknown-gesture": bad(
         {
-            "course.yaml": """\
-            version: 1
-            name: demo
-            defaults:
-              voice: en-US-AvaMultilingualNeural
-            videos:
+            "course.yaml": course_yaml(
+                header(VOICE_LINE),
+                """\
               - id: a
                 avatar: {character: harry, style: business}
                 ssml: |
                   <speak version='1.0' xml:lang='en-US'>
                     <bookmark mark='gesture.thank-you'/>Thanks.
                   </speak>
-            """
+            """,
+            )
         },
         "course.yaml:8: videos[0].ssml: unknown gesture 'thank-you' for harry/business "
         "(did you mean 'thanks'?); valid: 123, calm-down, come-on, five-star-reviews, good, "
@@ -820,16 +808,14 @@ MANIFEST_CASES: dict[str, Bad] = {
     ),
     "gesture-on-style-without-gestures": bad(
         {
-            "course.yaml": """\
-            version: 1
-            name: demo
-            defaults:
-              voice: en-US-AvaMultilingualNeural
-            videos:
+            "course.yaml": course_yaml(
+                header(VOICE_LINE),
+                """\
               - id: a
                 avatar: {character: lisa, style: graceful-standing}
                 ssml: "<speak version='1.0'><bookmark mark='gesture.hello'/>Hi</speak>"
-            """
+            """,
+            )
         },
         "course.yaml:8: videos[0].ssml: gesture 'hello': lisa/graceful-standing has no gestures",
     ),
@@ -850,37 +836,32 @@ MANIFEST_CASES: dict[str, Bad] = {
     ),
     "codec-format-mismatch": bad(
         {
-            "course.yaml": """\
-            version: 1
-            name: demo
-            defaults:
-              template: narration.ssml.j2
-              voice: en-US-AvaMultilingualNeural
-              avatar: {character: lisa, style: graceful-sitting}
-              video: {format: mp4, codec: vp9}
-              vars: {title: Intro}
-            videos:
+            "course.yaml": course_yaml(
+                header(
+                    TEMPLATE_LINE,
+                    VOICE_LINE,
+                    AVATAR_LINE,
+                    "video: {format: mp4, codec: vp9}",
+                    VARS_LINE,
+                ),
+                """\
               - id: a
                 text: Hi
-            """
+            """,
+            )
         },
         "course.yaml:7: defaults.video.codec: codec vp9 cannot be used with format mp4 "
         "(use one of h264, hevc, av1)",
     ),
     "missing-style": bad(
         {
-            "course.yaml": """\
-            version: 1
-            name: demo
-            defaults:
-              template: narration.ssml.j2
-              voice: en-US-AvaMultilingualNeural
-              avatar: {character: lisa}
-              vars: {title: Intro}
-            videos:
+            "course.yaml": course_yaml(
+                header(TEMPLATE_LINE, VOICE_LINE, "avatar: {character: lisa}", VARS_LINE),
+                """\
               - id: a
                 text: Hi
-            """
+            """,
+            )
         },
         "course.yaml:6: defaults.avatar: avatar.style is required for standard avatar lisa "
         "(one of casual-sitting, graceful-sitting, graceful-standing, technical-sitting, "
@@ -930,16 +911,14 @@ MANIFEST_CASES: dict[str, Bad] = {
     ),
     "plain-text-without-voice": bad(
         {
-            "course.yaml": """\
-            version: 1
-            name: demo
-            defaults:
-              avatar: {character: lisa, style: graceful-sitting}
-            videos:
+            "course.yaml": course_yaml(
+                header(AVATAR_LINE),
+                """\
               - id: a
                 input_kind: plain_text
                 text: Hi
-            """
+            """,
+            )
         },
         "course.yaml:7: videos[0].input_kind: a plain_text video needs a voice",
     ),
@@ -1000,28 +979,28 @@ MANIFEST_CASES: dict[str, Bad] = {
     ),
     "invalid-background-colour": bad(
         {
-            "course.yaml": """\
-            version: 1
-            name: demo
-            videos:
+            "course.yaml": course_yaml(
+                BARE,
+                """\
               - id: a
                 text: Hi
                 video: {background_color: white}
-            """
+            """,
+            )
         },
         "course.yaml:6: videos[0].video.background_color: 'white' is not a colour: "
         "use #RRGGBBAA (8 hex digits) or 'transparent'",
     ),
     "invalid-custom-voice-deployment": bad(
         {
-            "course.yaml": """\
-            version: 1
-            name: demo
-            videos:
+            "course.yaml": course_yaml(
+                BARE,
+                """\
               - id: a
                 text: Hi
                 custom_voices: {MyVoice: "not a deployment id"}
-            """
+            """,
+            )
         },
         "course.yaml:6: videos[0].custom_voices: custom voice 'MyVoice': deployment id "
         "'not a deployment id' is not valid",

@@ -38,7 +38,8 @@ from avatarflow.errors import (
     UntrustedAnswerError,
 )
 from avatarflow.retry import parse_retry_after
-from tests.httpstub import Recorded, Reply, StubServer, free_port
+
+from .httpstub import Recorded, Reply, StubServer, free_port
 
 KEY = "k3y-Secret-0123456789abcdef"
 GA = "2024-08-01"

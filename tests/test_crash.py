@@ -18,6 +18,7 @@ from avatarflow.statcache import sha256_file
 from .helpers import (
     VIDEOS,
     apply,
+    apply_faulty,
     assert_paid_once_and_complete,
     data_dir,
     delete_remote_job,
@@ -135,10 +136,7 @@ def test_sigterm_leaves_no_temp_file_in_the_state_folder(tmp_path: Path, kill_at
 def test_create_response_lost_is_adopted_not_repeated(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    manifest = example(tmp_path)
-    monkeypatch.setenv("AVATARFLOW_EMULATOR_FAULTS", "lose_create=3")
-    code, _, err = apply(manifest)
-    assert code == 0, err
+    manifest, _, err = apply_faulty(tmp_path, monkeypatch, "lose_create=3")
     assert err.count("adopted existing job") == 3
     log = read_request_log(data_dir(manifest))
     assert sum(r.fault == "lose_create" and r.created for r in log) == 3

@@ -12,7 +12,6 @@ from __future__ import annotations
 import itertools
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -22,13 +21,13 @@ from avatarflow.retry import RetryPolicy
 from .helpers import (
     VIDEOS,
     apply,
+    apply_faulty,
     assert_all_rendered,
     assert_paid_once_and_complete,
     data_dir,
     delete_remote_job,
     download_temp_files,
     emulate,
-    example,
     faults_by_kind,
     log_of,
     open_course,
@@ -38,23 +37,6 @@ from .helpers import (
 )
 
 pytestmark = pytest.mark.usefixtures("fast_emulator")
-
-
-def apply_faulty(
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    faults: str,
-    *args: str,
-    api_version: str | None = None,
-    expect: int = 0,
-    **config: Any,
-) -> tuple[Path, str, str]:
-    """A fresh example course applied once under ``faults``: manifest, stdout, stderr."""
-    manifest = example(tmp_path, api_version)
-    emulate(monkeypatch, faults, **config)
-    code, out, err = apply(manifest, *args)
-    assert code == expect, err
-    return manifest, out, err
 
 
 def assert_settled(manifest: Path) -> None:

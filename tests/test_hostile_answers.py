@@ -20,7 +20,8 @@ import pytest
 
 from avatarflow import client, runner
 from avatarflow.emulator.requestlog import create_counts
-from avatarflow.mediacheck import MediaCheckError, check_media
+from avatarflow.errors import MediaCheckError
+from avatarflow.mediacheck import check_media
 from avatarflow.retry import RetryPolicy
 from avatarflow.state import StateRecord
 
@@ -277,7 +278,11 @@ def test_a_download_that_is_not_the_video_is_refused_and_fetched_again_next_time
 
 
 @contextlib.contextmanager
-def small_disk(folder: Path, options: str) -> Iterator[None]:
+def drafts_on_a_small_disk(tmp_path: Path, options: str) -> Iterator[tuple[Path, Path]]:
+    """The example course with its drafts folder on a tmpfs mounted with ``options``
+    (skips where none can be mounted): the manifest and that folder."""
+    manifest = example(tmp_path)
+    folder = manifest.parent / "build" / "videos-drafts"
     folder.mkdir(parents=True, exist_ok=True)
     mounted = subprocess.run(
         ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)],
@@ -287,7 +292,7 @@ def small_disk(folder: Path, options: str) -> Iterator[None]:
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
     try:
-        yield
+        yield manifest, folder
     finally:
         subprocess.run(["umount", "-l", str(folder)], check=False)
 
@@ -296,10 +301,8 @@ def small_disk(folder: Path, options: str) -> Iterator[None]:
 def test_a_full_disk_fails_the_downloads_that_do_not_fit_and_spares_the_rest(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    manifest = example(tmp_path)
-    folder = manifest.parent / "build" / "videos-drafts"
     emulate(monkeypatch, "")
-    with small_disk(folder, "size=400k"):
+    with drafts_on_a_small_disk(tmp_path, "size=400k") as (manifest, folder):
         code, out, err = apply(manifest)
         state = open_course(manifest, "emulator").load_state()
         full = [v for v, r in state.records.items() if r.status != "downloaded"]
@@ -350,10 +353,8 @@ def test_the_media_check_refuses_pages_and_cut_files_and_accepts_whole_ones(
 def test_a_read_only_output_folder_is_one_line_per_video_and_loses_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    manifest = example(tmp_path)
-    folder = manifest.parent / "build" / "videos-drafts"
     emulate(monkeypatch, "")
-    with small_disk(folder, "ro,size=64k"):
+    with drafts_on_a_small_disk(tmp_path, "ro,size=64k") as (manifest, _):
         code, out, err = apply(manifest, *ONE)
     assert code == 3, out + err
     line = "failed: LocalWriteFailed: build/videos-drafts/01-welcome.mp4: Read-only file system"

@@ -21,6 +21,7 @@ from .helpers import (
     assert_all_rendered,
     data_dir,
     example,
+    git,
     open_course,
     render_file,
 )
@@ -71,19 +72,6 @@ def test_ctrl_c_leaves_valid_state_and_the_next_apply_pays_nothing_twice(tmp_pat
     assert code == 0, err
     assert_all_rendered(manifest)
     assert sorted(create_counts(data_dir(manifest)).values()) == [1] * len(VIDEOS)
-
-
-def git(cwd: Path, *args: str) -> str:
-    env = dict(
-        os.environ,
-        GIT_AUTHOR_NAME="t",
-        GIT_AUTHOR_EMAIL="t@e",
-        GIT_COMMITTER_NAME="t",
-        GIT_COMMITTER_EMAIL="t@e",
-    )
-    done = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout
 
 
 @pytest.mark.parametrize("pair", [("01-welcome", "05-recap"), ("02-commits", "03-branches")])

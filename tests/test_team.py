@@ -25,7 +25,7 @@ import pytest
 from avatarflow.emulator.requestlog import read_request_log
 
 from .azurite import Azurite
-from .helpers import Result, run_cli
+from .helpers import Result, git, run_cli
 
 pytest_plugins = ["tests.azurite"]
 
@@ -33,19 +33,6 @@ REPO = Path(__file__).resolve().parent.parent
 VIDEOS = ["01-welcome", "02-commits", "03-branches", "04-merging", "05-recap", "06-outro"]
 TTL_SECONDS_PER_HOUR = 0.05  # the example's 168 h become 8.4 s
 FULL_TTL = 3600.0  # jobs live for the example's full TTL
-
-
-def git(cwd: Path, *args: str) -> str:
-    env = dict(
-        os.environ,
-        GIT_AUTHOR_NAME="t",
-        GIT_AUTHOR_EMAIL="t@e",
-        GIT_COMMITTER_NAME="t",
-        GIT_COMMITTER_EMAIL="t@e",
-    )
-    done = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout
 
 
 @dataclass
@@ -110,6 +97,10 @@ class Clone:
         data: dict[str, Any] = json.loads(result.out)
         return data
 
+    def planned(self) -> dict[str, tuple[str, bool]]:
+        """Each video's planned action and whether it pays."""
+        return {a["video"]: (a["action"], a["paid"]) for a in self.plan_json()["actions"]}
+
     def plan_paid(self) -> int:
         summary = self.plan_json()["summary"]
         assert isinstance(summary, dict)
@@ -133,6 +124,11 @@ class Clone:
         assert result.code == 0, result
         assert self.service.speech_requests() == before  # not one Speech request
         return result
+
+    def render_course(self) -> None:
+        """Apply the whole course and commit its state, as the team tests start."""
+        self.apply()
+        self.commit("the course")
 
     def commit(self, message: str) -> None:
         self.git("add", "-A")
@@ -301,15 +297,13 @@ def test_rename_move_revert_and_branch_switch_pay_nothing(
     team: tuple[Clone, Clone], service: Service
 ) -> None:
     alice, _ = team
-    alice.apply()
-    alice.commit("the course")
+    alice.render_course()
     requests = service.speech_requests()
 
     # Rename an id: the render is reused, the old output removed.
     alice.edit("git-course.yaml", "id: 05-recap", "id: 05-summary")
-    plan = alice.plan_json()
-    kinds = {a["video"]: (a["action"], a["paid"]) for a in plan["actions"]}
-    assert kinds["05-summary"] == ("reuse", False), plan
+    kinds = alice.planned()
+    assert kinds["05-summary"] == ("reuse", False), kinds
     assert kinds["05-recap"] == ("forget", False)
     alice.apply()
     assert not (alice.root / "manifests/build/videos/05-recap.mp4").exists()
@@ -332,9 +326,7 @@ def test_rename_move_revert_and_branch_switch_pay_nothing(
     alice.commit("edit 2")
     with_edit = service.paid_creates()
     alice.git("revert", "--no-edit", "HEAD")
-    plan = alice.plan_json()
-    kinds = {a["video"]: (a["action"], a["paid"]) for a in plan["actions"]}
-    assert kinds["02-commits"] == ("reuse", False)
+    assert alice.planned()["02-commits"] == ("reuse", False)
     alice.apply()
     assert service.paid_creates() == with_edit
     assert alice.status() == ""
@@ -363,8 +355,7 @@ def test_a_job_deleted_early_stops_apply_before_paying_then_a_new_confirmation_r
     team: tuple[Clone, Clone], service: Service, azurite: Azurite
 ) -> None:
     alice, _ = team
-    alice.apply()
-    alice.commit("the course")
+    alice.render_course()
     job = next(j for j in job_ids(alice) if "03-branches" in j)
     service.delete_job(job)
     # Only the service could give the video back now.
@@ -412,8 +403,7 @@ def test_a_pull_killed_anywhere_loses_nothing_and_pays_nothing(
 ) -> None:
     """SIGKILL at every pass of ``point``, each in a fresh clone on a fresh machine."""
     alice, bob = team
-    alice.apply()
-    alice.commit("the course")
+    alice.render_course()
     alice.git("push", "-q", "origin", "main")
     requests = service.speech_requests()
     kills = 0

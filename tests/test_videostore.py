@@ -20,8 +20,9 @@ from avatarflow.videostore import (
     VideoStores,
     remove_dead_temps,
 )
-from tests.azurite import Azurite
-from tests.helpers import temp_files
+
+from .azurite import Azurite
+from .helpers import temp_files
 
 pytest_plugins = ["tests.azurite"]
 

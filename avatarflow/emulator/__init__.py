@@ -10,8 +10,9 @@ from avatarflow.emulator.config import CONFIG_ENV, FAULTS_ENV, EmulatorConfig
 from avatarflow.emulator.faults import FailRule, Faults, Rate
 from avatarflow.emulator.probe import MediaInfo, probe
 from avatarflow.emulator.requestlog import RequestRecord, create_counts, read_request_log
-from avatarflow.emulator.runtime import DataDirBusyError, Emulator
+from avatarflow.emulator.runtime import Emulator
 from avatarflow.emulator.serve import serve
+from avatarflow.errors import DataDirBusyError
 
 __all__ = [
     "CONFIG_ENV",

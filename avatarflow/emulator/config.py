@@ -21,6 +21,7 @@ CONFIG_ENV = "AVATARFLOW_EMULATOR_CONFIG"
 FAULTS_ENV = "AVATARFLOW_EMULATOR_FAULTS"
 
 
+# A flat field list, alike in shape to faults.Faults: intended (two settings records).
 @dataclass
 class EmulatorConfig:
     """How the emulator behaves; every field can also come from ``AVATARFLOW_EMULATOR_CONFIG``."""

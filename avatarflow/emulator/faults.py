@@ -112,6 +112,7 @@ class FailRule:
         )
 
 
+# A flat field list, alike in shape to config.EmulatorConfig: intended.
 @dataclass(frozen=True)
 class Faults:
     """The fault plan of an emulator; the empty default injects nothing."""

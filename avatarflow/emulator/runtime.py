@@ -34,11 +34,7 @@ from avatarflow.emulator.server import EmulatorHTTPServer, Services
 from avatarflow.emulator.signing import UrlSigner
 from avatarflow.emulator.throttle import CreateThrottle
 from avatarflow.emulator.worker import Worker
-from avatarflow.errors import ConfigError, LockUnsupported
-
-
-class DataDirBusyError(ConfigError):
-    """Another running emulator already serves this data folder."""
+from avatarflow.errors import DataDirBusyError, LockUnsupported
 
 
 class Emulator:
