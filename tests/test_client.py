@@ -879,6 +879,7 @@ def test_without_a_key_an_entra_token_is_used(monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_public_names() -> None:
+    # Restated on purpose (it repeats __all__): a change to the public names shows here.
     assert set(client_module.__all__) == {
         "API_VERSIONS",
         "GA_API_VERSION",

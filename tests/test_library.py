@@ -138,6 +138,7 @@ print(again.recalled, again.plan.has_changes, len(again.plan.actions), loaded)
 
 def test_every_exported_name_loads_on_first_use() -> None:
     names = set(avatarflow.__all__) - {"__version__"}
+    # Restated on purpose (it repeats __all__): a change to the public names shows here.
     assert names == {
         "Action",
         "ActionKind",
