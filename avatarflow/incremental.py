@@ -46,13 +46,13 @@ from functools import cached_property
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from . import planmemo, yamlsafe
+from . import atomicfile, planmemo, yamlsafe
 from .backends.local import RECORDS_DIR, LocalStore
 from .errors import UserError
 from .manifestsplit import Item, Split, split_videos
 from .planmemo import sha256_bytes, snapshot_folder
 from .planner import Action, ActionKind, Plan
-from .statcache import RACY_NS, StatKey, stat_key, write_json
+from .statcache import RACY_NS, StatKey, stat_key
 from .usercache import cache_folder
 from .userfiles import UnsuitableFile, read_regular_file
 
@@ -203,16 +203,27 @@ class RequestCache:
         return cache
 
     def save(self) -> None:
-        write_json(
-            self.path,
-            {
-                "version": VERSION,
-                "context": self.context,
-                "entries": self.entries,
-                "renders": self.renders,
-                "narrations": self.narrations,
-            },
-        )
+        """Write the cache, not fsynced (a torn one is a miss), entry by entry: one
+        string of a catalogue's cache would be megabytes at the end of a plan, when
+        everything else it read is still in memory."""
+        head = {"version": VERSION, "context": self.context}
+        parts: dict[str, dict[str, Any]] = {
+            "entries": self.entries,
+            "renders": self.renders,
+            "narrations": self.narrations,
+        }
+        try:
+            with atomicfile.replacing(self.path, durable=False, private=True) as handle:
+                handle.write(json.dumps(head)[:-1].encode())
+                for name, part in parts.items():
+                    handle.write(f",{json.dumps(name)}:{{".encode())
+                    for index, (key, value) in enumerate(part.items()):
+                        item = f"{',' if index else ''}{json.dumps(key)}:{json.dumps(value)}"
+                        handle.write(item.encode())
+                    handle.write(b"}")
+                handle.write(b"}")
+        except OSError:
+            return  # a read-only cache folder: the next plan builds again
         self.changed = False
 
 
@@ -638,8 +649,9 @@ class _Narrations:
                 digest = sha256_bytes(read_regular_file(path, yamlsafe.MAX_BYTES))
             except (OSError, UnsuitableFile):
                 return None
+            known = [*key, digest]
         if max(st.st_mtime_ns, st.st_ctime_ns) < self.racy_from:
-            self.seen[relative] = [*key, digest]
+            self.seen[relative] = known  # the same list when nothing changed
         return digest
 
 
