@@ -96,6 +96,18 @@ def run_cli(*args: str) -> Result:
     return Result(code, out.getvalue(), err.getvalue())
 
 
+def plan_json_of(result: Result) -> dict[str, Any]:
+    """The plan ``plan --json`` printed (the command must have succeeded)."""
+    assert result.code == 0, result
+    data: dict[str, Any] = json.loads(result.out)
+    return data
+
+
+def planned_of(plan: dict[str, Any]) -> dict[str, tuple[str, bool]]:
+    """Each video's planned action and whether it pays."""
+    return {a["video"]: (a["action"], a["paid"]) for a in plan["actions"]}
+
+
 def temp_files(folder: Path, *, outside: Path | None = None) -> list[Path]:
     """Temp files of unfinished atomic writes below ``folder`` (not below ``outside``)."""
     return sorted(

@@ -42,6 +42,8 @@ from .helpers import (
     Result,
     course,
     open_course,
+    plan_json_of,
+    planned_of,
     record_all,
     remote_manifest,
     run_cli,
@@ -538,13 +540,10 @@ class Checkout:
         return sum(1 for r in read_request_log(self.emulator.data_dir) if r.created)
 
     def plan(self) -> dict[str, Any]:
-        result = self.cli("plan", str(self.manifest), "--json")
-        assert result.code == 0, result
-        data: dict[str, Any] = json.loads(result.out)
-        return data
+        return plan_json_of(self.cli("plan", str(self.manifest), "--json"))
 
     def kinds(self) -> dict[str, tuple[str, bool]]:
-        return {a["video"]: (a["action"], a["paid"]) for a in self.plan()["actions"]}
+        return planned_of(self.plan())
 
     def apply(self, *args: str) -> int:
         """apply, checking that it pays exactly what the plan made just before said;

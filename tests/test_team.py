@@ -25,7 +25,7 @@ import pytest
 from avatarflow.emulator.requestlog import read_request_log
 
 from .azurite import Azurite
-from .helpers import Result, git, run_cli
+from .helpers import Result, git, plan_json_of, planned_of, run_cli
 
 pytest_plugins = ["tests.azurite"]
 
@@ -92,14 +92,10 @@ class Clone:
         return git(self.root, *args)
 
     def plan_json(self) -> dict[str, Any]:
-        result = self.cli("plan", str(self.manifest), "--json")
-        assert result.code == 0, result
-        data: dict[str, Any] = json.loads(result.out)
-        return data
+        return plan_json_of(self.cli("plan", str(self.manifest), "--json"))
 
     def planned(self) -> dict[str, tuple[str, bool]]:
-        """Each video's planned action and whether it pays."""
-        return {a["video"]: (a["action"], a["paid"]) for a in self.plan_json()["actions"]}
+        return planned_of(self.plan_json())
 
     def plan_paid(self) -> int:
         summary = self.plan_json()["summary"]
@@ -460,7 +456,7 @@ def test_store_uploads_killed_anywhere_finish_on_the_next_run(
             bob.monkeypatch,
         )
         clone(fresh, alice.root.parent / "origin.git")
-        assert all(a["source"] == "team store" for a in fresh.plan_json()["actions"])  # type: ignore[union-attr]
+        assert all(a["source"] == "team store" for a in fresh.plan_json()["actions"])
         fresh.pull()
         assert fresh.videos() == alice.videos()
     print(f"pull killed at {kills} passes of mid-store-upload")

@@ -26,7 +26,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 from .. import atomicfile
@@ -104,14 +104,7 @@ class LocalStore(RenderKeyedStore):
         from ..renders import RenderRecord as Model
         from ..state import _validate
 
-        folder = self.directory / RECORDS_DIR
-        if not folder.is_dir():
-            return
-        names = sorted(n for n in os.listdir(folder) if n.endswith(".json"))
-        self.listing = names
-        for name in names:
-            shown = f"{self.display}/{RECORDS_DIR}/{name}"
-            text = self._read_text(os.path.join(folder, name), shown, f"{RECORDS_DIR}/{name}")
+        for name, shown, text in self._record_files(RECORDS_DIR):
             render = _validate(Model, parse_json(text, shown), shown)
             if render.request_hash != name.removesuffix(".json"):
                 raise StateError(
@@ -123,19 +116,27 @@ class LocalStore(RenderKeyedStore):
 
     def _load_v1(self) -> None:
         """Format 1: one record per video (see :meth:`RenderKeyedStore.absorb_v1`)."""
-        folder = self.directory / V1_RECORDS_DIR
+        records = []
+        for name, shown, text in self._record_files(V1_RECORDS_DIR):
+            video_id = name.removesuffix(".json")
+            records.append(parse_record_text(text, video_id, shown, f"the file is named {name}"))
+        self.absorb_v1(records)
+
+    def _record_files(self, subdir: str) -> Iterator[tuple[str, str, str]]:
+        """Each ``*.json`` of ``subdir`` in name order: (name, path shown, text); the
+        listing is kept for the plan memo."""
+        folder = self.directory / subdir
         if not folder.is_dir():
             return
         names = sorted(n for n in os.listdir(folder) if n.endswith(".json"))
         self.listing = names
-        records = []
         for name in names:
-            shown = f"{self.display}/{V1_RECORDS_DIR}/{name}"
-            path = os.path.join(folder, name)
-            text = self._read_text(path, shown, f"{V1_RECORDS_DIR}/{name}")
-            video_id = name.removesuffix(".json")
-            records.append(parse_record_text(text, video_id, shown, f"the file is named {name}"))
-        self.absorb_v1(records)
+            shown = f"{self.display}/{subdir}/{name}"
+            yield (
+                name,
+                shown,
+                self._read_text(os.path.join(folder, name), shown, f"{subdir}/{name}"),
+            )
 
     def _read_text(self, path: str | Path, shown: str, inside: str) -> str:
         try:
