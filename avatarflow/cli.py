@@ -10,12 +10,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import click
 
-from . import __version__, workflow
+from . import __version__
 from .errors import AvatarflowError, Terminated
-from .options import PlanOptions
-from .secrets import redact
 from .signals import terminated_on_sigterm
-from .workspace import target_name
 
 if TYPE_CHECKING:  # rich is loaded by the commands that print, not by ``--help``
     from rich.console import Console
@@ -152,7 +149,9 @@ def cli(ctx: click.Context, color: str) -> None:
 @pass_ctx
 def validate(ctx: Context, manifest: Path) -> int:
     """Load, render and check every video; no network."""
-    built = workflow.validate(manifest)
+    from .workflow import validate
+
+    built = validate(manifest)
     for warning in built.warnings:
         ctx.err.print(f"warning: {warning}")
     ctx.out.print(f"{manifest}: {len(built.requests)} video(s) valid.")
@@ -166,7 +165,9 @@ def validate(ctx: Context, manifest: Path) -> int:
 @pass_ctx
 def render(ctx: Context, manifest: Path, video_id: str, as_json: bool) -> int:
     """Print the rendered SSML and the exact request body of one video."""
-    request = workflow.render_request(manifest, video_id)
+    from .workflow import render_request
+
+    request = render_request(manifest, video_id)
     if as_json:
         data = {
             "video": video_id,
@@ -223,8 +224,12 @@ def plan(
     verify: bool,
 ) -> int:
     """Show which videos apply would render, and why."""
+    from .options import PlanOptions
+    from .workflow import plan as make_plan
+    from .workspace import target_name
+
     options = PlanOptions(emulator=emulator, verify=verify, refresh=refresh)
-    result = workflow.plan(manifest, options)
+    result = make_plan(manifest, options)
     if out_file is not None:
         from .savedplan import save
 
@@ -287,6 +292,8 @@ def init(ctx: Context, directory: Path, name: str) -> int:
 
 def _print_error(text: str) -> None:
     """One line on stderr, whatever the message holds: no markup, no emoji, no newlines."""
+    from .secrets import redact
+
     line = " ".join(part.strip() for part in redact(text).splitlines() if part.strip())
     err = make_console(sys.stderr, "auto")
     err.print(line, markup=False, highlight=False, emoji=False)

@@ -14,7 +14,8 @@ import sys
 from avatarflow.cli import main
 code = main(["--help"])
 heavy = sorted(m for m in ("pydantic", "jinja2", "yaml", "rich", "httpx", "avatarflow.state",
-                           "avatarflow.manifest", "avatarflow.project") if m in sys.modules)
+                           "avatarflow.manifest", "avatarflow.workflow", "avatarflow.planner",
+                           "avatarflow.secrets") if m in sys.modules)
 print(code, ",".join(heavy) or "-")
 """
 
