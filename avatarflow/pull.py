@@ -25,6 +25,7 @@ from .videostore import StoredObject, VideoStores
 from .workspace import TargetName, Workspace
 
 if TYPE_CHECKING:
+    from .payload import VideoRequest
     from .planner import Plan
 
 SUBTITLE_SUFFIX = ".vtt"  # external subtitles beside their video, as the runner saves them
@@ -90,7 +91,7 @@ def _pull(
             result.up_to_date.append(action.video_id)
         elif action.kind is ActionKind.FORGET:
             output = record.output if record is not None else None
-            if output is not None and _remove_written(workspace, output):
+            if output is not None and remove_written(workspace, output):
                 result.removed.append(action.video_id)
                 report("removed", action.video_id, f"removed {output.path}")
             state.forget(action.video_id)
@@ -100,21 +101,20 @@ def _pull(
             and record is not None
             and record.output is not None
         ):
-            target = workspace.output_path(action.request)
-            obj = StoredObject(record.output.sha256, record.output.size)
-            source = fetch_video(stores, record, target)
-            if source is None:
+            placed = place_from_store(workspace, stores, record, action.request)
+            if placed is None:
                 result.missing.append(action.video_id)
                 report("missing", action.video_id, "in no video store: apply downloads it")
                 continue
-            shown = workspace.display(target)
-            workspace.hashes.sha256(shown, target, verify=True)
-            output = OutputFile(path=shown, size=obj.size, sha256=obj.sha256)
-            state.put(record.model_copy(update={"status": "downloaded", "output": output}))
-            state.note_stored(obj.sha256, ["local", source])
+            source, placed_record = placed
+            state.put(placed_record)
+            state.note_stored(record.output.sha256, ["local", source])
             result.fetched[action.video_id] = source
             report(
-                "fetched", action.video_id, f"put {output.path} in place from the {source} store"
+                "fetched",
+                action.video_id,
+                f"put {workspace.display(workspace.output_path(action.request))} in place "
+                f"from the {source} store",
             )
         else:
             result.missing.append(action.video_id)
@@ -142,7 +142,27 @@ def _sidecar(video: Path) -> Path:
     return video.with_suffix(SUBTITLE_SUFFIX)
 
 
-def _remove_written(workspace: Workspace, output: OutputFile) -> bool:
+def place_from_store(
+    workspace: Workspace, stores: VideoStores, record: StateRecord, request: VideoRequest
+) -> tuple[str, StateRecord] | None:
+    """Put the recorded video of ``request`` at its output path from the stores: the
+    store it came from and the record that says so, or None when no store has it. The
+    store checked the bytes against their sha256 while copying, so they are not hashed
+    again."""
+    assert record.output is not None
+    target = workspace.output_path(request)
+    source = fetch_video(stores, record, target)
+    if source is None:
+        return None
+    shown = workspace.display(target)
+    workspace.hashes.record(shown, target, record.output.sha256)
+    output = OutputFile(path=shown, size=record.output.size, sha256=record.output.sha256)
+    return source, record.model_copy(update={"status": "downloaded", "output": output})
+
+
+def remove_written(workspace: Workspace, output: OutputFile) -> bool:
+    """Remove an output avatarflow wrote, if it is still that file (same sha256); anything
+    else there is the user's. Whether it was removed."""
     path = workspace.root / output.path
     if path.is_symlink() or not path.is_file():
         return False

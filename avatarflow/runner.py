@@ -52,7 +52,7 @@ from .manifest import Manifest
 from .packing import Member, Pack, group, pack_job_id
 from .payload import ATTEMPT_PROPERTY, HASH_PROPERTY, VideoRequest
 from .planner import THIS_APPLY, Action, ActionKind, Plan
-from .pull import SUBTITLE_SUFFIX, fetch_video
+from .pull import SUBTITLE_SUFFIX, place_from_store, remove_written
 from .renders import format_time
 from .secrets import redact
 from .state import IN_FLIGHT, JobError, OutputFile, State, StateRecord, utc_now
@@ -322,15 +322,9 @@ class Runner:
 
     def _remove_output(self, action: Action) -> None:
         """The output of a video removed from the manifest, if it is still the file
-        avatarflow wrote (same sha256); anything else there is the user's."""
+        avatarflow wrote; anything else there is the user's."""
         output = action.record.output if action.record else None
-        if output is None:
-            return
-        path = self.workspace.root / output.path
-        if path.is_symlink() or not path.is_file():
-            return
-        if self.workspace.hashes.sha256(output.path, path, verify=True) == output.sha256:
-            path.unlink()
+        if output is not None and remove_written(self.workspace, output):
             self.emit(Event("info", action.video_id, f"removed {output.path}"))
 
     def _saved_before_a_crash(self, action: Action) -> bool:
@@ -413,22 +407,22 @@ class Runner:
         write (the render's record already says everything)."""
         if record.output is None or self.stores is None:
             return False
-        target = self.workspace.output_path(request)
-        obj = StoredObject(record.output.sha256, record.output.size)
-        source = await asyncio.to_thread(fetch_video, self.stores, record, target)
-        if source is None:
+        placed = await asyncio.to_thread(
+            place_from_store, self.workspace, self.stores, record, request
+        )
+        if placed is None:
             return False
-        shown = self.workspace.display(target)
-        self.workspace.hashes.sha256(shown, target, verify=True)
-        output = OutputFile(path=shown, size=obj.size, sha256=obj.sha256)
-        await self._put(record.model_copy(update={"status": "downloaded", "output": output}))
-        self.state.note_stored(obj.sha256, ["local", source])
+        source, placed_record = placed
+        await self._put(placed_record)
+        out = placed_record.output
+        assert out is not None
+        self.state.note_stored(out.sha256, ["local", source])
         self.emit(
             Event(
                 "downloaded",
                 request.video_id,
-                f"put {shown} in place from the {source} store (no request)",
-                {"path": shown, "size": obj.size, "sha256": obj.sha256, "from": source},
+                f"put {out.path} in place from the {source} store (no request)",
+                {"path": out.path, "size": out.size, "sha256": out.sha256, "from": source},
             )
         )
         return True
