@@ -35,12 +35,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import marshal
 import os
 import re
 import stat
+import struct
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path, PurePosixPath
@@ -49,6 +51,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from . import atomicfile, planmemo, yamlsafe
 from .backends.local import RECORDS_DIR, LocalStore
 from .errors import UserError
+from .fastpath import collector_paused
 from .manifestsplit import Item, Split, split_videos
 from .planmemo import sha256_bytes, snapshot_folder
 from .planner import Action, ActionKind, Plan
@@ -65,9 +68,9 @@ if TYPE_CHECKING:
     from .pricing import Prices
     from .renders import RenderOutput, RenderRecord
     from .state import State, StateRecord
-    from .workspace import FileRef, TargetName, Workspace
+    from .workspace import FileRef, OutputChecker, TargetName, Workspace
 
-VERSION = 2
+VERSION = 3
 # Past this share of videos to parse one by one, one full parse is cheaper.
 MAX_CHANGED_SHARE = 0.2
 
@@ -173,74 +176,138 @@ class RecordSummary(NamedTuple):
         )
 
 
+# The stat of a file as one bytes object: a catalogue's cache holds tens of thousands,
+# and one object loads, compares and keeps faster than a tuple of four integers.
+_STAT = struct.Struct("<qqQq")
+
+
+def packed(st: os.stat_result) -> bytes:
+    """The stat key of ``st`` (size, mtime_ns, inode, ctime_ns), packed."""
+    return _STAT.pack(st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
+
+
+def unpacked(key: bytes) -> StatKey:
+    size, mtime_ns, ino, ctime_ns = _STAT.unpack(key)
+    return (size, mtime_ns, ino, ctime_ns)
+
+
+class Noop(NamedTuple):
+    """Why a video was a no-op, by the stat of each file that answer rests on: the render
+    record of its request, its output, and the output's ``.vtt`` when the render has one.
+    While all three are as they were, so is the answer (see the module's docstring)."""
+
+    record: bytes
+    output: bytes
+    subtitles: bytes | None
+    serial: int  # the record's fingerprint, which the plan holds for the video
+
+
+class Row(NamedTuple):
+    """One item of ``videos`` as the last plan left it: its fingerprint, its entry, and
+    what made it a no-op (None: it was not, or a file it rests on was racy)."""
+
+    key: str
+    entry: Cached
+    noop: Noop | None
+
+
+# Marshal, not JSON: the cache of 50,000 videos is read on every plan, and marshal
+# loads plain tuples several times faster. Python's own format, so the key carries the
+# interpreter's version; a digest of the payload makes a torn or foreign file a miss.
+_MAGIC = b"avatarflow-requests\n"
+
+
+def _write_marshalled(path: Path, data: Any) -> bool:
+    payload = marshal.dumps(data)
+    try:
+        with atomicfile.replacing(path, durable=False, private=True) as handle:
+            handle.write(_MAGIC + hashlib.sha256(payload).digest() + payload)
+    except OSError:
+        return False  # a read-only cache folder: the next plan builds again
+    return True
+
+
+def _read_marshalled(path: Path) -> Any:
+    """What ``_write_marshalled`` wrote; raises one of ``_CORRUPT`` otherwise."""
+    raw = path.read_bytes()
+    head, digest = len(_MAGIC), raw[len(_MAGIC) : len(_MAGIC) + 32]
+    payload = memoryview(raw)[head + 32 :]
+    if raw[:head] != _MAGIC or hashlib.sha256(payload).digest() != digest:
+        raise ValueError("not a request cache")
+    return marshal.loads(payload)
+
+
 @dataclass
 class RequestCache:
-    """The cache file of one manifest and target: requests by item, renders by file."""
+    """The cache of one manifest and target: each item's row, the render records checked,
+    the narration files hashed; and, in a file of its own that only ``status`` reads,
+    what each render record says."""
 
     path: Path
     context: str = ""
-    entries: dict[str, Cached] = field(default_factory=dict)
-    renders: dict[str, RenderSummary] = field(default_factory=dict)  # by request hash
-    # Narration files by path: [size, mtime_ns, ino, ctime_ns, sha256] (see _Narrations).
-    narrations: dict[str, list[Any]] = field(default_factory=dict)
+    rows: list[Row] = field(default_factory=list)  # by the item's index
+    # Render records found valid, by request hash: the packed stat of the file.
+    records: dict[str, bytes] = field(default_factory=dict)
+    # Narration files by path: (packed stat, sha256) (see _Narrations).
+    narrations: dict[str, tuple[bytes, str]] = field(default_factory=dict)
+    # The per-machine facts as the last plan found them: (packed stat, whether they kept
+    # an output for any video not in the manifest); None when not known.
+    facts: tuple[bytes, bool] | None = None
     changed: bool = False  # something read is new: the file is written again
+    _renders: dict[str, RenderSummary] | None = None
+    renders_changed: bool = False
 
     @classmethod
     def open(cls, manifest: Path, target: str) -> RequestCache:
-        key = f"{VERSION}\0{os.path.realpath(manifest)}\0{target}"
-        path = cache_folder() / "videos" / f"{sha256_bytes(key.encode())[:32]}.json"
+        key = f"{VERSION}\0{sys.hexversion >> 16}\0{os.path.realpath(manifest)}\0{target}"
+        path = cache_folder() / "videos" / f"{sha256_bytes(key.encode())[:32]}.rows"
         cache = cls(path)
         try:
-            data = json.loads(path.read_bytes())
-            if data["version"] != VERSION:
-                return cache
-            cache.context = str(data["context"])
-            cache.entries = {k: _entry(v) for k, v in data["entries"].items()}
-            cache.renders = {sys.intern(k): _summary(v) for k, v in data["renders"].items()}
-            cache.narrations = dict(data["narrations"])
-        except _CORRUPT:
+            with collector_paused():  # tens of thousands of tuples, no cycles among them
+                context, rows, records, narrations, facts = _read_marshalled(path)
+                cache.rows = [_row(row) for row in rows]
+            cache.context, cache.records, cache.narrations = str(context), records, narrations
+            cache.facts = None if facts is None else (facts[0], bool(facts[1]))
+        except (*_CORRUPT, EOFError):
             return cls(path)  # disposable: anything unreadable is an empty cache
         return cache
 
+    @property
+    def renders(self) -> dict[str, RenderSummary]:
+        """What each render record says, by request hash (read when first asked)."""
+        if self._renders is None:
+            try:
+                data = _read_marshalled(self.path.with_suffix(".renders"))
+                self._renders = {sys.intern(k): RenderSummary._make(v) for k, v in data.items()}
+            except (*_CORRUPT, EOFError):
+                self._renders = {}
+        return self._renders
+
+    @renders.setter
+    def renders(self, value: dict[str, RenderSummary]) -> None:
+        self.renders_changed = self.renders_changed or value != self._renders
+        self._renders = value
+
     def save(self) -> None:
-        """Write the cache, not fsynced (a torn one is a miss), entry by entry: one
-        string of a catalogue's cache would be megabytes at the end of a plan, when
-        everything else it read is still in memory."""
-        head = {"version": VERSION, "context": self.context}
-        parts: dict[str, dict[str, Any]] = {
-            "entries": self.entries,
-            "renders": self.renders,
-            "narrations": self.narrations,
-        }
-        try:
-            with atomicfile.replacing(self.path, durable=False, private=True) as handle:
-                handle.write(json.dumps(head)[:-1].encode())
-                for name, part in parts.items():
-                    handle.write(f",{json.dumps(name)}:{{".encode())
-                    for index, (key, value) in enumerate(part.items()):
-                        item = f"{',' if index else ''}{json.dumps(key)}:{json.dumps(value)}"
-                        handle.write(item.encode())
-                    handle.write(b"}")
-                handle.write(b"}")
-        except OSError:
-            return  # a read-only cache folder: the next plan builds again
-        self.changed = False
+        """Write what changed, not fsynced (a torn file is a miss)."""
+        if self.changed:
+            rows = [(row.key, tuple(row.entry), _plain(row.noop)) for row in self.rows]
+            data = (self.context, rows, self.records, self.narrations, self.facts)
+            if _write_marshalled(self.path, data):
+                self.changed = False
+        if self.renders_changed and self._renders is not None:
+            summaries = {k: tuple(v) for k, v in self._renders.items()}
+            if _write_marshalled(self.path.with_suffix(".renders"), summaries):
+                self.renders_changed = False
 
 
-# Read back from JSON, the cache of a catalogue is tens of thousands of strings: those
-# that repeat (a request hash, a job id) are interned, empty lists made the one ().
-def _entry(data: list[Any]) -> Cached:
-    data[1], data[2], data[4] = sys.intern(data[1]), sys.intern(data[2]), tuple(data[4])
-    return Cached._make(data)
+def _plain(noop: Noop | None) -> tuple[Any, ...] | None:
+    return None if noop is None else tuple(noop)
 
 
-def _summary(data: list[Any]) -> RenderSummary:
-    """A summary as read back from JSON, where the delivered files are arrays."""
-    output, subtitles = data[6], data[7]
-    data[5], data[8] = sys.intern(data[5]), sys.intern(data[8])
-    data[6] = None if output is None else tuple(output)
-    data[7] = None if subtitles is None else tuple(subtitles)
-    return RenderSummary._make(data)
+def _row(data: tuple[Any, ...]) -> Row:
+    key, entry, noop = data
+    return Row(key, Cached._make(entry), None if noop is None else Noop._make(noop))
 
 
 def item_key(index: int, item: Item) -> str:
@@ -353,9 +420,12 @@ def refill(
     built: Built,
     state: State,
     state_read: StateRead | None,
+    plan: Plan | None = None,
+    outputs_read: dict[str, StatKey] | None = None,
 ) -> None:
-    """Keep what a full plan built of each video under its item's fingerprint, and what
-    it read of each render record under the record file's stat."""
+    """Keep what a full plan built of each video under its item's fingerprint, what it
+    read of each render record under the record file's stat, and why each video of
+    ``plan`` was a no-op, by the stat of the files it read (``outputs_read``)."""
     if reading is None or manifest.sha256 != reading.digest:
         return  # no split, or the file changed between the two reads
     requests = built.requests
@@ -365,17 +435,22 @@ def refill(
     sizes = manifest.yaml.lines.item_sizes("videos")  # one line per value node
     inputs = built.read.inputs
     cache.context = reading.context
-    cache.entries = {}
+    store = state.store
+    noops: dict[str, Noop] = {}
+    if isinstance(store, LocalStore):
+        noops = _full_plan_noops(workspace, store, state_read, plan, outputs_read)
+    rows: list[Row] = []
     items = reading.split.items
     for index, (key, request) in enumerate(zip(reading.keys, requests, strict=True)):
         text_file = request.rendered.video.fields.text_file
-        if text_file is not None and text_file not in inputs:
-            continue
-        used = {text_file: inputs[text_file]} if text_file is not None else {}
+        used = {text_file: inputs[text_file]} if text_file in inputs else {}
         output = workspace.output_name(request)
-        cache.entries[key] = _cached(request, used, items[index], sizes.get(index, 0), output)
-    cache.renders = {}
-    store = state.store
+        entry = _cached(request, used, items[index], sizes.get(index, 0), output)
+        # A narration the renderer did not read as a plain file: missed next time.
+        known = text_file is None or text_file in inputs
+        rows.append(Row(key if known else "", entry, noops.get(request.video_id)))
+    cache.rows, cache.records, cache.facts = rows, {}, None
+    summaries: dict[str, RenderSummary] = {}
     if state_read is not None and isinstance(store, LocalStore):
         # A local state kept by render, with the stat of each file as it was read.
         racy_from = state_read.started_ns - RACY_NS
@@ -384,8 +459,67 @@ def refill(
             seen = state_read.stats.get(f"{folder}{request_hash}.json")
             printed = store.fingerprints.get(request_hash)
             if seen is not None and printed is not None and max(seen[1], seen[3]) < racy_from:
-                cache.renders[request_hash] = RenderSummary.of(seen, render, printed)
+                summaries[request_hash] = RenderSummary.of(seen, render, printed)
+                cache.records[request_hash] = _STAT.pack(*seen)
+        cache.facts = _facts_seen(state_read, store, {r.video_id for r in requests})
+    cache.renders = summaries
+    cache.changed = True
     cache.save()
+
+
+def _full_plan_noops(
+    workspace: Workspace,
+    store: LocalStore,
+    state_read: StateRead | None,
+    plan: Plan | None,
+    outputs_read: dict[str, StatKey] | None,
+) -> dict[str, Noop]:
+    """Why each no-op of a full plan was one, by video id: the stats it read of the files
+    that answer rests on, where none of them was racy."""
+    if plan is None or outputs_read is None or state_read is None:
+        return {}
+    racy_from = state_read.started_ns - RACY_NS
+    folder = f"{state_read.state_dir}/{RECORDS_DIR}/"
+    noops: dict[str, Noop] = {}
+    for action in plan.actions:
+        request = action.request
+        if action.kind is not ActionKind.NOOP or request is None:
+            continue
+        render = store.renders.get(request.content_hash)
+        serial = store.fingerprints.get(request.content_hash)
+        record = state_read.stats.get(f"{folder}{request.content_hash}.json")
+        shown = workspace.display(workspace.output_path(request))
+        output = outputs_read.get(shown)
+        if render is None or serial is None or record is None or output is None:
+            continue
+        stats = [record, output]
+        if render.subtitles is not None:
+            subtitles = outputs_read.get(_vtt_of(shown))
+            if subtitles is None:
+                continue
+            stats.append(subtitles)
+        if all(max(key[1], key[3]) < racy_from for key in stats):
+            vtt = _STAT.pack(*stats[2]) if len(stats) > 2 else None
+            noops[request.video_id] = Noop(_STAT.pack(*record), _STAT.pack(*output), vtt, serial)
+    return noops
+
+
+def _vtt_of(output: str) -> str:
+    """The external subtitles' path beside an output, as a render record names it."""
+    return str(PurePosixPath(output).with_suffix(".vtt"))
+
+
+def _facts_seen(
+    state_read: StateRead, store: LocalStore, wanted: set[str]
+) -> tuple[bytes, bool] | None:
+    """The facts' stat as the full plan read them, and whether they keep an output for a
+    video not in ``wanted`` (the manifest's ids); None when their stat is not known."""
+    from .machine import CACHE_DIR, FACTS_FILE
+
+    seen = state_read.stats.get(f"{state_read.state_dir}/{CACHE_DIR}/{FACTS_FILE}")
+    if seen is None or max(seen[1], seen[3]) >= state_read.started_ns - RACY_NS:
+        return None
+    return _STAT.pack(*seen), any(video not in wanted for video in store.facts.outputs)
 
 
 def _cached(
@@ -424,7 +558,8 @@ def plan_incremental(
     if reading is None or reading.context != cache.context:
         return None, reading
     try:
-        return _plan(reading, cache, target), reading
+        with collector_paused():  # tens of thousands of tuples, no cycles among them
+            return _plan(reading, cache, target), reading
     except (_Fallback, UserError, UnsuitableFile, *_CORRUPT):
         return None, reading
 
@@ -468,11 +603,8 @@ def requested(manifest: Path, target: TargetName) -> Requested | None:
         found, built = _requests(reading, cache, target)
     except (_Fallback, UserError, UnsuitableFile, *_CORRUPT):
         return None
-    if built.requests:
-        cache.entries = dict(zip(reading.keys, found, strict=True))
-        cache.changed = True
-    if cache.changed:
-        cache.save()
+    _keep_rows(cache, reading, found)
+    cache.save()
     return Requested(built.loaded, built.workspace, found, cache)
 
 
@@ -480,13 +612,13 @@ def _requests(
     reading: Reading, cache: RequestCache, target: TargetName
 ) -> tuple[list[Cached], _Builder]:
     """Every video's entry, from the cache or built; the builder holds those it built."""
-    items = reading.split.items
+    items, rows = reading.split.items, cache.rows
     found: dict[int, Cached] = {}
     narrations = _Narrations(reading.root, cache.narrations)
     for index, key in enumerate(reading.keys):
-        entry = cache.entries.get(key)
-        if entry is not None and narrations.unchanged(entry.inputs):
-            found[index] = entry
+        row = rows[index] if index < len(rows) else None
+        if row is not None and row.key == key and narrations.unchanged(row.entry.inputs):
+            found[index] = row.entry
     cache.narrations = narrations.seen
     cache.changed = cache.changed or narrations.changed
     missing = [i for i in range(len(items)) if i not in found]
@@ -507,6 +639,16 @@ def _requests(
     return entries, built
 
 
+def _keep_rows(cache: RequestCache, reading: Reading, entries: list[Cached]) -> None:
+    """The rows of ``entries``: a row whose entry came from the cache keeps its no-op."""
+    rows, kept = cache.rows, []
+    for index, (key, entry) in enumerate(zip(reading.keys, entries, strict=True)):
+        row = rows[index] if index < len(rows) else None
+        kept.append(row if row is not None and row.entry is entry else Row(key, entry, None))
+    if len(kept) != len(rows) or any(a is not b for a, b in zip(kept, rows, strict=True)):
+        cache.rows, cache.changed = kept, True
+
+
 def _plan(reading: Reading, cache: RequestCache, target: TargetName) -> Incremental:
     from .planner import make_plan
     from .pricing import prices_for
@@ -514,67 +656,173 @@ def _plan(reading: Reading, cache: RequestCache, target: TargetName) -> Incremen
 
     found, built = _requests(reading, cache, target)
     workspace = built.workspace
-    present = _output_stat(workspace)
     state = _Renders(built.loaded, workspace, cache)
     outputs = workspace.output_checker()
-    prefix = _output_prefix(workspace)
-    noops: dict[int, Action] = {}
-    for index, entry in enumerate(found):
-        summary = state.summaries.get(entry.content_hash)
-        st = present(entry.output_name)  # every output: the full path checks them all
-        if summary is None or summary.output is None or st is None:
-            continue  # no render of this request, none delivered, or no file: the planner's
-        record = summary.record(entry.content_hash, _joined(prefix, entry.output_name))
-        if outputs.check(record.output, record.subtitles, st) == "ok":
-            noops[index] = Action(
-                ActionKind.NOOP,
-                entry.video_id,
-                synthesis_id=entry.synthesis_id,
-                input_hash=entry.content_hash,
-            )
+    noops, kept = _noops(found, cache.rows, state, workspace, outputs)
     slow = [i for i in range(len(found)) if i not in noops]
     if len(slow) > MAX_CHANGED_SHARE * len(found):
         raise _Fallback  # most videos have work to do: their requests are built in full
     built.add([i for i in slow if i not in built.requests])
     reading.drop_items()  # before the facts are read: the peak of memory is then
     requests = [built.requests[i] for i in slow]
-    uses = [
-        (r.video_id, r.content_hash, workspace.display(workspace.output_path(r))) for r in requests
-    ]
-    bound = state.bind(uses, {entry.video_id for entry in found})
-    fetch_from = fetch_source(bound, video_stores(built.loaded, workspace))
-    partial = make_plan(requests, bound, outputs, fetch_from=fetch_from)
+    same_videos = len(cache.rows) == len(found) and all(
+        row.entry is entry for row, entry in zip(cache.rows, found, strict=True)
+    )
+    facts_key = _packed_or_empty(state.facts_path)
+    if not slow and same_videos and cache.facts == (facts_key, False):
+        # Every video a no-op, the same videos, the facts as they were and keeping no
+        # output of a video gone from the manifest: nothing to bind, nothing to forget.
+        partial = Plan((), state.meta.lineage, {})
+        state.stats[state.facts_name] = unpacked(facts_key)
+    else:
+        uses = [
+            (r.video_id, r.content_hash, workspace.display(workspace.output_path(r)))
+            for r in requests
+        ]
+        wanted = {entry.video_id for entry in found}
+        bound = state.bind(uses, wanted)
+        fetch_from = fetch_source(bound, video_stores(built.loaded, workspace))
+        partial = make_plan(requests, bound, outputs, fetch_from=fetch_from)
+        seen = state.stats.get(state.facts_name)
+        facts_seen = None if seen is None else (_STAT.pack(*seen), state.gone_outputs)
+        if cache.facts != facts_seen:
+            cache.facts, cache.changed = facts_seen, True
     by_id = {action.video_id: action for action in partial.actions}
     ordered = [noops.get(i) or by_id[entry.video_id] for i, entry in enumerate(found)]
     ordered.extend(a for a in partial.actions if a.kind is ActionKind.FORGET)
     # The serials the full plan holds: each video's render, then the outputs kept for
     # videos gone from the manifest, in the order the full binding gives them.
-    serials = {
-        entry.video_id: state.summaries[entry.content_hash].fingerprint
-        for entry in found
-        if entry.content_hash in state.summaries
-    }
+    serials = _serials(found, kept, state)
     for video_id, serial in partial.serials.items():
         serials.setdefault(video_id, serial)
-    workspace.hashes.save()
-    if built.requests:
-        cache.entries = dict(zip(reading.keys, found, strict=True))
-        cache.changed = True
-    if cache.changed:
-        cache.save()
+    workspace.save_hashes()
+    _keep_noops(cache, reading, found, kept)
+    cache.save()
     warnings = [warning for entry in found for warning in entry.warnings]
     plan = Plan(tuple(ordered), state.meta.lineage, serials)
     if not plan.has_changes:
-        _remember_plan(reading, workspace, found, state, outputs.read, plan, warnings)
+        _remember_plan(reading, workspace, found, kept, state, outputs.read, plan, warnings)
     service = built.loaded.model.service
     pack = service.pack_max_inputs if service.pack else None
     return Incremental(plan, warnings, pack, len(built.requests), prices_for(built.loaded.model))
 
 
+def _serials(found: list[Cached], kept: list[Noop | None], state: _Renders) -> dict[str, int]:
+    """Each video's render's serial, as the full plan holds them."""
+    serials: dict[str, int] = {}
+    for entry, noop in zip(found, kept, strict=True):
+        if noop is not None:
+            serials[entry.video_id] = noop.serial
+        elif (summary := state.summary(entry.content_hash)) is not None:
+            serials[entry.video_id] = summary.fingerprint
+    return serials
+
+
+def _keep_noops(
+    cache: RequestCache, reading: Reading, found: list[Cached], kept: list[Noop | None]
+) -> None:
+    """The rows this plan leaves: each video's entry and why it was a no-op."""
+    rows = cache.rows
+    if len(rows) == len(found) and all(
+        row.entry is entry and row.noop is noop
+        for row, entry, noop in zip(rows, found, kept, strict=True)
+    ):
+        return
+    keys = reading.keys
+    cache.rows = [Row(k, e, n) for k, e, n in zip(keys, found, kept, strict=True)]
+    cache.changed = True
+
+
+def _noops(
+    found: list[Cached],
+    rows: list[Row],
+    state: _Renders,
+    workspace: Workspace,
+    outputs: OutputChecker,
+) -> tuple[dict[int, Action], list[Noop | None]]:
+    """The videos that are no-ops, by index, and why each is one (None for the others,
+    and for a no-op that rests on a racy file). A video is one when its render delivered
+    a video that is intact on disk; the files of the last plan's no-ops are taken by
+    their stat, the others checked as the full path checks them."""
+    present = _output_stat(workspace)
+    prefix = _output_prefix(workspace)
+    folder = f"{workspace.output_dir}{os.sep}"
+    current = state.current
+    racy_from = state.started_ns - RACY_NS
+    noops: dict[int, Action] = {}
+    kept: list[Noop | None] = []
+    for index, entry in enumerate(found):
+        row = rows[index] if index < len(rows) else None
+        noop = row.noop if row is not None and row.entry is entry else None
+        st = present(entry.output_name)  # every output: the full path checks them all
+        if noop is None or st is None or not _still(noop, current, entry, st, folder):
+            noop = None
+            summary = state.summary(entry.content_hash)
+            if summary is None or summary.output is None or st is None:
+                kept.append(None)
+                continue  # no render of this request, none delivered, or no file
+            record = summary.record(entry.content_hash, _joined(prefix, entry.output_name))
+            if outputs.check(record.output, record.subtitles, st) != "ok":
+                kept.append(None)
+                continue
+            noop = _noop_of(summary, st, record, outputs.read, racy_from)
+        noops[index] = Action(
+            ActionKind.NOOP,
+            entry.video_id,
+            synthesis_id=entry.synthesis_id,
+            input_hash=entry.content_hash,
+        )
+        kept.append(noop)
+    return noops, kept
+
+
+def _still(
+    noop: Noop, current: dict[str, bytes], entry: Cached, st: os.stat_result, folder: str
+) -> bool:
+    """Are the files a no-op rested on as they were?"""
+    if current.get(entry.content_hash) != noop.record or packed(st) != noop.output:
+        return False
+    if noop.subtitles is None:
+        return True
+    try:
+        return packed(os.lstat(folder + _vtt_of(entry.output_name))) == noop.subtitles
+    except OSError:
+        return False
+
+
+def _noop_of(
+    summary: RenderSummary,
+    st: os.stat_result,
+    record: RecordSummary,
+    read: dict[str, StatKey],
+    racy_from: int,
+) -> Noop | None:
+    """Why a video checked in full is a no-op; None when a file it rests on is racy."""
+    stats = [summary.stat, stat_key(st)]
+    if record.subtitles is not None:
+        subtitles = read.get(record.subtitles[0])
+        if subtitles is None:
+            return None
+        stats.append(subtitles)
+    if any(max(key[1], key[3]) >= racy_from for key in stats):
+        return None
+    vtt = _STAT.pack(*stats[2]) if len(stats) > 2 else None
+    return Noop(_STAT.pack(*stats[0]), _STAT.pack(*stats[1]), vtt, summary.fingerprint)
+
+
+def _packed_or_empty(path: str) -> bytes:
+    """The packed stat of ``path``; empty when there is no file there."""
+    try:
+        return packed(os.lstat(path))
+    except (FileNotFoundError, NotADirectoryError):
+        return b""
+
+
 def _remember_plan(
     reading: Reading,
     workspace: Workspace,
-    entries: Iterable[Cached],
+    entries: list[Cached],
+    kept: list[Noop | None],
     state: _Renders,
     outputs: dict[str, StatKey],
     plan: Plan,
@@ -591,8 +839,18 @@ def _remember_plan(
     read = InputsRead(templates_dir, reading.templates, inputs)
     stats = {f"{folder}/{name}": key for name, key in state.stats.items()}
     records = f"{folder}/{RECORDS_DIR}"
-    stats.update((f"{records}/{digest}.json", s.stat) for digest, s in state.summaries.items())
-    listings = {} if state.names is None else {f"{folder}/{RECORDS_DIR}": state.names}
+    stats.update((f"{records}/{digest}.json", unpacked(k)) for digest, k in state.current.items())
+    names = None if state.names is None else sorted(state.names)
+    listings = {} if names is None else {f"{folder}/{RECORDS_DIR}": names}
+    # The outputs the no-ops taken by their stat rest on (the others' the checker read).
+    outputs = dict(outputs)
+    prefix = _output_prefix(workspace)
+    for entry, noop in zip(entries, kept, strict=True):
+        path = _joined(prefix, entry.output_name)
+        if noop is not None and path not in outputs:
+            outputs[path] = unpacked(noop.output)
+            if noop.subtitles is not None:
+                outputs[_vtt_of(path)] = unpacked(noop.subtitles)
     state_read = StateRead(state.started_ns, folder, stats, listings)
     observed = Observed(reading.digest, read, state_read, outputs)
     remember(reading.path, workspace.target, plan, observed, warnings)
@@ -606,11 +864,11 @@ class _Narrations:
     reached through a symlink, or in a folder outside the manifest's, is left to the
     renderer (its video is built again)."""
 
-    def __init__(self, root: Path, known: dict[str, list[Any]]) -> None:
+    def __init__(self, root: Path, known: dict[str, tuple[bytes, str]]) -> None:
         self.base = str(root)
         self.inside = os.path.join(self.base, "")
-        self.known = known  # relative path -> [size, mtime_ns, ino, ctime_ns, sha256]
-        self.seen: dict[str, list[Any]] = {}  # what the next plan may trust
+        self.known = known  # relative path -> (packed stat, sha256)
+        self.seen: dict[str, tuple[bytes, str]] = {}  # what the next plan may trust
         self.digests: dict[str, str | None] = {}
         self.folders: dict[str, bool] = {}
         self.racy_from = time.time_ns() - RACY_NS
@@ -640,18 +898,18 @@ class _Narrations:
             return None
         if not inside or not stat.S_ISREG(st.st_mode):
             return None
-        key = stat_key(st)
+        key = packed(st)
         known = self.known.get(relative)
-        if known is not None and tuple(known[:4]) == key:
-            digest = str(known[4])
+        if known is not None and known[0] == key:
+            digest = known[1]
         else:
             try:
                 digest = sha256_bytes(read_regular_file(path, yamlsafe.MAX_BYTES))
             except (OSError, UnsuitableFile):
                 return None
-            known = [*key, digest]
+            known = (key, digest)
         if max(st.st_mtime_ns, st.st_ctime_ns) < self.racy_from:
-            self.seen[relative] = known  # the same list when nothing changed
+            self.seen[relative] = known  # the same tuple when nothing changed
         return digest
 
 
@@ -689,24 +947,27 @@ def _joined(prefix: str, name: str) -> str:
 
 
 class _Renders:
-    """The local state kept by render: each record parsed only when its file's stat is
-    new, the per-machine facts read once a plan asks for them."""
+    """The local state kept by render: every record file's stat taken, a record parsed
+    only when its stat is new (a broken record anywhere is the full path's to word), the
+    per-machine facts read once a plan asks for them."""
 
     def __init__(self, manifest: LoadedManifest, workspace: Workspace, cache: RequestCache) -> None:
         from .backends.local import META_FILE, RENDERS_FORMAT
+        from .machine import CACHE_DIR, FACTS_FILE
         from .state import parse_json, parse_meta
         from .stores import local_store, remote_store
 
         if remote_store(manifest, workspace) is not None:
             raise _Fallback  # a remote state has no stat to trust
         self.store = local_store(workspace)
+        self.cache = cache
         directory = self.store.directory
         self.started_ns = time.time_ns()  # before the first stat, for the plan memo
         meta_path = directory / META_FILE
         if not meta_path.is_file():
             raise _Fallback  # a new course, or records without meta (an error)
         shown = f"{self.store.display}/{META_FILE}"
-        # What was read besides the records (their stats are the summaries'), by path.
+        # What was read besides the records (their stats are ``current``), by path.
         self.stats: dict[str, StatKey] = {}
         with open(meta_path, encoding="utf-8") as handle:
             self.stats[META_FILE] = stat_key(os.fstat(handle.fileno()))
@@ -717,26 +978,58 @@ class _Renders:
         self.meta = meta.model_copy(update={"format": RENDERS_FORMAT})
         self.folder = os.path.join(directory, RECORDS_DIR)
         self.names: list[str] | None = None  # the record files listed (None: no folder)
-        self.summaries: dict[str, RenderSummary] = {}  # by request hash
+        self.current: dict[str, bytes] = {}  # every record file's packed stat, by hash
+        self.summaries: dict[str, RenderSummary] = {}  # by request hash, as asked for
         self.parsed: dict[str, RenderRecord] = {}
         self._facts: MachineFacts | None = None
-        trusted: dict[str, RenderSummary] = {}
+        self.facts_name = f"{CACHE_DIR}/{FACTS_FILE}"
+        self.facts_path = str(directory / CACHE_DIR / FACTS_FILE)
+        self.gone_outputs = False  # the facts bound keep an output of a video not wanted
+        self._check_all()
+
+    def _check_all(self) -> None:
+        known = self.cache.records
+        trusted: dict[str, bytes] = {}
         if os.path.isdir(self.folder):
-            self.names = sorted(n for n in os.listdir(self.folder) if n.endswith(".json"))
+            self.names = [n for n in os.listdir(self.folder) if n.endswith(".json")]
         racy_from = self.started_ns - RACY_NS
+        folder, current = f"{self.folder}{os.sep}", self.current
         for name in self.names or ():
-            st = os.lstat(f"{self.folder}{os.sep}{name}")  # not os.path.join: 10,000 calls
+            st = os.lstat(folder + name)  # not os.path.join: 10,000 calls
             if not stat.S_ISREG(st.st_mode):
                 raise _Fallback
-            key, digest = stat_key(st), sys.intern(name.removesuffix(".json"))
-            summary = cache.renders.get(digest)
-            if summary is None or summary.stat != key:
-                summary = self._parse(name, key)
+            digest, key = name[:-5], packed(st)
+            if known.get(digest) != key:
+                self.summaries[digest] = self._parse(name, stat_key(st))
             if max(st.st_mtime_ns, st.st_ctime_ns) < racy_from:
+                trusted[digest] = key
+            current[digest] = key
+        if trusted != known:
+            self.cache.records, self.cache.changed = trusted, True
+
+    def summary(self, request_hash: str) -> RenderSummary | None:
+        """What the record of ``request_hash`` says; None when there is none."""
+        found = self.summaries.get(request_hash)
+        if found is None and request_hash in self.current:
+            key = unpacked(self.current[request_hash])
+            found = self.summaries[request_hash] = self._parse(f"{request_hash}.json", key)
+        return found
+
+    def all_summaries(self) -> dict[str, RenderSummary]:
+        """Every record's summary, those the cache kept taken by their stat."""
+        kept, trusted = self.cache.renders, {}
+        for digest, key in self.current.items():
+            summary = self.summaries.get(digest)
+            if summary is None:
+                summary = kept.get(digest)
+                if summary is None or _STAT.pack(*summary.stat) != key:
+                    summary = self.summary(digest)
+                assert summary is not None
+                self.summaries[digest] = summary
+            if digest in self.cache.records:  # not racy
                 trusted[digest] = summary
-            self.summaries[digest] = summary
-        cache.changed = cache.changed or trusted != cache.renders
-        cache.renders = trusted
+        self.cache.renders = trusted
+        return self.summaries
 
     def _parse(self, name: str, key: StatKey) -> RenderSummary:
         """One record file read and checked as the store reads it, if it still has the
@@ -759,7 +1052,8 @@ class _Renders:
         """The record of ``request_hash``, parsed now if it was trusted by its stat."""
         render = self.parsed.get(request_hash)
         if render is None:
-            summary = self.summaries[request_hash]
+            summary = self.summary(request_hash)
+            assert summary is not None
             if self._parse(f"{request_hash}.json", summary.stat) != summary:
                 raise _Fallback  # its content changed, its stat did not (a racy write)
             render = self.parsed[request_hash]
@@ -793,10 +1087,11 @@ class _Renders:
         mine = {video_id for video_id, _, _ in uses}
         store = LocalStore(self.store.directory, self.store.display)
         store.facts = self.facts(lambda video_id: video_id in mine or video_id not in wanted)
+        self.gone_outputs = any(video_id not in wanted for video_id in store.facts.outputs)
         needed = {request_hash for _, request_hash, _ in uses}
         needed.update(item.request_hash for item in store.facts.outputs.values())
         needed.update(last.request_hash for last in store.facts.latest.values())
-        for request_hash in sorted(needed & self.summaries.keys()):
+        for request_hash in sorted(needed & self.current.keys()):
             store.renders[request_hash] = self.render(request_hash)
             store.fingerprints[request_hash] = self.summaries[request_hash].fingerprint
         state = State(store, self.meta)
@@ -808,6 +1103,7 @@ class _Renders:
         video's request, the outputs kept for videos gone from the manifest, and for a
         video whose request has no render yet, the render it had before."""
         prefix = _output_prefix(workspace)
+        self.all_summaries()
         records: dict[str, RecordSummary] = {}
         unbound: list[str] = []
         for entry in entries:

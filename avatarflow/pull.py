@@ -76,7 +76,7 @@ def pull(
         finally:
             state.flush()
         sync_stores(workspace, stores, state, report, result)
-        workspace.hashes.save()
+        workspace.save_hashes()
         state.flush()
     return result
 

@@ -270,7 +270,7 @@ class Runner:
             self._poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._poller
-            self.workspace.hashes.save()
+            self.workspace.save_hashes()
             self.state.flush()
         unfinished = {*self.summary.failed, *self.summary.timed_out}
         for action in plan.changes:

@@ -99,7 +99,7 @@ def full_plan(
         replace=replace,
         fetch_from=fetch_from,
     )
-    workspace.hashes.save()
+    workspace.save_hashes()
     if state_read is None or remote_gone or replace:
         return plan, None
     return plan, Observed(manifest.sha256, built.read, state_read, outputs.read)
@@ -149,7 +149,8 @@ def plan(manifest: Path | str, options: PlanOptions | None = None) -> PlanResult
     )
     if observed is not None:
         remember(path, target, the_plan, observed, built.warnings)
-    refill(cache, reading, loaded, workspace, built, state, read)
+    outputs_read = observed.outputs if observed is not None else None
+    refill(cache, reading, loaded, workspace, built, state, read, the_plan, outputs_read)
     rendered = len(built.requests)
     return PlanResult(
         the_plan, built.warnings, pack_max_inputs(loaded), False, rendered, prices_for(loaded.model)
@@ -410,7 +411,7 @@ def status(manifest: Path | str, options: StatusOptions | None = None) -> list[V
                 error=record.error if record else None,
             )
         )
-    workspace.hashes.save()
+    workspace.save_hashes()
     return rows
 
 

@@ -79,6 +79,11 @@ class Workspace:
         state_dir = self.state_dir
         return StatCache(state_dir / CACHE_DIR / FILE_NAME, lambda: cache_dir(state_dir))
 
+    def save_hashes(self) -> None:
+        """Write the stat cache of output hashes, if it was read and has changed."""
+        if "hashes" in vars(self):  # not read: nothing new to write
+            self.hashes.save()
+
     @property
     def is_emulator(self) -> bool:
         return self.target == "emulator"
@@ -159,7 +164,7 @@ class OutputChecker:
 
     def __init__(self, workspace: Workspace, verify: bool) -> None:
         self._root = str(workspace.root)  # a str: pathlib costs more here
-        self._hashes = workspace.hashes
+        self._workspace = workspace  # its stat cache is read at the first hash asked for
         self._verify = verify
         self.read: dict[str, StatKey] = {}
 
@@ -183,7 +188,7 @@ class OutputChecker:
         self.read[relative] = stat_key(st)
         if not stat.S_ISREG(st.st_mode) or st.st_size != size:
             return "modified"  # a symlink or a folder is never the file we downloaded
-        if self._hashes.sha256(relative, path, st, verify=self._verify) != sha256:
+        if self._workspace.hashes.sha256(relative, path, st, verify=self._verify) != sha256:
             return "modified"
         if subtitles is not None and not self._intact(subtitles):
             return "missing"  # its external .vtt: downloaded again with the video
@@ -199,7 +204,7 @@ class OutputChecker:
         self.read[relative] = stat_key(st)
         if not stat.S_ISREG(st.st_mode) or st.st_size != size:
             return False
-        return self._hashes.sha256(relative, path, st, verify=self._verify) == sha256
+        return self._workspace.hashes.sha256(relative, path, st, verify=self._verify) == sha256
 
 
 # A recorded file as the output checks need it: its path from the manifest, size, sha256.
