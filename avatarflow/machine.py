@@ -19,10 +19,10 @@ Everything here is disposable: a missing or corrupt file is an empty one.
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from json.decoder import scanstring  # type: ignore[attr-defined]  # C, not in the stubs
 from pathlib import Path
 from typing import Any
 
@@ -111,14 +111,24 @@ class MachineFacts:
         return facts
 
     def _text(self) -> str:
+        """JSON with one line per video in ``latest`` and ``outputs`` (see ``_by_layout``)."""
         data: dict[str, Any] = {
-            "version": VERSION,
-            "outputs": {vid: vars(m) for vid, m in sorted(self.outputs.items())},
-            "latest": {vid: vars(m) for vid, m in sorted(self.latest.items())},
             "gone": sorted(self.gone),
+            "latest": {vid: vars(m) for vid, m in sorted(self.latest.items())},
+            "outputs": {vid: vars(m) for vid, m in sorted(self.outputs.items())},
             "stored": {sha: sorted(names) for sha, names in sorted(self.stored.items())},
+            "version": VERSION,
         }
-        return json.dumps(data, sort_keys=True, indent=1) + "\n"
+        parts = []
+        for name, value in data.items():
+            if name in _PER_VIDEO and value:
+                lines = (
+                    f"  {json.dumps(k)}: {json.dumps(v, sort_keys=True)}" for k, v in value.items()
+                )
+                parts.append(f" {json.dumps(name)}: {{\n" + ",\n".join(lines) + "\n }")
+            else:
+                parts.append(f" {json.dumps(name)}: {json.dumps(value, sort_keys=True)}")
+        return "{\n" + ",\n".join(parts) + "\n}\n"
 
     def save(self, *, now: bool = True) -> None:
         """Write the facts if they changed since they were read. ``now=False`` inside a
@@ -142,43 +152,50 @@ class MachineFacts:
         self.stored.setdefault(sha256, set()).update(stores)
 
 
-# The facts as ``_text`` lays them out: one top-level key per line at one space, one
-# video per line at two spaces inside ``latest`` and ``outputs``. JSON strings hold no
-# raw newline, so these lines are found without parsing anything else.
-_TOP_KEY = re.compile(r'\n ("[a-z]+"): ')
-_VIDEO_KEY = re.compile(r'\n  ("(?:[^"\\\n]|\\.)*"): ')
+# The facts as ``_text`` lays them out: one top-level key per line, one video per line
+# inside ``latest`` and ``outputs``. JSON strings hold no raw newline, so each video's
+# line is found, and its id read, without parsing anything else.
 _PER_VIDEO = ("latest", "outputs")
 
 
 def _by_layout(text: str, keep: Callable[[str], bool]) -> dict[str, Any] | None:
-    """The facts of the videos ``keep`` accepts, each video's entry parsed only when
-    accepted; None when ``text`` is not laid out as ``_text`` writes it (then it is
+    """The facts of the videos ``keep`` accepts, each video's line parsed only when
+    accepted; None when ``text`` is not laid out as ``_text`` writes it (it is then
     parsed whole). A plan of one changed video among 50,000 reads no more."""
-    if not (text.startswith('{\n "') and text.endswith("\n}\n")):
+    try:
+        return _read_layout(text.split("\n"), keep)
+    except ValueError:  # another layout (an older one), or a torn file
         return None
-    tops = list(_TOP_KEY.finditer(text))
+
+
+def _read_layout(lines: list[str], keep: Callable[[str], bool]) -> dict[str, Any] | None:
+    if lines[0] != "{" or lines[-2:] != ["}", ""]:
+        return None
     data: dict[str, Any] = {}
-    for index, top in enumerate(tops):
-        name = json.loads(top.group(1))
-        end = tops[index + 1].start() if index + 1 < len(tops) else len(text) - 2
-        value = text[top.end() : end].rstrip().removesuffix(",")
-        if name in data:
-            return None
-        if name not in _PER_VIDEO or value == "{}":
-            data[name] = json.loads(value)
-            continue
-        if not (value.startswith("{") and value.endswith("\n }")):
-            return None
-        videos: dict[str, Any] = {}
-        entries = list(_VIDEO_KEY.finditer(value))
-        for at, entry in enumerate(entries):
-            raw = entry.group(1)
-            video_id = raw[1:-1] if "\\" not in raw else json.loads(raw)
+    videos: dict[str, Any] | None = None  # the section of videos being read
+    for line in lines[1:-2]:
+        if videos is not None and line.startswith('  "'):
+            video_id, end = scanstring(line, 3)
+            if line[end : end + 2] != ": ":
+                return None
             if keep(video_id):
-                stop = entries[at + 1].start() if at + 1 < len(entries) else len(value) - 3
-                videos[video_id] = json.loads(value[entry.end() : stop].rstrip().removesuffix(","))
-        data[name] = videos
-    return data
+                videos[video_id] = json.loads(line[end + 2 :].removesuffix(","))
+        elif videos is not None:
+            if line not in (" }", " },"):
+                return None
+            videos = None
+        elif line.startswith(' "'):
+            name, end = scanstring(line, 2)
+            value = line[end + 2 :].removesuffix(",")
+            if line[end : end + 2] != ": " or name in data:
+                return None
+            if name in _PER_VIDEO and value == "{":
+                videos = data[name] = {}
+            else:
+                data[name] = json.loads(value)
+        else:
+            return None
+    return data if videos is None else None
 
 
 def remove_stale_temps(state_dir: Path) -> int:
