@@ -32,6 +32,7 @@ where a full plan is cheaper than parsing items one by one.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -46,13 +47,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from . import atomicfile, planmemo, yamlsafe
 from .backends.local import RECORDS_DIR, LocalStore
 from .errors import UserError
 from .fastpath import collector_paused
-from .manifestsplit import Item, Split, split_videos
+from .manifestsplit import Item, Layout, Split, cut_again, split_videos
 from .planmemo import sha256_bytes, snapshot_folder
 from .planner import Action, ActionKind, Plan
 from .statcache import RACY_NS, StatKey, stat_key
@@ -217,24 +218,44 @@ class Row(NamedTuple):
 _MAGIC = b"avatarflow-requests\n"
 
 
-def _write_marshalled(path: Path, data: Any) -> bool:
+def _write_marshalled(path: Path, data: Any) -> bytes | None:
+    """Write ``data``; the digest of what was written, None when it could not be."""
     payload = marshal.dumps(data)
+    digest = hashlib.sha256(payload).digest()
     try:
         with atomicfile.replacing(path, durable=False, private=True) as handle:
-            handle.write(_MAGIC + hashlib.sha256(payload).digest() + payload)
+            handle.write(_MAGIC + digest + payload)
     except OSError:
-        return False  # a read-only cache folder: the next plan builds again
-    return True
+        return None  # a read-only cache folder: the next plan builds again
+    return digest
 
 
-def _read_marshalled(path: Path) -> Any:
-    """What ``_write_marshalled`` wrote; raises one of ``_CORRUPT`` otherwise."""
+def _read_marshalled(path: Path) -> tuple[Any, bytes]:
+    """What ``_write_marshalled`` wrote, and its digest; raises one of ``_CORRUPT``."""
     raw = path.read_bytes()
     head, digest = len(_MAGIC), raw[len(_MAGIC) : len(_MAGIC) + 32]
     payload = memoryview(raw)[head + 32 :]
     if raw[:head] != _MAGIC or hashlib.sha256(payload).digest() != digest:
         raise ValueError("not a request cache")
-    return marshal.loads(payload)
+    return marshal.loads(payload), digest
+
+
+# Past this share of rows changed since the cache file was written whole, it is written
+# whole again; until then a small journal beside it holds the changes (one edit among
+# 50,000 videos then writes kilobytes, not the megabytes of every row).
+JOURNAL_SHARE = 0.125
+_JOURNAL_MIN = 64  # changes a journal may always hold, whatever the share
+
+
+@dataclass
+class _Base:
+    """The cache as its file holds it, before the journal: what a save compares with."""
+
+    digest: bytes
+    rows: list[Row]
+    records: dict[str, bytes]
+    narrations: dict[str, tuple[bytes, str]]
+    layout: str | None  # the digest of the manifest the layout is of
 
 
 @dataclass
@@ -253,9 +274,17 @@ class RequestCache:
     # The per-machine facts as the last plan found them: (packed stat, whether they kept
     # an output for any video not in the manifest); None when not known.
     facts: tuple[bytes, bool] | None = None
+    # The manifest's split as the rows' keys were made of it: (its bytes' digest, where
+    # the split found its items, their keys); an unchanged manifest is not cut again.
+    layout: tuple[str, Layout, list[str]] | None = None
     changed: bool = False  # something read is new: the file is written again
     _renders: dict[str, RenderSummary] | None = None
     renders_changed: bool = False
+    _base: _Base | None = None
+
+    @property
+    def journal(self) -> Path:
+        return self.path.with_suffix(".journal")
 
     @classmethod
     def open(cls, manifest: Path, target: str) -> RequestCache:
@@ -264,20 +293,62 @@ class RequestCache:
         cache = cls(path)
         try:
             with collector_paused():  # tens of thousands of tuples, no cycles among them
-                context, rows, records, narrations, facts = _read_marshalled(path)
+                (context, rows, records, narrations, facts, layout), digest = _read_marshalled(path)
                 cache.rows = [_row(row) for row in rows]
             cache.context, cache.records, cache.narrations = str(context), records, narrations
-            cache.facts = None if facts is None else (facts[0], bool(facts[1]))
+            cache._set(facts, layout)
+            cache._base = _Base(digest, cache.rows, records, narrations, cache._layout_digest)
         except (*_CORRUPT, EOFError):
             return cls(path)  # disposable: anything unreadable is an empty cache
+        try:
+            cache._replay()
+        except (*_CORRUPT, EOFError):
+            base = cache._base
+            cache.rows, cache.records, cache.narrations = base.rows, base.records, base.narrations
         return cache
+
+    @property
+    def _layout_digest(self) -> str | None:
+        return None if self.layout is None else self.layout[0]
+
+    def _set(self, facts: Any, layout: Any) -> None:
+        """Facts and layout as read back (a journal's None layout: the file's)."""
+        self.facts = None if facts is None else (facts[0], bool(facts[1]))
+        if layout is not None:
+            digest, (span, starts, ends, lines), keys = layout
+            self.layout = (digest, Layout(span, starts, ends, lines), keys)
+
+    def _replay(self) -> None:
+        """The changes the journal holds, when it was written for this cache file."""
+        if not self.journal.exists():
+            return
+        (base, context, count, rows, records, narrations, facts, layout), _ = _read_marshalled(
+            self.journal
+        )
+        assert self._base is not None
+        if base != self._base.digest:
+            return  # written for an older cache file
+        replayed = self.rows[:count]
+        for index, row in sorted(rows.items()):
+            if index < len(replayed):
+                replayed[index] = _row(row)
+            elif index == len(replayed):
+                replayed.append(_row(row))
+            else:
+                raise ValueError("a journal with a hole")
+        if len(replayed) != count:
+            raise ValueError("a journal short of rows")
+        self.rows, self.context = replayed, str(context)
+        self.records = _replayed(self.records, records)
+        self.narrations = _replayed(self.narrations, narrations)
+        self._set(facts, layout)
 
     @property
     def renders(self) -> dict[str, RenderSummary]:
         """What each render record says, by request hash (read when first asked)."""
         if self._renders is None:
             try:
-                data = _read_marshalled(self.path.with_suffix(".renders"))
+                data, _ = _read_marshalled(self.path.with_suffix(".renders"))
                 self._renders = {sys.intern(k): RenderSummary._make(v) for k, v in data.items()}
             except (*_CORRUPT, EOFError):
                 self._renders = {}
@@ -289,16 +360,71 @@ class RequestCache:
         self._renders = value
 
     def save(self) -> None:
-        """Write what changed, not fsynced (a torn file is a miss)."""
-        if self.changed:
-            rows = [(row.key, tuple(row.entry), _plain(row.noop)) for row in self.rows]
-            data = (self.context, rows, self.records, self.narrations, self.facts)
-            if _write_marshalled(self.path, data):
-                self.changed = False
+        """Write what changed, not fsynced (a torn file is a miss): a journal of the
+        changes when they are few, else the whole cache."""
+        if self.changed and (self._save_journal() or self._save_whole()):
+            self.changed = False
         if self.renders_changed and self._renders is not None:
             summaries = {k: tuple(v) for k, v in self._renders.items()}
             if _write_marshalled(self.path.with_suffix(".renders"), summaries):
                 self.renders_changed = False
+
+    def _plain_layout(self) -> tuple[Any, ...] | None:
+        layout = self.layout
+        return None if layout is None else (layout[0], tuple(layout[1]), layout[2])
+
+    def _save_whole(self) -> bool:
+        rows = [_plain_row(row) for row in self.rows]
+        data = (self.context, rows, self.records, self.narrations, self.facts)
+        digest = _write_marshalled(self.path, (*data, self._plain_layout()))
+        if digest is None:
+            return False
+        self._base = _Base(digest, self.rows, self.records, self.narrations, self._layout_digest)
+        with contextlib.suppress(OSError):
+            self.journal.unlink()
+        return True
+
+    def _save_journal(self) -> bool:
+        base = self._base
+        if base is None:
+            return False
+        rows = {
+            index: _plain_row(row)
+            for index, row in enumerate(self.rows)
+            if index >= len(base.rows) or row is not base.rows[index]
+        }
+        records = _changes(base.records, self.records)
+        narrations = _changes(base.narrations, self.narrations)
+        changes = len(rows) + len(records[0]) + len(records[1]) + len(narrations[0])
+        if changes > max(_JOURNAL_MIN, JOURNAL_SHARE * len(self.rows)):
+            return False
+        count = len(self.rows)
+        layout = None if self._layout_digest == base.layout else self._plain_layout()
+        data = (base.digest, self.context, count, rows, records, narrations, self.facts, layout)
+        return _write_marshalled(self.journal, data) is not None
+
+
+def _plain_row(row: Row) -> tuple[Any, ...]:
+    return (row.key, tuple(row.entry), _plain(row.noop))
+
+
+_Value = TypeVar("_Value")
+
+
+def _changes(
+    base: dict[str, _Value], now: dict[str, _Value]
+) -> tuple[dict[str, _Value], list[str]]:
+    """What ``now`` sets and removes of ``base``."""
+    return {k: v for k, v in now.items() if base.get(k) != v}, sorted(base.keys() - now.keys())
+
+
+def _replayed(
+    base: dict[str, _Value], changes: tuple[dict[str, _Value], list[str]]
+) -> dict[str, _Value]:
+    replayed = {**base, **changes[0]}
+    for key in changes[1]:
+        replayed.pop(key, None)
+    return replayed
 
 
 def _plain(noop: Noop | None) -> tuple[Any, ...] | None:
@@ -367,16 +493,23 @@ class Reading:
     def keys(self) -> list[str]:
         return [item_key(i, item) for i, item in enumerate(self.split.items)]
 
+    @cached_property
+    def layout(self) -> tuple[str, Layout, list[str]]:
+        """What the cache keeps to cut this very text again (see ``read_manifest``)."""
+        return (self.digest, self.split.layout, self.keys)
+
     def drop_items(self) -> None:
         """Let the manifest's text go (megabytes at catalogue scale) once no item is
-        parsed any more; the items' keys stay."""
-        keys = self.keys  # computed before: the cache is saved under them
+        parsed any more; the items' keys and layout stay."""
+        layout = self.layout  # computed before: the cache is saved under them
         self.split = dataclasses.replace(self.split, items=())
-        assert keys is self.keys
+        assert layout is self.layout
 
 
-def read_manifest(path: Path) -> Reading | None:
-    """The manifest as this layer sees it; None when only the full path can read it."""
+def read_manifest(path: Path, cache: RequestCache | None = None) -> Reading | None:
+    """The manifest as this layer sees it; None when only the full path can read it.
+    A manifest whose bytes are those ``cache`` last cut is cut where it was, its items'
+    keys taken from the cache (a narration file edited leaves the manifest as it was)."""
     try:
         raw = read_regular_file(path, yamlsafe.MAX_BYTES)
         text = raw.decode("utf-8")
@@ -384,7 +517,13 @@ def read_manifest(path: Path) -> Reading | None:
         return None
     digest = sha256_bytes(raw)
     del raw  # megabytes at catalogue scale: the text is kept, the bytes need not be
-    split = split_videos(text) if "\x00" not in text else None
+    known = cache.layout if cache is not None else None
+    keys: list[str] | None = None
+    if known is not None and known[0] == digest:
+        split: Split | None = cut_again(text, known[1])
+        keys = known[2]
+    else:
+        split = split_videos(text) if "\x00" not in text else None
     if split is None:
         return None
     folder = _templates_setting(split)
@@ -394,7 +533,10 @@ def read_manifest(path: Path) -> Reading | None:
     if templates is None:
         return None
     context = context_digest(split, templates)
-    return Reading(path, digest, split, folder, templates, context)
+    reading = Reading(path, digest, split, folder, templates, context)
+    if keys is not None:
+        reading.keys = keys  # the cached property's value, as the cache found it
+    return reading
 
 
 def _templates_setting(split: Split) -> str | None:
@@ -449,7 +591,7 @@ def refill(
         # A narration the renderer did not read as a plain file: missed next time.
         known = text_file is None or text_file in inputs
         rows.append(Row(key if known else "", entry, noops.get(request.video_id)))
-    cache.rows, cache.records, cache.facts = rows, {}, None
+    cache.rows, cache.records, cache.facts, cache.layout = rows, {}, None, reading.layout
     summaries: dict[str, RenderSummary] = {}
     if state_read is not None and isinstance(store, LocalStore):
         # A local state kept by render, with the stat of each file as it was read.
@@ -554,7 +696,7 @@ def plan_incremental(
 ) -> tuple[Incremental | None, Reading | None]:
     """The plan from the cache and the changed videos; None when the full plan decides.
     Also what was read of the manifest, for the full plan to refill the cache with."""
-    reading = read_manifest(manifest)
+    reading = read_manifest(manifest, cache)
     if reading is None or reading.context != cache.context:
         return None, reading
     try:
@@ -596,7 +738,7 @@ def requested(manifest: Path, target: TargetName) -> Requested | None:
     """Each video's entry from the cache and the changed items; None when only the full
     path can tell."""
     cache = RequestCache.open(manifest, target)
-    reading = read_manifest(manifest)
+    reading = read_manifest(manifest, cache)
     if reading is None or reading.context != cache.context:
         return None
     try:
@@ -647,6 +789,12 @@ def _keep_rows(cache: RequestCache, reading: Reading, entries: list[Cached]) -> 
         kept.append(row if row is not None and row.entry is entry else Row(key, entry, None))
     if len(kept) != len(rows) or any(a is not b for a, b in zip(kept, rows, strict=True)):
         cache.rows, cache.changed = kept, True
+    _keep_layout(cache, reading)
+
+
+def _keep_layout(cache: RequestCache, reading: Reading) -> None:
+    if cache.layout is None or cache.layout[0] != reading.digest:
+        cache.layout, cache.changed = reading.layout, True
 
 
 def _plan(reading: Reading, cache: RequestCache, target: TargetName) -> Incremental:
@@ -721,16 +869,19 @@ def _serials(found: list[Cached], kept: list[Noop | None], state: _Renders) -> d
 def _keep_noops(
     cache: RequestCache, reading: Reading, found: list[Cached], kept: list[Noop | None]
 ) -> None:
-    """The rows this plan leaves: each video's entry and why it was a no-op."""
-    rows = cache.rows
-    if len(rows) == len(found) and all(
-        row.entry is entry and row.noop is noop
-        for row, entry, noop in zip(rows, found, kept, strict=True)
-    ):
-        return
-    keys = reading.keys
-    cache.rows = [Row(k, e, n) for k, e, n in zip(keys, found, kept, strict=True)]
-    cache.changed = True
+    """The rows this plan leaves: each video's entry and why it was a no-op (a row that
+    did not change is the same object: the journal writes only those that did)."""
+    _keep_layout(cache, reading)
+    rows, keys, left, same = cache.rows, reading.keys, [], len(cache.rows) == len(found)
+    for index, (entry, noop) in enumerate(zip(found, kept, strict=True)):
+        row = rows[index] if index < len(rows) else None
+        if row is not None and row.entry is entry and row.noop is noop:
+            left.append(row)
+        else:
+            left.append(Row(keys[index], entry, noop))
+            same = False
+    if not same:
+        cache.rows, cache.changed = left, True
 
 
 def _noops(

@@ -22,7 +22,9 @@ aliases.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from itertools import repeat
+from typing import NamedTuple
 
 # Patterns start with a newline rather than ``^``: the engine then skips ahead by that
 # literal instead of trying every position of a multi-megabyte catalogue.
@@ -37,15 +39,18 @@ _BLANK_OR_COMMENTS = re.compile(r"(?:\n[ \t]*(?:#[^\n]*)?)*")
 _ODD_TOP_LINE = re.compile(r"\n(?![A-Za-z_][A-Za-z0-9_-]*:(?:[ \t]|\n|$)|[ #\n]|$)")
 
 
-@dataclass(frozen=True)
-class Item:
+class Item(NamedTuple):
     """One item of ``videos``: where its text is in the manifest (from its ``-``) and the
-    line it starts on. Offsets, not copies: a large catalogue is megabytes of items."""
+    line it starts on. Offsets, not copies: a large catalogue is megabytes of items (and
+    a tuple, not a dataclass: a plan of 50,000 videos makes 50,000 of them)."""
 
-    source: str = field(repr=False)
+    source: str
     start: int
     end: int
     line: int
+
+    def __repr__(self) -> str:  # not the whole manifest
+        return f"Item(start={self.start}, end={self.end}, line={self.line})"
 
     @property
     def text(self) -> str:
@@ -61,6 +66,37 @@ class Split:
     head: str  # the manifest without the items of ``videos``
     head_document: str  # the same with the items' lines left blank: lines stay in place
     items: tuple[Item, ...]
+    span: tuple[int, int] = (0, 0)  # where the list of items is in the text
+
+    @property
+    def layout(self) -> Layout:
+        """Where this split found everything, to cut the same text again (``cut_again``)."""
+        items = self.items
+        starts, ends = tuple(i.start for i in items), tuple(i.end for i in items)
+        return Layout(self.span, starts, ends, tuple(i.line for i in items))
+
+
+class Layout(NamedTuple):
+    """A split as offsets: the list's span, and each item's start, end and line."""
+
+    span: tuple[int, int]
+    starts: tuple[int, ...]
+    ends: tuple[int, ...]
+    lines: tuple[int, ...]
+
+
+def cut_again(text: str, layout: Layout) -> Split:
+    """The split of ``text`` by a layout ``split_videos`` found in the very same text: the
+    text is not searched again (the caller vouches for its bytes, by their digest)."""
+    start, end = layout.span
+    items = tuple(map(Item, repeat(text), layout.starts, layout.ends, layout.lines))
+    return _split(text, start, end, items)
+
+
+def _split(text: str, start: int, end: int, items: tuple[Item, ...]) -> Split:
+    blank = "\n" * text.count("\n", start, end)
+    head = text[:start] + text[end:]
+    return Split(head, text[:start] + blank + text[end:], items, (start, end))
 
 
 def split_videos(text: str) -> Split | None:
@@ -94,5 +130,4 @@ def split_videos(text: str) -> Split | None:
         line += text.count("\n", counted, begin)
         counted = begin
         items.append(Item(text, begin, finish, line))
-    blank = "\n" * text.count("\n", start, end)
-    return Split(head, text[:start] + blank + text[end:], tuple(items))
+    return _split(text, start, end, tuple(items))

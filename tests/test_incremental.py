@@ -448,3 +448,67 @@ def test_an_error_in_a_changed_item_is_located_as_by_the_full_plan(tmp_path: Pat
     line = 1 + (course.head + "".join(course.items[:8])).count("\n") - 1
     assert str(caught.value).startswith(f"course.yaml:{line}: ")
     assert "videos[7].avatar.style" in str(caught.value)
+
+
+def _cache_files(tmp_path: Path) -> dict[str, bytes]:
+    folder = Path(os.environ["AVATARFLOW_CACHE_DIR"]) / "videos"
+    return {p.suffix: p.read_bytes() for p in folder.iterdir()}
+
+
+def test_one_edit_writes_a_journal_beside_the_cache_and_the_next_plan_reads_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(incremental, "RACY_NS", 0)  # stats trusted at once
+    monkeypatch.setattr(incremental, "JOURNAL_SHARE", 0.3)  # 12 videos: 3 changes may journal
+    monkeypatch.setattr(incremental, "_JOURNAL_MIN", 0)
+    course = Course(tmp_path, random.Random(3))
+    course.apply()
+    planned(course.manifest)
+    planned(course.manifest)  # the no-ops kept in each row
+    whole = _cache_files(tmp_path)
+    assert ".journal" not in whole
+    os.utime(course.manifest)
+    course.items[4] = course.items[4].replace(
+        "  - id: v4\n", "  - id: v4\n    voice: en-US-GuyNeural\n"
+    )
+    course.write()
+    first = planned(course.manifest)
+    after = _cache_files(tmp_path)
+    assert after[".rows"] == whole[".rows"] and ".journal" in after  # the rows file as it was
+    assert len(after[".journal"]) < len(whole[".rows"]) / 3
+    # The next plan reads the cache and its journal: one video is rendered, the same plan.
+    course.items[4] += "    video: {background_color: '#1E3A5FFF'}\n"
+    course.write()
+    second = planned(course.manifest)
+    assert second.rendered == 1 and first.rendered == 1
+    assert plan_json(second.plan) == full_plan(course.manifest)[1][0]  # type: ignore[index]
+
+
+@pytest.mark.parametrize("damage", ["torn", "foreign", "older"])
+def test_a_broken_or_stale_journal_is_a_cache_as_its_file_has_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, damage: str
+) -> None:
+    monkeypatch.setattr(incremental, "RACY_NS", 0)
+    monkeypatch.setattr(incremental, "_JOURNAL_MIN", 0)
+    monkeypatch.setattr(incremental, "JOURNAL_SHARE", 1.0)
+    course = Course(tmp_path, random.Random(4))
+    course.apply()
+    for note in range(2):  # a plan in full (the cache written whole), then one from it
+        course.items[3] += f"    # note {note}\n"
+        course.write()
+        planned(course.manifest)
+    folder = Path(os.environ["AVATARFLOW_CACHE_DIR"]) / "videos"
+    journal = next(folder.glob("*.journal"))
+    if damage == "torn":
+        journal.write_bytes(journal.read_bytes()[:-7])
+    elif damage == "foreign":
+        journal.write_bytes(b"not a journal")
+    else:  # a sound journal written for another cache file
+        data, _ = incremental._read_marshalled(journal)
+        incremental._write_marshalled(journal, (bytes(32), *data[1:]))
+    cache = incremental.RequestCache.open(course.manifest, "azure")
+    assert len(cache.rows) == len(course.items)
+    course.items[6] += "    # note 2\n"
+    course.write()
+    got = cached_plan(course.manifest)[0]
+    assert got == full_plan(course.manifest)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from avatarflow.manifestsplit import split_videos
+from avatarflow.manifestsplit import cut_again, split_videos
 
 PLAIN = """\
 version: 1
@@ -53,3 +53,12 @@ def test_items_parse_alone_as_they_parse_in_the_whole_file() -> None:
 )
 def test_layouts_the_text_cut_does_not_cover_are_left_to_the_full_parse(text: str) -> None:
     assert split_videos(text) is None
+
+
+def test_the_same_text_cut_again_by_its_layout_is_the_same_split() -> None:
+    split = split_videos(PLAIN)
+    assert split is not None and split.span != (0, 0)
+    again = cut_again(PLAIN, split.layout)
+    assert again == split
+    assert [item.text for item in again.items] == [item.text for item in split.items]
+    assert PLAIN not in repr(split.items[0])
