@@ -47,7 +47,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeVar
 
 from . import atomicfile, planmemo, yamlsafe
 from .backends.local import RECORDS_DIR, LocalStore
@@ -896,27 +896,28 @@ def _noops(
     a video that is intact on disk; the files of the last plan's no-ops are taken by
     their stat, the others checked as the full path checks them."""
     present = _output_stat(workspace)
-    prefix = _output_prefix(workspace)
     folder = f"{workspace.output_dir}{os.sep}"
-    current = state.current
-    racy_from = state.started_ns - RACY_NS
+    current, pack, count = state.current, _STAT.pack, len(rows)
     noops: dict[int, Action] = {}
     kept: list[Noop | None] = []
+    # One pass over every video: this loop is most of a plan's time at catalogue scale,
+    # so the common case (a no-op whose files are as they were) is spelled out inline.
     for index, entry in enumerate(found):
-        row = rows[index] if index < len(rows) else None
+        row = rows[index] if index < count else None
         noop = row.noop if row is not None and row.entry is entry else None
         st = present(entry.output_name)  # every output: the full path checks them all
-        if noop is None or st is None or not _still(noop, current, entry, st, folder):
-            noop = None
-            summary = state.summary(entry.content_hash)
-            if summary is None or summary.output is None or st is None:
-                kept.append(None)
-                continue  # no render of this request, none delivered, or no file
-            record = summary.record(entry.content_hash, _joined(prefix, entry.output_name))
-            if outputs.check(record.output, record.subtitles, st) != "ok":
+        if (
+            noop is None
+            or st is None
+            or current.get(entry.content_hash) != noop.record
+            or pack(st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns) != noop.output
+            or (noop.subtitles is not None and not _subtitles_still(noop, entry, folder))
+        ):
+            checked = _checked(entry, st, state, workspace, outputs)
+            if checked is None:
                 kept.append(None)
                 continue
-            noop = _noop_of(summary, st, record, outputs.read, racy_from)
+            noop = checked or None  # False: a no-op resting on a racy file
         noops[index] = Action(
             ActionKind.NOOP,
             entry.video_id,
@@ -927,18 +928,31 @@ def _noops(
     return noops, kept
 
 
-def _still(
-    noop: Noop, current: dict[str, bytes], entry: Cached, st: os.stat_result, folder: str
-) -> bool:
-    """Are the files a no-op rested on as they were?"""
-    if current.get(entry.content_hash) != noop.record or packed(st) != noop.output:
-        return False
-    if noop.subtitles is None:
-        return True
+def _subtitles_still(noop: Noop, entry: Cached, folder: str) -> bool:
     try:
         return packed(os.lstat(folder + _vtt_of(entry.output_name))) == noop.subtitles
     except OSError:
         return False
+
+
+def _checked(
+    entry: Cached,
+    st: os.stat_result | None,
+    state: _Renders,
+    workspace: Workspace,
+    outputs: OutputChecker,
+) -> Noop | Literal[False] | None:
+    """A video checked as the full path checks it: None when it is not a no-op, else why
+    it is one (False when a file that rests on is racy)."""
+    summary = state.summary(entry.content_hash)
+    if summary is None or summary.output is None or st is None:
+        return None  # no render of this request, none delivered, or no file
+    path = _joined(_output_prefix(workspace), entry.output_name)
+    record = summary.record(entry.content_hash, path)
+    if outputs.check(record.output, record.subtitles, st) != "ok":
+        return None
+    racy_from = state.started_ns - RACY_NS
+    return _noop_of(summary, st, record, outputs.read, racy_from) or False
 
 
 def _noop_of(
