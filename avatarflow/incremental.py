@@ -18,7 +18,10 @@ stat cache they are trusted by their stat (size, mtime_ns, inode, ctime_ns), and
 changed within ``RACY_NS`` of being read is parsed again next time. A video whose render
 (found by its request hash) delivered a video that is intact on disk is a no-op: the
 planner's answer for it depends on nothing else (not on the per-machine facts, not on
-expiry). Every other video gets its full request and its records bound to it exactly as
+expiry), so each item's row keeps why its video was one: the stats of its render
+record, its output and the output's ``.vtt``. While the item, its narration file and
+those three files are as they were, the video is a no-op again without anything being
+read. Every other video gets its full request and its records bound to it exactly as
 the full plan binds them (:meth:`LocalStore.bind`, fed with only the renders and facts
 that concern it), and the planner decides.
 
