@@ -31,8 +31,11 @@ def stored_answer(args: list[str]) -> str | None:
 
     if shutil.get_terminal_size().columns < HELP_COLUMNS:
         return None
-    with open(HELP_FILE, encoding="utf-8") as file:
-        text = file.read()
+    try:
+        with open(HELP_FILE, encoding="utf-8") as file:
+            text = file.read()
+    except OSError:  # an installation without its data files: click still knows
+        return None
     # click re-encodes output for a stream it finds misconfigured; ASCII reads the same
     # on any stream, so anything else is left to it.
     return text if text.isascii() else None
