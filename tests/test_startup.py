@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -113,6 +114,17 @@ def test_a_narrower_terminal_gets_click_s_own_wrapping() -> None:
     assert status == "0 click"
     assert out == _click_prints("--help", columns=60)
     assert max(len(line) for line in out.splitlines()) <= 58
+
+
+@pytest.mark.parametrize("columns", [None, "60", "80", "200", "0", "-3", "wide"])
+def test_the_terminal_is_measured_as_click_measures_it(
+    columns: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if columns is None:
+        monkeypatch.delenv("COLUMNS", raising=False)
+    else:
+        monkeypatch.setenv("COLUMNS", columns)
+    assert entry.terminal_columns() == shutil.get_terminal_size().columns
 
 
 def test_any_other_command_line_goes_to_click() -> None:
