@@ -9,10 +9,12 @@ unsets it for its children.
 
 ``--trees`` compares copies of the package in one run (``PYTHONPATH``), each run of a
 command taking its turn, so that the ratios between them hold whatever else the machine
-is doing; the console script of the installed package is timed too::
+is doing (an empty PATH names the installed package); the console script beside the
+interpreter is timed too. ``--python`` runs the commands with another interpreter, e.g.
+one whose site-packages hold a regular install instead of an editable one::
 
     python benchmarks/bench_startup.py --runs 9
-    python benchmarks/bench_startup.py --trees before=/tmp/old,after=/tmp/new
+    python benchmarks/bench_startup.py --runs 21 --trees before=/tmp/old,after=
 """
 
 from __future__ import annotations
@@ -45,9 +47,9 @@ def _env(path: str) -> dict[str, str]:
     return {**env, "PYTHONPATH": path} if path else env
 
 
-def _modules(args: list[str], env: dict[str, str]) -> str:
+def _modules(python: str, args: list[str], env: dict[str, str]) -> str:
     done = subprocess.run(
-        [sys.executable, "-c", _PROBE, *args],
+        [python, "-c", _PROBE, *args],
         capture_output=True,
         text=True,
         check=False,
@@ -66,9 +68,15 @@ def main() -> None:
         help="NAME=PATH,... copies of the package to compare (PYTHONPATH); "
         "default: the installed one",
     )
+    parser.add_argument(
+        "--python",
+        default=sys.executable,
+        help="the interpreter to run the commands with (default: this one)",
+    )
     args = parser.parse_args()
     trees = [tuple(t.split("=", 1)) for t in args.trees.split(",") if t] or [("this", "")]
-    script = Path(sys.executable).parent / "avatarflow"
+    python = args.python
+    script = Path(python).parent / "avatarflow"
     with tempfile.TemporaryDirectory() as scratch:
         one = str(synth.generate(Path(scratch) / "one", 1))
         commands = {
@@ -79,7 +87,7 @@ def main() -> None:
         runs: list[tuple[str, str, list[str], dict[str, str]]] = []
         for name, argv in commands.items():
             for tree, path in trees:
-                runs.append((name, tree, [sys.executable, "-m", "avatarflow", *argv], _env(path)))
+                runs.append((name, tree, [python, "-m", "avatarflow", *argv], _env(path)))
             if script.exists():
                 runs.append((name, "console script", [str(script), *argv], _env("")))
         for _, _, command, env in runs:  # writes the .pyc files; not timed
@@ -91,9 +99,9 @@ def main() -> None:
         rows: list[list[object]] = []
         for (name, tree, command, env), measured in zip(runs, found, strict=True):
             best = min(measured, key=lambda m: m.seconds)
-            seen = _modules(command[3:], env) if tree != "console script" else ""
-            rows.append([name, tree, best.seconds, round(best.peak_rss_mb, 1), seen])
-    print(f"start-up ({machine()}, best of {args.runs})")
+            seen = _modules(python, command[3:], env) if tree != "console script" else ""
+            rows.append([name, tree, best.seconds, f"{best.peak_rss_mb:.1f}", seen])
+    print(f"start-up ({machine()}, best of {args.runs}; {python})")
     print(table(["command", "code", "wall s", "peak RSS MiB", "imports"], rows))
 
 

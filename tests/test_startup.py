@@ -50,7 +50,6 @@ _NOT_FOR_VALIDATE = (
     "avatarflow.worddiff",
     "httpx",
     "tenacity",
-    "logging",
     "avatarflow.client",
     "avatarflow.runner",
     "avatarflow.state",
