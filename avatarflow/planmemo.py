@@ -46,7 +46,7 @@ import marshal
 import os
 import sys
 import time
-from collections.abc import Generator, Iterable
+from collections.abc import Generator, Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib.util import find_spec
 from pathlib import Path
@@ -262,9 +262,7 @@ def remember(
             )
         ),
     )
-    payload = b"".join(sections)
-    head.update(sections=[len(s) for s in sections], sha256=sha256_bytes(payload))
-    return _write(memo_path(manifest, target), json.dumps(head).encode() + b"\n", payload)
+    return _write(memo_path(manifest, target), head, sections)
 
 
 def _vouched(root: str, inputs: dict[str, str]) -> Inputs:
@@ -320,12 +318,18 @@ def _prune(folder: Path, now: float) -> None:
                 os.unlink(entry.path)
 
 
-def _write(path: Path, head: bytes, payload: bytes) -> bool:
-    """Not fsynced: a torn memo fails its sha256 and is a miss."""
+def _write(path: Path, head: dict[str, Any], sections: Sequence[bytes]) -> bool:
+    """``head`` as the first line, with the sections' sizes and sha256, then the
+    sections. Not fsynced: a torn memo fails its sha256 and is a miss."""
+    digest = hashlib.sha256()
+    for section in sections:
+        digest.update(section)
+    line = {**head, "sections": [len(s) for s in sections], "sha256": digest.hexdigest()}
     try:
         with replacing(path, durable=False, private=True) as handle:
-            handle.write(head)
-            handle.write(payload)
+            handle.write(json.dumps(line).encode() + b"\n")
+            for section in sections:
+                handle.write(section)
     except OSError:
         return False  # a read-only home still plans, in full every time
     _prune(path.parent, time.time())
@@ -338,6 +342,7 @@ class Memo:
     """A memo as read from the cache, not yet checked against the files it names:
     its first line, and the sections after it, still as bytes."""
 
+    path: Path
     manifest: Path
     head: dict[str, Any]
     payload: memoryview
@@ -364,18 +369,25 @@ class Memo:
         if sha256_bytes(payload) != head["sha256"]:
             return None  # torn, or not written by avatarflow
         first, second = head["sections"][0], head["sections"][0] + head["sections"][1]
-        if not _inputs_unchanged(root, marshal.loads(payload[:first])):
+        inputs = marshal.loads(payload[:first])
+        renewed = _inputs_unchanged(root, inputs)
+        if renewed is None:
             return None
         listings, stats = marshal.loads(payload[first:second])
         if not _listed_unchanged(root, listings) or not _stats_unchanged(root, stats):
             return None
-        return _recalled(marshal.loads(payload[second:]))
+        recalled = _recalled(marshal.loads(payload[second:]))
+        if renewed:  # files rewritten with the same bytes (a checkout): trusted again
+            rest = (payload[first:second], payload[second:])
+            _write(self.path, head, (marshal.dumps(inputs), *map(bytes, rest)))
+        return recalled
 
 
 def read(manifest: Path, target: str) -> Memo | None:
     """The memo of ``manifest`` and ``target``, if there is one of this version."""
+    path = memo_path(manifest, target)
     try:
-        raw = memo_path(manifest, target).read_bytes()
+        raw = path.read_bytes()
         end = raw.index(b"\n")
         head = json.loads(raw[:end])
     except (OSError, ValueError):
@@ -384,7 +396,7 @@ def read(manifest: Path, target: str) -> Memo | None:
         return None
     if head.get("python") != PYTHON or not isinstance(head.get("state_dir"), str):
         return None
-    return Memo(Path(manifest), head, memoryview(raw)[end + 1 :])
+    return Memo(path, Path(manifest), head, memoryview(raw)[end + 1 :])
 
 
 def recall(manifest: Path, target: str) -> Recalled | None:
@@ -400,18 +412,25 @@ def _head_unchanged(manifest: Path, root: str, head: dict[str, Any]) -> bool:
     return templates is None or snapshot_folder(Path(root, templates)) == head["templates"]
 
 
-def _inputs_unchanged(root: str, inputs: Inputs) -> bool:
-    """Every narration file as remembered: by its stat where that vouches for it, else
-    by its bytes."""
+def _inputs_unchanged(root: str, inputs: Inputs) -> int | None:
+    """Every narration file as remembered, by its stat where that vouches for it, else
+    by its bytes; None when one changed. Where the bytes were the same, the stat taken
+    before reading them replaces the remembered one (unless it is racy): how many did."""
+    settled_before = time.time_ns() - RACY_NS  # before the first stat
+    renewed = 0
     for folder, names, digests, keys in inputs:
         path = os.path.join(root, folder)
         with contextlib.closing(_stats(path, names, follow=True)) as stats:
-            for name, digest, key, st in zip(names, digests, keys, stats, strict=True):
-                if key is not None and stat_key(st) == key:
+            for index, (name, digest, st) in enumerate(zip(names, digests, stats, strict=True)):
+                key = stat_key(st)
+                if key == keys[index]:
                     continue
                 if _digest_of(os.path.join(path, name)) != digest:
-                    return False
-    return True
+                    return None
+                if max(st.st_mtime_ns, st.st_ctime_ns) < settled_before:
+                    keys[index] = key
+                    renewed += 1
+    return renewed
 
 
 def _listed_unchanged(root: str, listings: Listings) -> bool:

@@ -480,6 +480,24 @@ def test_a_settled_narration_file_is_trusted_by_its_stat(
 
 
 @pytest.mark.usefixtures("no_racy_window")
+def test_a_narration_file_written_again_with_the_same_words_is_read_once(
+    manifest: Path, parses: Parses, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As a checkout leaves it: a new stat, the same bytes. The recall that read it keeps
+    its new stat, so the next one trusts it again."""
+    memoised(manifest, parses)
+    script = manifest.parent / "scripts/d.txt"
+    script.write_bytes(script.read_bytes())
+    reads = Reads(monkeypatch)
+    for _ in range(3):
+        assert plan(manifest)[:2] == (0, "No changes. Every video is up to date.\n")
+    assert parses.count == 1
+    assert reads.of("scripts/d.txt") == 1
+    _edit_script(manifest)
+    assert "~ d" in plan(manifest)[1]
+
+
+@pytest.mark.usefixtures("no_racy_window")
 def test_a_narration_edit_that_keeps_size_and_mtime_is_seen(
     manifest: Path, parses: Parses, monkeypatch: pytest.MonkeyPatch
 ) -> None:
