@@ -234,7 +234,7 @@ def remember(
         return False  # a file changed that recently: this memo could never be trusted
     root = _root(manifest)
     try:
-        narrations = _vouched(root, inputs.inputs)
+        narrations, listings = _vouched(root, inputs.inputs), _listed(root, state)
     except OSError:
         return False  # gone since it was read: the next plan is a full one anyway
     head: dict[str, Any] = {
@@ -249,7 +249,7 @@ def remember(
     actions = plan.actions
     sections = (
         marshal.dumps(narrations),
-        marshal.dumps((_listed(root, state), _by_folder(stats.items()))),
+        marshal.dumps((listings, _by_folder(stats.items()))),
         marshal.dumps(
             (
                 plan.lineage,
@@ -465,9 +465,9 @@ def _noops(
     videos: list[str], synthesis_ids: list[str], input_hashes: list[str]
 ) -> tuple[Action, ...]:
     """A NOOP action per video, each equal to what ``Action(NOOP, video, synthesis_id=...,
-    input_hash=...)`` makes. Filled from one the constructor made: a frozen dataclass
-    sets each of its nine fields through ``object.__setattr__``, which at 10,000 videos
-    costs two thirds more than the rest of building the plan."""
+    input_hash=...)`` makes, filled from one the constructor made: a frozen dataclass
+    sets each of its nine fields through ``object.__setattr__``, three times as slow
+    (25 ms against 9 ms at 10,000 videos, most of turning a memo into a plan)."""
     made = vars(Action(ActionKind.NOOP, ""))
     new = Action.__new__
     actions = []

@@ -362,16 +362,18 @@ def test_a_selective_apply_never_uses_nor_leaves_a_memo(
 def test_memos_unused_for_a_month_are_pruned(manifest: Path, parses: Parses) -> None:
     folder = Path(os.environ["AVATARFLOW_CACHE_DIR"]) / "plans"
     folder.mkdir(parents=True)
-    old, recent = folder / ("0" * 32 + ".json"), folder / ("1" * 32 + ".json")
+    old, recent = folder / ("0" * 32 + ".memo"), folder / ("1" * 32 + ".memo")
+    older_version = folder / ("4" * 32 + ".json")  # the format before this one
     # Temp files of memo writes cut short: gone after an hour, kept while one may be live.
     torn = folder / f".{'2' * 32}.json{TEMP_MARK}abc"
     writing = folder / f".{'3' * 32}.json{TEMP_MARK}def"
-    for memo, days in ((old, 31), (recent, 29), (torn, 2 / 24), (writing, 0.5 / 24)):
+    aged = ((old, 31), (recent, 29), (older_version, 31), (torn, 2 / 24), (writing, 0.5 / 24))
+    for memo, days in aged:
         memo.write_text("{}")
         moment = time.time() - days * 24 * 3600
         os.utime(memo, (moment, moment))
     memoised(manifest, parses)
-    assert not old.exists() and recent.exists()
+    assert not old.exists() and recent.exists() and not older_version.exists()
     assert not torn.exists() and writing.exists()
     assert planmemo.memo_path(manifest, "azure").exists()
 
