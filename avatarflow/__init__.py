@@ -12,11 +12,15 @@ Library first: the command line is a thin layer over these functions::
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
+# typing.TYPE_CHECKING's value (and mypy reads the name the same way), without importing
+# typing: ``avatarflow --help`` imports this package and little else.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from .coursevideo import Export, export
     from .errors import AvatarflowError, UserError
     from .events import Event, LockWait, PlanReady, Progress, Starting

@@ -1,5 +1,5 @@
 """``python -m avatarflow``."""
 
-from avatarflow.cli import main
+from avatarflow.entry import main
 
 raise SystemExit(main())

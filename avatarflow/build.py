@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 from .errors import ManifestError
 from .manifest import LoadedManifest
-from .packing import check_packable
 from .payload import DESTINATION_RESERVE, VideoRequest, build_request
 from .planmemo import InputsRead, snapshot_folder
 from .render import RenderedVideo, Renderer
@@ -50,6 +49,8 @@ def build_requests(manifest: LoadedManifest) -> Built:
     templates = snapshot_folder(manifest.root / templates_dir)
     requests = [build_one(manifest, rendered) for rendered in renderer.render_all()]
     if manifest.model.service.pack:
+        from .packing import check_packable  # packed jobs only
+
         for request in requests:
             check_packable(request)
     read = InputsRead(templates_dir, templates, dict(renderer.input_digests))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
@@ -12,6 +13,7 @@ import click
 
 from . import __version__
 from .errors import AvatarflowError, Terminated
+from .plainout import printed_as_is, write_line
 from .signals import terminated_on_sigterm
 
 if TYPE_CHECKING:  # rich is loaded by the commands that print, not by ``--help``
@@ -33,8 +35,24 @@ def make_console(stream: Any, color: str) -> Console:
 class Context:
     def __init__(self, color: str) -> None:
         self.color = color
-        self.out = make_console(sys.stdout, color)
-        self.err = make_console(sys.stderr, color)
+        self._streams = sys.stdout, sys.stderr
+
+    # Made on first use: a command that prints only plain lines never imports rich.
+    @cached_property
+    def out(self) -> Console:
+        return make_console(self._streams[0], self.color)
+
+    @cached_property
+    def err(self) -> Console:
+        return make_console(self._streams[1], self.color)
+
+    def say(self, text: str, *, err: bool = False) -> None:
+        """``out.print(text)`` (``err`` with ``err``), written straight when it is plain."""
+        stream = self._streams[1 if err else 0]
+        if stream is not None and printed_as_is(text):
+            write_line(stream, text)
+        else:
+            (self.err if err else self.out).print(text)
 
 
 pass_ctx = click.make_pass_decorator(Context)
@@ -153,8 +171,8 @@ def validate(ctx: Context, manifest: Path) -> int:
 
     built = validate(manifest)
     for warning in built.warnings:
-        ctx.err.print(f"warning: {warning}")
-    ctx.out.print(f"{manifest}: {len(built.requests)} video(s) valid.")
+        ctx.say(f"warning: {warning}", err=True)
+    ctx.say(f"{manifest}: {len(built.requests)} video(s) valid.")
     return EXIT_OK
 
 
@@ -295,6 +313,9 @@ def _print_error(text: str) -> None:
     from .secrets import redact
 
     line = " ".join(part.strip() for part in redact(text).splitlines() if part.strip())
+    if sys.stderr is not None and printed_as_is(line, markup=False):
+        write_line(sys.stderr, line)  # as rich prints it, without importing rich
+        return
     err = make_console(sys.stderr, "auto")
     err.print(line, markup=False, highlight=False, emoji=False)
 

@@ -9,8 +9,8 @@ in fresh processes:
 * ``full``: the best of ``--runs`` full plans with the files warm in the page cache (each
   run gets an empty memo folder, so none can use a memo);
 * ``warm``: the best of ``--runs`` plans recalled from the memo, which re-reads and hashes
-  the manifest, the templates and every narration file, and stats every state record
-  and output (see ``avatarflow/planmemo.py``).
+  the manifest and the templates, and stats every narration file, state record and
+  output (see ``avatarflow/planmemo.py``).
 
 The state is given ``RACY_S`` seconds to settle before ``cold``: a file written within
 the racy window of a plan is never trusted by its stat, so a plan run at once after the

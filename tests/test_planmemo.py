@@ -4,6 +4,7 @@ state records, and anything that could change the plan makes the next plan a ful
 from __future__ import annotations
 
 import json
+import marshal
 import os
 import shutil
 import stat
@@ -18,6 +19,7 @@ import avatarflow.incremental as incremental
 import avatarflow.manifest as manifest_module
 import avatarflow.planmemo as planmemo
 from avatarflow.atomicfile import TEMP_MARK
+from avatarflow.planner import Action, ActionKind
 
 from .helpers import MANIFEST, course, open_course, record_all, render_file, run_cli
 
@@ -83,7 +85,7 @@ def memoised(manifest: Path, parses: Parses) -> None:
 def test_an_unchanged_catalogue_is_planned_from_the_memo(manifest: Path, parses: Parses) -> None:
     assert plan(manifest)[0] == 0
     assert parses.count == 1
-    assert list((Path(os.environ["AVATARFLOW_CACHE_DIR"]) / "plans").glob("*.json"))
+    assert planmemo.memo_path(manifest, "azure").exists()
     for _ in range(2):
         assert plan(manifest) == (0, "No changes. Every video is up to date.\n", "")
     assert plan(manifest, "--detailed-exitcode")[0] == 0
@@ -264,7 +266,7 @@ def test_a_corrupt_memo_is_a_miss_and_is_rewritten(manifest: Path, parses: Parse
     before = parses.count
     assert plan(manifest)[:2] == (0, "No changes. Every video is up to date.\n")
     assert parses.count == before + 1
-    assert json.loads(memo.read_text())["version"] == planmemo.VERSION
+    assert planmemo.recall(manifest, "azure") is not None
 
 
 @pytest.mark.usefixtures("no_racy_window")
@@ -304,10 +306,10 @@ def test_the_memo_holds_hashes_and_paths_only(manifest: Path, parses: Parses) ->
     memoised(manifest, parses)
     memo = planmemo.memo_path(manifest, "azure")
     assert stat.S_IMODE(memo.stat().st_mode) & 0o077 == 0  # private to the user
-    data = json.loads(memo.read_text())
-    assert set(data["inputs"]) == {"scripts/d.txt"}
-    assert set(data["templates"]) == {"narration.ssml.j2"}
-    assert "Hello" not in memo.read_text()
+    head, narrations, _ = _decoded(manifest)
+    assert [(folder, names) for folder, names, _, _ in narrations] == [("scripts", ["d.txt"])]
+    assert set(head["templates"]) == {"narration.ssml.j2"}
+    assert b"Hello" not in memo.read_bytes()
 
 
 @pytest.mark.usefixtures("no_racy_window")
@@ -360,16 +362,18 @@ def test_a_selective_apply_never_uses_nor_leaves_a_memo(
 def test_memos_unused_for_a_month_are_pruned(manifest: Path, parses: Parses) -> None:
     folder = Path(os.environ["AVATARFLOW_CACHE_DIR"]) / "plans"
     folder.mkdir(parents=True)
-    old, recent = folder / ("0" * 32 + ".json"), folder / ("1" * 32 + ".json")
+    old, recent = folder / ("0" * 32 + ".memo"), folder / ("1" * 32 + ".memo")
+    older_version = folder / ("4" * 32 + ".json")  # the format before this one
     # Temp files of memo writes cut short: gone after an hour, kept while one may be live.
     torn = folder / f".{'2' * 32}.json{TEMP_MARK}abc"
     writing = folder / f".{'3' * 32}.json{TEMP_MARK}def"
-    for memo, days in ((old, 31), (recent, 29), (torn, 2 / 24), (writing, 0.5 / 24)):
+    aged = ((old, 31), (recent, 29), (older_version, 31), (torn, 2 / 24), (writing, 0.5 / 24))
+    for memo, days in aged:
         memo.write_text("{}")
         moment = time.time() - days * 24 * 3600
         os.utime(memo, (moment, moment))
     memoised(manifest, parses)
-    assert not old.exists() and recent.exists()
+    assert not old.exists() and recent.exists() and not older_version.exists()
     assert not torn.exists() and writing.exists()
     assert planmemo.memo_path(manifest, "azure").exists()
 
@@ -433,3 +437,174 @@ def test_a_symlinked_folder_inside_the_templates_folder_pointed_elsewhere_is_see
     _retarget(tmp_path / "templates/parts", "two")
     code, out, _ = plan(path)
     assert code == 0 and out.count("template changed") == 3, out  # the partial is named
+
+
+# -- the memo's file and what it trusts --------------------------------------------------
+def _decoded(manifest: Path) -> tuple[dict[str, Any], Any, bytes]:
+    """The memo's first line, its narration section, and the bytes after the first line."""
+    raw = planmemo.memo_path(manifest, "azure").read_bytes()
+    end = raw.index(b"\n")
+    head, payload = json.loads(raw[:end]), raw[end + 1 :]
+    return head, marshal.loads(payload[: head["sections"][0]]), payload
+
+
+def _rewrite(manifest: Path, head: dict[str, Any], payload: bytes) -> None:
+    memo = planmemo.memo_path(manifest, "azure")
+    memo.write_bytes(json.dumps(head).encode() + b"\n" + payload)
+
+
+class Reads:
+    """The files the memo reads (and hashes) while it checks itself."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.paths: list[str] = []
+        read = planmemo.read_regular_file
+
+        def reading(path: str | os.PathLike[str], limit: int) -> bytes:
+            self.paths.append(os.fspath(path))
+            return read(path, limit)
+
+        monkeypatch.setattr(planmemo, "read_regular_file", reading)
+
+    def of(self, name: str) -> int:
+        return sum(path.endswith(name) for path in self.paths)
+
+
+@pytest.mark.usefixtures("no_racy_window")
+def test_a_settled_narration_file_is_trusted_by_its_stat(
+    manifest: Path, parses: Parses, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    memoised(manifest, parses)
+    reads = Reads(monkeypatch)
+    assert plan(manifest)[:2] == (0, "No changes. Every video is up to date.\n")
+    assert reads.of("course.yaml") == 1  # the manifest is hashed on every recall
+    assert reads.of("scripts/d.txt") == 0  # its stat is what the memo saw
+
+
+@pytest.mark.usefixtures("no_racy_window")
+def test_a_narration_file_written_again_with_the_same_words_is_read_once(
+    manifest: Path, parses: Parses, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As a checkout leaves it: a new stat, the same bytes. The recall that read it keeps
+    its new stat, so the next one trusts it again."""
+    memoised(manifest, parses)
+    script = manifest.parent / "scripts/d.txt"
+    script.write_bytes(script.read_bytes())
+    reads = Reads(monkeypatch)
+    for _ in range(3):
+        assert plan(manifest)[:2] == (0, "No changes. Every video is up to date.\n")
+    assert parses.count == 1
+    assert reads.of("scripts/d.txt") == 1
+    _edit_script(manifest)
+    assert "~ d" in plan(manifest)[1]
+
+
+@pytest.mark.usefixtures("no_racy_window")
+def test_a_narration_edit_that_keeps_size_and_mtime_is_seen(
+    manifest: Path, parses: Parses, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``touch -r``-style: the size and mtime are put back; the ctime still moves."""
+    memoised(manifest, parses)
+    script = manifest.parent / "scripts/d.txt"
+    before = script.stat()
+    script.write_text("Howdy from the script of d.\n")
+    os.utime(script, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = script.stat()
+    assert (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+    reads = Reads(monkeypatch)
+    code, out, _ = plan(manifest)
+    assert code == 0 and "~ d" in out, out
+    assert reads.of("scripts/d.txt") == 1  # the memo read it, found it changed: a miss
+
+
+def test_a_narration_file_changed_within_the_racy_window_is_read_by_every_recall(
+    manifest: Path, parses: Parses, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file written a moment before the plan that remembered it could be written
+    again within the same clock tick, its stat unchanged: that stat vouches for nothing."""
+    monkeypatch.setattr(planmemo, "RACY_NS", 1_500_000_000)
+    time.sleep(1.6)  # the state and outputs settle; the narration file written now won't
+    script = manifest.parent / "scripts/d.txt"
+    script.write_bytes(script.read_bytes())  # the same words, written again
+    assert plan(manifest)[:2] == (0, "No changes. Every video is up to date.\n")
+    ((_, _, _, keys),) = _decoded(manifest)[1]
+    assert keys == [None]
+    reads = Reads(monkeypatch)
+    before = parses.count
+    for _ in range(2):
+        assert plan(manifest)[:2] == (0, "No changes. Every video is up to date.\n")
+    assert parses.count == before  # recalled, ...
+    assert reads.of("scripts/d.txt") == 2  # ... each time after reading the file again
+    _edit_script(manifest)
+    assert "~ d" in plan(manifest)[1]
+
+
+def _torn(head: dict[str, Any], payload: bytes) -> tuple[dict[str, Any], bytes]:
+    return head, payload[: len(payload) // 2]
+
+
+def _a_byte_changed(head: dict[str, Any], payload: bytes) -> tuple[dict[str, Any], bytes]:
+    middle = len(payload) // 2
+    return head, payload[:middle] + bytes([payload[middle] ^ 1]) + payload[middle + 1 :]
+
+
+def _other_format_version(head: dict[str, Any], payload: bytes) -> tuple[dict[str, Any], bytes]:
+    return {**head, "format": f"avatarflow plan memo {planmemo.VERSION + 1}"}, payload
+
+
+def _other_python(head: dict[str, Any], payload: bytes) -> tuple[dict[str, Any], bytes]:
+    return {**head, "python": "cpython-399 marshal 99"}, payload
+
+
+def _sections_of_another_shape(
+    head: dict[str, Any], payload: bytes
+) -> tuple[dict[str, Any], bytes]:
+    """Sized and hashed right, but holding what no version of this one writes."""
+    sections = [marshal.dumps(value) for value in ("inputs", {"a": 1}, [None])]
+    body = b"".join(sections)
+    sized = {**head, "sections": [len(s) for s in sections]}
+    return {**sized, "sha256": planmemo.sha256_bytes(body)}, body
+
+
+def _an_older_json_memo(head: dict[str, Any], payload: bytes) -> tuple[dict[str, Any], bytes]:
+    return {"version": 2, "code": head["code"], "inputs": {}}, b""
+
+
+BROKEN: dict[str, Callable[[dict[str, Any], bytes], tuple[dict[str, Any], bytes]]] = {
+    "torn": _torn,
+    "a byte changed": _a_byte_changed,
+    "another format version": _other_format_version,
+    "another Python": _other_python,
+    "sections of another shape": _sections_of_another_shape,
+    "an older JSON memo": _an_older_json_memo,
+}
+
+
+@pytest.mark.usefixtures("no_racy_window")
+@pytest.mark.parametrize("broken", list(BROKEN))
+def test_a_memo_it_cannot_vouch_for_is_a_miss_never_an_error(
+    manifest: Path, parses: Parses, broken: str
+) -> None:
+    memoised(manifest, parses)
+    head, _, payload = _decoded(manifest)
+    _rewrite(manifest, *BROKEN[broken](head, payload))
+    assert planmemo.recall(manifest, "azure") is None
+    before = parses.count
+    assert plan(manifest) == (0, "No changes. Every video is up to date.\n", "")
+    assert parses.count == before + 1
+    assert planmemo.recall(manifest, "azure") is not None  # written again, whole
+
+
+@pytest.mark.usefixtures("no_racy_window")
+def test_recalled_actions_are_those_the_constructor_makes(manifest: Path, parses: Parses) -> None:
+    memoised(manifest, parses)
+    recalled = planmemo.recall(manifest, "azure")
+    assert recalled is not None
+    actions = recalled.plan.actions
+    assert [a.video_id for a in actions] == ["a", "b", "c", "d"]
+    made = [
+        Action(ActionKind.NOOP, a.video_id, synthesis_id=a.synthesis_id, input_hash=a.input_hash)
+        for a in actions
+    ]
+    assert list(actions) == made and [hash(a) for a in actions] == [hash(a) for a in made]
+    assert all(a.synthesis_id and a.input_hash and len(a.input_hash) == 64 for a in actions)

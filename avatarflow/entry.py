@@ -1,0 +1,90 @@
+"""The program's entry point: ``--help`` and ``--version`` answered without click.
+
+The interpreter and click's import take most of 0.1 s, so ``avatarflow --help`` prints
+the top-level help as click itself printed it, kept in ``data/help.txt``; every other
+command line goes to click (:func:`avatarflow.cli.main`), and so does ``--help`` on a
+terminal narrower than the text was rendered for. ``tests/test_startup.py`` fails as soon
+as the file differs from what click prints; :func:`write_help` writes it again.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from . import __version__
+
+# click wraps help at min(columns, 80) - 2: the text rendered at 80 is the one for any
+# terminal at least that wide, and for a pipe (80 columns unless COLUMNS says otherwise).
+HELP_COLUMNS = 80
+HELP_FILE = os.path.join(os.path.dirname(__file__), "data", "help.txt")
+VERSION_LINE = f"avatarflow, version {__version__}\n"  # click's version_option wording
+
+
+def stored_answer(args: list[str]) -> str | None:
+    """What click would print for ``args``, when it is known without click; else None."""
+    if args == ["--version"]:
+        return VERSION_LINE
+    if args not in (["--help"], ["-h"]) or terminal_columns() < HELP_COLUMNS:
+        return None
+    try:
+        with open(HELP_FILE, encoding="utf-8") as file:
+            text = file.read()
+    except OSError:  # an installation without its data files: click still knows
+        return None
+    # click re-encodes output for a stream it finds misconfigured; ASCII reads the same
+    # on any stream, so anything else is left to it.
+    return text if text.isascii() else None
+
+
+def terminal_columns() -> int:
+    """``shutil.get_terminal_size().columns``, which click wraps by, without the imports
+    of shutil (``re``, the compressors: a third of the time ``--help`` takes)."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns > 0:
+        return columns
+    try:
+        size = os.get_terminal_size(sys.__stdout__.fileno())  # type: ignore[union-attr]
+    except (AttributeError, ValueError, OSError):
+        return 80  # shutil's fallback: not a terminal
+    return size.columns or 80
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line (the ``avatarflow`` console script and ``python -m``)."""
+    args = sys.argv[1:] if argv is None else argv
+    text = stored_answer(args) if sys.stdout is not None else None
+    if text is None:
+        from .cli import main as run  # click and the commands
+
+        return run(args)
+    sys.stdout.write(text)
+    sys.stdout.flush()
+    return 0
+
+
+def write_help() -> None:
+    """Write ``data/help.txt`` again from what click prints now (after a command, an
+    option or a help text changed)."""
+    import contextlib
+    import io
+    from pathlib import Path
+
+    from .atomicfile import write_bytes
+    from .cli import main as run
+
+    printed = io.StringIO()
+    saved = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = str(HELP_COLUMNS)
+    try:
+        with contextlib.redirect_stdout(printed):
+            run(["--help"])
+    finally:
+        if saved is None:
+            del os.environ["COLUMNS"]
+        else:
+            os.environ["COLUMNS"] = saved
+    write_bytes(Path(HELP_FILE), printed.getvalue().encode("utf-8"))
