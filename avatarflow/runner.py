@@ -228,6 +228,7 @@ class Runner:
         self._pack_max_inputs = jobs.pack_max_inputs  # used only when packing
         self._destination: Destination | None = None
         self._repack: list[Action] = []  # packed submits that never reached the service
+        self._delivered_by_hash: dict[str, list[StateRecord]] | None = None  # see _delivered
 
     # -- entry point ---------------------------------------------------------------
     async def run(self, plan: Plan) -> Summary:
@@ -467,22 +468,23 @@ class Runner:
             await self._adopted(request, job)
         await self._follow(request)
 
+    def _delivered(self) -> dict[str, list[StateRecord]]:
+        """The videos delivered of each request, by request hash: taken once, when the
+        first twin asks (the paid renders are over by then), not once per twin."""
+        if self._delivered_by_hash is None:
+            self._delivered_by_hash = {}
+            for record in self.state.records.values():
+                if record.status == "downloaded" and record.output is not None:
+                    self._delivered_by_hash.setdefault(record.input_hash, []).append(record)
+        return self._delivered_by_hash
+
     async def _reuse_twin(self, action: Action) -> None:
         """Put in place the output of a render this apply made for another video of the
         same request: from a video store, else downloaded again from its job (free)."""
         assert action.request is not None
         request = action.request
-        made = next(
-            (
-                r
-                for r in self.state.records.values()
-                if r.input_hash == request.content_hash
-                and r.status == "downloaded"
-                and r.output is not None
-                and r.video_id != request.video_id
-            ),
-            None,
-        )
+        delivered = self._delivered().get(request.content_hash, [])
+        made = next((r for r in delivered if r.video_id != request.video_id), None)
         if made is None or made.output is None:
             self.summary.failed.append(request.video_id)
             self.emit(
