@@ -53,9 +53,36 @@ def terminal_columns() -> int:
     return size.columns or 80
 
 
+def validated(args: list[str]) -> bool:
+    """``validate MANIFEST`` answered from the memo of its last pass, when every file it
+    read is as it was and its lines print as they are (:mod:`avatarflow.validatememo`)."""
+    if len(args) != 2 or args[0] != "validate" or args[1].startswith("-"):
+        return False
+    from pathlib import Path
+
+    from .plainout import printed_as_is, write_line
+    from .validatememo import recall
+
+    manifest = Path(args[1])  # as click hands it to the command
+    known = recall(manifest)
+    if known is None or sys.stdout is None or sys.stderr is None:
+        return False
+    videos, warnings = known
+    lines = [f"warning: {warning}" for warning in warnings]
+    done = f"{manifest}: {videos} video(s) valid."
+    if not all(printed_as_is(line) for line in [*lines, done]):
+        return False
+    for line in lines:
+        write_line(sys.stderr, line)
+    write_line(sys.stdout, done)
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line (the ``avatarflow`` console script and ``python -m``)."""
     args = sys.argv[1:] if argv is None else argv
+    if validated(args):
+        return 0
     text = stored_answer(args) if sys.stdout is not None else None
     if text is None:
         from .cli import main as run  # click and the commands

@@ -510,11 +510,24 @@ def _prune_renders(
 
 # -- the smaller commands -----------------------------------------------------------
 def validate(manifest: Path | str) -> Built:
-    """Load, render and check every video; no network, no state."""
+    """Load, render and check every video; no network, no state. A manifest that passes
+    leaves its answer for the next ``validate`` of the same files (:mod:`validatememo`)."""
     from .build import build_requests
+    from .validatememo import remember
 
     loaded, _ = open_manifest(manifest)
-    return build_requests(loaded)
+    built = build_requests(loaded)
+    read, found = built.read, len(built.requests)
+    remember(
+        loaded.path,
+        loaded.sha256,
+        read.templates_dir,
+        read.templates,
+        read.inputs,
+        found,
+        built.warnings,
+    )
+    return built
 
 
 def render_request(manifest: Path | str, video_id: str) -> VideoRequest:
