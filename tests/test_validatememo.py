@@ -48,7 +48,13 @@ def test_a_second_validate_prints_the_same_lines_from_the_memo(
     assert validate(manifest, capsys) == first
 
 
-def test_an_answer_from_the_memo_loads_no_parser(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("options", "loaded"),
+    [((), "[]"), (("--color", "never"), "['click']")],  # the entry's answer, or click's
+)
+def test_an_answer_from_the_memo_loads_no_parser(
+    tmp_path: Path, options: tuple[str, ...], loaded: str
+) -> None:
     manifest = course(tmp_path, MANIFEST)
     probe = (
         "import sys; from avatarflow.entry import main; code = main(sys.argv[1:]); "
@@ -58,7 +64,7 @@ def test_an_answer_from_the_memo_loads_no_parser(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(Path(entry.__file__).parents[1])}
     runs = [
         subprocess.run(
-            [sys.executable, "-c", probe, "validate", str(manifest)],
+            [sys.executable, "-c", probe, *options, "validate", str(manifest)],
             capture_output=True,
             text=True,
             env=env,
@@ -68,7 +74,7 @@ def test_an_answer_from_the_memo_loads_no_parser(tmp_path: Path) -> None:
     ]
     assert runs[0].stdout == runs[1].stdout == f"{manifest}: 3 video(s) valid.\n"
     assert "pydantic" in runs[0].stderr  # the first one validated in full
-    assert runs[1].stderr.strip() == "0 []"
+    assert runs[1].stderr.strip() == f"0 {loaded}"
 
 
 @pytest.mark.parametrize("edit", ["manifest", "template", "narration", "narration, same stat"])
