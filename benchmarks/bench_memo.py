@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 import synth
-from bench_edit import RACY_S, Tree, _edit_script
+from bench_edit import RACY_S, TREES_HELP, Tree, _edit_script, parse_trees
 from measure import avatarflow, machine, run_measured, table
 
 # Prints the seconds one recall took and whether it hit.
@@ -87,14 +87,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000,10000", help="comma-separated N values")
     parser.add_argument("--runs", type=int, default=5, help="runs per figure; the best is kept")
-    parser.add_argument(
-        "--trees",
-        default="",
-        help="NAME=PATH,... copies of the package to compare in one run (PYTHONPATH); "
-        "default: the installed one",
-    )
+    parser.add_argument("--trees", default="", help=TREES_HELP)
     args = parser.parse_args()
-    trees = [Tree(*t.split("=", 1)) for t in args.trees.split(",") if t] or [Tree("this", "")]
+    trees = parse_trees(args.trees)
     with tempfile.TemporaryDirectory() as scratch:
         rows = []
         for n in (int(s) for s in args.sizes.split(",")):
