@@ -14,19 +14,22 @@ rendering a template or parsing a state record.
   file's ctime to the current time, which no tool can set back (``touch`` sets the
   mtime only), so an edit that keeps the size and puts the mtime back still shows. A
   file changed within ``RACY_NS`` of being read could change again within the same
-  clock tick without its stat moving: its stat vouches for nothing, and every recall
-  reads it.
+  clock tick without its stat moving: its stat vouches for nothing, and each recall
+  reads the file until one finds it settled with the same bytes and keeps its new stat
+  (as after a checkout that wrote every file again).
 - State records and outputs are files avatarflow writes itself. They are compared by
   stat, taken before the full plan read them, as the output stat cache and git's index
   do; a memo whose stats include a file changed within ``RACY_NS`` of them is not kept.
+  The records folder's listing is vouched for by the folder's stat (adding, removing or
+  renaming an entry moves its ctime), and listed again when that moved.
 - The code is part of the fingerprint: the package's own files and the versions of the
   libraries that parse, render and validate.
 
 The file is laid out so that a miss costs little: a first line of JSON holds what is
 compared first (format, Python, code, manifest, templates) and the sha256 and sizes of
 the three ``marshal`` sections that follow (narration files, state and outputs, the
-plan). A section is loaded only once everything before it matched; marshal of plain
-lists is read several times faster than JSON, and a catalogue's memo is megabytes.
+plan). A section is loaded only once everything before it matched; ``marshal`` reads
+plain lists about twice as fast as JSON, and a catalogue's memo is megabytes.
 
 A memo is disposable: missing, unreadable, torn, corrupt or of another version (or
 Python), it is a miss, and a miss is the full plan, which then writes a new memo. Memos

@@ -57,6 +57,17 @@ class Tree:
         return {**env, "PYTHONPATH": self.path} if self.path else env
 
 
+TREES_HELP = (
+    "NAME=PATH,... copies of the package to compare in one run (PYTHONPATH); "
+    "default: the installed one"
+)
+
+
+def parse_trees(text: str) -> list[Tree]:
+    """The trees of ``--trees``; the installed package when there are none."""
+    return [Tree(*t.split("=", 1)) for t in text.split(",") if t] or [Tree("this", "")]
+
+
 def _edit_script(manifest: Path, run: int) -> None:
     scripts = re.findall(r'text_file: "([^"]+)"', manifest.read_text("utf-8"))
     path = manifest.parent / scripts[(run * 7919) % len(scripts)]
@@ -175,15 +186,10 @@ def main() -> None:
         default="",
         help=f"comma-separated figures not to measure (of: {', '.join(HEADS)})",
     )
-    parser.add_argument(
-        "--trees",
-        default="",
-        help="NAME=PATH,... copies of the package to compare in one run (PYTHONPATH); "
-        "default: the installed one",
-    )
+    parser.add_argument("--trees", default="", help=TREES_HELP)
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
-    trees = [Tree(*t.split("=", 1)) for t in args.trees.split(",") if t] or [Tree("this", "")]
+    trees = parse_trees(args.trees)
     with tempfile.TemporaryDirectory() as scratch:
         root = args.keep or Path(scratch)
         first = startup(root, args.runs, trees)
