@@ -284,6 +284,7 @@ class RequestCache:
     _renders: dict[str, RenderSummary] | None = None
     renders_changed: bool = False
     _base: _Base | None = None
+    _let_go: bool = False  # the rows were dropped (``let_go``): never written again
 
     @property
     def journal(self) -> Path:
@@ -362,9 +363,18 @@ class RequestCache:
         self.renders_changed = self.renders_changed or value != self._renders
         self._renders = value
 
+    def let_go(self) -> None:
+        """Drop what only a plan reads (the rows, the manifest's layout, the narration
+        files' digests): megabytes at catalogue scale. What is saved after this is the
+        render summaries alone."""
+        self.rows, self.layout, self.narrations, self._base = [], None, {}, None
+        self._let_go = True
+
     def save(self) -> None:
         """Write what changed, not fsynced (a torn file is a miss): a journal of the
         changes when they are few, else the whole cache."""
+        if self._let_go:
+            self.changed = False  # the rows are gone: what changed is found again next time
         if self.changed and (self._save_journal() or self._save_whole()):
             self.changed = False
         if self.renders_changed and self._renders is not None:
@@ -750,6 +760,7 @@ def requested(manifest: Path, target: TargetName) -> Requested | None:
         return None
     _keep_rows(cache, reading, found)
     cache.save()
+    cache.let_go()  # status reads the records next: the peak of its memory is then
     return Requested(built.loaded, built.workspace, found, cache)
 
 
