@@ -454,8 +454,9 @@ def item_key(index: int, item: Item) -> str:
 
 
 def context_digest(split: Split, templates: dict[str, str]) -> str:
-    """What every video's request depends on: the code, the head, the templates."""
-    digest = hashlib.sha256(planmemo.code_fingerprint().encode())
+    """What every video's request depends on: the code and the voice catalogue, the
+    head, the templates."""
+    digest = hashlib.sha256(planmemo.rules_fingerprint().encode())
     digest.update(b"\0" + split.head.encode())
     digest.update(b"\0" + json.dumps(templates, sort_keys=True).encode())
     return digest.hexdigest()

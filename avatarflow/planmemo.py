@@ -58,7 +58,7 @@ from typing import Any, TypeVar
 from .atomicfile import is_temp_name, replacing
 from .planner import Action, ActionKind, Plan
 from .statcache import RACY_NS, StatKey, stat_key
-from .usercache import cache_folder
+from .usercache import cache_folder, voices_fingerprint
 from .userfiles import UnsuitableFile, read_regular_file
 
 VERSION = 3
@@ -159,6 +159,13 @@ def code_fingerprint() -> str:
     return digest.hexdigest()
 
 
+def rules_fingerprint() -> str:
+    """What decides whether a request is valid besides the files it is made of: the code
+    (:func:`code_fingerprint`) and the voice catalogue in use (read on every call: a
+    ``catalog refresh`` may come between two commands of one process)."""
+    return f"{code_fingerprint()}:{voices_fingerprint()}"
+
+
 # -- the templates folder --------------------------------------------------------------
 def snapshot_folder(folder: Path) -> dict[str, str] | None:
     """sha256 of every file under ``folder`` by relative path (a template added to the
@@ -243,7 +250,7 @@ def remember(
     head: dict[str, Any] = {
         "format": FORMAT,
         "python": PYTHON,
-        "code": code_fingerprint(),
+        "code": rules_fingerprint(),
         "manifest": observed.manifest,
         "templates_dir": inputs.templates_dir,
         "templates": inputs.templates,
@@ -409,7 +416,7 @@ def recall(manifest: Path, target: str) -> Recalled | None:
 
 
 def _head_unchanged(manifest: Path, root: str, head: dict[str, Any]) -> bool:
-    if _digest_of(str(manifest)) != head["manifest"] or head["code"] != code_fingerprint():
+    if _digest_of(str(manifest)) != head["manifest"] or head["code"] != rules_fingerprint():
         return False
     templates = head["templates_dir"]
     return templates is None or snapshot_folder(Path(root, templates)) == head["templates"]

@@ -4,8 +4,12 @@ crash logs). ``$AVATARFLOW_CACHE_DIR``, else ``$XDG_CACHE_HOME/avatarflow``, els
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
+
+# The voice catalogue ``avatarflow catalog refresh`` writes here (see :mod:`voices`).
+VOICES_FILE = "voices.json"
 
 
 def cache_folder() -> Path:
@@ -14,3 +18,16 @@ def cache_folder() -> Path:
         return Path(explicit)
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "avatarflow"
+
+
+def voices_fingerprint() -> str:
+    """Which voice catalogue validation uses: the refreshed one by its bytes' sha256, or
+    the shipped one (which the code's fingerprint covers). A refresh may refuse a voice
+    or a style a memo or a cache once found valid, so every one of them keys on this."""
+    try:
+        with open(cache_folder() / VOICES_FILE, "rb") as handle:
+            return hashlib.sha256(handle.read()).hexdigest()
+    except FileNotFoundError:
+        return "shipped"
+    except OSError:
+        return "unreadable"  # validation words it; nothing remembered matches it

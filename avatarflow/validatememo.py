@@ -4,7 +4,8 @@
 ``validate`` reads nothing but the manifest, its templates folder and the narration
 files its videos name, with the code of avatarflow and its libraries: no state, no
 network, no environment. The memo keeps each of them: the manifest's bytes and every
-template file by sha256, the code by :func:`planmemo.code_fingerprint`, and each
+template file by sha256, the code and the voice catalogue by
+:func:`planmemo.rules_fingerprint`, and each
 narration file by sha256 with its stat, trusted as git's index trusts a stat (one whose
 stat moved, or that was written within ``RACY_NS`` of being remembered, is read and
 hashed again). Anything that differs, or that cannot be read, is a miss, and the
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from . import atomicfile
-from .planmemo import code_fingerprint, sha256_bytes, snapshot_folder
+from .planmemo import rules_fingerprint, sha256_bytes, snapshot_folder
 from .statcache import RACY_NS, stat_key
 from .usercache import cache_folder
 from .userfiles import UnsuitableFile, read_regular_file
@@ -55,7 +56,7 @@ def _unchanged(manifest: Path, data: dict[str, Any]) -> bool:
     root = os.path.dirname(os.path.realpath(manifest))
     if sha256_bytes(read_regular_file(manifest, MAX_INPUT_BYTES)) != data["manifest"]:
         return False
-    if data["code"] != code_fingerprint():
+    if data["code"] != rules_fingerprint():
         return False
     if snapshot_folder(Path(root, data["templates_dir"])) != data["templates"]:
         return False
@@ -100,7 +101,7 @@ def remember(
     data = {
         "version": VERSION,
         "manifest": manifest_digest,
-        "code": code_fingerprint(),
+        "code": rules_fingerprint(),
         "templates_dir": templates_dir,
         "templates": templates,
         "inputs": {relative: [stats[relative], inputs[relative]] for relative in inputs},

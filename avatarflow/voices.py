@@ -29,13 +29,13 @@ from typing import TYPE_CHECKING, Any
 from .errors import ConfigError, Location, ManifestError
 from .statcache import write_json
 from .suggest import closest
-from .usercache import cache_folder
+from .usercache import VOICES_FILE, cache_folder
 from .userfiles import UnsuitableFile, read_regular_file
 
 if TYPE_CHECKING:
     from .manifest import ResolvedVideo
 
-CACHE_FILE = "voices.json"
+CACHE_FILE = VOICES_FILE
 VOICES_PATH = "/cognitiveservices/voices/list"
 MAX_LIST_BYTES = 16 * 1024 * 1024  # Azure's full list is about 1.5 MB
 MAX_VOICES = 20_000

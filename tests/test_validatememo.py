@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -9,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from avatarflow import entry, validatememo
+from avatarflow import entry, incremental, planmemo, validatememo
 
-from .helpers import MANIFEST, course
+from .helpers import MANIFEST, course, record_all, run_cli
 
 CUSTOM = MANIFEST.replace(
     "  vars: {title: Intro}\n",
@@ -120,3 +121,32 @@ def test_a_torn_memo_is_a_miss(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert not recalled(manifest)
     assert validate(manifest, capsys)[:2] == (0, f"{manifest}: 3 video(s) valid.\n")
     assert recalled(manifest)  # and written again whole
+
+
+def test_a_refreshed_voice_catalogue_is_seen_by_every_memo_and_cache(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``catalog refresh`` may refuse a style the shipped catalogue let through: the
+    validate memo, the plan memo and the request cache must all notice."""
+    for module in (validatememo, planmemo, incremental):
+        monkeypatch.setattr(module, "RACY_NS", 0)  # stats trusted at once
+    styled = "  - id: b\n    input_kind: plain_text\n    synthesis: {style: cheerful}\n"
+    manifest = course(tmp_path, MANIFEST.replace("  - id: b\n", styled))
+    record_all(manifest)
+    assert validate(manifest, capsys)[0] == 0
+    for _ in range(2):  # in full, then from the memo
+        assert run_cli("plan", str(manifest)).code == 0
+    assert planmemo.recall(manifest, "azure") is not None
+    listed = [{"name": "en-US-AvaMultilingualNeural", "locale": "en-US", "styles": []}]
+    catalogue = Path(os.environ["AVATARFLOW_CACHE_DIR"]) / "voices.json"
+    catalogue.write_text(json.dumps({"source": "s", "as_of": "2026-01-01", "voices": listed}))
+    refused = "has no speaking styles (style 'cheerful')"
+    code, out, err = validate(manifest, capsys)
+    assert (code, out) == (1, "") and refused in err
+    assert planmemo.recall(manifest, "azure") is None
+    planned = run_cli("plan", str(manifest))
+    assert planned.code == 1 and refused in planned.err
+    # The request cache too: with one other video edited, the plan is not made from it.
+    manifest.write_text(manifest.read_text().replace("video c.", "video c, edited."))
+    planned = run_cli("plan", str(manifest))
+    assert planned.code == 1 and refused in planned.err
