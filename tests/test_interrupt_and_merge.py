@@ -29,13 +29,29 @@ from .helpers import (
 pytestmark = pytest.mark.usefixtures("fast_emulator")
 
 
+# ``python -m avatarflow`` with Ctrl-C as a terminal delivers it: a shell that starts the
+# suite in the background (``cmd &``) leaves SIGINT ignored, and Python then keeps it so.
+CTRL_C_AS_AT_A_TERMINAL = (
+    "import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "runpy.run_module('avatarflow', run_name='__main__', alter_sys=True)"
+)
+
+
 def start_apply(
     manifest: Path, config: dict[str, object]
 ) -> tuple[subprocess.Popen[str], list[str]]:
     env = dict(os.environ, AVATARFLOW_EMULATOR_CONFIG=json.dumps(config), NO_COLOR="1")
     env.pop("AVATARFLOW_EMULATOR_FAULTS", None)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "avatarflow", "apply", str(manifest), "--emulator", "--yes"],
+        [
+            sys.executable,
+            "-c",
+            CTRL_C_AS_AT_A_TERMINAL,
+            "apply",
+            str(manifest),
+            "--emulator",
+            "--yes",
+        ],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
