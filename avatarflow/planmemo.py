@@ -244,7 +244,7 @@ def remember(
         return False  # a file changed that recently: this memo could never be trusted
     root = _root(manifest)
     try:
-        narrations, listings = _vouched(root, inputs.inputs), _listed(root, state)
+        narrations, listings = vouched(root, inputs.inputs), _listed(root, state)
     except OSError:
         return False  # gone since it was read: the next plan is a full one anyway
     head: dict[str, Any] = {
@@ -275,7 +275,7 @@ def remember(
     return _write(memo_path(manifest, target), head, sections)
 
 
-def _vouched(root: str, inputs: dict[str, str]) -> Inputs:
+def vouched(root: str, inputs: dict[str, str]) -> Inputs:
     """Each narration file's digest with the stat that vouches for it from now on, or
     None where the stat cannot: the file changed within ``RACY_NS`` of being read."""
     settled_before = _LOADED_NS - RACY_NS
@@ -380,7 +380,7 @@ class Memo:
             return None  # torn, or not written by avatarflow
         first, second = head["sections"][0], head["sections"][0] + head["sections"][1]
         inputs = marshal.loads(payload[:first])
-        renewed = _inputs_unchanged(root, inputs)
+        renewed = inputs_unchanged(root, inputs)
         if renewed is None:
             return None
         listings, stats = marshal.loads(payload[first:second])
@@ -422,7 +422,7 @@ def _head_unchanged(manifest: Path, root: str, head: dict[str, Any]) -> bool:
     return templates is None or snapshot_folder(Path(root, templates)) == head["templates"]
 
 
-def _inputs_unchanged(root: str, inputs: Inputs) -> int | None:
+def inputs_unchanged(root: str, inputs: Inputs) -> int | None:
     """Every narration file as remembered, by its stat where that vouches for it, else
     by its bytes; None when one changed. Where the bytes were the same, the stat taken
     before reading them replaces the remembered one (unless it is racy): how many did."""

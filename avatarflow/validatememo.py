@@ -2,15 +2,14 @@
 ``validate`` (a pre-commit hook, an editor on save) prints it without loading a parser.
 
 ``validate`` reads nothing but the manifest, its templates folder and the narration
-files its videos name, with the code of avatarflow and its libraries: no state, no
-network, no environment. The memo keeps each of them: the manifest's bytes and every
-template file by sha256, the code and the voice catalogue by
-:func:`planmemo.rules_fingerprint`, and each
-narration file by sha256 with its stat, trusted as git's index trusts a stat (one whose
-stat moved, or that was written within ``RACY_NS`` of being remembered, is read and
-hashed again). Anything that differs, or that cannot be read, is a miss, and the
-command runs in full; so is a warning rich would not print as it is. Only a success is
-remembered: an error is always found, and worded, by the full path.
+files its videos name, with the code of avatarflow, its libraries and the voice
+catalogue in use: no state, no network. The memo keeps each of them: the manifest's
+bytes and every template file by sha256, the code and the voice catalogue by
+:func:`planmemo.rules_fingerprint`, and each narration file by sha256 with the stat
+that vouches for it, exactly as the plan memo keeps them (:func:`planmemo.vouched`,
+:func:`planmemo.inputs_unchanged`). Anything that differs, or that cannot be read, is a
+miss, and the command runs in full; so is a warning rich would not print as it is.
+Only a success is remembered: an error is always found, and worded, by the full path.
 """
 
 from __future__ import annotations
@@ -18,13 +17,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import time
 from pathlib import Path
 from typing import Any
 
 from . import atomicfile
-from .planmemo import rules_fingerprint, sha256_bytes, snapshot_folder
-from .statcache import RACY_NS, stat_key
+from .planmemo import inputs_unchanged, rules_fingerprint, sha256_bytes, snapshot_folder, vouched
 from .usercache import cache_folder
 from .userfiles import UnsuitableFile, read_regular_file
 
@@ -60,12 +57,11 @@ def _unchanged(manifest: Path, data: dict[str, Any]) -> bool:
         return False
     if snapshot_folder(Path(root, data["templates_dir"])) != data["templates"]:
         return False
-    for relative, (key, digest) in data["inputs"].items():
-        path = os.path.join(root, relative)
-        moved = list(stat_key(os.lstat(path))) != key
-        if moved and sha256_bytes(read_regular_file(path, MAX_INPUT_BYTES)) != digest:
-            return False
-    return True
+    inputs = [
+        (folder, names, digests, [None if key is None else tuple(key) for key in keys])
+        for folder, names, digests, keys in data["inputs"]
+    ]
+    return inputs_unchanged(root, inputs) is not None
 
 
 def remember(
@@ -79,32 +75,22 @@ def remember(
 ) -> None:
     """Keep the answer of a ``validate`` that passed, with what it read: the manifest's
     digest as loaded, the templates folder (as the manifest names it) and its files'
-    digests as snapshotted before rendering, the narration files' digests. A file that
-    changed since it was read is not vouched for: no memo then."""
+    digests as snapshotted before rendering, the narration files' digests, each with the
+    stat that vouches for it as the plan memo keeps them (:func:`planmemo.vouched`)."""
     if templates is None:
         return  # a templates folder the snapshot could not read whole
-    started = time.time_ns()
     root = os.path.dirname(os.path.realpath(manifest))
-    stats: dict[str, list[int]] = {}
-    for relative, digest in inputs.items():
-        path = os.path.join(root, relative)
-        try:
-            st = os.lstat(path)
-            if sha256_bytes(read_regular_file(path, MAX_INPUT_BYTES)) != digest:
-                return  # edited since validate read it
-        except (OSError, UnsuitableFile):
-            return
-        # A file written within the racy window may change again under the same stat:
-        # kept with no stat, so that the next recall hashes it.
-        racy = max(st.st_mtime_ns, st.st_ctime_ns) >= started - RACY_NS
-        stats[relative] = [-1] if racy else list(stat_key(st))
+    try:
+        narrations = vouched(root, inputs)
+    except (OSError, UnsuitableFile):
+        return  # a narration file gone or changed since validate read it
     data = {
         "version": VERSION,
         "manifest": manifest_digest,
         "code": rules_fingerprint(),
         "templates_dir": templates_dir,
         "templates": templates,
-        "inputs": {relative: [stats[relative], inputs[relative]] for relative in inputs},
+        "inputs": narrations,
         "videos": videos,
         "warnings": warnings,
     }

@@ -82,7 +82,7 @@ def test_an_answer_from_the_memo_loads_no_parser(
 def test_any_file_validate_read_changed_is_validated_again(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, edit: str
 ) -> None:
-    monkeypatch.setattr(validatememo, "RACY_NS", 0)  # stats kept at once: the ctime must tell
+    monkeypatch.setattr(planmemo, "RACY_NS", 0)  # stats kept at once: the ctime must tell
     manifest = course(tmp_path, FILED, **{"scripts__b.txt": SCRIPT})
     assert validate(manifest, capsys)[0] == 0 and recalled(manifest)
     broken = "Hello {{ nowhere_defined }}.\n"  # a template error, found only by rendering
@@ -128,7 +128,7 @@ def test_a_refreshed_voice_catalogue_is_seen_by_every_memo_and_cache(
 ) -> None:
     """``catalog refresh`` may refuse a style the shipped catalogue let through: the
     validate memo, the plan memo and the request cache must all notice."""
-    for module in (validatememo, planmemo, incremental):
+    for module in (planmemo, incremental):
         monkeypatch.setattr(module, "RACY_NS", 0)  # stats trusted at once
     styled = "  - id: b\n    input_kind: plain_text\n    synthesis: {style: cheerful}\n"
     manifest = course(tmp_path, MANIFEST.replace("  - id: b\n", styled))
