@@ -323,9 +323,8 @@ class RequestCache:
             self.layout = (digest, Layout(span, starts, ends, lines), keys)
 
     def _replay(self) -> None:
-        """The changes the journal holds, when it was written for this cache file."""
-        if not self.journal.exists():
-            return
+        """The changes the journal holds, when it was written for this cache file (none:
+        a missing journal reads as one that fails, and the file's rows stay)."""
         (base, context, count, rows, records, narrations, facts, layout), _ = _read_marshalled(
             self.journal
         )
@@ -373,9 +372,8 @@ class RequestCache:
     def save(self) -> None:
         """Write what changed, not fsynced (a torn file is a miss): a journal of the
         changes when they are few, else the whole cache."""
-        if self._let_go:
-            self.changed = False  # the rows are gone: what changed is found again next time
-        if self.changed and (self._save_journal() or self._save_whole()):
+        # After ``let_go`` the rows are gone: what changed is found again next time.
+        if self.changed and not self._let_go and (self._save_journal() or self._save_whole()):
             self.changed = False
         if self.renders_changed and self._renders is not None:
             summaries = {k: tuple(v) for k, v in self._renders.items()}
@@ -408,7 +406,7 @@ class RequestCache:
         }
         records = _changes(base.records, self.records)
         narrations = _changes(base.narrations, self.narrations)
-        changes = len(rows) + len(records[0]) + len(records[1]) + len(narrations[0])
+        changes = len(rows) + sum(len(part) for part in (*records, *narrations))
         if changes > max(_JOURNAL_MIN, JOURNAL_SHARE * len(self.rows)):
             return False
         count = len(self.rows)
@@ -648,15 +646,10 @@ def _full_plan_noops(
         output = outputs_read.get(shown)
         if render is None or serial is None or record is None or output is None:
             continue
-        stats = [record, output]
-        if render.subtitles is not None:
-            subtitles = outputs_read.get(_vtt_of(shown))
-            if subtitles is None:
-                continue
-            stats.append(subtitles)
-        if all(max(key[1], key[3]) < racy_from for key in stats):
-            vtt = _STAT.pack(*stats[2]) if len(stats) > 2 else None
-            noops[request.video_id] = Noop(_STAT.pack(*record), _STAT.pack(*output), vtt, serial)
+        vtt = _vtt_of(shown) if render.subtitles is not None else None
+        noop = _noop_of(record, output, vtt, outputs_read, serial, racy_from)
+        if noop is not None:
+            noops[request.video_id] = noop
     return noops
 
 
@@ -797,15 +790,28 @@ def _requests(
     return entries, built
 
 
-def _keep_rows(cache: RequestCache, reading: Reading, entries: list[Cached]) -> None:
-    """The rows of ``entries``: a row whose entry came from the cache keeps its no-op."""
-    rows, kept = cache.rows, []
-    for index, (key, entry) in enumerate(zip(reading.keys, entries, strict=True)):
-        row = rows[index] if index < len(rows) else None
-        kept.append(row if row is not None and row.entry is entry else Row(key, entry, None))
-    if len(kept) != len(rows) or any(a is not b for a, b in zip(kept, rows, strict=True)):
-        cache.rows, cache.changed = kept, True
+def _keep_rows(
+    cache: RequestCache,
+    reading: Reading,
+    entries: list[Cached],
+    noops: list[Noop | None] | None = None,
+) -> None:
+    """The rows this command leaves: each video's entry and why it was a no-op (``noops``;
+    without them, a row whose entry came from the cache keeps its own). A row that did
+    not change stays the same object: the journal writes only those that did."""
     _keep_layout(cache, reading)
+    rows, keys, left, same = cache.rows, reading.keys, [], len(cache.rows) == len(entries)
+    for index, entry in enumerate(entries):
+        row = rows[index] if index < len(rows) else None
+        mine = row if row is not None and row.entry is entry else None
+        noop = noops[index] if noops is not None else (mine.noop if mine else None)
+        if mine is not None and mine.noop is noop:
+            left.append(mine)
+        else:
+            left.append(Row(keys[index], entry, noop))
+            same = False
+    if not same:
+        cache.rows, cache.changed = left, True
 
 
 def _keep_layout(cache: RequestCache, reading: Reading) -> None:
@@ -860,7 +866,7 @@ def _plan(reading: Reading, cache: RequestCache, target: TargetName) -> Incremen
     for video_id, serial in partial.serials.items():
         serials.setdefault(video_id, serial)
     workspace.save_hashes()
-    _keep_noops(cache, reading, found, kept)
+    _keep_rows(cache, reading, found, kept)
     cache.save()
     warnings = [warning for entry in found for warning in entry.warnings]
     plan = Plan(tuple(ordered), state.meta.lineage, serials)
@@ -880,24 +886,6 @@ def _serials(found: list[Cached], kept: list[Noop | None], state: _Renders) -> d
         elif (summary := state.summary(entry.content_hash)) is not None:
             serials[entry.video_id] = summary.fingerprint
     return serials
-
-
-def _keep_noops(
-    cache: RequestCache, reading: Reading, found: list[Cached], kept: list[Noop | None]
-) -> None:
-    """The rows this plan leaves: each video's entry and why it was a no-op (a row that
-    did not change is the same object: the journal writes only those that did)."""
-    _keep_layout(cache, reading)
-    rows, keys, left, same = cache.rows, reading.keys, [], len(cache.rows) == len(found)
-    for index, (entry, noop) in enumerate(zip(found, kept, strict=True)):
-        row = rows[index] if index < len(rows) else None
-        if row is not None and row.entry is entry and row.noop is noop:
-            left.append(row)
-        else:
-            left.append(Row(keys[index], entry, noop))
-            same = False
-    if not same:
-        cache.rows, cache.changed = left, True
 
 
 def _noops(
@@ -980,27 +968,32 @@ def _checked(
     if outputs.check(record.output, record.subtitles, st) != "ok":
         return None
     racy_from = state.started_ns - RACY_NS
-    return _noop_of(summary, st, record, outputs.read, racy_from) or False
+    vtt = record.subtitles[0] if record.subtitles is not None else None
+    noop = _noop_of(summary.stat, stat_key(st), vtt, outputs.read, summary.fingerprint, racy_from)
+    return noop or False
 
 
 def _noop_of(
-    summary: RenderSummary,
-    st: os.stat_result,
-    record: RecordSummary,
+    record: StatKey,
+    output: StatKey,
+    subtitles: str | None,
     read: dict[str, StatKey],
+    serial: int,
     racy_from: int,
 ) -> Noop | None:
-    """Why a video checked in full is a no-op; None when a file it rests on is racy."""
-    stats = [summary.stat, stat_key(st)]
-    if record.subtitles is not None:
-        subtitles = read.get(record.subtitles[0])
-        if subtitles is None:
+    """Why a video is a no-op, from the stats of the files that answer rests on (its
+    ``.vtt`` by its path in ``read``, when the render has one); None when one of them is
+    unknown or racy."""
+    stats = [record, output]
+    if subtitles is not None:
+        vtt = read.get(subtitles)
+        if vtt is None:
             return None
-        stats.append(subtitles)
+        stats.append(vtt)
     if any(max(key[1], key[3]) >= racy_from for key in stats):
         return None
-    vtt = _STAT.pack(*stats[2]) if len(stats) > 2 else None
-    return Noop(_STAT.pack(*stats[0]), _STAT.pack(*stats[1]), vtt, summary.fingerprint)
+    packed_vtt = _STAT.pack(*stats[2]) if subtitles is not None else None
+    return Noop(_STAT.pack(*record), _STAT.pack(*output), packed_vtt, serial)
 
 
 def _packed_or_empty(path: str) -> bytes:
