@@ -57,9 +57,9 @@ from .backends.local import RECORDS_DIR, LocalStore
 from .errors import UserError
 from .fastpath import collector_paused
 from .manifestsplit import Item, Layout, Split, cut_again, split_videos
-from .planmemo import sha256_bytes, snapshot_folder
+from .planmemo import noop_actions, sha256_bytes, snapshot_folder
 from .planner import Action, ActionKind, Plan
-from .statcache import RACY_NS, StatKey, stat_key
+from .statcache import RACY_NS, OpenFolder, StatKey, stat_key
 from .usercache import cache_folder
 from .userfiles import UnsuitableFile, read_regular_file
 
@@ -764,7 +764,7 @@ def _requests(
     """Every video's entry, from the cache or built; the builder holds those it built."""
     items, rows = reading.split.items, cache.rows
     found: dict[int, Cached] = {}
-    with _Folder(str(reading.root)) as root:
+    with OpenFolder(str(reading.root)) as root:
         narrations = _Narrations(reading.root, cache.narrations, root)
         for index, key in enumerate(reading.keys):
             row = rows[index] if index < len(rows) else None
@@ -899,7 +899,7 @@ def _noops(
     and for a no-op that rests on a racy file). A video is one when its render delivered
     a video that is intact on disk; the files of the last plan's no-ops are taken by
     their stat, the others checked as the full path checks them."""
-    with _Folder(str(workspace.output_dir)) as opened:
+    with OpenFolder(str(workspace.output_dir)) as opened:
         return _noops_in(found, rows, state, workspace, outputs, opened)
 
 
@@ -909,12 +909,12 @@ def _noops_in(
     state: _Renders,
     workspace: Workspace,
     outputs: OutputChecker,
-    opened: _Folder,
+    opened: OpenFolder,
 ) -> tuple[dict[int, Action], list[Noop | None]]:
     present = _output_stat(workspace, opened)
     folder = f"{workspace.output_dir}{os.sep}"
     current, pack, count = state.current, _STAT.pack, len(rows)
-    noops: dict[int, Action] = {}
+    indices: list[int] = []  # of the no-ops
     kept: list[Noop | None] = []
     # One pass over every video: this loop is most of a plan's time at catalogue scale,
     # so the common case (a no-op whose files are as they were) is spelled out inline.
@@ -934,14 +934,15 @@ def _noops_in(
                 kept.append(None)
                 continue
             noop = checked or None  # False: a no-op resting on a racy file
-        noops[index] = Action(
-            ActionKind.NOOP,
-            entry.video_id,
-            synthesis_id=entry.synthesis_id,
-            input_hash=entry.content_hash,
-        )
+        indices.append(index)
         kept.append(noop)
-    return noops, kept
+    # The actions made as the plan memo makes them (a frozen dataclass' constructor is
+    # a third of this loop's time at catalogue scale).
+    done = [found[i] for i in indices]
+    actions = noop_actions(
+        [e.video_id for e in done], [e.synthesis_id for e in done], [e.content_hash for e in done]
+    )
+    return dict(zip(indices, actions, strict=True)), kept
 
 
 def _subtitles_still(noop: Noop, entry: Cached, folder: str) -> bool:
@@ -1050,7 +1051,7 @@ class _Narrations:
     reached through a symlink, or in a folder outside the manifest's, is left to the
     renderer (its video is built again)."""
 
-    def __init__(self, root: Path, known: dict[str, tuple[bytes, str]], opened: _Folder) -> None:
+    def __init__(self, root: Path, known: dict[str, tuple[bytes, str]], opened: OpenFolder) -> None:
         self.opened = opened  # the manifest's folder, where each relative path is looked up
         self.base = str(root)
         self.inside = os.path.join(self.base, "")
@@ -1080,7 +1081,7 @@ class _Narrations:
             real = os.path.realpath(folder)
             inside = self.folders[folder] = real == self.base or real.startswith(self.inside)
         try:
-            st = self.opened.lstat(relative)
+            st = self.opened.stat(relative)
         except OSError:
             return None
         if not inside or not stat.S_ISREG(st.st_mode):
@@ -1100,37 +1101,9 @@ class _Narrations:
         return digest
 
 
-class _Folder:
-    """Files of one folder looked up by name in the folder opened once: the kernel then
-    takes one step per name, not one per component of its path (a third less time for
-    the 10,000 ``lstat`` of a catalogue's records). Where ``dir_fd`` is not supported,
-    or the folder cannot be opened, each name is joined to the folder's path."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.fd: int | None = None
-        if os.stat in os.supports_dir_fd:
-            with contextlib.suppress(OSError):
-                self.fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-
-    def lstat(self, name: str) -> os.stat_result:
-        if self.fd is None:
-            return os.lstat(f"{self.path}{os.sep}{name}")  # not os.path.join: 10,000 calls
-        return os.stat(name, dir_fd=self.fd, follow_symlinks=False)
-
-    def close(self) -> None:
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
-
-    def __enter__(self) -> _Folder:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def _output_stat(workspace: Workspace, opened: _Folder) -> Callable[[str], os.stat_result | None]:
+def _output_stat(
+    workspace: Workspace, opened: OpenFolder
+) -> Callable[[str], os.stat_result | None]:
     """The ``lstat`` of an output by its name, None when there is none; what
     ``check_output_paths`` refuses is left to the full path to word."""
     folder = str(workspace.output_dir)
@@ -1143,7 +1116,7 @@ def _output_stat(workspace: Workspace, opened: _Folder) -> Callable[[str], os.st
 
     def lstat(name: str) -> os.stat_result | None:
         try:
-            st = opened.lstat(name)
+            st = opened.stat(name)
         except (FileNotFoundError, NotADirectoryError):
             return None
         if not stat.S_ISREG(st.st_mode):
@@ -1210,15 +1183,15 @@ class _Renders:
         if os.path.isdir(self.folder):
             self.names = [n for n in os.listdir(self.folder) if n.endswith(".json")]
         racy_from = self.started_ns - RACY_NS
-        with _Folder(self.folder) as folder:
+        with OpenFolder(self.folder) as folder:
             self._check_listed(folder, known, trusted, racy_from)
         if trusted != known:
             self.cache.records, self.cache.changed = trusted, True
 
     def _check_listed(
-        self, folder: _Folder, known: dict[str, bytes], trusted: dict[str, bytes], racy_from: int
+        self, folder: OpenFolder, known: dict[str, bytes], trusted: dict[str, bytes], racy_from: int
     ) -> None:
-        current, lstat = self.current, folder.lstat
+        current, lstat = self.current, folder.stat
         for name in self.names or ():
             st = lstat(name)
             if not stat.S_ISREG(st.st_mode):

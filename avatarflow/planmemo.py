@@ -57,7 +57,7 @@ from typing import Any, TypeVar
 
 from .atomicfile import is_temp_name, replacing
 from .planner import Action, ActionKind, Plan
-from .statcache import RACY_NS, StatKey, stat_key
+from .statcache import RACY_NS, OpenFolder, StatKey, stat_key
 from .usercache import cache_folder, voices_fingerprint
 from .userfiles import UnsuitableFile, read_regular_file
 
@@ -205,15 +205,11 @@ def _by_folder(items: Iterable[tuple[str, V]]) -> list[tuple[str, list[str], lis
 
 
 def _stats(folder: str, names: list[str], *, follow: bool) -> Generator[os.stat_result, None, None]:
-    """The stat of each of ``names`` in ``folder`` (opened once, through any symlink as
-    it points now): a name looked up in an open folder costs the kernel one step, not
-    the whole path; tens of thousands of them are most of a recall."""
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
+    """The stat of each of ``names`` in ``folder``, opened once (:class:`OpenFolder`):
+    tens of thousands of them are most of a recall."""
+    with OpenFolder(folder) as opened:
         for name in names:
-            yield os.stat(name, dir_fd=fd, follow_symlinks=follow)
-    finally:
-        os.close(fd)
+            yield opened.stat(name, follow=follow)
 
 
 def _root(manifest: Path) -> str:
@@ -466,12 +462,12 @@ def _stats_unchanged(root: str, stats: Stats) -> bool:
 
 def _recalled(section: tuple[Any, ...]) -> Recalled:
     lineage, videos, synthesis_ids, input_hashes, serial_ids, serials, warnings = section
-    actions = _noops(videos, synthesis_ids, input_hashes)
+    actions = noop_actions(videos, synthesis_ids, input_hashes)
     plan = Plan(actions, lineage, dict(zip(serial_ids, serials, strict=True)))
     return Recalled(plan, warnings)
 
 
-def _noops(
+def noop_actions(
     videos: list[str], synthesis_ids: list[str], input_hashes: list[str]
 ) -> tuple[Action, ...]:
     """A NOOP action per video, each equal to what ``Action(NOOP, video, synthesis_id=...,
