@@ -346,6 +346,10 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except click.exceptions.Exit as exc:
         return exc.exit_code
+    except click.exceptions.NoArgsIsHelpError as exc:
+        # A group given no command: its help, as ``--help`` prints it, not an error.
+        click.echo(exc.ctx.get_help() if exc.ctx else exc.format_message())
+        return EXIT_OK
     except click.UsageError as exc:
         hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
         _print_error(f"Error: {exc.format_message()}{hint}")

@@ -25,7 +25,8 @@ def stored_answer(args: list[str]) -> str | None:
     """What click would print for ``args``, when it is known without click; else None."""
     if args == ["--version"]:
         return VERSION_LINE
-    if args not in (["--help"], ["-h"]) or terminal_columns() < HELP_COLUMNS:
+    # No command at all is a request for the help, as click answers it (exit 0).
+    if args not in ([], ["--help"], ["-h"]) or terminal_columns() < HELP_COLUMNS:
         return None
     try:
         with open(HELP_FILE, encoding="utf-8") as file:

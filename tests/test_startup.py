@@ -102,6 +102,23 @@ def test_help_and_version_import_neither_click_nor_pydantic(args: list[str]) -> 
     assert ("Commands:" in out and "validate" in out) or out == entry.VERSION_LINE
 
 
+def test_no_command_prints_the_help_and_succeeds() -> None:
+    out, status = _entry(watch=_HEAVY)
+    assert status == "0 -"
+    assert out == _click_prints("--help")
+    narrow, status = _entry(watch=("click",), columns=60)  # click's own answer
+    assert status == "0 click"
+    assert narrow == _click_prints("--help", columns=60)
+    assert narrow.startswith("Usage: avatarflow [OPTIONS] COMMAND")
+
+
+def test_a_group_given_no_command_prints_its_help_and_succeeds() -> None:
+    out, status = _entry("state", watch=("click",))
+    assert status == "0 click"
+    assert out == _click_prints("state", "--help")
+    assert out.startswith("Usage: avatarflow state [OPTIONS] COMMAND")
+
+
 def test_a_wider_terminal_gets_the_stored_help_too() -> None:
     out, status = _entry("--help", watch=_HEAVY, columns=200)
     assert status == "0 -"
