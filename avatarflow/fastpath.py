@@ -10,7 +10,8 @@ rarely reaches them; they keep a full plan of 10,000 videos (a ``defaults`` chan
 
 - :func:`load_from_events`: the manifest built straight from libyaml's parser events,
   without composing a node tree (the YAML loader's second builder);
-- :func:`collector_paused`: the cycle collector off while those events are built;
+- :func:`collector_paused`: the cycle collector off while those events (or the request
+  cache's rows) are built, and what was built moved to the oldest generation unscanned;
 - :func:`render_simple_narration`: a narration whose only markup is ``{{ name }}``
   substituted without compiling a Jinja template per video;
 - :func:`share_fields_set`: models given the same field names share one set of them
@@ -67,6 +68,11 @@ def collector_paused() -> Iterator[None]:
     Building allocates tens of thousands of dicts and lists that the collector would
     scan again and again as they pile up: a fifth of the load time of a large
     catalogue. Nothing is lost: the collector runs as usual once it is enabled again.
+
+    What was built is long-lived: it is moved to the oldest generation as it stands
+    (``freeze`` then ``unfreeze``: two list splices), where only a full collection looks
+    at it, instead of being scanned whole by the first young collection after the pause
+    (0.2 s of a plan of 50,000 videos). Garbage among it is found by that full collection.
     """
     was_enabled = gc.isenabled()
     gc.disable()
@@ -74,6 +80,9 @@ def collector_paused() -> Iterator[None]:
         yield
     finally:
         if was_enabled:
+            if gc.get_freeze_count() == 0:  # never undo a freeze of the program's own
+                gc.freeze()
+                gc.unfreeze()
             gc.enable()
 
 
