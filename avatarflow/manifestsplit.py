@@ -22,9 +22,9 @@ aliases.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import repeat
-from typing import NamedTuple
+from typing import NamedTuple, overload
 
 # Patterns start with a newline rather than ``^``: the engine then skips ahead by that
 # literal instead of trying every position of a multi-megabyte catalogue.
@@ -65,13 +65,15 @@ class Item(NamedTuple):
 class Split:
     head: str  # the manifest without the items of ``videos``
     head_document: str  # the same with the items' lines left blank: lines stay in place
-    items: tuple[Item, ...]
+    items: Sequence[Item]  # a tuple, or the items of a layout made when asked (``cut_again``)
     span: tuple[int, int] = (0, 0)  # where the list of items is in the text
 
     @property
     def layout(self) -> Layout:
         """Where this split found everything, to cut the same text again (``cut_again``)."""
         items = self.items
+        if isinstance(items, LaidOut):
+            return items.layout
         starts, ends = tuple(i.start for i in items), tuple(i.end for i in items)
         return Layout(self.span, starts, ends, tuple(i.line for i in items))
 
@@ -85,15 +87,38 @@ class Layout(NamedTuple):
     lines: tuple[int, ...]
 
 
+class LaidOut(Sequence[Item]):
+    """The items of a text by its layout, each made when asked for: a plan after one edit
+    parses one item of 50,000, and needs no tuple for the others."""
+
+    def __init__(self, text: str, layout: Layout) -> None:
+        self.text, self.layout = text, layout
+
+    def __len__(self) -> int:
+        return len(self.layout.starts)
+
+    @overload
+    def __getitem__(self, index: int) -> Item: ...
+    @overload
+    def __getitem__(self, index: slice) -> tuple[Item, ...]: ...
+    def __getitem__(self, index: int | slice) -> Item | tuple[Item, ...]:
+        if isinstance(index, slice):
+            return tuple(self[i] for i in range(*index.indices(len(self))))
+        layout = self.layout
+        return Item(self.text, layout.starts[index], layout.ends[index], layout.lines[index])
+
+    def __repr__(self) -> str:  # not the whole manifest
+        return f"LaidOut({len(self)} items)"
+
+
 def cut_again(text: str, layout: Layout) -> Split:
     """The split of ``text`` by a layout ``split_videos`` found in the very same text: the
     text is not searched again (the caller vouches for its bytes, by their digest)."""
     start, end = layout.span
-    items = tuple(map(Item, repeat(text), layout.starts, layout.ends, layout.lines))
-    return _split(text, start, end, items)
+    return _split(text, start, end, LaidOut(text, layout))
 
 
-def _split(text: str, start: int, end: int, items: tuple[Item, ...]) -> Split:
+def _split(text: str, start: int, end: int, items: Sequence[Item]) -> Split:
     blank = "\n" * text.count("\n", start, end)
     head = text[:start] + text[end:]
     return Split(head, text[:start] + blank + text[end:], items, (start, end))

@@ -512,3 +512,38 @@ def test_a_broken_or_stale_journal_is_a_cache_as_its_file_has_it(
     course.write()
     got = cached_plan(course.manifest)[0]
     assert got == full_plan(course.manifest)
+
+
+def test_narrations_in_linked_and_nested_folders_plan_as_in_full(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(incremental, "RACY_NS", 0)
+    course = Course(tmp_path / "course", random.Random(11))
+    # The scripts through a symlink to a folder inside the course, and one narration in
+    # a nested folder of its own.
+    (course.root / "scripts").rename(course.root / "library")
+    (course.root / "scripts").symlink_to("library", target_is_directory=True)
+    make_tree(course.root, {"deep/er/v0.txt": "Deep inside.\n"})
+    course.items[0] = "  - id: v0\n    text_file: deep/er/v0.txt\n"
+    course.write()
+    scripted = [n for n, item in enumerate(course.items) if "text_file: scripts/" in item]
+    assert scripted, "the seed gives some videos a script"
+    course.apply()
+    assert not planned(course.manifest).plan.has_changes
+    number = re.search(r"scripts/v(\d+)\.txt", course.items[scripted[0]])
+    assert number is not None
+    script = course.root / "library" / f"v{number.group(1)}.txt"
+    script.write_text(script.read_text("utf-8") + "Edited through the link.\n", "utf-8")
+    (course.root / "deep/er/v0.txt").write_text("Deep inside, edited.\n", "utf-8")
+    edited = planned(course.manifest)
+    assert edited.rendered == 2
+    assert {a.video_id for a in edited.plan.changes} == {"v0", f"v{scripted[0]}"}
+    assert plan_json(edited.plan) == full_plan(course.manifest)[1][0]  # type: ignore[index]
+    # The link now leads out of the course: the cache trusts nothing it knew of it.
+    outside = tmp_path / "elsewhere"
+    (course.root / "library").rename(outside)
+    (course.root / "scripts").unlink()
+    (course.root / "scripts").symlink_to(outside, target_is_directory=True)
+    expected = full_plan(course.manifest)
+    assert expected[0] == "error" and "points outside the manifest's folder" in str(expected[1])
+    assert cached_plan(course.manifest)[0] == expected

@@ -59,6 +59,14 @@ def test_the_same_text_cut_again_by_its_layout_is_the_same_split() -> None:
     split = split_videos(PLAIN)
     assert split is not None and split.span != (0, 0)
     again = cut_again(PLAIN, split.layout)
-    assert again == split
+    assert (again.head, again.head_document, again.span) == (
+        split.head,
+        split.head_document,
+        split.span,
+    )
+    assert len(again.items) == len(split.items) == 3
+    assert tuple(again.items) == split.items  # each item made when asked for
+    assert again.items[1:] == split.items[1:] and again.items[-1] == split.items[-1]
+    assert again.layout == split.layout
     assert [item.text for item in again.items] == [item.text for item in split.items]
-    assert PLAIN not in repr(split.items[0])
+    assert PLAIN not in repr(split.items[0]) and PLAIN not in repr(again.items)
