@@ -752,6 +752,8 @@ def requested(manifest: Path, target: TargetName) -> Requested | None:
         found, built = _requests(reading, cache, target)
     except (_Fallback, UserError, UnsuitableFile, *_CORRUPT):
         return None
+    if not _same_videos(cache.rows, found):
+        cache.facts = None  # what the cache knows of the facts is for the videos of its rows
     _keep_rows(cache, reading, found)
     cache.save()
     cache.let_go()  # status reads the records next: the peak of its memory is then
@@ -850,7 +852,7 @@ def _plan(reading: Reading, cache: RequestCache, target: TargetName) -> Incremen
             for r in requests
         ]
         wanted = {entry.video_id for entry in found}
-        bound = state.bind(uses, wanted)
+        bound = state.bind(uses, wanted, _none_gone(cache, found, facts_key))
         fetch_from = fetch_source(bound, video_stores(built.loaded, workspace))
         partial = make_plan(requests, bound, outputs, fetch_from=fetch_from)
         seen = state.stats.get(state.facts_name)
@@ -875,6 +877,21 @@ def _plan(reading: Reading, cache: RequestCache, target: TargetName) -> Incremen
     service = built.loaded.model.service
     pack = service.pack_max_inputs if service.pack else None
     return Incremental(plan, warnings, pack, len(built.requests), prices_for(built.loaded.model))
+
+
+def _none_gone(cache: RequestCache, found: list[Cached], facts_key: bytes) -> bytes | None:
+    """``facts_key`` when the facts with that stat are known to keep no output of a video
+    gone from the manifest: the cache saw them so for the videos of its rows, and these
+    are the same videos. None when that is not known."""
+    if cache.facts != (facts_key, False) or not facts_key or not _same_videos(cache.rows, found):
+        return None
+    return facts_key
+
+
+def _same_videos(rows: list[Row], entries: list[Cached]) -> bool:
+    return len(rows) == len(entries) and all(
+        row.entry.video_id == entry.video_id for row, entry in zip(rows, entries, strict=True)
+    )
 
 
 def _serials(found: list[Cached], kept: list[Noop | None], state: _Renders) -> dict[str, int]:
@@ -1257,15 +1274,21 @@ class _Renders:
             render = self.parsed[request_hash]
         return render
 
-    def facts(self, keep: Callable[[str], bool]) -> MachineFacts:
+    def facts(
+        self, keep: Callable[[str], bool], only: tuple[set[str], bytes] | None = None
+    ) -> MachineFacts:
         """This checkout's per-machine facts of the videos ``keep`` accepts (read once;
-        a torn file reads as empty)."""
+        a torn file reads as empty). ``only``: the videos among them that the file can
+        hold, when its packed stat is the one given (see ``MachineFacts.load``)."""
         if self._facts is None:
             from .machine import CACHE_DIR, FACTS_FILE, MachineFacts
 
             path = self.store.directory / CACHE_DIR / FACTS_FILE
             before = _stat_or_none(path)
-            self._facts = MachineFacts.load(self.store.directory, keep)
+            if only is not None and (before is None or _STAT.pack(*before) != only[1]):
+                only = None
+            videos = only[0] if only is not None else None
+            self._facts = MachineFacts.load(self.store.directory, keep, videos)
             after = _stat_or_none(path)
             if before != after:
                 raise _Fallback  # written while read
@@ -1273,18 +1296,22 @@ class _Renders:
                 self.stats[f"{CACHE_DIR}/{FACTS_FILE}"] = after
         return self._facts
 
-    def bind(self, uses: list[tuple[str, str, str]], wanted: set[str]) -> State:
+    def bind(
+        self, uses: list[tuple[str, str, str]], wanted: set[str], none_gone: bytes | None = None
+    ) -> State:
         """The records of the videos of ``uses`` (id, request hash, output path) and of the
         outputs this checkout kept for videos not in ``wanted`` (the manifest's), bound by
         the store's own code as the full plan binds them. The store is given only the
         renders and the facts of those videos: the binding of one video reads nothing of
-        another in the manifest."""
+        another in the manifest. ``none_gone``: the packed stat of facts known to keep no
+        output of a video not in ``wanted`` (only the videos of ``uses`` are looked for)."""
         from .backends.local import LocalStore
         from .state import State
 
         mine = {video_id for video_id, _, _ in uses}
         store = LocalStore(self.store.directory, self.store.display)
-        store.facts = self.facts(lambda video_id: video_id in mine or video_id not in wanted)
+        only = (mine, none_gone) if none_gone is not None else None
+        store.facts = self.facts(lambda video_id: video_id in mine or video_id not in wanted, only)
         self.gone_outputs = any(video_id not in wanted for video_id in store.facts.outputs)
         needed = {request_hash for _, request_hash, _ in uses}
         needed.update(item.request_hash for item in store.facts.outputs.values())

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from json.decoder import scanstring  # type: ignore[attr-defined]  # C, not in the stubs
 from pathlib import Path
@@ -82,15 +82,26 @@ class MachineFacts:
     _dirty: bool = False
 
     @classmethod
-    def load(cls, state_dir: Path, keep: Callable[[str], bool] | None = None) -> MachineFacts:
+    def load(
+        cls,
+        state_dir: Path,
+        keep: Callable[[str], bool] | None = None,
+        only: Collection[str] | None = None,
+    ) -> MachineFacts:
         """The facts of ``state_dir``; with ``keep``, the outputs and latest renders of
         only the videos it accepts (a plan of a few changed videos among thousands reads
-        no more; facts read so are for reading only, never saved)."""
+        no more; facts read so are for reading only, never saved). With ``only`` too (the
+        caller knows ``keep`` accepts no other video of the file), those videos' lines
+        are found by search instead of each line being looked at."""
         path = state_dir / CACHE_DIR / FACTS_FILE
         facts = cls(path)
         try:
             text = path.read_text("utf-8")
-            data = (keep is not None and _by_layout(text, keep)) or json.loads(text)
+            data = (
+                (keep is not None and only is not None and _by_search(text, only))
+                or (keep is not None and _by_layout(text, keep))
+                or json.loads(text)
+            )
             if data.get("version") != VERSION:
                 return facts
             facts.outputs = {
@@ -156,6 +167,7 @@ class MachineFacts:
 # inside ``latest`` and ``outputs``. JSON strings hold no raw newline, so each video's
 # line is found, and its id read, without parsing anything else.
 _PER_VIDEO = ("latest", "outputs")
+_MAX_SEARCHED = 64  # videos found by search (``_by_search``); more: each line looked at
 
 
 def _by_layout(text: str, keep: Callable[[str], bool]) -> dict[str, Any] | None:
@@ -165,6 +177,39 @@ def _by_layout(text: str, keep: Callable[[str], bool]) -> dict[str, Any] | None:
     try:
         return _read_layout(text.split("\n"), keep)
     except ValueError:  # another layout (an older one), or a torn file
+        return None
+
+
+def _by_search(text: str, videos: Collection[str]) -> dict[str, Any] | None:
+    """The facts of ``videos`` alone, as ``_by_layout`` reads them, each video's line found
+    by searching for its key at the start of a line of its section (a string search per
+    video, where the line loop parses every video's id): for a plan of a few changed
+    videos. None when ``text`` is not laid out as ``_text`` writes it."""
+    if len(videos) > _MAX_SEARCHED:
+        return None  # a search each through the whole file: the line loop is cheaper
+    lines: list[str] = []
+    taken = 0  # the text before this is in ``lines``
+    for name in _PER_VIDEO:
+        header = f"\n {json.dumps(name)}: {{\n"
+        start = text.find(header, taken)
+        if start < 0:
+            continue  # no video in this section: one line, read with the others
+        first = start + len(header) - 1  # the newline before the section's first video
+        close = text.find("\n }", first)  # the newline before the section's last line
+        if close < 0:
+            return None
+        lines.extend(text[taken:first].split("\n"))
+        found = []
+        for video in videos:
+            at = text.find(f"\n  {json.dumps(video)}: ", first, close)
+            if at >= 0:
+                found.append((at, text[at + 1 : text.find("\n", at + 1)]))
+        lines.extend(line for _, line in sorted(found))  # in the file's order
+        taken = close + 1
+    lines.extend(text[taken:].split("\n"))
+    try:
+        return _read_layout(lines, lambda _: True)
+    except ValueError:
         return None
 
 

@@ -547,3 +547,51 @@ def test_narrations_in_linked_and_nested_folders_plan_as_in_full(
     expected = full_plan(course.manifest)
     assert expected[0] == "error" and "points outside the manifest's folder" in str(expected[1])
     assert cached_plan(course.manifest)[0] == expected
+
+
+def test_a_video_removed_while_status_ran_is_still_forgotten_by_the_next_plan(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The cache knows the facts keep no output of a video gone from the manifest, for
+    # the videos of its rows: status rewrites the rows after a video is removed, and the
+    # plan after it must look for that video's output again.
+    monkeypatch.setattr(incremental, "RACY_NS", 0)
+    monkeypatch.setattr(incremental, "MAX_CHANGED_SHARE", 1.0)  # the items after it moved
+    course = Course(tmp_path, random.Random(21))
+    course.apply()
+    assert not planned(course.manifest).plan.has_changes
+    gone = course.items.pop(3)
+    course.write()
+    status_of(course.manifest)
+    course.items[5] = course.items[5].replace("  - id: ", "  - voice: en-US-GuyNeural\n    id: ", 1)
+    course.write()
+    made = planned(course.manifest)
+    assert 0 <= made.rendered < len(course.items)  # the incremental path
+    gone_id = gone.split("\n", 1)[0].removeprefix("  - id: ")
+    assert ("forget", gone_id) in {(a.kind.value, a.video_id) for a in made.plan.actions}
+    assert plan_json(made.plan) == full_plan(course.manifest)[1][0]  # type: ignore[index]
+
+
+def test_one_edit_looks_for_its_video_alone_in_the_facts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from avatarflow import machine
+
+    monkeypatch.setattr(incremental, "RACY_NS", 0)
+    course = Course(tmp_path, random.Random(23))
+    course.apply()
+    planned(course.manifest)
+    searched: list[set[str]] = []
+    real = machine._by_search
+
+    def spy(text: str, videos: set[str]) -> object:
+        searched.append(set(videos))
+        return real(text, videos)
+
+    monkeypatch.setattr(machine, "_by_search", spy)
+    monkeypatch.setattr(machine, "_by_layout", lambda *_: pytest.fail("every line read"))
+    course.items[2] = course.items[2].replace("  - id: ", "  - voice: en-US-GuyNeural\n    id: ", 1)
+    course.write()
+    made = planned(course.manifest)
+    assert made.rendered == 1 and searched == [{"v2"}]
+    assert plan_json(made.plan) == full_plan(course.manifest)[1][0]  # type: ignore[index]

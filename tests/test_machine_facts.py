@@ -61,10 +61,13 @@ def test_facts_in_another_layout_are_read_whole(tmp_path: Path, layout: object) 
     written = _facts(random.Random(1), tmp_path, 5)
     data = json.loads(written.path.read_text("utf-8"))
     written.path.write_text(layout(data) + "\n", "utf-8")  # type: ignore[operator]
-    read = MachineFacts.load(tmp_path, lambda video_id: video_id in {"v1", 'quote"d'})
-    assert read.outputs == {
-        k: written.outputs[k] for k in ("v1", 'quote"d') if k in written.outputs
-    }
+    wanted = {"v1", 'quote"d'}
+    for only in (None, wanted):  # each line looked at, or the wanted ones searched for
+        read = MachineFacts.load(tmp_path, lambda video_id: video_id in wanted, only)
+        assert read.outputs == {
+            k: written.outputs[k] for k in sorted(wanted) if k in written.outputs
+        }
+        assert read.latest == {k: written.latest[k] for k in sorted(wanted) if k in written.latest}
 
 
 def test_torn_facts_read_as_empty(tmp_path: Path) -> None:
@@ -72,6 +75,38 @@ def test_torn_facts_read_as_empty(tmp_path: Path) -> None:
     text = written.path.read_text("utf-8")
     written.path.write_text(text[: len(text) // 2], "utf-8")
     assert MachineFacts.load(tmp_path, lambda video_id: True).outputs == {}
+    assert MachineFacts.load(tmp_path, lambda video_id: True, {"v1"}).outputs == {}
     cut = text.replace('\n  "v2": {', '\n  "v2": {{', 1)  # a broken entry of a wanted video
     written.path.write_text(cut, "utf-8")
     assert MachineFacts.load(tmp_path, lambda video_id: video_id == "v2").outputs == {}
+    assert MachineFacts.load(tmp_path, lambda video_id: video_id == "v2", {"v2"}).outputs == {}
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_facts_searched_for_some_videos_equal_those_read_line_by_line(
+    tmp_path: Path, seed: int
+) -> None:
+    rng = random.Random(100 + seed)
+    written = _facts(rng, tmp_path, rng.choice([0, 1, 5, 40]))
+    text = written.path.read_text("utf-8")
+    ids = sorted(written.outputs.keys() | written.latest.keys() | {"absent", "v"})
+    wanted = set(rng.sample(ids, k=min(len(ids), rng.randint(0, 8))))
+    searched = machine._by_search(text, wanted)
+    assert searched is not None
+    assert searched == machine._by_layout(text, lambda video_id: video_id in wanted)
+    # In the file's order, as the line loop reads them.
+    for name in ("latest", "outputs"):
+        assert list(searched.get(name, {})) == [k for k in json.loads(text)[name] if k in wanted]
+    read = MachineFacts.load(tmp_path, lambda video_id: video_id in wanted, wanted)
+    assert read.outputs == {k: v for k, v in written.outputs.items() if k in wanted}
+    assert read.latest == {k: v for k, v in written.latest.items() if k in wanted}
+    assert (read.gone, read.stored) == (written.gone, written.stored)
+
+
+def test_many_videos_are_not_searched_for(tmp_path: Path) -> None:
+    written = _facts(random.Random(9), tmp_path, 80)
+    text = written.path.read_text("utf-8")
+    many = {f"v{n}" for n in range(machine._MAX_SEARCHED + 1)}
+    assert machine._by_search(text, many) is None
+    read = MachineFacts.load(tmp_path, lambda video_id: video_id in many, many)
+    assert read.outputs == {k: v for k, v in written.outputs.items() if k in many}
