@@ -74,7 +74,7 @@ if TYPE_CHECKING:
     from .state import State, StateRecord
     from .workspace import FileRef, OutputChecker, TargetName, Workspace
 
-VERSION = 3
+VERSION = 4
 # Past this share of videos to parse one by one, one full parse is cheaper.
 MAX_CHANGED_SHARE = 0.2
 
@@ -207,12 +207,17 @@ class Noop(NamedTuple):
 
 
 class Row(NamedTuple):
-    """One item of ``videos`` as the last plan left it: its fingerprint, its entry, and
-    what made it a no-op (None: it was not, or a file it rests on was racy)."""
+    """One item of ``videos`` as the last plan left it: its fingerprint, its entry, what
+    made it a no-op (None: it was not, or a file it rests on was racy), and where the
+    item was when its entry was built. The fingerprint is of the item's text alone: an
+    item moved by a video added or removed above it keeps its entry, unless its request
+    or warnings depend on where it is (see ``_in_place``)."""
 
     key: str
     entry: Cached
     noop: Noop | None
+    position: int  # the item's index in ``videos``
+    line: int  # the line the item started on (its warnings name lines)
 
 
 # Marshal, not JSON: the cache of 50,000 videos is read on every plan, and marshal
@@ -257,7 +262,7 @@ class _Base:
     digest: bytes
     rows: list[Row]
     records: dict[str, bytes]
-    narrations: dict[str, tuple[bytes, str]]
+    narrations: dict[str, tuple[bytes, str, bool]]
     layout: str | None  # the digest of the manifest the layout is of
 
 
@@ -272,8 +277,9 @@ class RequestCache:
     rows: list[Row] = field(default_factory=list)  # by the item's index
     # Render records found valid, by request hash: the packed stat of the file.
     records: dict[str, bytes] = field(default_factory=dict)
-    # Narration files by path: (packed stat, sha256) (see _Narrations).
-    narrations: dict[str, tuple[bytes, str]] = field(default_factory=dict)
+    # Narration files by path: (packed stat, sha256, whether it may read a video's place)
+    # (see _Narrations).
+    narrations: dict[str, tuple[bytes, str, bool]] = field(default_factory=dict)
     # The per-machine facts as the last plan found them: (packed stat, whether they kept
     # an output for any video not in the manifest); None when not known.
     facts: tuple[bytes, bool] | None = None
@@ -416,7 +422,7 @@ class RequestCache:
 
 
 def _plain_row(row: Row) -> tuple[Any, ...]:
-    return (row.key, tuple(row.entry), _plain(row.noop))
+    return (row.key, tuple(row.entry), _plain(row.noop), row.position, row.line)
 
 
 _Value = TypeVar("_Value")
@@ -443,12 +449,37 @@ def _plain(noop: Noop | None) -> tuple[Any, ...] | None:
 
 
 def _row(data: tuple[Any, ...]) -> Row:
-    key, entry, noop = data
-    return Row(key, Cached._make(entry), None if noop is None else Noop._make(noop))
+    key, entry, noop, index, line = data
+    return Row(key, Cached._make(entry), None if noop is None else Noop._make(noop), index, line)
 
 
-def item_key(index: int, item: Item) -> str:
-    return hashlib.sha256(f"{index}\0{item.text}".encode()).hexdigest()[:32]
+def item_key(item: Item) -> str:
+    return hashlib.sha256(item.text.encode()).hexdigest()[:32]
+
+
+# What in a template, a narration or a manifest's text may make a request depend on
+# where its video is in ``videos``: the word ``index`` anywhere (``video.index``,
+# ``loop.index``), or, inside Jinja markup, ``video`` used otherwise than for one of the
+# attributes that do not (``{{ video }}`` prints the index too). Erring on the side of
+# "it may": such a video is built again when it moves.
+_JINJA_MARKUP = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.DOTALL)
+_VIDEO_WHOLE = re.compile(r"\bvideo\b(?!\s*\.\s*(?:id|voice|avatar|variant)\b)")
+
+
+def reads_place(text: str) -> bool:
+    """Whether ``text`` may read a video's place in ``videos`` (see above)."""
+    if "index" in text:
+        return True
+    if "{{" not in text and "{%" not in text:
+        return False
+    return any(_VIDEO_WHOLE.search(markup) for markup in _JINJA_MARKUP.findall(text))
+
+
+def _bytes_read_place(data: bytes) -> bool:
+    try:
+        return reads_place(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        return True
 
 
 def context_digest(split: Split, templates: dict[str, str]) -> str:
@@ -503,7 +534,25 @@ class Reading:
 
     @cached_property
     def keys(self) -> list[str]:
-        return [item_key(i, item) for i, item in enumerate(self.split.items)]
+        return [item_key(item) for item in self.split.items]
+
+    @cached_property
+    def place_read(self) -> bool:
+        """Whether the head or a template may read a video's place (``reads_place``): a
+        moved item is then built again wherever it went."""
+        if reads_place(self.split.head):
+            return True
+        folder = self.root / self.templates_dir
+        for name in self.templates:
+            if name.endswith("/"):
+                return True  # a linked folder: what it holds is not looked into
+            try:
+                data = read_regular_file(folder / name, yamlsafe.MAX_BYTES)
+            except (OSError, UnsuitableFile):
+                return True
+            if _bytes_read_place(data):
+                return True
+        return False
 
     @cached_property
     def layout(self) -> tuple[str, Layout, list[str]]:
@@ -602,7 +651,8 @@ def refill(
         entry = _cached(request, used, items[index], sizes.get(index, 0), output)
         # A narration the renderer did not read as a plain file: missed next time.
         known = text_file is None or text_file in inputs
-        rows.append(Row(key if known else "", entry, noops.get(request.video_id)))
+        noop = noops.get(request.video_id)
+        rows.append(Row(key if known else "", entry, noop, index, items[index].line))
     cache.rows, cache.records, cache.facts, cache.layout = rows, {}, None, reading.layout
     summaries: dict[str, RenderSummary] = {}
     if state_read is not None and isinstance(store, LocalStore):
@@ -749,12 +799,12 @@ def requested(manifest: Path, target: TargetName) -> Requested | None:
     if reading is None or reading.context != cache.context:
         return None
     try:
-        found, built = _requests(reading, cache, target)
+        found, built, matched = _requests(reading, cache, target)
     except (_Fallback, UserError, UnsuitableFile, *_CORRUPT):
         return None
     if not _same_videos(cache.rows, found):
         cache.facts = None  # what the cache knows of the facts is for the videos of its rows
-    _keep_rows(cache, reading, found)
+    _keep_rows(cache, reading, found, matched)
     cache.save()
     cache.let_go()  # status reads the records next: the peak of its memory is then
     return Requested(built.loaded, built.workspace, found, cache)
@@ -762,16 +812,30 @@ def requested(manifest: Path, target: TargetName) -> Requested | None:
 
 def _requests(
     reading: Reading, cache: RequestCache, target: TargetName
-) -> tuple[list[Cached], _Builder]:
-    """Every video's entry, from the cache or built; the builder holds those it built."""
+) -> tuple[list[Cached], _Builder, list[Row | None]]:
+    """Every video's entry, from the cache or built; the builder holds those it built;
+    and the row each entry taken from the cache came from, by the video's index."""
     items, rows = reading.split.items, cache.rows
     found: dict[int, Cached] = {}
+    matched: list[Row | None] = []
+    by_key: dict[str, Row] | None = None  # made at the first item that moved
     with OpenFolder(str(reading.root)) as root:
         narrations = _Narrations(reading.root, cache.narrations, root)
         for index, key in enumerate(reading.keys):
             row = rows[index] if index < len(rows) else None
-            if row is not None and row.key == key and narrations.unchanged(row.entry.inputs):
+            if row is None or row.key != key:
+                if by_key is None:
+                    by_key = {row.key: row for row in rows if row.key}
+                row = by_key.get(key)
+            if (
+                row is not None
+                and narrations.unchanged(row.entry.inputs)
+                and _in_place(row, index, reading, narrations)
+            ):
                 found[index] = row.entry
+                matched.append(row)
+            else:
+                matched.append(None)
     cache.narrations = narrations.seen
     cache.changed = cache.changed or narrations.changed
     missing = [i for i in range(len(items)) if i not in found]
@@ -789,13 +853,35 @@ def _requests(
         raise _Fallback
     if built.head_alias_nodes + sum(entry.alias_nodes for entry in entries) > yamlsafe.MAX_NODES:
         raise _Fallback
-    return entries, built
+    return (
+        entries,
+        built,
+        [
+            row if row is not None and row.entry is entries[i] else None
+            for i, row in enumerate(matched)
+        ],
+    )
+
+
+def _in_place(row: Row, index: int, reading: Reading, narrations: _Narrations) -> bool:
+    """Whether the entry of ``row`` (the same item text) holds where the item is now: at
+    its old place, unless its warnings name a line that moved; at another, when neither
+    its warnings (they name its line and index) nor what its request was made of (the
+    head, the templates, the item, its narration files) may read its place."""
+    if row.position == index:
+        return not row.entry.warnings or row.line == reading.split.items[index].line
+    if row.entry.warnings or reading.place_read:
+        return False
+    if reads_place(reading.split.items[index].text):
+        return False
+    return not any(narrations.reads_place(relative) for relative in row.entry.inputs)
 
 
 def _keep_rows(
     cache: RequestCache,
     reading: Reading,
     entries: list[Cached],
+    matched: list[Row | None],
     noops: list[Noop | None] | None = None,
 ) -> None:
     """The rows this command leaves: each video's entry and why it was a no-op (``noops``;
@@ -803,14 +889,18 @@ def _keep_rows(
     not change stays the same object: the journal writes only those that did."""
     _keep_layout(cache, reading)
     rows, keys, left, same = cache.rows, reading.keys, [], len(cache.rows) == len(entries)
+    lines = reading.layout[1].lines
     for index, entry in enumerate(entries):
-        row = rows[index] if index < len(rows) else None
-        mine = row if row is not None and row.entry is entry else None
+        mine = matched[index]
         noop = noops[index] if noops is not None else (mine.noop if mine else None)
-        if mine is not None and mine.noop is noop:
+        if mine is not None and mine.noop is noop and mine.position == index:
             left.append(mine)
+            same = same and rows[index] is mine
         else:
-            left.append(Row(keys[index], entry, noop))
+            # Its line as the layout has it (the items may be let go by now). A row kept
+            # at its index keeps the line its entry was built at: only warnings name it.
+            line = mine.line if mine is not None and mine.position == index else lines[index]
+            left.append(Row(keys[index], entry, noop, index, line))
             same = False
     if not same:
         cache.rows, cache.changed = left, True
@@ -826,11 +916,11 @@ def _plan(reading: Reading, cache: RequestCache, target: TargetName) -> Incremen
     from .pricing import prices_for
     from .stores import fetch_source, video_stores
 
-    found, built = _requests(reading, cache, target)
+    found, built, matched = _requests(reading, cache, target)
     workspace = built.workspace
     state = _Renders(built.loaded, workspace, cache)
     outputs = workspace.output_checker()
-    noops, kept = _noops(found, cache.rows, state, workspace, outputs)
+    noops, kept = _noops(found, matched, state, workspace, outputs)
     slow = [i for i in range(len(found)) if i not in noops]
     if len(slow) > MAX_CHANGED_SHARE * len(found):
         raise _Fallback  # most videos have work to do: their requests are built in full
@@ -838,7 +928,7 @@ def _plan(reading: Reading, cache: RequestCache, target: TargetName) -> Incremen
     reading.drop_items()  # before the facts are read: the peak of memory is then
     requests = [built.requests[i] for i in slow]
     same_videos = len(cache.rows) == len(found) and all(
-        row.entry is entry for row, entry in zip(cache.rows, found, strict=True)
+        row is not None and row.entry is entry for row, entry in zip(matched, found, strict=True)
     )
     facts_key = _packed_or_empty(state.facts_path)
     if not slow and same_videos and cache.facts == (facts_key, False):
@@ -868,7 +958,7 @@ def _plan(reading: Reading, cache: RequestCache, target: TargetName) -> Incremen
     for video_id, serial in partial.serials.items():
         serials.setdefault(video_id, serial)
     workspace.save_hashes()
-    _keep_rows(cache, reading, found, kept)
+    _keep_rows(cache, reading, found, matched, kept)
     cache.save()
     warnings = [warning for entry in found for warning in entry.warnings]
     plan = Plan(tuple(ordered), state.meta.lineage, serials)
@@ -907,7 +997,7 @@ def _serials(found: list[Cached], kept: list[Noop | None], state: _Renders) -> d
 
 def _noops(
     found: list[Cached],
-    rows: list[Row],
+    rows: list[Row | None],
     state: _Renders,
     workspace: Workspace,
     outputs: OutputChecker,
@@ -922,7 +1012,7 @@ def _noops(
 
 def _noops_in(
     found: list[Cached],
-    rows: list[Row],
+    rows: list[Row | None],
     state: _Renders,
     workspace: Workspace,
     outputs: OutputChecker,
@@ -1068,13 +1158,16 @@ class _Narrations:
     reached through a symlink, or in a folder outside the manifest's, is left to the
     renderer (its video is built again)."""
 
-    def __init__(self, root: Path, known: dict[str, tuple[bytes, str]], opened: OpenFolder) -> None:
+    def __init__(
+        self, root: Path, known: dict[str, tuple[bytes, str, bool]], opened: OpenFolder
+    ) -> None:
         self.opened = opened  # the manifest's folder, where each relative path is looked up
         self.base = str(root)
         self.inside = os.path.join(self.base, "")
-        self.known = known  # relative path -> (packed stat, sha256)
-        self.seen: dict[str, tuple[bytes, str]] = {}  # what the next plan may trust
+        self.known = known  # relative path -> (packed stat, sha256, reads_place)
+        self.seen: dict[str, tuple[bytes, str, bool]] = {}  # what the next plan may trust
         self.digests: dict[str, str | None] = {}
+        self.places: dict[str, bool] = {}  # whether a file hashed may read a video's place
         self.folders: dict[str, bool] = {}
         self.racy_from = time.time_ns() - RACY_NS
 
@@ -1084,6 +1177,11 @@ class _Narrations:
 
     def unchanged(self, inputs: dict[str, str]) -> bool:
         return all(self.digest(relative) == digest for relative, digest in inputs.items())
+
+    def reads_place(self, relative: str) -> bool:
+        """Whether the narration file at ``relative`` (hashed by ``digest`` first) may
+        read its video's place (``reads_place``); unknown: it may."""
+        return self.places.get(relative, True)
 
     def digest(self, relative: str) -> str | None:
         if relative not in self.digests:
@@ -1111,10 +1209,12 @@ class _Narrations:
             digest = known[1]
         else:
             try:
-                digest = sha256_bytes(read_regular_file(path, yamlsafe.MAX_BYTES))
+                data = read_regular_file(path, yamlsafe.MAX_BYTES)
             except (OSError, UnsuitableFile):
                 return None
-            known = (key, digest)
+            digest = sha256_bytes(data)
+            known = (key, digest, _bytes_read_place(data))
+        self.places[relative] = known[2]
         if max(st.st_mtime_ns, st.st_ctime_ns) < self.racy_from:
             self.seen[relative] = known  # the same tuple when nothing changed
         return digest

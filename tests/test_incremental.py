@@ -7,6 +7,7 @@ import json
 import os
 import random
 import re
+import sys
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -16,7 +17,6 @@ import pytest
 from avatarflow import incremental, workflow
 from avatarflow.display import plan_json
 from avatarflow.errors import UserError
-from avatarflow.manifestsplit import split_videos
 from avatarflow.options import PlanOptions
 from avatarflow.statcache import sha256_file
 from avatarflow.videostore import LocalVideoStore, StoredObject
@@ -24,7 +24,7 @@ from avatarflow.workflow import PlanResult
 
 from .helpers import make_tree, open_course, record_all
 
-SEED = 1717
+SEED = 1721
 EDITS = 60
 
 TEMPLATE = """\
@@ -137,7 +137,10 @@ class Course:
         if self.rng.random() < 0.3:  # same size, mtime set back: only the ctime tells
             before = path.stat()
             text = path.read_text("utf-8")
-            path.write_text(text.swapcase() if text.swapcase() != text else text[::-1], "utf-8")
+            # Letters outside the Jinja markup swap case: the narration stays valid.
+            parts = re.split(r"(\{\{.*?\}\})", text)
+            swapped = "".join(p if p.startswith("{{") else p.swapcase() for p in parts)
+            path.write_text(swapped if swapped != text else text[::-1], "utf-8")
             os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
         else:
             path.write_text(_sentence(self.rng) + "\n", "utf-8")
@@ -156,6 +159,13 @@ class Course:
         name = self.rng.choice(("intro.j2", "narration.ssml.j2"))
         path = self.root / "templates" / name
         path.write_text(path.read_text("utf-8").replace("<s>", "<s>Now: ", 1), "utf-8")
+
+    def place_template(self) -> None:
+        """The intro template reads the video's index, or stops reading it."""
+        path = self.root / "templates" / "intro.j2"
+        text = path.read_text("utf-8")
+        placed = "<s>{{ title }} ({{ video.index }}).</s>"
+        path.write_text(placed if "index" not in text else "<s>{{ title }}.</s>", "utf-8")
 
     def add_video(self) -> None:
         self.items.insert(self.rng.randrange(len(self.items) + 1), _item(self.rng, self.next))
@@ -190,9 +200,14 @@ class Course:
         self.write()
 
     def anchor(self) -> None:
-        """An anchor in the head used in an item: only the full parse reads that."""
-        if "&av" not in self.head:
-            self.head = self.head.replace("  avatar:\n", "  avatar: &av\n")
+        """An anchor in the head used in an item: only the full parse reads that. Done
+        again, it is undone: the items then parse alone again."""
+        if "&av" in self.head:
+            self.head = self.head.replace("  avatar: &av\n", "  avatar:\n")
+            self.items = [item.replace("    avatar: *av\n", "") for item in self.items]
+            self.write()
+            return
+        self.head = self.head.replace("  avatar:\n", "  avatar: &av\n")
         plain = [i for i, item in enumerate(self.items) if "avatar" not in item]
         if plain:
             self.items[self.rng.choice(plain)] += "    avatar: *av\n"
@@ -357,13 +372,20 @@ def cached_plan(manifest: Path) -> tuple[tuple[str, object], int]:
     return ("plan", (plan_json(made.plan), made.warnings)), rendered
 
 
+@pytest.mark.parametrize("placed", [True, False], ids=["template-reads-index", "moves-kept"])
 def test_incremental_plan_equals_a_full_plan_after_random_edits(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, placed: bool
 ) -> None:
     # Trust stats at once (the racy window is for coarse clocks), and take the
     # incremental path whatever the share of changed videos: it is the one on trial.
     monkeypatch.setattr(incremental, "RACY_NS", 0)
     monkeypatch.setattr(incremental, "MAX_CHANGED_SHARE", 1.0)
+    if not placed:
+        # The template does not read a video's index, so moved items keep their entries,
+        # but now and then a narration, an inline text or the template does.
+        here = sys.modules[__name__]
+        monkeypatch.setattr(here, "TEMPLATE", TEMPLATE.replace("video.index", "video.id"))
+        monkeypatch.setattr(here, "WORDS", (*WORDS, "{{ video.index }}"))
     rng = random.Random(SEED)
     course = Course(tmp_path, rng)
     edits: list[Callable[[], None]] = [
@@ -373,6 +395,8 @@ def test_incremental_plan_equals_a_full_plan_after_random_edits(
         course.edit_script,
         course.edit_defaults,
         course.edit_template,
+        course.place_template,
+        course.add_video,
         course.add_video,
         course.remove_video,
         course.swap_videos,
@@ -396,6 +420,15 @@ def test_incremental_plan_equals_a_full_plan_after_random_edits(
     ]
     course.apply()
     planned(course.manifest)  # fills the cache
+    decided: list[incremental.Incremental] = []  # the plans the incremental layer made
+    real_plan = incremental._plan
+
+    def spied(*args: object) -> incremental.Incremental:
+        made = real_plan(*args)  # type: ignore[arg-type]
+        decided.append(made)
+        return made
+
+    monkeypatch.setattr(incremental, "_plan", spied)
     incremental_runs = 0
     kinds: Counter[str] = Counter()
     for step in range(EDITS):
@@ -406,11 +439,11 @@ def test_incremental_plan_equals_a_full_plan_after_random_edits(
         with monkeypatch.context() as full:
             full.setattr(incremental, "requested", lambda *_: None)
             expected_status = status_of(course.manifest)
-        got, rendered = cached_plan(course.manifest)
+        decided.clear()
+        got, _ = cached_plan(course.manifest)
         assert got == expected, f"step {step}: {edit.__name__}"
         assert status_of(course.manifest) == expected_status, f"step {step}: {edit.__name__}"
-        split = split_videos(course.manifest.read_text())
-        if got[0] == "plan" and split is not None and 0 <= rendered < len(split.items):
+        if got[0] == "plan" and decided:
             incremental_runs += 1
             kinds.update(a["action"] for a in got[1][0]["actions"])  # type: ignore[index]
         if got[0] == "error":  # errors do not pile up: most steps plan a valid course
@@ -595,3 +628,66 @@ def test_one_edit_looks_for_its_video_alone_in_the_facts(
     made = planned(course.manifest)
     assert made.rendered == 1 and searched == [{"v2"}]
     assert plan_json(made.plan) == full_plan(course.manifest)[1][0]  # type: ignore[index]
+
+
+def test_a_video_added_at_the_top_renders_that_video_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(incremental, "RACY_NS", 0)
+    here = sys.modules[__name__]
+    monkeypatch.setattr(here, "TEMPLATE", TEMPLATE.replace("video.index", "video.id"))
+    course = Course(tmp_path, random.Random(31))
+    # One narration that reads its video's place: it moves, so its request changes.
+    course.items[6] = "  - id: v6\n    text: 'Video number {{ video.index }}.'\n"
+    course.write()
+    course.apply()
+    assert not planned(course.manifest).plan.has_changes
+    course.items.insert(0, "  - id: first\n    text: A new first video.\n")
+    course.write()
+    made = planned(course.manifest)
+    assert made.rendered == 2  # the new video, and the one whose request names its place
+    assert {(a.video_id, a.kind.value) for a in made.plan.changes} == {
+        ("first", "create"),
+        ("v6", "rerender"),
+    }
+    assert plan_json(made.plan) == full_plan(course.manifest)[1][0]  # type: ignore[index]
+    del course.items[0]  # and taken away again: every video as it was
+    course.write()
+    back = planned(course.manifest)
+    assert back.rendered <= 1 and not back.plan.has_changes
+    assert plan_json(back.plan) == full_plan(course.manifest)[1][0]  # type: ignore[index]
+
+
+def test_a_template_that_reads_the_index_rebuilds_every_video_that_moved(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(incremental, "RACY_NS", 0)
+    course = Course(tmp_path, random.Random(31))  # its template reads ``video.index``
+    course.apply()
+    planned(course.manifest)
+    course.items.insert(0, "  - id: first\n    text: A new first video.\n")
+    course.write()
+    made = planned(course.manifest)
+    assert {a.video_id for a in made.plan.changes} == {"first", *(f"v{n}" for n in range(12))}
+    assert plan_json(made.plan) == full_plan(course.manifest)[1][0]  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{{ video }}",
+        "{% for k in video %}{{ k }}{% endfor %}",
+        "{{ loop_index }}",
+        "{{ video['id'] }}",
+    ],
+)
+def test_what_may_read_a_video_s_place(text: str) -> None:
+    assert incremental.reads_place(f"Hello {text}.")
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["{{ video.id }} {{ video.voice }}", "{{ video . avatar.style }}", "video: plain words", ""],
+)
+def test_what_does_not_read_a_video_s_place(text: str) -> None:
+    assert not incremental.reads_place(text)
