@@ -458,21 +458,21 @@ def item_key(item: Item) -> str:
 
 
 # What in a template, a narration or a manifest's text may make a request depend on
-# where its video is in ``videos``: the word ``index`` anywhere (``video.index``,
-# ``loop.index``), or, inside Jinja markup, ``video`` used otherwise than for one of the
+# where its video is in ``videos``: inside Jinja markup (the only place a template reads
+# anything: the default delimiters, no line statements), the word ``index``
+# (``video.index``, ``loop.index``) or ``video`` used otherwise than for one of the
 # attributes that do not (``{{ video }}`` prints the index too). Erring on the side of
-# "it may": such a video is built again when it moves.
+# "it may": such a video is built again when it moves. Prose outside the markup (a git
+# course speaks of the index) reads nothing.
 _JINJA_MARKUP = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.DOTALL)
-_VIDEO_WHOLE = re.compile(r"\bvideo\b(?!\s*\.\s*(?:id|voice|avatar|variant)\b)")
+_PLACE_READ = re.compile(r"index|\bvideo\b(?!\s*\.\s*(?:id|voice|avatar|variant)\b)")
 
 
 def reads_place(text: str) -> bool:
     """Whether ``text`` may read a video's place in ``videos`` (see above)."""
-    if "index" in text:
-        return True
     if "{{" not in text and "{%" not in text:
         return False
-    return any(_VIDEO_WHOLE.search(markup) for markup in _JINJA_MARKUP.findall(text))
+    return any(_PLACE_READ.search(markup) for markup in _JINJA_MARKUP.findall(text))
 
 
 def _bytes_read_place(data: bytes) -> bool:

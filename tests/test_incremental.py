@@ -687,7 +687,13 @@ def test_what_may_read_a_video_s_place(text: str) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["{{ video.id }} {{ video.voice }}", "{{ video . avatar.style }}", "video: plain words", ""],
+    [
+        "{{ video.id }} {{ video.voice }}",
+        "{{ video . avatar.style }}",
+        "video: plain words",
+        "Stage it in the index first. {{ course }}",
+        "",
+    ],
 )
 def test_what_does_not_read_a_video_s_place(text: str) -> None:
     assert not incremental.reads_place(text)
