@@ -9,6 +9,8 @@ RSS, see ``measure.py``):
 * ``unchanged``: a plan with nothing changed since the last one (the plan memo);
 * ``script edited``: one narration file edited (a different video each run);
 * ``inline edited``: one inline narration in the manifest edited;
+* ``video added``: a new video put first in ``videos``, so every other item moves
+  (another one each run, on top of the last);
 * ``defaults changed``: ``defaults.ttl_hours`` changed, so every request changes;
 * ``status``: ``avatarflow status`` of the whole catalogue.
 
@@ -83,6 +85,16 @@ def _edit_inline(manifest: Path, run: int) -> None:
     manifest.write_text(text[:start] + f"Edited {run}. " + text[start:end] + text[end:], "utf-8")
 
 
+def _add_video(manifest: Path, run: int) -> None:
+    text = manifest.read_text("utf-8")
+    item = (
+        f'  - id: "0000-added-{run}"\n    template: "lesson.ssml.j2"\n'
+        f'    vars:\n      title: "Added {run}"\n      chapter: 1\n      recap: "added"\n'
+        f'    text: "A video added first, {run}."\n'
+    )
+    manifest.write_text(text.replace("\nvideos:\n", f"\nvideos:\n{item}", 1), "utf-8")
+
+
 def _edit_defaults(manifest: Path, run: int) -> None:
     text = manifest.read_text("utf-8")
     text = re.sub(r"\n  ttl_hours: \d+\n", f"\n  ttl_hours: {100 + run}\n", text, count=1)
@@ -130,6 +142,7 @@ def bench(
     results.append(each("unchanged", None))
     results.append(each("script edited", lambda run: _edit_script(manifest, run)))
     results.append(each("inline edited", lambda run: _edit_inline(manifest, run)))
+    results.append(each("video added", lambda run: _add_video(manifest, run)))
     results.append(each("defaults changed", lambda run: _edit_defaults(manifest, run)))
     results.append(each("status", None, avatarflow("status", str(manifest))))
     rows: list[list[object]] = []
@@ -173,7 +186,15 @@ def startup(root: Path, runs: int, trees: list[Tree]) -> list[list[object]]:
     return rows
 
 
-HEADS = ["full", "unchanged", "script edited", "inline edited", "defaults changed", "status"]
+HEADS = [
+    "full",
+    "unchanged",
+    "script edited",
+    "inline edited",
+    "video added",
+    "defaults changed",
+    "status",
+]
 
 
 def main() -> None:
