@@ -19,3 +19,25 @@ def _private_memo_folder(
 @pytest.fixture
 def fast_emulator(monkeypatch: pytest.MonkeyPatch) -> None:
     emulate(monkeypatch)
+
+
+# The modules whose tests run longest (tens of seconds each: soaks, team and remote-state
+# scenarios) go first, so that the workers of ``pytest -n 2`` finish together instead of
+# one running a long test alone at the end. The order of the others is kept.
+LONG_FIRST = (
+    "test_soak.py",
+    "test_pack.py",
+    "test_team.py",
+    "test_remote_state.py",
+    "test_concurrency.py",
+    "test_plan_markdown.py",
+    "test_incremental.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        return LONG_FIRST.index(name) if name in LONG_FIRST else len(LONG_FIRST)
+
+    items.sort(key=rank)  # stable: within a module, and among the rest, as collected
