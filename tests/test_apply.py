@@ -13,6 +13,7 @@ from avatarflow.emulator.requestlog import create_counts, read_request_log
 from avatarflow.videostore import LocalVideoStore
 
 from .helpers import (
+    VIDEOS,
     apply,
     apply_faulty,
     assert_all_rendered,
@@ -61,6 +62,31 @@ def test_editing_one_narration_rerenders_exactly_that_video(
     assert code == 0, err
     assert requests_by_kind(manifest)["create"] == first + 1
     assert_all_rendered(manifest)
+
+
+def test_a_video_added_first_and_others_moved_pay_for_that_video_alone(tmp_path: Path) -> None:
+    manifest = example(tmp_path)
+    assert apply(manifest)[0] == 0
+    first = requests_by_kind(manifest)["create"]
+    text = manifest.read_text("utf-8")
+    added = "  - id: 00-intro\n    vars: {title: Intro}\n    text: A short intro.\n\n"
+    text = text.replace("\nvideos:\n", f"\nvideos:\n{added}", 1)
+    # ... and the last two videos swapped: every item has moved.
+    body, _, last = text.rpartition("\n  - id: 06-outro")
+    before, _, fifth = body.rpartition("\n  - id: 05-recap")
+    manifest.write_text(
+        f"{before}\n  - id: 06-outro{last.rstrip()}\n\n  - id: 05-recap{fifth.rstrip()}\n"
+    )
+
+    plan = run_cli("plan", str(manifest), "--emulator")
+    assert "+ 00-intro" in plan.out
+    assert "Plan: 1 to create, 0 to re-render" in plan.out, plan.out
+    code, _, err = apply(manifest)
+    assert code == 0, err
+    assert requests_by_kind(manifest)["create"] == first + 1  # the plan's one create
+    assert sorted(open_course(manifest, "emulator").load_state().records) == ["00-intro", *VIDEOS]
+    assert_all_rendered(manifest, ["00-intro", *VIDEOS])
+    assert "No changes" in run_cli("plan", str(manifest), "--emulator").out
 
 
 def test_deleted_output_is_downloaded_again_without_a_new_render(tmp_path: Path) -> None:
