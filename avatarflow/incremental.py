@@ -853,14 +853,7 @@ def _requests(
         raise _Fallback
     if built.head_alias_nodes + sum(entry.alias_nodes for entry in entries) > yamlsafe.MAX_NODES:
         raise _Fallback
-    return (
-        entries,
-        built,
-        [
-            row if row is not None and row.entry is entries[i] else None
-            for i, row in enumerate(matched)
-        ],
-    )
+    return entries, built, matched
 
 
 def _in_place(row: Row, index: int, reading: Reading, narrations: _Narrations) -> bool:
@@ -927,11 +920,10 @@ def _plan(reading: Reading, cache: RequestCache, target: TargetName) -> Incremen
     built.add([i for i in slow if i not in built.requests])
     reading.drop_items()  # before the facts are read: the peak of memory is then
     requests = [built.requests[i] for i in slow]
-    same_videos = len(cache.rows) == len(found) and all(
-        row is not None and row.entry is entry for row, entry in zip(matched, found, strict=True)
-    )
+    # Every entry from a row (the same videos, maybe moved: the same for the facts).
+    all_cached = len(cache.rows) == len(found) and None not in matched
     facts_key = _packed_or_empty(state.facts_path)
-    if not slow and same_videos and cache.facts == (facts_key, False):
+    if not slow and all_cached and cache.facts == (facts_key, False):
         # Every video a no-op, the same videos, the facts as they were and keeping no
         # output of a video gone from the manifest: nothing to bind, nothing to forget.
         partial = Plan((), state.meta.lineage, {})
