@@ -38,8 +38,10 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import itertools
 import json
 import marshal
+import operator
 import os
 import re
 import stat
@@ -50,7 +52,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeVar, cast
 
 from . import atomicfile, planmemo, yamlsafe
 from .backends.local import RECORDS_DIR, LocalStore
@@ -59,7 +61,7 @@ from .fastpath import collector_paused
 from .manifestsplit import Item, Layout, Split, cut_again, split_videos
 from .planmemo import noop_actions, sha256_bytes, snapshot_folder
 from .planner import Action, ActionKind, Plan
-from .statcache import RACY_NS, OpenFolder, StatKey, stat_key
+from .statcache import RACY_NS, OpenFolder, StatKey, stat_key, stat_keys
 from .usercache import cache_folder
 from .userfiles import UnsuitableFile, read_regular_file
 
@@ -188,6 +190,21 @@ _STAT = struct.Struct("<qqQq")
 def packed(st: os.stat_result) -> bytes:
     """The stat key of ``st`` (size, mtime_ns, inode, ctime_ns), packed."""
     return _STAT.pack(st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
+
+
+def packed_all(sts: list[os.stat_result]) -> list[bytes]:
+    """``packed`` of each, in C."""
+    return list(itertools.starmap(_STAT.pack, map(stat_keys, sts)))
+
+
+_MODE = operator.attrgetter("st_mode")
+_MTIME = operator.attrgetter("st_mtime_ns")
+_CTIME = operator.attrgetter("st_ctime_ns")
+
+
+def _newest(sts: list[os.stat_result]) -> int:
+    """The latest mtime or ctime of ``sts`` (0 for none)."""
+    return max(max(map(_MTIME, sts), default=0), max(map(_CTIME, sts), default=0))
 
 
 def unpacked(key: bytes) -> StatKey:
@@ -821,6 +838,7 @@ def _requests(
     by_key: dict[str, Row] | None = None  # made at the first item that moved
     with OpenFolder(str(reading.root)) as root:
         narrations = _Narrations(reading.root, cache.narrations, root)
+        narrations.prime()
         for index, key in enumerate(reading.keys):
             row = rows[index] if index < len(rows) else None
             if row is None or row.key != key:
@@ -836,8 +854,6 @@ def _requests(
                 matched.append(row)
             else:
                 matched.append(None)
-    cache.narrations = narrations.seen
-    cache.changed = cache.changed or narrations.changed
     missing = [i for i in range(len(items)) if i not in found]
     if len(missing) > MAX_CHANGED_SHARE * len(items):
         raise _Fallback
@@ -846,6 +862,9 @@ def _requests(
     for index in missing:
         found[index] = built.cached(index)
     entries = [found[i] for i in range(len(items))]
+    # What the next plan may trust: the files of these videos, as this plan found them.
+    cache.narrations = narrations.kept(set().union(*(entry.inputs for entry in entries)))
+    cache.changed = cache.changed or cache.narrations != narrations.known
     if len({entry.video_id.casefold() for entry in entries}) != len(entries):
         raise _Fallback  # ids the same but for case: the full path names both places
     # The loader's budgets are the document's: the items' sum is held against them.
@@ -1010,9 +1029,14 @@ def _noops_in(
     outputs: OutputChecker,
     opened: OpenFolder,
 ) -> tuple[dict[int, Action], list[Noop | None]]:
-    present = _output_stat(workspace, opened)
+    present = _output_stats(workspace, opened, [entry.output_name for entry in found])
+    keys: list[bytes | None]
+    if None in present:
+        keys = [None if st is None else packed(st) for st in present]
+    else:
+        keys = list(packed_all(cast("list[os.stat_result]", present)))
     folder = f"{workspace.output_dir}{os.sep}"
-    current, pack, count = state.current, _STAT.pack, len(rows)
+    current, count = state.current, len(rows)
     indices: list[int] = []  # of the no-ops
     kept: list[Noop | None] = []
     # One pass over every video: this loop is most of a plan's time at catalogue scale,
@@ -1020,12 +1044,12 @@ def _noops_in(
     for index, entry in enumerate(found):
         row = rows[index] if index < count else None
         noop = row.noop if row is not None and row.entry is entry else None
-        st = present(entry.output_name)  # every output: the full path checks them all
+        st = present[index]  # every output: the full path checks them all
         if (
             noop is None
             or st is None
             or current.get(entry.content_hash) != noop.record
-            or pack(st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns) != noop.output
+            or keys[index] != noop.output
             or (noop.subtitles is not None and not _subtitles_still(noop, entry, folder))
         ):
             checked = _checked(entry, st, state, workspace, outputs)
@@ -1163,11 +1187,43 @@ class _Narrations:
         self.folders: dict[str, bool] = {}
         self.racy_from = time.time_ns() - RACY_NS
 
-    @property
-    def changed(self) -> bool:
-        return self.seen != self.known
+    def kept(self, used: set[str]) -> dict[str, tuple[bytes, str, bool]]:
+        """What was seen of the files in ``used`` (``prime`` sees files no video may
+        read any more)."""
+        return {relative: seen for relative, seen in self.seen.items() if relative in used}
+
+    def prime(self) -> None:
+        """Every file the last plan hashed, taken by its stat in one pass (in C where
+        nothing changed; at catalogue scale a call per file costs what its stat does).
+        A file whose stat moved, or that this pass cannot vouch for, is left to
+        ``digest``."""
+        relatives = list(self.known)
+        try:
+            sts = self.opened.stats(relatives)
+        except OSError:
+            return  # one is gone: each is looked at as it is asked for
+        known = list(self.known.values())
+        pairs = zip(packed_all(sts), known, strict=True)
+        same = [i for i, (now, then) in enumerate(pairs) if now == then[0]]
+        if not same or not all(self._inside(relatives[i]) for i in self._folders_of(relatives)):
+            return
+        if len(same) < len(sts) or not all(map(stat.S_ISREG, map(_MODE, sts))):
+            same = [i for i in same if stat.S_ISREG(sts[i].st_mode)]
+        if _newest(sts) < self.racy_from:
+            self.seen.update((relatives[i], known[i]) for i in same)
+        else:
+            self.seen.update(
+                (relatives[i], known[i])
+                for i in same
+                if max(sts[i].st_mtime_ns, sts[i].st_ctime_ns) < self.racy_from
+            )
+        self.digests.update((relatives[i], known[i][1]) for i in same)
+        self.places.update((relatives[i], known[i][2]) for i in same)
 
     def unchanged(self, inputs: dict[str, str]) -> bool:
+        # Primed, most rows are a subset of the digests: one look-up in C each.
+        if inputs.items() <= self.digests.items():
+            return True
         return all(self.digest(relative) == digest for relative, digest in inputs.items())
 
     def reads_place(self, relative: str) -> bool:
@@ -1180,15 +1236,29 @@ class _Narrations:
             self.digests[relative] = self._digest(relative)
         return self.digests[relative]
 
-    def _digest(self, relative: str) -> str | None:
-        path = f"{self.base}{os.sep}{relative}"
+    @staticmethod
+    def _folders_of(relatives: list[str]) -> list[int]:
+        """The index of one file of each folder among ``relatives``."""
+        first: dict[str, int] = {}
+        for index, relative in enumerate(relatives):
+            first.setdefault(_folder_part(relative), index)
+        return list(first.values())
+
+    def _inside(self, relative: str) -> bool:
+        """Whether the folder of ``relative`` is the manifest's or inside it, as it is
+        now (through any link); the answer is kept by the relative folder."""
         # The folder by the relative path's own: a dictionary look-up per file, where
         # ``dirname`` of the joined path was a tenth of this loop at catalogue scale.
-        part = relative[: max(relative.rfind("/"), relative.rfind(os.sep)) + 1]
+        part = _folder_part(relative)
         inside = self.folders.get(part)
         if inside is None:
-            real = os.path.realpath(os.path.dirname(path))
+            real = os.path.realpath(os.path.dirname(f"{self.base}{os.sep}{relative}"))
             inside = self.folders[part] = real == self.base or real.startswith(self.inside)
+        return inside
+
+    def _digest(self, relative: str) -> str | None:
+        path = f"{self.base}{os.sep}{relative}"
+        inside = self._inside(relative)
         try:
             st = self.opened.stat(relative)
         except OSError:
@@ -1212,29 +1282,26 @@ class _Narrations:
         return digest
 
 
-def _output_stat(
-    workspace: Workspace, opened: OpenFolder
-) -> Callable[[str], os.stat_result | None]:
-    """The ``lstat`` of an output by its name, None when there is none; what
-    ``check_output_paths`` refuses is left to the full path to word."""
-    folder = str(workspace.output_dir)
+def _folder_part(relative: str) -> str:
+    """``relative`` up to its last separator (empty for a file of the manifest's folder)."""
+    return relative[: max(relative.rfind("/"), relative.rfind(os.sep)) + 1]
+
+
+def _output_stats(
+    workspace: Workspace, opened: OpenFolder, names: list[str]
+) -> list[os.stat_result | None]:
+    """The ``lstat`` of each output by its name, None where there is none, in one pass;
+    what ``check_output_paths`` refuses is left to the full path to word."""
     try:
-        is_folder = stat.S_ISDIR(os.stat(folder).st_mode)
+        is_folder = stat.S_ISDIR(os.stat(workspace.output_dir).st_mode)
     except FileNotFoundError:
-        return lambda name: None
+        return [None] * len(names)
     if not is_folder:
         raise _Fallback
-
-    def lstat(name: str) -> os.stat_result | None:
-        try:
-            st = opened.stat(name)
-        except (FileNotFoundError, NotADirectoryError):
-            return None
-        if not stat.S_ISREG(st.st_mode):
-            raise _Fallback
-        return st
-
-    return lstat
+    found = opened.stats_or_none(names)
+    if not all(map(stat.S_ISREG, map(_MODE, filter(None, found)))):
+        raise _Fallback
+    return found
 
 
 def _output_prefix(workspace: Workspace) -> str:
@@ -1302,17 +1369,25 @@ class _Renders:
     def _check_listed(
         self, folder: OpenFolder, known: dict[str, bytes], trusted: dict[str, bytes], racy_from: int
     ) -> None:
-        current, lstat = self.current, folder.stat
-        for name in self.names or ():
-            st = lstat(name)
-            if not stat.S_ISREG(st.st_mode):
-                raise _Fallback
-            digest, key = name[:-5], packed(st)
-            if known.get(digest) != key:
-                self.summaries[digest] = self._parse(name, stat_key(st))
-            if max(st.st_mtime_ns, st.st_ctime_ns) < racy_from:
-                trusted[digest] = key
-            current[digest] = key
+        names = self.names or []
+        sts = folder.stats(names)  # every record: in C, then compared as a whole
+        if not all(map(stat.S_ISREG, map(_MODE, sts))):
+            raise _Fallback
+        digests = [name[:-5] for name in names]
+        current = self.current
+        current.update(zip(digests, packed_all(sts), strict=True))
+        if current != known:
+            for name, digest, st in zip(names, digests, sts, strict=True):
+                if known.get(digest) != current[digest]:
+                    self.summaries[digest] = self._parse(name, stat_key(st))
+        if _newest(sts) < racy_from:
+            trusted.update(current)
+        else:
+            trusted.update(
+                (digest, current[digest])
+                for digest, st in zip(digests, sts, strict=True)
+                if max(st.st_mtime_ns, st.st_ctime_ns) < racy_from
+            )
 
     def summary(self, request_hash: str) -> RenderSummary | None:
         """What the record of ``request_hash`` says; None when there is none."""

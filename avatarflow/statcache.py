@@ -11,11 +11,13 @@ unreadable or corrupt cache is an empty one.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
+import operator
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,12 @@ StatKey = tuple[int, int, int, int]
 
 def stat_key(st: os.stat_result) -> StatKey:
     return (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
+
+
+# ``stat_key`` in C, for ``map`` over thousands of stats.
+stat_keys: Callable[[os.stat_result], StatKey] = operator.attrgetter(
+    "st_size", "st_mtime_ns", "st_ino", "st_ctime_ns"
+)
 
 
 class OpenFolder:
@@ -51,6 +59,28 @@ class OpenFolder:
         if self.fd is None:
             return os.stat(f"{self.path}{os.sep}{name}", follow_symlinks=follow)
         return os.stat(name, dir_fd=self.fd, follow_symlinks=follow)
+
+    def stats(self, names: Iterable[str], *, follow: bool = False) -> list[os.stat_result]:
+        """``stat`` of each of ``names``, in order; raises as ``stat`` does. One pass
+        in C: at catalogue scale a Python call per name costs as much as the system
+        call it makes."""
+        if self.fd is None:
+            joined = (f"{self.path}{os.sep}{name}" for name in names)
+            return list(map(functools.partial(os.stat, follow_symlinks=follow), joined))
+        return list(map(functools.partial(os.stat, dir_fd=self.fd, follow_symlinks=follow), names))
+
+    def stats_or_none(self, names: list[str]) -> list[os.stat_result | None]:
+        """``stats``, with None for a name that is not there (or whose folder is not)."""
+        try:
+            return self.stats(names)  # type: ignore[return-value]
+        except (FileNotFoundError, NotADirectoryError):
+            return [self._stat_or_none(name) for name in names]
+
+    def _stat_or_none(self, name: str) -> os.stat_result | None:
+        try:
+            return self.stat(name)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
 
     def close(self) -> None:
         if self.fd is not None:

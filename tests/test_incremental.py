@@ -697,3 +697,63 @@ def test_what_may_read_a_video_s_place(text: str) -> None:
 )
 def test_what_does_not_read_a_video_s_place(text: str) -> None:
     assert not incremental.reads_place(text)
+
+
+def _scripted(course: Course) -> list[Path]:
+    """The narration files the course's videos read."""
+    found = re.findall(r"text_file: (\S+)", "".join(course.items))
+    assert len(found) >= 3, "the seed gives some videos a script"
+    return [course.root / name for name in found]
+
+
+def test_a_narration_file_gone_or_made_a_link_plans_as_in_full(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every narration file is taken by its stat in one pass: one gone, or one that is a
+    # link now, is looked at alone, and the plan is the full plan's.
+    monkeypatch.setattr(incremental, "RACY_NS", 0)
+    course = Course(tmp_path, random.Random(31))
+    course.apply()
+    assert not planned(course.manifest).plan.has_changes
+    first, second, third = _scripted(course)[:3]
+    kept = first.read_bytes()
+    first.unlink()
+    expected = full_plan(course.manifest)
+    assert expected[0] == "error" and first.name in str(expected[1])
+    assert cached_plan(course.manifest)[0] == expected
+    first.write_bytes(kept)
+    assert cached_plan(course.manifest)[0] == full_plan(course.manifest)
+    # A link to another narration: the video reads what the link leads to.
+    second.unlink()
+    second.symlink_to(third.name)
+    expected = full_plan(course.manifest)
+    got, rendered = cached_plan(course.manifest)
+    assert got == expected
+    assert rendered == 1 or expected[0] == "error"
+
+
+def test_the_cache_keeps_the_narration_files_its_videos_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(incremental, "RACY_NS", 0)
+    # Items moved keep their entries: the template does not read a video's index.
+    here = sys.modules[__name__]
+    monkeypatch.setattr(here, "TEMPLATE", TEMPLATE.replace("video.index", "video.id"))
+    course = Course(tmp_path, random.Random(31))
+    course.apply()
+    assert not planned(course.manifest).plan.has_changes
+    scripts = _scripted(course)
+
+    def known() -> set[str]:
+        return set(incremental.RequestCache.open(course.manifest, "azure").narrations)
+
+    relative = {path.relative_to(course.root).as_posix() for path in scripts}
+    scripts[1].write_text("Edited.\n", "utf-8")  # a plan of the cache, not the memo
+    assert planned(course.manifest).rendered == 1
+    assert known() == relative
+    # A video that read a file removed: the file is known no more, though it is there.
+    gone = scripts[0].relative_to(course.root).as_posix()
+    course.items = [item for item in course.items if f"text_file: {gone}\n" not in item]
+    course.write()
+    assert planned(course.manifest).rendered == 1  # the edited one, still to render
+    assert scripts[0].exists() and known() == relative - {gone}

@@ -13,7 +13,7 @@ import pytest
 
 from avatarflow.machine import cache_dir
 from avatarflow.planner import ActionKind
-from avatarflow.statcache import sha256_file
+from avatarflow.statcache import OpenFolder, sha256_file, stat_key, stat_keys
 
 from .helpers import course, open_course, record_all, run_cli
 
@@ -182,3 +182,28 @@ def test_a_symlink_in_place_of_an_output_is_never_taken_for_it(rendered: Path) -
     path.symlink_to(copy)
     rows = json.loads(run_cli("status", str(rendered), "--json").out)
     assert {r["video"]: r["output"] for r in rows} == {"a": "modified", "b": "ok", "c": "ok"}
+
+
+@pytest.mark.parametrize("opened", [True, False], ids=["folder-opened", "paths-joined"])
+def test_the_stats_of_many_files_are_each_file_s_own(tmp_path: Path, opened: bool) -> None:
+    for name in ("a", "b", "c"):
+        (tmp_path / name).write_text(name * 3, "utf-8")
+    (tmp_path / "link").symlink_to("a")
+    names = ["c", "a", "link", "b"]
+    with OpenFolder(str(tmp_path)) as folder:
+        if not opened:
+            folder.close()  # as where dir_fd is not supported: each name joined
+        assert [stat_keys(st) for st in folder.stats(names)] == [
+            stat_key(os.lstat(tmp_path / name)) for name in names
+        ]
+        followed = folder.stats(["link"], follow=True)[0]
+        assert stat_key(followed) == stat_key(os.stat(tmp_path / "a"))
+        with pytest.raises(FileNotFoundError):
+            folder.stats(["a", "missing"])
+        found = folder.stats_or_none(["a", "missing", "b", "a/inside"])
+        assert [None if st is None else stat_key(st) for st in found] == [
+            stat_key(os.lstat(tmp_path / "a")),
+            None,
+            stat_key(os.lstat(tmp_path / "b")),
+            None,
+        ]
