@@ -44,6 +44,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import itertools
 import json
 import marshal
 import operator
@@ -433,13 +434,13 @@ def inputs_unchanged(root: str, inputs: Inputs) -> int | None:
     renewed = 0
     for folder, names, digests, keys in inputs:
         path = os.path.join(root, folder)
-        if _same_stats(path, names, keys, follow=True):  # type: ignore[arg-type]
-            continue  # every file of the folder as it was (the common case)
-        now = map(stat_keys, _stats(path, names, follow=True))
-        for index, (name, digest, key) in enumerate(zip(names, digests, now, strict=True)):
-            if key == keys[index]:
-                continue
-            if _digest_of(os.path.join(path, name)) != digest:
+        now = list(map(stat_keys, _stats(path, names, follow=True)))
+        if len(now) != len(keys):
+            return None
+        # The files whose stat moved, found in C (most often none).
+        for index in itertools.compress(range(len(now)), map(operator.ne, now, keys)):
+            key = now[index]
+            if _digest_of(os.path.join(path, names[index])) != digests[index]:
                 return None
             if max(key[1], key[3]) < settled_before:
                 keys[index] = key
