@@ -878,6 +878,7 @@ def _requests(
     return entries, built, matched
 
 
+_CONTENT_HASH = operator.attrgetter("content_hash")
 _ROW_KEY = operator.attrgetter("key")
 _ROW_POSITION = operator.attrgetter("position")
 _ROW_INPUTS = operator.attrgetter("entry.inputs")
@@ -1067,30 +1068,37 @@ def _noops_in(
         keys = [None if st is None else packed(st) for st in present]
     else:
         keys = list(packed_all(cast("list[os.stat_result]", present)))
+    noops = [
+        None if row is None or row.entry is not entry else row.noop
+        for row, entry in zip(rows, found, strict=False)  # rows: the last plan's, maybe fewer
+    ]
+    noops.extend([None] * (len(found) - len(noops)))
+    records = list(map(state.current.get, map(_CONTENT_HASH, found)))
+    # The common case for every video at once: a no-op whose record and output (and no
+    # subtitles) are as they were. A comprehension, not a call per video: this is most
+    # of a plan's time at catalogue scale.
+    held = [
+        noop is not None and noop.subtitles is None and noop.record == r and noop.output == k
+        for noop, r, k in zip(noops, records, keys, strict=True)
+    ]
+    kept: list[Noop | None] = [noop if ok else None for noop, ok in zip(noops, held, strict=True)]
     folder = f"{workspace.output_dir}{os.sep}"
-    current, count = state.current, len(rows)
-    indices: list[int] = []  # of the no-ops
-    kept: list[Noop | None] = []
-    # One pass over every video: this loop is most of a plan's time at catalogue scale,
-    # so the common case (a no-op whose files are as they were) is spelled out inline.
-    for index, entry in enumerate(found):
-        row = rows[index] if index < count else None
-        noop = row.noop if row is not None and row.entry is entry else None
-        st = present[index]  # every output: the full path checks them all
+    for index in [i for i, ok in enumerate(held) if not ok]:
+        entry, noop, st = found[index], noops[index], present[index]
         if (
-            noop is None
-            or st is None
-            or current.get(entry.content_hash) != noop.record
-            or keys[index] != noop.output
-            or (noop.subtitles is not None and not _subtitles_still(noop, entry, folder))
+            noop is not None
+            and st is not None
+            and records[index] == noop.record
+            and keys[index] == noop.output
+            and (noop.subtitles is None or _subtitles_still(noop, entry, folder))
         ):
-            checked = _checked(entry, st, state, workspace, outputs)
-            if checked is None:
-                kept.append(None)
-                continue
-            noop = checked or None  # False: a no-op resting on a racy file
-        indices.append(index)
-        kept.append(noop)
+            kept[index], held[index] = noop, True
+            continue
+        checked = _checked(entry, st, state, workspace, outputs)
+        if checked is not None:
+            # False: a no-op resting on a racy file (nothing kept for the next plan)
+            kept[index], held[index] = checked or None, True
+    indices = list(itertools.compress(range(len(found)), held))
     # The actions made as the plan memo makes them (a frozen dataclass' constructor is
     # a third of this loop's time at catalogue scale).
     done = [found[i] for i in indices]
@@ -1406,12 +1414,13 @@ class _Renders:
         if not all(map(stat.S_ISREG, map(_MODE, sts))):
             raise _Fallback
         digests = [name[:-5] for name in names]
+        now = packed_all(sts)
         current = self.current
-        current.update(zip(digests, packed_all(sts), strict=True))
-        if current != known:
-            for name, digest, st in zip(names, digests, sts, strict=True):
-                if known.get(digest) != current[digest]:
-                    self.summaries[digest] = self._parse(name, stat_key(st))
+        current.update(zip(digests, now, strict=True))
+        if current != known:  # the records whose stat is new, found in C
+            moved = map(operator.ne, now, map(known.get, digests))
+            for index in itertools.compress(range(len(now)), moved):
+                self.summaries[digests[index]] = self._parse(names[index], stat_key(sts[index]))
         if _newest(sts) < racy_from:
             trusted.update(current)
         else:
