@@ -866,7 +866,7 @@ def _requests(
         found[index] = built.cached(index)
     entries = [found[i] for i in range(len(items))]
     # What the next plan may trust: the files of these videos, as this plan found them.
-    cache.narrations = narrations.kept(set().union(*(entry.inputs for entry in entries)))
+    cache.narrations = narrations.kept(set().union(*map(_INPUTS, entries)))
     cache.changed = cache.changed or cache.narrations != narrations.known
     if len({entry.video_id.casefold() for entry in entries}) != len(entries):
         raise _Fallback  # ids the same but for case: the full path names both places
@@ -879,6 +879,7 @@ def _requests(
 
 
 _CONTENT_HASH = operator.attrgetter("content_hash")
+_INPUTS = operator.attrgetter("inputs")
 _ROW_KEY = operator.attrgetter("key")
 _ROW_POSITION = operator.attrgetter("position")
 _ROW_INPUTS = operator.attrgetter("entry.inputs")
@@ -1230,35 +1231,44 @@ class _Narrations:
     def kept(self, used: set[str]) -> dict[str, tuple[bytes, str, bool]]:
         """What was seen of the files in ``used`` (``prime`` sees files no video may
         read any more)."""
+        if used >= self.seen.keys():
+            return self.seen
         return {relative: seen for relative, seen in self.seen.items() if relative in used}
 
     def prime(self) -> None:
-        """Every file the last plan hashed, taken by its stat in one pass (in C where
-        nothing changed; at catalogue scale a call per file costs what its stat does).
-        A file whose stat moved, or that this pass cannot vouch for, is left to
-        ``digest``."""
+        """Every file the last plan hashed, taken by its stat in one pass and compared
+        in C (at catalogue scale a call per file costs what its stat does). A file whose
+        stat moved, or that this pass cannot vouch for, is left to ``digest``."""
         relatives = list(self.known)
         try:
             sts = self.opened.stats(relatives)
         except OSError:
             return  # one is gone: each is looked at as it is asked for
         known = list(self.known.values())
-        pairs = zip(packed_all(sts), known, strict=True)
-        same = [i for i, (now, then) in enumerate(pairs) if now == then[0]]
-        if not same or not all(self._inside(relatives[i]) for i in self._folders_of(relatives)):
+        if not all(self._inside(part) for part in _folder_parts(relatives)):
             return
-        if len(same) < len(sts) or not all(map(stat.S_ISREG, map(_MODE, sts))):
-            same = [i for i in same if stat.S_ISREG(sts[i].st_mode)]
-        if _newest(sts) < self.racy_from:
-            self.seen.update((relatives[i], known[i]) for i in same)
-        else:
-            self.seen.update(
-                (relatives[i], known[i])
-                for i in same
-                if max(sts[i].st_mtime_ns, sts[i].st_ctime_ns) < self.racy_from
+        # The few files not vouched for: stat moved, not a regular file, or racy.
+        left = set(
+            itertools.compress(relatives, map(operator.ne, packed_all(sts), map(_FIRST, known)))
+        )
+        if not all(map(stat.S_ISREG, map(_MODE, sts))):
+            left.update(
+                r for r, st in zip(relatives, sts, strict=True) if not stat.S_ISREG(st.st_mode)
             )
-        self.digests.update((relatives[i], known[i][1]) for i in same)
-        self.places.update((relatives[i], known[i][2]) for i in same)
+        racy: set[str] = set()
+        if _newest(sts) >= self.racy_from:
+            racy = {
+                r
+                for r, st in zip(relatives, sts, strict=True)
+                if max(st.st_mtime_ns, st.st_ctime_ns) >= self.racy_from
+            }
+        self.digests = dict(zip(relatives, map(_SECOND, known), strict=True))
+        self.places = dict(zip(relatives, map(_THIRD, known), strict=True))
+        self.seen = dict(self.known)
+        for relative in left:
+            del self.digests[relative], self.places[relative], self.seen[relative]
+        for relative in racy - left:
+            del self.seen[relative]
 
     def unchanged(self, inputs: dict[str, str]) -> bool:
         # Primed, most rows are a subset of the digests: one look-up in C each.
@@ -1276,29 +1286,20 @@ class _Narrations:
             self.digests[relative] = self._digest(relative)
         return self.digests[relative]
 
-    @staticmethod
-    def _folders_of(relatives: list[str]) -> list[int]:
-        """The index of one file of each folder among ``relatives``."""
-        first: dict[str, int] = {}
-        for index, relative in enumerate(relatives):
-            first.setdefault(_folder_part(relative), index)
-        return list(first.values())
-
-    def _inside(self, relative: str) -> bool:
-        """Whether the folder of ``relative`` is the manifest's or inside it, as it is
-        now (through any link); the answer is kept by the relative folder."""
+    def _inside(self, part: str) -> bool:
+        """Whether the folder ``part`` (a relative path up to its last separator) is the
+        manifest's or inside it, as it is now (through any link); kept by the part."""
         # The folder by the relative path's own: a dictionary look-up per file, where
         # ``dirname`` of the joined path was a tenth of this loop at catalogue scale.
-        part = _folder_part(relative)
         inside = self.folders.get(part)
         if inside is None:
-            real = os.path.realpath(os.path.dirname(f"{self.base}{os.sep}{relative}"))
+            real = os.path.realpath(os.path.join(self.base, part))
             inside = self.folders[part] = real == self.base or real.startswith(self.inside)
         return inside
 
     def _digest(self, relative: str) -> str | None:
         path = f"{self.base}{os.sep}{relative}"
-        inside = self._inside(relative)
+        inside = self._inside(_folder_part(relative))
         try:
             st = self.opened.stat(relative)
         except OSError:
@@ -1325,6 +1326,16 @@ class _Narrations:
 def _folder_part(relative: str) -> str:
     """``relative`` up to its last separator (empty for a file of the manifest's folder)."""
     return relative[: max(relative.rfind("/"), relative.rfind(os.sep)) + 1]
+
+
+def _folder_parts(relatives: list[str]) -> set[str]:
+    """``_folder_part`` of each of ``relatives``, without a call per path."""
+    if os.sep != "/":
+        return set(map(_folder_part, relatives))
+    return {relative[: relative.rfind("/") + 1] for relative in relatives}
+
+
+_FIRST, _SECOND, _THIRD = (operator.itemgetter(i) for i in range(3))
 
 
 def _output_stats(
