@@ -76,7 +76,7 @@ if TYPE_CHECKING:
     from .state import State, StateRecord
     from .workspace import FileRef, OutputChecker, TargetName, Workspace
 
-VERSION = 4
+VERSION = 5
 # Past this share of videos to parse one by one, one full parse is cheaper.
 MAX_CHANGED_SHARE = 0.2
 
@@ -283,6 +283,13 @@ class _Base:
     layout: str | None  # the digest of the manifest the layout is of
 
 
+# The per-machine facts as a plan found them: their packed stat, whether they kept an
+# output for a video not in the manifest, and the videos not in the manifest they hold
+# anything of (an output or a last render): while their stat and the manifest's videos
+# are the same, a plan reads those videos' lines and its changed videos' alone.
+Facts = tuple[bytes, bool, tuple[str, ...]]
+
+
 @dataclass
 class RequestCache:
     """The cache of one manifest and target: each item's row, the render records checked,
@@ -297,9 +304,9 @@ class RequestCache:
     # Narration files by path: (packed stat, sha256, whether it may read a video's place)
     # (see _Narrations).
     narrations: dict[str, tuple[bytes, str, bool]] = field(default_factory=dict)
-    # The per-machine facts as the last plan found them: (packed stat, whether they kept
-    # an output for any video not in the manifest); None when not known.
-    facts: tuple[bytes, bool] | None = None
+    # The per-machine facts as the last plan found them (see ``Facts``); None when not
+    # known.
+    facts: Facts | None = None
     # The manifest's split as the rows' keys were made of it: (its bytes' digest, where
     # the split found its items, their keys); an unchanged manifest is not cut again.
     layout: tuple[str, Layout, list[str]] | None = None
@@ -340,7 +347,7 @@ class RequestCache:
 
     def _set(self, facts: Any, layout: Any) -> None:
         """Facts and layout as read back (a journal's None layout: the file's)."""
-        self.facts = None if facts is None else (facts[0], bool(facts[1]))
+        self.facts = None if facts is None else (facts[0], bool(facts[1]), tuple(facts[2]))
         if layout is not None:
             digest, (span, starts, ends, lines), keys = layout
             self.layout = (digest, Layout(span, starts, ends, lines), keys)
@@ -725,17 +732,21 @@ def _vtt_of(output: str) -> str:
     return str(PurePosixPath(output).with_suffix(".vtt"))
 
 
-def _facts_seen(
-    state_read: StateRead, store: LocalStore, wanted: set[str]
-) -> tuple[bytes, bool] | None:
-    """The facts' stat as the full plan read them, and whether they keep an output for a
-    video not in ``wanted`` (the manifest's ids); None when their stat is not known."""
+def _facts_seen(state_read: StateRead, store: LocalStore, wanted: set[str]) -> Facts | None:
+    """The facts as the full plan read them (see ``Facts``; ``wanted``: the manifest's
+    ids); None when their stat is not known."""
     from .machine import CACHE_DIR, FACTS_FILE
 
     seen = state_read.stats.get(f"{state_read.state_dir}/{CACHE_DIR}/{FACTS_FILE}")
     if seen is None or max(seen[1], seen[3]) >= state_read.started_ns - RACY_NS:
         return None
-    return _STAT.pack(*seen), any(video not in wanted for video in store.facts.outputs)
+    facts = store.facts
+    return _STAT.pack(*seen), any(v not in wanted for v in facts.outputs), _gone(facts, wanted)
+
+
+def _gone(facts: MachineFacts, wanted: set[str]) -> tuple[str, ...]:
+    """The videos not in ``wanted`` that ``facts`` hold an output or a last render of."""
+    return tuple(sorted((facts.outputs.keys() | facts.latest.keys()) - wanted))
 
 
 def _cached(
@@ -976,7 +987,12 @@ def _plan(reading: Reading, cache: RequestCache, target: TargetName) -> Incremen
     # Every entry from a row (the same videos, maybe moved: the same for the facts).
     all_cached = len(cache.rows) == len(found) and None not in matched
     facts_key = _packed_or_empty(state.facts_path)
-    if not slow and all_cached and cache.facts == (facts_key, False):
+    if (
+        not slow
+        and all_cached
+        and cache.facts is not None
+        and cache.facts[:2] == (facts_key, False)
+    ):
         # Every video a no-op, the same videos, the facts as they were and keeping no
         # output of a video gone from the manifest: nothing to bind, nothing to forget.
         partial = Plan((), state.meta.lineage, {})
@@ -987,11 +1003,11 @@ def _plan(reading: Reading, cache: RequestCache, target: TargetName) -> Incremen
             for r in requests
         ]
         wanted = {entry.video_id for entry in found}
-        bound = state.bind(uses, wanted, _none_gone(cache, found, facts_key))
+        bound = state.bind(uses, wanted, _facts_known(cache, found, facts_key))
         fetch_from = fetch_source(bound, video_stores(built.loaded, workspace))
         partial = make_plan(requests, bound, outputs, fetch_from=fetch_from)
         seen = state.stats.get(state.facts_name)
-        facts_seen = None if seen is None else (_STAT.pack(*seen), state.gone_outputs)
+        facts_seen = None if seen is None else (_STAT.pack(*seen), state.gone_outputs, state.gone)
         if cache.facts != facts_seen:
             cache.facts, cache.changed = facts_seen, True
     by_id = {action.video_id: action for action in partial.actions}
@@ -1014,13 +1030,16 @@ def _plan(reading: Reading, cache: RequestCache, target: TargetName) -> Incremen
     return Incremental(plan, warnings, pack, len(built.requests), prices_for(built.loaded.model))
 
 
-def _none_gone(cache: RequestCache, found: list[Cached], facts_key: bytes) -> bytes | None:
-    """``facts_key`` when the facts with that stat are known to keep no output of a video
-    gone from the manifest: the cache saw them so for the videos of its rows, and these
-    are the same videos. None when that is not known."""
-    if cache.facts != (facts_key, False) or not facts_key or not _same_videos(cache.rows, found):
+def _facts_known(
+    cache: RequestCache, found: list[Cached], facts_key: bytes
+) -> tuple[bytes, tuple[str, ...]] | None:
+    """``facts_key`` and the videos not in the manifest the facts with that stat hold
+    anything of, when the cache knows them: it saw the facts so for the videos of its
+    rows, and these are the same videos. None when that is not known."""
+    facts = cache.facts
+    if facts is None or facts[0] != facts_key or not facts_key:
         return None
-    return facts_key
+    return (facts_key, facts[2]) if _same_videos(cache.rows, found) else None
 
 
 def _same_videos(rows: list[Row], entries: list[Cached]) -> bool:
@@ -1404,6 +1423,7 @@ class _Renders:
         self.facts_name = f"{CACHE_DIR}/{FACTS_FILE}"
         self.facts_path = str(directory / CACHE_DIR / FACTS_FILE)
         self.gone_outputs = False  # the facts bound keep an output of a video not wanted
+        self.gone: tuple[str, ...] = ()  # the videos not wanted the facts bound hold
         self._check_all()
 
     def _check_all(self) -> None:
@@ -1516,22 +1536,27 @@ class _Renders:
         return self._facts
 
     def bind(
-        self, uses: list[tuple[str, str, str]], wanted: set[str], none_gone: bytes | None = None
+        self,
+        uses: list[tuple[str, str, str]],
+        wanted: set[str],
+        known: tuple[bytes, tuple[str, ...]] | None = None,
     ) -> State:
         """The records of the videos of ``uses`` (id, request hash, output path) and of the
         outputs this checkout kept for videos not in ``wanted`` (the manifest's), bound by
         the store's own code as the full plan binds them. The store is given only the
         renders and the facts of those videos: the binding of one video reads nothing of
-        another in the manifest. ``none_gone``: the packed stat of facts known to keep no
-        output of a video not in ``wanted`` (only the videos of ``uses`` are looked for)."""
+        another in the manifest. ``known``: the packed stat of facts and the videos not in
+        ``wanted`` they are known to hold anything of (only those and the videos of
+        ``uses`` are then looked for)."""
         from .backends.local import LocalStore
         from .state import State
 
         mine = {video_id for video_id, _, _ in uses}
         store = LocalStore(self.store.directory, self.store.display)
-        only = (mine, none_gone) if none_gone is not None else None
+        only = (mine.union(known[1]), known[0]) if known is not None else None
         store.facts = self.facts(lambda video_id: video_id in mine or video_id not in wanted, only)
         self.gone_outputs = any(video_id not in wanted for video_id in store.facts.outputs)
+        self.gone = _gone(store.facts, wanted)
         needed = {request_hash for _, request_hash, _ in uses}
         needed.update(item.request_hash for item in store.facts.outputs.values())
         needed.update(last.request_hash for last in store.facts.latest.values())

@@ -630,6 +630,46 @@ def test_one_edit_looks_for_its_video_alone_in_the_facts(
     assert plan_json(made.plan) == full_plan(course.manifest)[1][0]  # type: ignore[index]
 
 
+def test_with_outputs_of_videos_gone_one_edit_looks_for_its_video_and_those(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Outputs kept for videos removed from the manifest (until prune): the facts are
+    # searched for the changed video and the removed ones, not read line by line.
+    from avatarflow import machine
+
+    monkeypatch.setattr(incremental, "RACY_NS", 0)
+    # The items after those removed move: the template does not read a video's index.
+    here = sys.modules[__name__]
+    monkeypatch.setattr(here, "TEMPLATE", TEMPLATE.replace("video.index", "video.id"))
+    course = Course(tmp_path, random.Random(23))
+    course.apply()
+    gone = [course.items.pop(7), course.items.pop(3)]
+    gone_ids = {item.split("\n", 1)[0].removeprefix("  - id: ") for item in gone}
+    course.write()
+    first = planned(course.manifest)
+    assert {a.video_id for a in first.plan.actions if a.kind.value == "forget"} == gone_ids
+    searched: list[set[str]] = []
+    real, by_layout = machine._by_search, machine._by_layout
+
+    def spy(text: str, videos: set[str]) -> object:
+        searched.append(set(videos))
+        return real(text, videos)
+
+    monkeypatch.setattr(machine, "_by_search", spy)
+    monkeypatch.setattr(machine, "_by_layout", lambda *_: pytest.fail("every line read"))
+    course.items[2] = course.items[2].replace("  - id: ", "  - voice: en-US-GuyNeural\n    id: ", 1)
+    course.write()
+    made = planned(course.manifest)
+    assert made.rendered == 1 and searched == [{"v2", *gone_ids}]
+    assert plan_json(made.plan) == full_plan(course.manifest)[1][0]  # type: ignore[index]
+    # A video of the manifest again: the facts are read as they are (its id is wanted).
+    monkeypatch.setattr(machine, "_by_layout", by_layout)
+    course.items.append(gone[0])
+    course.write()
+    again = planned(course.manifest)
+    assert plan_json(again.plan) == full_plan(course.manifest)[1][0]  # type: ignore[index]
+
+
 def test_a_video_added_at_the_top_renders_that_video_alone(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
