@@ -98,18 +98,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def prepare_process() -> None:
-    """Settings of this process that only its time depends on (run before any import of
-    pydantic): answers, files and exit codes are the same without them.
-
-    - pydantic looks for plugins among the entry points of every installed distribution
-      the first time a model is built (about 30 ms); a command line has none to load,
-      unless the user's ``PYDANTIC_DISABLE_PLUGINS`` says otherwise;
-    - at exit, the interpreter's last collections scan every object still alive (0.2 s
-      after a plan of 10,000 videos, a sixth of its time). Frozen, they are not scanned;
-      exit handlers still run, and nothing here rests on the collector at exit (files are
-      written and closed by the time a command returns).
-    """
-    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+    """What only this process's time depends on: answers, files and exit codes are the
+    same without it. At exit, the interpreter's last collections scan every object
+    still alive (0.2 s after a plan of 10,000 videos, a sixth of its time); frozen, they
+    are not scanned. Exit handlers still run, and nothing here rests on the collector
+    at exit (files are written and closed by the time a command returns)."""
     atexit.unregister(_freeze_at_exit)  # once per process: tests run many commands in one
     atexit.register(_freeze_at_exit)
 
