@@ -605,15 +605,11 @@ def test_a_video_removed_while_status_ran_is_still_forgotten_by_the_next_plan(
     assert plan_json(made.plan) == full_plan(course.manifest)[1][0]  # type: ignore[index]
 
 
-def test_one_edit_looks_for_its_video_alone_in_the_facts(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _facts_searched(monkeypatch: pytest.MonkeyPatch) -> list[set[str]]:
+    """The videos each read of the facts searched for, from now on; a read of every
+    line fails the test."""
     from avatarflow import machine
 
-    monkeypatch.setattr(incremental, "RACY_NS", 0)
-    course = Course(tmp_path, random.Random(23))
-    course.apply()
-    planned(course.manifest)
     searched: list[set[str]] = []
     real = machine._by_search
 
@@ -623,6 +619,29 @@ def test_one_edit_looks_for_its_video_alone_in_the_facts(
 
     monkeypatch.setattr(machine, "_by_search", spy)
     monkeypatch.setattr(machine, "_by_layout", lambda *_: pytest.fail("every line read"))
+    return searched
+
+
+def _course_whose_moves_keep(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int) -> Course:
+    """A course rendered and planned, with stats trusted at once and a template that does
+    not read a video's index (items that move keep their entries)."""
+    monkeypatch.setattr(incremental, "RACY_NS", 0)
+    here = sys.modules[__name__]
+    monkeypatch.setattr(here, "TEMPLATE", TEMPLATE.replace("video.index", "video.id"))
+    course = Course(tmp_path, random.Random(seed))
+    course.apply()
+    assert not planned(course.manifest).plan.has_changes
+    return course
+
+
+def test_one_edit_looks_for_its_video_alone_in_the_facts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(incremental, "RACY_NS", 0)
+    course = Course(tmp_path, random.Random(23))
+    course.apply()
+    planned(course.manifest)
+    searched = _facts_searched(monkeypatch)
     course.items[2] = course.items[2].replace("  - id: ", "  - voice: en-US-GuyNeural\n    id: ", 1)
     course.write()
     made = planned(course.manifest)
@@ -637,26 +656,14 @@ def test_with_outputs_of_videos_gone_one_edit_looks_for_its_video_and_those(
     # searched for the changed video and the removed ones, not read line by line.
     from avatarflow import machine
 
-    monkeypatch.setattr(incremental, "RACY_NS", 0)
-    # The items after those removed move: the template does not read a video's index.
-    here = sys.modules[__name__]
-    monkeypatch.setattr(here, "TEMPLATE", TEMPLATE.replace("video.index", "video.id"))
-    course = Course(tmp_path, random.Random(23))
-    course.apply()
+    course = _course_whose_moves_keep(tmp_path, monkeypatch, 23)
     gone = [course.items.pop(7), course.items.pop(3)]
     gone_ids = {item.split("\n", 1)[0].removeprefix("  - id: ") for item in gone}
     course.write()
     first = planned(course.manifest)
     assert {a.video_id for a in first.plan.actions if a.kind.value == "forget"} == gone_ids
-    searched: list[set[str]] = []
-    real, by_layout = machine._by_search, machine._by_layout
-
-    def spy(text: str, videos: set[str]) -> object:
-        searched.append(set(videos))
-        return real(text, videos)
-
-    monkeypatch.setattr(machine, "_by_search", spy)
-    monkeypatch.setattr(machine, "_by_layout", lambda *_: pytest.fail("every line read"))
+    by_layout = machine._by_layout
+    searched = _facts_searched(monkeypatch)
     course.items[2] = course.items[2].replace("  - id: ", "  - voice: en-US-GuyNeural\n    id: ", 1)
     course.write()
     made = planned(course.manifest)
@@ -775,13 +782,7 @@ def test_a_narration_file_gone_or_made_a_link_plans_as_in_full(
 def test_the_cache_keeps_the_narration_files_its_videos_read(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(incremental, "RACY_NS", 0)
-    # Items moved keep their entries: the template does not read a video's index.
-    here = sys.modules[__name__]
-    monkeypatch.setattr(here, "TEMPLATE", TEMPLATE.replace("video.index", "video.id"))
-    course = Course(tmp_path, random.Random(31))
-    course.apply()
-    assert not planned(course.manifest).plan.has_changes
+    course = _course_whose_moves_keep(tmp_path, monkeypatch, 31)
     scripts = _scripted(course)
 
     def known() -> set[str]:
