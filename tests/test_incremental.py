@@ -623,11 +623,16 @@ def _facts_searched(monkeypatch: pytest.MonkeyPatch) -> list[set[str]]:
 
 
 def _course_whose_moves_keep(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int) -> Course:
-    """A course rendered and planned, with stats trusted at once and a template that does
-    not read a video's index (items that move keep their entries)."""
-    monkeypatch.setattr(incremental, "RACY_NS", 0)
+    """``_rendered_course`` with a template that does not read a video's index (items
+    that move keep their entries)."""
     here = sys.modules[__name__]
     monkeypatch.setattr(here, "TEMPLATE", TEMPLATE.replace("video.index", "video.id"))
+    return _rendered_course(tmp_path, monkeypatch, seed)
+
+
+def _rendered_course(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int) -> Course:
+    """A course rendered and planned (nothing to do), its stats trusted at once."""
+    monkeypatch.setattr(incremental, "RACY_NS", 0)
     course = Course(tmp_path, random.Random(seed))
     course.apply()
     assert not planned(course.manifest).plan.has_changes
@@ -637,10 +642,7 @@ def _course_whose_moves_keep(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, se
 def test_one_edit_looks_for_its_video_alone_in_the_facts(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(incremental, "RACY_NS", 0)
-    course = Course(tmp_path, random.Random(23))
-    course.apply()
-    planned(course.manifest)
+    course = _rendered_course(tmp_path, monkeypatch, 23)
     searched = _facts_searched(monkeypatch)
     course.items[2] = course.items[2].replace("  - id: ", "  - voice: en-US-GuyNeural\n    id: ", 1)
     course.write()
@@ -758,10 +760,7 @@ def test_a_narration_file_gone_or_made_a_link_plans_as_in_full(
 ) -> None:
     # Every narration file is taken by its stat in one pass: one gone, or one that is a
     # link now, is looked at alone, and the plan is the full plan's.
-    monkeypatch.setattr(incremental, "RACY_NS", 0)
-    course = Course(tmp_path, random.Random(31))
-    course.apply()
-    assert not planned(course.manifest).plan.has_changes
+    course = _rendered_course(tmp_path, monkeypatch, 31)
     first, second, third = _scripted(course)[:3]
     kept = first.read_bytes()
     first.unlink()
