@@ -1,19 +1,21 @@
 """Is a downloaded file the video it claims to be? Checked before it is accepted.
 
-Two checks, cheapest first: the container's signature in the first bytes (an MP4 has an
-``ftyp`` box at offset 4, a WebM file starts with the EBML magic), then a read of every
-packet by the ffmpeg bundled with imageio-ffmpeg (``-c copy``: no decoding). A proxy's
-"502 Bad Gateway" page fails the first; a body cut short, even one whose
-``Content-Length`` was cut with it, fails the second ("partial file", "File ended
-prematurely"), since both containers index or frame their packets. The second is
-needed only when no length from the job vouches for the file (a destination container's
-jobs report none).
+Three checks, cheapest first: the container's signature in the first bytes (an MP4 has
+an ``ftyp`` box at offset 4, a WebM file starts with the EBML magic); for an MP4, its
+top-level boxes, each of which must end within the file, with a ``moov`` and an ``mdat``
+among them; then a read of every packet by the ffmpeg bundled with imageio-ffmpeg
+(``-c copy``: no decoding). A proxy's "502 Bad Gateway" page fails the first; a body cut
+short, even one whose ``Content-Length`` was cut with it, fails the second or the third
+("partial file", "File ended prematurely"). ffmpeg alone says nothing of an MP4 cut
+exactly between two of its samples: the boxes tell. The probe is needed only when no
+length from the job vouches for the file (a destination container's jobs report none).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import struct
 from pathlib import Path
 
 from .errors import MediaCheckError
@@ -22,6 +24,7 @@ from .secrets import redact
 __all__ = ["check_media", "signature_problem"]
 
 _HEAD_BYTES = 64
+_MAX_BOXES = 10_000  # top-level boxes looked at: an MP4 has a handful
 _MAX_PROBE_OUTPUT = 4096
 _EBML_MAGIC = b"\x1a\x45\xdf\xa3"
 
@@ -38,6 +41,46 @@ def signature_problem(head: bytes, kind: str) -> str | None:
             return None
         return f"is not a WebM file (no EBML header; it begins {_shown(head)})"
     return None  # other kinds have no signature check
+
+
+def mp4_box_problem(path: Path) -> str | None:
+    """Why the top-level boxes of the MP4 file at ``path`` are not a whole file (one that
+    runs past the file's end, or no ``moov`` or ``mdat``), or None."""
+    size = path.stat().st_size
+    seen: set[bytes] = set()
+    offset = 0
+    with path.open("rb") as handle:
+        for _ in range(_MAX_BOXES):
+            if offset == size:
+                break
+            handle.seek(offset)
+            header = handle.read(16)
+            if len(header) < 8:
+                return f"is cut short: {size - offset} byte(s) after its last box"
+            length, kind = struct.unpack(">I4s", header[:8])
+            if length == 1:  # a 64-bit length follows the type
+                if len(header) < 16:
+                    return f"is cut short in the header of its '{_name(kind)}' box"
+                (length,) = struct.unpack(">Q", header[8:16])
+            elif length == 0:  # the box runs to the end of the file
+                length = size - offset
+            if length < 8:
+                return f"has a '{_name(kind)}' box of {length} byte(s) at offset {offset}"
+            if offset + length > size:
+                return (
+                    f"is cut short: its '{_name(kind)}' box needs {length:,} bytes from offset "
+                    f"{offset:,}, and the file ends after {size:,}"
+                )
+            seen.add(kind)
+            offset += length
+        else:
+            return f"has more than {_MAX_BOXES:,} top-level boxes"
+    missing = [name.decode() for name in (b"moov", b"mdat") if name not in seen]
+    return f"has no '{missing[0]}' box" if missing else None
+
+
+def _name(kind: bytes) -> str:
+    return kind.decode("latin-1") if kind.isascii() and kind.isalnum() else kind.hex()
 
 
 def _shown(head: bytes) -> str:
@@ -60,6 +103,8 @@ async def check_media(path: Path, kind: str, *, probe: bool = True) -> None:
     problem = signature_problem(head, kind)
     if problem is not None:
         raise MediaCheckError(problem)
+    if kind == "mp4" and (problem := mp4_box_problem(path)) is not None:
+        raise MediaCheckError(f"is not a complete MP4 video: {problem}")
     if not probe:
         return
     problem = await _probe(path)

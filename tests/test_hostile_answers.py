@@ -349,6 +349,56 @@ def test_the_media_check_refuses_pages_and_cut_files_and_accepts_whole_ones(
         asyncio.run(check_media(cut, kind))
 
 
+def _top_boxes(data: bytes) -> list[tuple[bytes, int, int]]:
+    """(type, offset, length) of each top-level box of a whole MP4 file (32-bit lengths)."""
+    boxes, offset = [], 0
+    while offset < len(data):
+        length = int.from_bytes(data[offset : offset + 4], "big")
+        boxes.append((data[offset + 4 : offset + 8], offset, length))
+        offset += length
+    return boxes
+
+
+def test_an_mp4_cut_anywhere_is_refused_even_between_two_samples(tmp_path: Path) -> None:
+    # ffmpeg reads a file cut exactly between two samples without a word: the top-level
+    # boxes, each of which must end within the file, tell it apart from a whole one.
+    import asyncio
+
+    import imageio_ffmpeg
+
+    video = tmp_path / "v.mp4"
+    subprocess.run(
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i",
+         "testsrc=size=64x64:rate=25", "-t", "2", "-c:v", "libx264",
+         "-movflags", "+faststart", "-y", str(video)],
+        check=True,
+    )  # fmt: skip
+    data = video.read_bytes()
+    boxes = {kind: (offset, length) for kind, offset, length in _top_boxes(data)}
+    assert {b"ftyp", b"moov", b"mdat"} <= boxes.keys()
+    moov_end = sum(boxes[b"moov"])
+    mdat = boxes[b"mdat"][0]
+    cuts = {
+        "after the moov box": moov_end,
+        "after the mdat header": mdat + 8,
+        "half": len(data) // 2,
+        "the last byte": len(data) - 1,
+    }
+    for name, size in cuts.items():
+        cut = tmp_path / "cut.mp4"
+        cut.write_bytes(data[:size])
+        with pytest.raises(MediaCheckError, match="is not a complete MP4 video") as caught:
+            asyncio.run(check_media(cut, "mp4", probe=False))  # the boxes alone tell
+        assert str(cut) not in str(caught.value), name
+    # No moov at all: what a proxy's cut of a file written moov-last may look like.
+    whole = tmp_path / "no-moov.mp4"
+    ftyp = boxes[b"ftyp"]
+    whole.write_bytes(data[ftyp[0] : sum(ftyp)] + data[mdat:])
+    with pytest.raises(MediaCheckError, match="has no 'moov' box"):
+        asyncio.run(check_media(whole, "mp4", probe=False))
+    asyncio.run(check_media(video, "mp4", probe=False))
+
+
 @pytest.mark.skipif(os.geteuid() != 0 or shutil.which("mount") is None, reason="needs root")
 def test_a_read_only_output_folder_is_one_line_per_video_and_loses_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
