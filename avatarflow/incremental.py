@@ -76,7 +76,7 @@ if TYPE_CHECKING:
     from .state import State, StateRecord
     from .workspace import FileRef, OutputChecker, TargetName, Workspace
 
-VERSION = 5
+VERSION = 6
 # Past this share of videos to parse one by one, one full parse is cheaper.
 MAX_CHANGED_SHARE = 0.2
 
@@ -101,6 +101,9 @@ class Cached(NamedTuple):
     inputs: dict[str, str]  # narration files read, as the manifest names them → sha256
     nodes: int  # YAML value nodes of the item, for the document's node budget
     alias_nodes: int  # the same when the item may use aliases (their budget), else 0
+    # The item's text reads nothing of its place (``reads_place``): the same text (its
+    # row's key) moved to another index may keep this entry.
+    movable: bool
 
 
 # A delivered file as a render records it: size and sha256 (the path is the video's).
@@ -761,6 +764,7 @@ def _cached(
         inputs,
         nodes,
         alias_nodes(item.text, nodes),
+        not reads_place(item.text),
     )
 
 
@@ -926,10 +930,8 @@ def _in_place(row: Row, index: int, reading: Reading, narrations: _Narrations) -
     its warnings (they name its line and index) nor what its request was made of (the
     head, the templates, the item, its narration files) may read its place."""
     if row.position == index:
-        return not row.entry.warnings or row.line == reading.split.items[index].line
-    if row.entry.warnings or reading.place_read:
-        return False
-    if reads_place(reading.split.items[index].text):
+        return not row.entry.warnings or row.line == reading.layout[1].lines[index]
+    if row.entry.warnings or not row.entry.movable or reading.place_read:
         return False
     return not any(narrations.reads_place(relative) for relative in row.entry.inputs)
 
