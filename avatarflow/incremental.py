@@ -61,7 +61,7 @@ from .fastpath import collector_paused
 from .manifestsplit import Item, Layout, Split, cut_again, split_videos
 from .planmemo import noop_actions, sha256_bytes, snapshot_folder
 from .planner import Action, ActionKind, Plan
-from .statcache import RACY_NS, OpenFolder, StatKey, stat_key, stat_keys
+from .statcache import RACY_NS, OpenFolder, StatKey, stat_key
 from .usercache import cache_folder
 from .userfiles import UnsuitableFile, read_regular_file
 
@@ -197,7 +197,7 @@ def packed(st: os.stat_result) -> bytes:
 
 def packed_all(sts: list[os.stat_result]) -> list[bytes]:
     """``packed`` of each, in C."""
-    return list(itertools.starmap(_STAT.pack, map(stat_keys, sts)))
+    return list(itertools.starmap(_STAT.pack, map(stat_key, sts)))
 
 
 _MODE = operator.attrgetter("st_mode")
@@ -1099,24 +1099,22 @@ def _noops_in(
     # The common case for every video at once: a no-op whose record and output (and no
     # subtitles) are as they were. A comprehension, not a call per video: this is most
     # of a plan's time at catalogue scale.
-    held = [
-        noop is not None and noop.subtitles is None and noop.record == r and noop.output == k
+    same = [
+        noop is not None and noop.record == r and noop.output == k  # k: None without output
         for noop, r, k in zip(noops, records, keys, strict=True)
+    ]
+    held = [
+        ok and noop is not None and noop.subtitles is None
+        for ok, noop in zip(same, noops, strict=True)
     ]
     kept: list[Noop | None] = [noop if ok else None for noop, ok in zip(noops, held, strict=True)]
     folder = f"{workspace.output_dir}{os.sep}"
     for index in [i for i, ok in enumerate(held) if not ok]:
-        entry, noop, st = found[index], noops[index], present[index]
-        if (
-            noop is not None
-            and st is not None
-            and records[index] == noop.record
-            and keys[index] == noop.output
-            and (noop.subtitles is None or _subtitles_still(noop, entry, folder))
-        ):
+        entry, noop = found[index], noops[index]
+        if noop is not None and same[index] and _subtitles_still(noop, entry, folder):
             kept[index], held[index] = noop, True
             continue
-        checked = _checked(entry, st, state, workspace, outputs)
+        checked = _checked(entry, present[index], state, workspace, outputs)
         if checked is not None:
             # False: a no-op resting on a racy file (nothing kept for the next plan)
             kept[index], held[index] = checked or None, True

@@ -59,7 +59,7 @@ from typing import Any, TypeVar
 
 from .atomicfile import is_temp_name, replacing
 from .planner import Action, ActionKind, Plan
-from .statcache import RACY_NS, OpenFolder, StatKey, stat_key, stat_keys
+from .statcache import RACY_NS, OpenFolder, StatKey, stat_key
 from .usercache import cache_folder, voices_fingerprint
 from .userfiles import UnsuitableFile, read_regular_file
 
@@ -218,7 +218,7 @@ def _same_stats(folder: str, names: list[str], keys: list[StatKey], *, follow: b
     if len(names) != len(keys):
         return False
     with OpenFolder(folder) as opened:
-        return all(map(operator.eq, map(stat_keys, opened.each_stat(names, follow=follow)), keys))
+        return all(map(operator.eq, map(stat_key, opened.each_stat(names, follow=follow)), keys))
 
 
 def _root(manifest: Path) -> str:
@@ -434,7 +434,7 @@ def inputs_unchanged(root: str, inputs: Inputs) -> int | None:
     renewed = 0
     for folder, names, digests, keys in inputs:
         path = os.path.join(root, folder)
-        now = list(map(stat_keys, _stats(path, names, follow=True)))
+        now = list(map(stat_key, _stats(path, names, follow=True)))
         if len(now) != len(keys):
             return None
         # The files whose stat moved, found in C (most often none).

@@ -30,12 +30,8 @@ RACY_NS = 2_000_000_000  # mtime granularity of the coarsest filesystems we meet
 StatKey = tuple[int, int, int, int]
 
 
-def stat_key(st: os.stat_result) -> StatKey:
-    return (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
-
-
-# ``stat_key`` in C, for ``map`` over thousands of stats.
-stat_keys: Callable[[os.stat_result], StatKey] = operator.attrgetter(
+# A stat's (size, mtime_ns, inode, ctime_ns), in C: it is mapped over thousands of stats.
+stat_key: Callable[[os.stat_result], StatKey] = operator.attrgetter(
     "st_size", "st_mtime_ns", "st_ino", "st_ctime_ns"
 )
 

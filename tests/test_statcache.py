@@ -13,7 +13,7 @@ import pytest
 
 from avatarflow.machine import cache_dir
 from avatarflow.planner import ActionKind
-from avatarflow.statcache import OpenFolder, sha256_file, stat_key, stat_keys
+from avatarflow.statcache import OpenFolder, sha256_file, stat_key
 
 from .helpers import course, open_course, record_all, run_cli
 
@@ -193,7 +193,7 @@ def test_the_stats_of_many_files_are_each_file_s_own(tmp_path: Path, opened: boo
     with OpenFolder(str(tmp_path)) as folder:
         if not opened:
             folder.close()  # as where dir_fd is not supported: each name joined
-        assert [stat_keys(st) for st in folder.stats(names)] == [
+        assert [stat_key(st) for st in folder.stats(names)] == [
             stat_key(os.lstat(tmp_path / name)) for name in names
         ]
         followed = folder.stats(["link"], follow=True)[0]
