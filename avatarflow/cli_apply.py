@@ -23,8 +23,7 @@ from .pricing import Prices, billed_cost, shipped
 
 if TYPE_CHECKING:
     from .runner import Summary
-    from .state import StateRecord
-    from .workflow import VideoStatus
+    from .workflow import Pruning, VideoStatus
 
 COMMANDS: list[click.Command] = []
 
@@ -255,18 +254,31 @@ def _status_note(row: VideoStatus) -> str:
 def prune(ctx: Any, /, manifest: Path, yes: bool, **flags: Any) -> int:
     """Forget removed videos and remove renders unused for --keep-days."""
 
-    def confirm(removed: list[StateRecord]) -> bool:
-        for record in removed:
-            ctx.out.print(f"  - {record.video_id}")
-        return _confirm(yes, "prune", "Prune these videos?")
-
     options = PruneOptions(**flags)  # every other flag is a field of the same name
+
+    def confirm(pruning: Pruning) -> bool:
+        if pruning.videos:
+            ctx.out.print(f"Forget {len(pruning.videos)} video(s) removed from the manifest:")
+            for record in pruning.videos:
+                ctx.out.print(f"  - {record.video_id}", highlight=False, markup=False)
+        if pruning.renders:
+            ctx.out.print(
+                f"Remove {len(pruning.renders)} render(s) no video uses, ended over "
+                f"{options.keep_days:g} day(s) ago (a video that needs one again is paid again):"
+            )
+            for render in pruning.renders:
+                ctx.out.print(
+                    f"  - {render.synthesis_id} (job {render.job_id}, ended {render.ended})",
+                    highlight=False,
+                    markup=False,
+                )
+        return _confirm(yes, "prune", "Prune these?")
+
     renders: list[str] = []
 
     def show(event: Progress) -> None:
         if isinstance(event, Event) and event.kind == "pruned":
-            renders.append(event.message)
-            ctx.out.print(f"  {event.message}", highlight=False)
+            renders.append(event.message)  # each one was listed before the question
         else:
             lock_waits(ctx.err)(event)
 

@@ -421,10 +421,12 @@ def prune(
     options: PruneOptions | None = None,
     *,
     on_event: ProgressSink | None = None,
-    confirm: Callable[[list[StateRecord]], bool] | None = None,
+    confirm: Callable[[Pruning], bool] | None = None,
 ) -> list[str]:
-    """Forget videos removed from the manifest (optionally their files and remote jobs);
-    the ids forgotten. ``confirm`` is asked with the records about to be forgotten."""
+    """Forget videos removed from the manifest (optionally their files and remote jobs)
+    and remove renders unused for ``keep_days``; the ids forgotten. ``confirm`` is asked
+    with all that is about to go, videos and renders alike: a render removed is a video
+    paid again if a branch needs it back."""
     import asyncio
 
     from .build import build_requests
@@ -445,7 +447,8 @@ def prune(
                 a.record for a in the_plan.actions if a.kind is ActionKind.FORGET and a.record
             ]
             unused = _unused_renders(built, state, options.keep_days)
-            if not (removed or unused) or (confirm is not None and not confirm(removed)):
+            proposal = Pruning(removed, unused)
+            if not (removed or unused) or (confirm is not None and not confirm(proposal)):
                 return []
             _prune_renders(loaded, workspace, state, unused, options.store, emit)
             if options.remote:
@@ -461,7 +464,25 @@ def prune(
     return [r.video_id for r in removed]
 
 
-def _unused_renders(built: Built, state: State, keep_days: float) -> list[str]:
+@dataclass(frozen=True)
+class UnusedRender:
+    """A final render no video of the manifest uses, as a prune's confirmation shows it."""
+
+    request_hash: str
+    synthesis_id: str  # names the video it was made for
+    job_id: str | None
+    ended: str  # the service's time
+
+
+@dataclass(frozen=True)
+class Pruning:
+    """What a prune is about to do: the videos it forgets, the renders it removes."""
+
+    videos: list[StateRecord]
+    renders: list[UnusedRender]
+
+
+def _unused_renders(built: Built, state: State, keep_days: float) -> list[UnusedRender]:
     """Final renders no video of the manifest uses that ended more than ``keep_days``
     ago by the service's clock: like ``git gc``, the window keeps what a branch needs."""
     from datetime import UTC, datetime, timedelta
@@ -476,9 +497,11 @@ def _unused_renders(built: Built, state: State, keep_days: float) -> list[str]:
     cutoff = datetime.now(UTC) - timedelta(days=keep_days)
     unused = []
     for request_hash, render in sorted(store.renders.items()):
-        ended = parse_time(render.completed_at or render.submitted_at)
+        when = render.completed_at or render.submitted_at
+        ended = parse_time(when)
         if request_hash not in used and render.is_final and ended is not None and ended <= cutoff:
-            unused.append(request_hash)
+            assert when is not None  # parsed above
+            unused.append(UnusedRender(request_hash, render.synthesis_id, render.job_id, when))
     return unused
 
 
@@ -486,11 +509,14 @@ def _prune_renders(
     manifest: LoadedManifest,
     workspace: Workspace,
     state: State,
-    unused: list[str],
+    unused: list[UnusedRender],
     from_store: bool,
     emit: ProgressSink,
 ) -> None:
-    """Remove the records of ``unused`` renders (and their videos from the local store)."""
+    """Remove the records of ``unused`` renders (and their videos from the local store,
+    once no render left delivered the same bytes)."""
+    from collections import Counter
+
     from .backends.rendered import RenderKeyedStore
     from .events import Event
     from .stores import video_stores
@@ -499,12 +525,17 @@ def _prune_renders(
     store = state.store
     assert isinstance(store, RenderKeyedStore)
     local = video_stores(manifest, workspace).local
-    for request_hash in unused:
+    # Counted once: a prune of thousands of renders must not scan them all per render.
+    users = Counter(r.output.sha256 for r in store.renders.values() if r.output is not None)
+    for unused_render in unused:
+        request_hash = unused_render.request_hash
         render = store.renders[request_hash]
         store.delete_render(request_hash)
         emit(Event("pruned", None, f"removed render {request_hash[:12]} (job {render.job_id})"))
-        still = {r.output.sha256 for r in store.renders.values() if r.output is not None}
-        if from_store and render.output is not None and render.output.sha256 not in still:
+        if render.output is None:
+            continue
+        users[render.output.sha256] -= 1
+        if from_store and users[render.output.sha256] == 0:
             local.delete(StoredObject(render.output.sha256, render.output.size))
 
 

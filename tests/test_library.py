@@ -102,8 +102,9 @@ def test_prune_forgets_removed_videos(tmp_path: Path) -> None:
     )
     offered: list[list[str]] = []
 
-    def confirm(records: list[object]) -> bool:
-        offered.append([r.video_id for r in records])  # type: ignore[attr-defined]
+    def confirm(pruning: avatarflow.Pruning) -> bool:
+        offered.append([r.video_id for r in pruning.videos])
+        assert pruning.renders == []  # each render ended moments ago: kept for a branch
         return True
 
     options = avatarflow.PruneOptions(delete_files=True)
@@ -156,11 +157,13 @@ def test_every_exported_name_loads_on_first_use() -> None:
         "PlanResult",
         "Progress",
         "PruneOptions",
+        "Pruning",
         "PullResult",
         "ReviewOptions",
         "ReviewPage",
         "Starting",
         "StatusOptions",
+        "UnusedRender",
         "UserError",
         "VideoStatus",
         "apply",

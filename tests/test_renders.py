@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -174,10 +176,70 @@ def test_prune_removes_renders_unused_beyond_the_keep_window(tmp_path: Path) -> 
     kept = run_cli("prune", str(manifest), "--yes")
     assert (kept.code, kept.out) == (0, "Nothing to prune.\n")
     assert old.exists()  # ended moments ago: a branch may still need it
+    synthesis_id = json.loads(old.read_text())["synthesis_id"]
     pruned = run_cli("prune", str(manifest), "--yes", "--keep-days", "0")
-    assert pruned.code == 0 and "Pruned 1 unused render(s)." in pruned.out, pruned
+    assert pruned.code == 0, pruned
+    lines = pruned.out.splitlines()
+    assert lines[0] == (
+        "Remove 1 render(s) no video uses, ended over 0 day(s) ago "
+        "(a video that needs one again is paid again):"
+    )
+    assert lines[1].startswith(f"  - {synthesis_id} (job ") and ", ended 20" in lines[1]
+    assert lines[2:] == ["Pruned 1 unused render(s)."]
     assert not old.exists()
     assert render_file(manifest, "a").exists() and render_file(manifest, "c").exists()
+
+
+def _prune_on_a_terminal(manifest: Path, answer: bytes) -> subprocess.CompletedProcess[bytes]:
+    """``prune --keep-days 0`` with its stdin on a terminal that has ``answer`` typed."""
+    master, slave = pty.openpty()
+    try:
+        os.write(master, answer)
+        return subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "avatarflow",
+                "--color",
+                "never",
+                "prune",
+                str(manifest),
+                "--keep-days",
+                "0",
+            ],
+            stdin=slave,
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+def test_a_prune_of_unused_renders_alone_lists_them_and_asks_first(tmp_path: Path) -> None:
+    manifest = course(tmp_path)
+    record_all(manifest)
+    old = render_file(manifest, "b")
+    manifest.write_text(MANIFEST.replace("video b.", "video b, edited."))
+    synthesis_id = json.loads(old.read_text())["synthesis_id"]
+    before = snapshot(tmp_path)
+    # No terminal and no --yes: refused, and nothing goes.
+    refused = run_cli("prune", str(manifest), "--keep-days", "0")
+    assert refused.code == 1
+    assert refused.err == "Error: prune needs confirmation: run it on a terminal or pass --yes\n"
+    assert f"  - {synthesis_id} (job " in refused.out
+    assert snapshot(tmp_path) == before
+    # Asked on a terminal, "no" keeps it: the question names renders, not only videos.
+    kept = _prune_on_a_terminal(manifest, b"n\n")
+    assert kept.returncode == 130, kept.stderr
+    assert f"  - {synthesis_id} (job ".encode() in kept.stdout
+    assert b"Prune these? [y/N]" in kept.stdout and b"videos?" not in kept.stdout
+    assert snapshot(tmp_path) == before
+    gone = _prune_on_a_terminal(manifest, b"y\n")
+    assert gone.returncode == 0, gone.stderr
+    assert gone.stdout.endswith(b"Pruned 1 unused render(s).\n")
+    assert not old.exists() and render_file(manifest, "a").exists()
 
 
 def _git(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
