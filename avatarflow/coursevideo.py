@@ -21,7 +21,7 @@ from pathlib import Path
 
 from . import atomicfile
 from .course import Course, read_course
-from .emulator.narration import Cue, webvtt
+from .emulator.narration import Cue, webvtt, xml_escape
 from .emulator.probe import MediaInfo
 from .emulator.video import ffmpeg_exe
 from .errors import MediaError, SelectionError
@@ -316,31 +316,44 @@ def _run_with_progress(arguments: list[str], total: float, on_progress: Progress
 def _merged_subtitles(parts: Sequence[_Part], chapters: Sequence[Chapter], work: Path) -> str:
     merged: list[Cue] = []
     for index, (part, chapter) in enumerate(zip(parts, chapters, strict=True)):
-        text = _subtitles_of(part, work / f"sub{index:04d}.vtt")
+        text, escaped = _subtitles_of(part, work / f"sub{index:04d}.vtt")
         for start, end, lines in _cues(text or ""):
             begin = min(chapter.end, chapter.start + start)
             finish = min(chapter.end, chapter.start + end)
             if finish > begin:
-                merged.append(Cue(begin, finish, "\n".join(lines)))
-    return webvtt(merged, escaped=True)  # as the files had it
+                body = lines if escaped else [_escaped_track_line(line) for line in lines]
+                merged.append(Cue(begin, finish, "\n".join(body)))
+    return webvtt(merged, escaped=True)  # as the files had it, or escaped here
 
 
-def _subtitles_of(part: _Part, scratch: Path) -> str | None:
-    """The video's external ``.vtt``, else its embedded subtitle track, else nothing."""
+# ffmpeg writes a subtitle track's text into WebVTT as it is ("a < b" stays so, which a
+# WebVTT reader takes for a tag); the only markup there is the style tags its own writer
+# makes of the track's styles. Everything else is escaped as WebVTT text must be.
+_FFMPEG_STYLE_TAG_RE = re.compile(r"(</?[biu]>)")
+
+
+def _escaped_track_line(line: str) -> str:
+    pieces = _FFMPEG_STYLE_TAG_RE.split(line)  # text, tag, text, tag, ..., text
+    return "".join(piece if index % 2 else xml_escape(piece) for index, piece in enumerate(pieces))
+
+
+def _subtitles_of(part: _Part, scratch: Path) -> tuple[str | None, bool]:
+    """The video's external ``.vtt`` (escaped: a WebVTT file), else its embedded subtitle
+    track as ffmpeg writes it (not escaped), else nothing."""
     record = part.record
     if record.subtitles is not None:
         sidecar = part.path.with_suffix(".vtt")
         if sidecar.is_file() and sidecar.stat().st_size <= MAX_SUBTITLE_BYTES:
-            return sidecar.read_text("utf-8", errors="replace")
+            return sidecar.read_text("utf-8", errors="replace"), True
     if not part.info.subtitle_codecs:
-        return None
+        return None, True
     run_ffmpeg(
         ["-i", str(part.path), "-map", "0:s:0", "-f", "webvtt", str(scratch)],
         f"subtitles of {part.shown}",
     )
     if scratch.stat().st_size > MAX_SUBTITLE_BYTES:
         raise MediaError(f"{part.shown}: its subtitle track is too large")
-    return scratch.read_text("utf-8", errors="replace")
+    return scratch.read_text("utf-8", errors="replace"), False
 
 
 def _cues(text: str) -> list[tuple[float, float, list[str]]]:

@@ -6,6 +6,7 @@ a few seconds on two cores.
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,8 +15,9 @@ import httpx
 import pytest
 
 from avatarflow.emulator import Emulator, EmulatorConfig, MediaInfo, probe
-from avatarflow.emulator.narration import narration_of
+from avatarflow.emulator.narration import Cue, ass, narration_of
 from avatarflow.emulator.speech import espeak_paths
+from avatarflow.emulator.video import ffmpeg_exe
 
 from .emulator_fixtures import TEXT, Api, ga_body, preview_body
 
@@ -228,3 +230,43 @@ def test_a_tone_replaces_speech_when_disabled(tmp_path: Path):
     assert info.audio_codecs == ["aac"]
     assert (info.width, info.height) == (64, 36)
     assert info.duration == pytest.approx(TEXT_SECONDS, rel=0.10)
+
+
+def test_a_soft_track_keeps_the_cue_text_as_written(tmp_path: Path):
+    """What ffmpeg would read as markup in the subtitles it is given (``<...>`` in SRT,
+    ``\\N`` and ``{\\...}`` in ASS) reaches the mov_text track as text."""
+    said = r"Use Vec<T> when a < b & c > d, {braces}, C:\new and {\b1} too."
+    script = tmp_path / "cues.ass"
+    script.write_text(ass([Cue(0.0, 1.5, said)]), encoding="utf-8")
+    video = tmp_path / "cues.mp4"
+    ffmpeg = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y"]
+    lavfi = ["-f", "lavfi", "-i", "color=c=black:s=64x64:r=10:d=2"]
+    subprocess.run(
+        [
+            *ffmpeg,
+            *lavfi,
+            "-i",
+            str(script),
+            "-map",
+            "0:v",
+            "-map",
+            "1:s",
+            "-c:v",
+            "libx264",
+            "-c:s",
+            "mov_text",
+            "-t",
+            "2",
+            str(video),
+        ],
+        check=True,
+        timeout=60,
+    )
+    track = subprocess.run(
+        [*ffmpeg, "-i", str(video), "-map", "0:s", "-f", "webvtt", "-"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
+    assert track.splitlines()[-1].replace("\u2060", "") == said

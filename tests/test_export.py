@@ -68,6 +68,11 @@ def test_export_joins_the_course_without_reencoding(tmp_path: Path) -> None:
 
     vtt = out.with_suffix(".vtt")
     cues = vtt_cues(vtt.read_text("utf-8"))
+    # 02-commits says its title "Commits & history <basics>": its embedded track keeps the
+    # words in <...>, and the merged file has them escaped, as WebVTT text must be.
+    said = " ".join(text for _, _, text in cues)
+    assert "Commits &amp; history &lt;basics&gt;." in said
+    assert "<" not in said and "&amp;amp;" not in said
     starts = [s for s, _, _ in cues]
     assert starts == sorted(starts) and cues[-1][1] <= clock + 0.05
     spoken = _words(" ".join(text for _, _, text in cues))

@@ -120,11 +120,12 @@ class Narration:
             if piece.pause:
                 parts.append(f'<break time="{round(piece.pause * 1000)}ms"/>')
             elif piece.text:
-                parts.append(_xml_escape(piece.text))
+                parts.append(xml_escape(piece.text))
         return "<speak>" + " ".join(parts) + "</speak>"
 
 
-def _xml_escape(text: str) -> str:
+def xml_escape(text: str) -> str:
+    """``&``, ``<`` and ``>`` as XML (and WebVTT) text must have them."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
@@ -228,13 +229,48 @@ def webvtt(cues: list[Cue], *, escaped: bool = False) -> str:
     """A WebVTT file; cue text is escaped (``&``, ``<``, ``>``) unless it already is."""
     lines = ["WEBVTT", ""]
     for cue in cues:
-        text = cue.text if escaped else _xml_escape(cue.text)
+        text = cue.text if escaped else xml_escape(cue.text)
         lines += [f"{_stamp(cue.start, '.')} --> {_stamp(cue.end, '.')}", text, ""]
     return "\n".join(lines)
 
 
-def srt(cues: list[Cue]) -> str:
-    lines: list[str] = []
-    for number, cue in enumerate(cues, start=1):
-        lines += [str(number), f"{_stamp(cue.start, ',')} --> {_stamp(cue.end, ',')}", cue.text, ""]
-    return "\n".join(lines)
+# An ASS script for ffmpeg's mov_text encoder. Not SRT: ffmpeg reads ``<...>`` in an SRT
+# cue as a tag and drops it ("a < b and c > d" loses "< b and c >"), while ASS text is
+# literal but for ``\n``/``\N`` (line breaks) and ``{\`` (an override block), which a
+# word joiner (U+2060) breaks apart, as ffmpeg's own WebVTT reader does.
+_ASS_HEAD = """[Script Info]
+ScriptType: v4.00+
+
+[V4+ Styles]
+Format: Name, Fontname, Fontsize, PrimaryColour, SecondaryColour, OutlineColour, \
+BackColour, Bold, Italic, Underline, StrikeOut, ScaleX, ScaleY, Spacing, Angle, \
+BorderStyle, Outline, Shadow, Alignment, MarginL, MarginR, MarginV, Encoding
+Style: Default,Arial,16,&H00FFFFFF,&H00FFFFFF,&H00000000,&H00000000,0,0,0,0,100,100,0,0,\
+1,1,0,2,10,10,10,1
+
+[Events]
+Format: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text
+""".replace("\\\n", "")
+_ASS_MARKUP_RE = re.compile(r"\\(?=[nNh])|\{(?=\\)")
+_WORD_JOINER = "\u2060"
+
+
+def ass(cues: list[Cue]) -> str:
+    """Cues as an ASS script whose text ffmpeg keeps as written (see ``_ASS_HEAD``)."""
+    lines = [_ASS_HEAD]
+    for cue in cues:
+        text = " ".join(cue.text.split())  # one line: ASS breaks lines with \N only
+        text = _ASS_MARKUP_RE.sub(lambda m: m.group(0) + _WORD_JOINER, text)
+        lines.append(
+            f"Dialogue: 0,{_centis(cue.start)},{_centis(cue.end)},Default,,0,0,0,,{text}\n"
+        )
+    return "".join(lines)
+
+
+def _centis(seconds: float) -> str:
+    """An ASS time: ``H:MM:SS.cc``."""
+    centis = round(seconds * 100)
+    hours, rest = divmod(centis, 360_000)
+    minutes, rest = divmod(rest, 6_000)
+    secs, centis = divmod(rest, 100)
+    return f"{hours}:{minutes:02d}:{secs:02d}.{centis:02d}"

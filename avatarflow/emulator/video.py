@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from avatarflow.emulator.narration import Narration, srt
+from avatarflow.emulator.narration import Narration, ass
 from avatarflow.emulator.speech import Speech, synthesize
 from avatarflow.emulator.validation import RenderSettings
 
@@ -378,9 +378,9 @@ def build_command(
         command += ["-i", str(speech.path)]
     soft = settings.subtitle_type == "soft_embedded" and bool(cues)
     if soft:
-        subtitles = work / "subtitles.srt"
-        subtitles.write_text(srt(cues), encoding="utf-8")
-        command += ["-f", "srt", "-i", str(subtitles)]
+        subtitles = work / "subtitles.ass"
+        subtitles.write_text(ass(cues), encoding="utf-8")
+        command += ["-f", "ass", "-i", str(subtitles)]
     command += [
         "-filter_complex",
         f"[0:v]{_video_filters(settings, narration, speech, slide, width, height, work)}[v];"
