@@ -256,6 +256,8 @@ def apply(
             summary = asyncio.run(
                 _run(loaded, workspace, state, service, the_plan, run_options, emit)
             )
+            if isinstance(state.store, RenderKeyedStore):
+                state.store.share()  # while the lock is held: one writer of the index
     return ApplyResult(the_plan, summary, prices)
 
 

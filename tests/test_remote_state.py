@@ -705,3 +705,64 @@ def test_prune_removes_unused_render_blobs_beyond_the_keep_window(
         project.request(v).content_hash for v in ("a", "c")
     )
     assert committed_files(manifest) == []
+
+
+def test_a_fresh_clone_loads_the_remote_state_from_the_index_an_apply_leaves(
+    tmp_path: Path,
+    azurite: Azurite,
+    container_url: str,
+    speech: Emulator,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A new checkout (every CI runner) reads the records from ``team.json.index.json``:
+    one GET, not one per record; each entry is trusted only at its listed ETag."""
+    from avatarflow.backends import azureblob
+
+    monkeypatch.delenv("AVATARFLOW_EMULATOR_CONFIG", raising=False)
+    count = azureblob.INDEX_AFTER + 1
+    extra = "".join(f"  - id: v{i:02d}\n    text: Video {i}.\n" for i in range(count - 3))
+    text = remote_manifest(container_url) + extra
+    alice = Checkout(course(tmp_path / "alice", text), tmp_path / "a", speech, monkeypatch)
+    assert alice.apply() == count
+    blobs = render_blobs(azurite, container_url)
+    index = json.loads(blob_text(azurite, container_url, "team.json.index.json"))
+    assert sorted(index["records"]) == sorted(blobs)
+    assert {h: text for h, (_, text) in index["records"].items()} == blobs
+
+    reads: list[str] = []
+    real_read = AzureBlobStore._read_render
+
+    def counted(store: AzureBlobStore, blob_name: str) -> Any:
+        reads.append(blob_name)
+        return real_read(store, blob_name)
+
+    monkeypatch.setattr(AzureBlobStore, "_read_render", counted)
+
+    def fresh_clone_plan(name: str) -> dict[str, tuple[str, bool]]:
+        reads.clear()
+        bob = Checkout(course(tmp_path / name, text), tmp_path / name / "c", speech, monkeypatch)
+        return bob.kinds()
+
+    index_blob = container_of(azurite, container_url).get_blob_client("team.json.index.json")
+    before = index_blob.get_blob_properties().etag
+    kinds = fresh_clone_plan("bob")
+    assert reads == []  # every record from the index
+    assert not any(paid for _, paid in kinds.values()) and len(kinds) == count
+    assert index_blob.get_blob_properties().etag == before  # a plan writes no blob
+
+    # One more render: too few to rewrite the index; a new clone reads that record alone.
+    alice.edit(alice.manifest.name, "Video 0.", "Video zero.")
+    assert alice.apply() == 1
+    assert index_blob.get_blob_properties().etag == before
+    kinds = fresh_clone_plan("carol")
+    changed = open_course(alice.manifest).request("v00").content_hash
+    assert reads == [f"team.json.renders/{changed}.json"]
+    assert not any(paid for _, paid in kinds.values())
+
+    # An index that is junk, or whose entries name other ETags, costs GETs, never a record.
+    stale = {h: ["0x8D0000000000000", t] for h, (_, t) in index["records"].items()}
+    for junk in (b"{not json", json.dumps({"format": 1, "records": stale}).encode()):
+        index_blob.upload_blob(junk, overwrite=True)
+        kinds = fresh_clone_plan(f"dave{len(junk)}")
+        assert len(reads) == count + 1  # the listing's records, the old render of v00 too
+        assert not any(paid for _, paid in kinds.values())

@@ -6,6 +6,8 @@ Layout in the container::
     <name>.renders/<hash>.json one record per render, named by request hash: the same
                                bytes the local store commits (:func:`avatarflow.renders.dump`)
     <name>.lock                empty blob; its lease is the lock, its metadata names the holder
+    <name>.index.json          {"format": 1, "records": {<hash>: [ETag, text]}}: the records
+                               as a writing command last saw them (a cache, never the truth)
 
 The records are the local store's (:mod:`avatarflow.backends.rendered`): which video uses
 which render follows from the manifest, so a rename, a move or a revert finds the
@@ -30,6 +32,17 @@ a time: the records read are kept with their ETags in the checkout's uncommitted
 ``.cache/remote-renders.json``, and a record whose listed ETag is the cached one is
 taken from there (a record changes only with its ETag; final ones never change). The
 cache is disposable: missing or damaged, every record is read again.
+
+A new checkout (a fresh clone, every CI runner) has no such cache, and one GET per
+record made its first load take seconds at a thousand renders. So the container keeps
+the same cache for everyone: ``<name>.index.json``, written by a writing command
+(``apply``, ``state push``) once :data:`INDEX_AFTER` or more of the records it knows are
+not in it as they are now. A load that would read that many records one by one reads
+the index first and takes from it each record whose listed ETag is the one the index
+gives (and whose text is a valid record of that request); the others are read from
+their blobs. Every entry is checked against the listing, so an index that is stale,
+torn, written by two machines at once or tampered with costs GETs, never a wrong
+record. ``plan`` and ``status`` only read it.
 
 An older remote state (format 1, a snapshot blob ``{"meta", "videos"}``; format 2, the
 same snapshot naming an append-blob journal, see :mod:`avatarflow.backends.journal`)
@@ -86,6 +99,9 @@ RENDERS_INFIX = ".renders/"
 MAX_RECORD_BYTES = 4 * 1024 * 1024  # a request is at most 500 KB; its narration as much
 MAX_RENDERS = 1_000_000  # names listed before the listing is refused as not ours
 READERS = 8  # records downloaded at once
+INDEX_SUFFIX = ".index.json"
+INDEX_AFTER = 16  # records a load would GET one by one before it reads the index instead
+MAX_INDEX_BYTES = 64 * 1024 * 1024  # ~40,000 records; a larger index is neither read nor written
 RECORDS_CACHE = "remote-renders.json"  # in the checkout's .cache/: records read, by ETag
 WRITE_ATTEMPTS = 3  # conditional writes of one record lost to other writers in a row
 
@@ -122,6 +138,9 @@ class AzureBlobStore(RenderKeyedStore):
         self._writing = threading.Lock()
         self._meta_etag: str | None = None
         self._etags: dict[str, str] = {}  # request hash -> ETag of its blob as last seen
+        self._texts: dict[str, str] = {}  # request hash -> its blob's text at that ETag
+        # Request hashes whose record as known here the shared index may lack.
+        self._unindexed: set[str] = set()
 
     def _load_facts(self) -> MachineFacts:
         return no_facts() if self.state_dir is None else MachineFacts.load(self.state_dir)
@@ -141,12 +160,16 @@ class AzureBlobStore(RenderKeyedStore):
     def render_blob(self, request_hash: str) -> str:
         return f"{self.renders_prefix}{request_hash}.json"
 
+    def _hash_of(self, blob_name: str) -> str:
+        return blob_name.removeprefix(self.renders_prefix).removesuffix(".json")
+
     # -- reading -------------------------------------------------------------------
     def load(self) -> State:
         """Read the meta and every render; an absent state is an empty one. Bind it
         before use."""
         state = State(store=self)
-        self.renders, self.fingerprints, self._etags = {}, {}, {}
+        self.renders, self.fingerprints, self._etags, self._texts = {}, {}, {}, {}
+        self._unindexed = set()
         self._migrate_from, self._meta_etag = None, None
         self.facts = self._load_facts()
         raw, etag = self._download(self.name)
@@ -206,23 +229,77 @@ class AzureBlobStore(RenderKeyedStore):
             name: cached[name] for name, _, etag in listed if cached.get(name, ("",))[0] == etag
         }
         unknown = [name for name, _, _ in listed if name not in known]
-        with ThreadPoolExecutor(max_workers=READERS) as pool:
-            read = list(pool.map(self._read_render, unknown))
         kept: dict[str, tuple[str, str]] = {}
         for name, (etag, text) in known.items():
-            render = self._parse_render(name, text.encode())
-            self._note(render, text.encode())
-            self._etags[render.request_hash] = etag
+            self._keep(self._parse_render(name, text.encode()), text.encode(), etag)
             kept[name] = (etag, text)
+        if len(unknown) >= INDEX_AFTER:
+            etags = {name: etag for name, _, etag in listed}
+            for name, (etag, text) in self._from_index(unknown, etags).items():
+                self._keep(self._parse_render(name, text.encode()), text.encode(), etag)
+                kept[name] = (etag, text)
+            unknown = [name for name in unknown if name not in kept]
+            self._unindexed = {self._hash_of(name) for name in unknown}
+        with ThreadPoolExecutor(max_workers=READERS) as pool:
+            read = list(pool.map(self._read_render, unknown))
         for name, found in zip(unknown, read, strict=True):
             if found is None:
                 continue  # deleted between the listing and its read (a prune)
             render, data, etag = found
-            self._note(render, data)
-            self._etags[render.request_hash] = etag
+            self._keep(render, data, etag)
             kept[name] = (etag, data.decode())
         if kept != cached:
             self._write_cache(kept)
+
+    def _keep(self, render: RenderRecord, data: bytes, etag: str) -> None:
+        """``render`` as its blob holds it (``data``) at ``etag``."""
+        self._note(render, data)
+        self._etags[render.request_hash] = etag
+        self._texts[render.request_hash] = data.decode()
+
+    # -- the shared index ----------------------------------------------------------
+    @property
+    def index_blob(self) -> str:
+        return self.name + INDEX_SUFFIX
+
+    def _from_index(self, names: list[str], etags: dict[str, str]) -> dict[str, tuple[str, str]]:
+        """Of the blobs ``names``, those the shared index holds at their listed ETag,
+        as (ETag, text), each text a valid record of its request. Anything else in the
+        index (stale, torn, not ours) is left to be read from its blob."""
+        try:
+            raw, _ = self._download(self.index_blob, limit=MAX_INDEX_BYTES)
+            data = json.loads(raw) if raw is not None else None
+        except (StateError, ValueError):
+            return {}  # too large or not JSON: a cache that cannot help
+        records = data.get("records") if isinstance(data, dict) else None
+        if not isinstance(records, dict):
+            return {}
+        found: dict[str, tuple[str, str]] = {}
+        for name in names:
+            entry = records.get(self._hash_of(name))
+            if not (isinstance(entry, list) and len(entry) == 2 and entry[0] == etags[name]):
+                continue
+            text = entry[1]
+            if not isinstance(text, str) or len(text) > MAX_RECORD_BYTES:
+                continue
+            with contextlib.suppress(StateError, UnicodeError):
+                self._parse_render(name, text.encode())
+                found[name] = (etags[name], text)
+        return found
+
+    def share(self) -> None:
+        """After a writing command: the index rewritten when :data:`INDEX_AFTER` or more
+        of the records this store knows are not in it as they are now. Best effort: the
+        records are the state, and a failed write only leaves the next load slower."""
+        if len(self._unindexed) < INDEX_AFTER or self._migrate_from is not None:
+            return
+        records = {h: [self._etags[h], self._texts[h]] for h in sorted(self._texts)}
+        data = json.dumps({"format": 1, "records": records}, separators=(",", ":")).encode()
+        if len(data) > MAX_INDEX_BYTES:
+            return
+        with contextlib.suppress(StorageError), storage_errors(self._shown(self.index_blob)):
+            self._blob(self.index_blob).upload_blob(data, overwrite=True)
+            self._unindexed = set()
 
     def _cache_path(self) -> Path | None:
         return None if self.state_dir is None else self.state_dir / CACHE_DIR / RECORDS_CACHE
@@ -258,7 +335,7 @@ class AzureBlobStore(RenderKeyedStore):
     def _parse_render(self, blob_name: str, raw: bytes) -> RenderRecord:
         shown = self._shown(blob_name)
         render = _validate(RenderRecord, parse_json(_text(raw, shown), shown), shown)
-        expected = blob_name.removeprefix(self.renders_prefix).removesuffix(".json")
+        expected = self._hash_of(blob_name)
         if render.request_hash != expected:
             raise StateError(
                 f"record is for request {render.request_hash[:12]} but the blob is named "
@@ -337,8 +414,8 @@ class AzureBlobStore(RenderKeyedStore):
         for _ in range(WRITE_ATTEMPTS):
             checkpoint("mid-state-write")
             try:
-                self._etags[render.request_hash] = self._upload(blob_name, data, etag, shown)
-                self._note(render, data)
+                self._keep(render, data, self._upload(blob_name, data, etag, shown))
+                self._unindexed.add(render.request_hash)
                 return
             except ConcurrentWriteError:
                 found = self._read_render(blob_name)
@@ -346,15 +423,14 @@ class AzureBlobStore(RenderKeyedStore):
                 etag = None  # deleted meanwhile (a prune elsewhere): create it again
                 continue
             theirs, their_data, etag = found
+            self._unindexed.add(render.request_hash)  # another's record: maybe not indexed
             if their_data == data or (theirs.is_final and _same_job(theirs, render)):
-                self._etags[render.request_hash] = etag
-                self._note(theirs, their_data)
+                self._keep(theirs, their_data, etag)
                 return
             render = merge(theirs, render)
             data = dump(render)
             if data == their_data:
-                self._etags[render.request_hash] = etag
-                self._note(theirs, their_data)
+                self._keep(theirs, their_data, etag)
                 return
         raise ConcurrentWriteError(
             _RACE.format(f"the record of request {render.request_hash[:12]} kept changing"),
@@ -368,6 +444,8 @@ class AzureBlobStore(RenderKeyedStore):
         with storage_errors(self._shown(blob_name)), contextlib.suppress(ResourceNotFoundError):
             self._blob(blob_name).delete_blob()
         self._etags.pop(request_hash, None)
+        self._texts.pop(request_hash, None)
+        self._unindexed.discard(request_hash)
 
     def replace_renders(self, meta: StateMeta, renders: Mapping[str, RenderRecord]) -> None:
         """Make this state a copy of ``meta`` and ``renders`` (renders first, meta last);
@@ -379,13 +457,15 @@ class AzureBlobStore(RenderKeyedStore):
             data = dump(render)
             with storage_errors(self._shown(blob_name)):
                 result = self._blob(blob_name).upload_blob(data, overwrite=True)
-            self._etags[render.request_hash] = _etag(result["etag"])
-            self._note(render, data)
+            self._keep(render, data, _etag(result["etag"]))
+            self._unindexed.add(render.request_hash)
         for stale in old - {self.render_blob(h) for h in renders}:
-            self._remove_render(stale.removeprefix(self.renders_prefix).removesuffix(".json"))
+            self._remove_render(self._hash_of(stale))
         self.renders = {h: r for h, r in self.renders.items() if h in renders}
+        self._texts = {h: t for h, t in self._texts.items() if h in renders}
         self._write_meta(meta)
         self._delete_legacy_journals()
+        self.share()
 
     def _finish_migration(self, meta: StateMeta | None) -> None:
         """Write the migrated renders, then the new meta, then drop the old journals: a

@@ -87,6 +87,10 @@ class RenderKeyedStore:
         raise NotImplementedError
 
     # -- reading -------------------------------------------------------------------
+    def share(self) -> None:
+        """After a writing command: leave what other checkouts need to load quickly
+        (the remote store's index); nothing to leave for files in git."""
+
     def _note(self, render: RenderRecord, data: bytes) -> None:
         self.renders[render.request_hash] = render
         self.fingerprints[render.request_hash] = fingerprint(data)
