@@ -766,3 +766,24 @@ def test_a_fresh_clone_loads_the_remote_state_from_the_index_an_apply_leaves(
         kinds = fresh_clone_plan(f"dave{len(junk)}")
         assert len(reads) == count + 1  # the listing's records, the old render of v00 too
         assert not any(paid for _, paid in kinds.values())
+
+
+def test_the_listing_read_from_the_xml_is_the_sdk_s_own_over_several_pages(
+    azurite: Azurite, container_url: str
+) -> None:
+    from avatarflow.backends.azureblob import _etag
+    from avatarflow.bloblisting import _raw_lister, listed, listed_by_sdk
+
+    container = container_of(azurite, container_url)
+    prefix = "team.json.renders/"
+    names = [f"{prefix}{i:064x}.json" for i in range(7)] + [f"{prefix}a name & é <x>.json"]
+    for name in [*names, "team.json", "team.json.rendersX.json"]:
+        container.upload_blob(name, name.encode() * 3)
+    _raw_lister(container)  # the fast road is open with this SDK: no fallback below
+    fast = list(listed(container, prefix, page_size=3))
+    assert fast == list(listed_by_sdk(container, prefix, page_size=3))
+    assert sorted(name for name, _, _ in fast) == sorted(names)
+    assert all(size == 3 * len(name.encode()) for name, size, _ in fast)
+    read = container.get_blob_client(names[0]).download_blob().properties.etag
+    assert _etag(fast[0][2]) == _etag(read)  # a listed ETag compares equal to a read one
+    assert list(listed(container, "nothing/")) == []

@@ -74,6 +74,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from ..bloblisting import listed
 from ..errors import ConcurrentWriteError, Location, LockError, StateError, StorageError
 from ..killpoints import checkpoint
 from ..lock import HeldLock, LockInfo, new_lock_info, wait_for_lock
@@ -213,13 +214,13 @@ class AzureBlobStore(RenderKeyedStore):
         self._blob(self.name)  # first: a missing SDK is a ConfigError, not a crash
         found: list[tuple[str, int, str]] = []
         with storage_errors(self._shown(self.renders_prefix)):
-            for blob in self._container.list_blobs(name_starts_with=self.renders_prefix):
+            for name, size, etag in listed(self._container, self.renders_prefix):
                 if len(found) >= MAX_RENDERS:
                     raise StateError(
                         f"more than {MAX_RENDERS} render records; not a state avatarflow wrote",
                         Location(self._shown(self.renders_prefix)),
                     )
-                found.append((str(blob.name), int(blob.size or 0), _etag(blob.etag)))
+                found.append((name, size, _etag(etag)))
         return found
 
     def _load_renders(self) -> None:
