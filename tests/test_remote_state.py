@@ -568,7 +568,10 @@ class Checkout:
 
 
 @pytest.fixture
-def speech(tmp_path: Path) -> Iterator[Emulator]:
+def speech(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulator]:
+    """The Speech service the checkouts' Azure target talks to (an emulator of its own,
+    not the fast drafts' settings)."""
+    monkeypatch.delenv("AVATARFLOW_EMULATOR_CONFIG", raising=False)
     with Emulator(tmp_path / "service", EmulatorConfig(width=160, height=90)) as emulator:
         yield emulator
 
@@ -580,7 +583,6 @@ def test_rename_revert_and_a_second_clone_pay_what_plan_said_on_a_remote_state(
     speech: Emulator,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.delenv("AVATARFLOW_EMULATOR_CONFIG", raising=False)
     videos = f"{azurite.blob_url}/{azurite.new_container('videos')}"
     service = (
         f"  state: {{backend: azureblob, container_url: '{container_url}', name: team.json}}\n"
@@ -709,8 +711,8 @@ def test_prune_removes_unused_render_blobs_beyond_the_keep_window(
 
 def test_a_fresh_clone_loads_the_remote_state_from_the_index_an_apply_leaves(
     tmp_path: Path,
-    azurite: Azurite,
     container_url: str,
+    azurite: Azurite,
     speech: Emulator,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -718,7 +720,6 @@ def test_a_fresh_clone_loads_the_remote_state_from_the_index_an_apply_leaves(
     one GET, not one per record; each entry is trusted only at its listed ETag."""
     from avatarflow.backends import azureblob
 
-    monkeypatch.delenv("AVATARFLOW_EMULATOR_CONFIG", raising=False)
     count = azureblob.INDEX_AFTER + 1
     extra = "".join(f"  - id: v{i:02d}\n    text: Video {i}.\n" for i in range(count - 3))
     text = remote_manifest(container_url) + extra
