@@ -268,11 +268,13 @@ class BlobVideoStore:
         """sha256 → length of every object, read once per store (one list per 5,000)."""
         if self._listing is None:
             listing: dict[str, int] = {}
+            from .bloblisting import listed
+
             with self._errors():
-                for blob in self.container.list_blobs(name_starts_with=BLOB_PREFIX):
-                    digest = blob.name[len(BLOB_PREFIX) :]
+                for name, size, _ in listed(self.container, BLOB_PREFIX):
+                    digest = name[len(BLOB_PREFIX) :]
                     if _HEX64.match(digest):
-                        listing[digest] = int(blob.size)
+                        listing[digest] = size
             self._listing = listing
         return self._listing
 
