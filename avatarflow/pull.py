@@ -12,6 +12,7 @@ committed file is written.
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,9 +27,10 @@ from .workspace import TargetName, Workspace
 
 if TYPE_CHECKING:
     from .payload import VideoRequest
-    from .planner import Plan
+    from .planner import Action, Plan
 
 SUBTITLE_SUFFIX = ".vtt"  # external subtitles beside their video, as the runner saves them
+FETCHERS = 4  # videos copied out of the stores at once
 
 Report = Callable[[str, str | None, str], None]  # (kind, video id, message)
 
@@ -85,6 +87,7 @@ def _pull(
     workspace: Workspace, stores: VideoStores, state: State, plan: Plan, report: Report
 ) -> PullResult:
     result = PullResult()
+    fetches: list[tuple[Action, StateRecord, VideoRequest]] = []
     for action in plan.actions:
         record = action.record
         if action.kind is ActionKind.NOOP:
@@ -101,28 +104,51 @@ def _pull(
             and record is not None
             and record.output is not None
         ):
-            placed = place_from_store(workspace, stores, record, action.request)
-            if placed is None:
-                result.missing.append(action.video_id)
-                report("missing", action.video_id, "in no video store: apply downloads it")
-                continue
-            source, placed_record = placed
-            state.put(placed_record)
-            state.note_stored(record.output.sha256, ["local", source])
-            result.fetched[action.video_id] = source
-            report(
-                "fetched",
-                action.video_id,
-                f"put {workspace.display(workspace.output_path(action.request))} in place "
-                f"from the {source} store",
-            )
+            fetches.append((action, record, action.request))
         else:
             result.missing.append(action.video_id)
             result.paid_renders += action.paid
             why = "; ".join(action.reasons)
             cost = "a paid render" if action.paid else "apply"
             report("missing", action.video_id, f"{symbol(action.kind)} {why} (needs {cost})")
+    # The copies last, after every removal (none can then take a file just put in place),
+    # a few at once: a team store's downloads wait on the network, a local copy on its
+    # fsync. The records are written here, one at a time, in the plan's order.
+    with ThreadPoolExecutor(max_workers=FETCHERS) as pool:
+        placed_all = pool.map(
+            lambda fetch: place_from_store(workspace, stores, fetch[1], fetch[2]), fetches
+        )
+        try:
+            for (action, record, request), placed in zip(fetches, placed_all, strict=True):
+                _placed(workspace, state, result, report, action, record, request, placed)
+        except BaseException:
+            pool.shutdown(cancel_futures=True)  # a failure or Ctrl-C starts no other copy
+            raise
     return result
+
+
+def _placed(
+    workspace: Workspace,
+    state: State,
+    result: PullResult,
+    report: Report,
+    action: Action,
+    record: StateRecord,
+    request: VideoRequest,
+    placed: tuple[str, StateRecord] | None,
+) -> None:
+    """What one copy out of the stores leaves: its record, or the video as missing."""
+    assert record.output is not None
+    if placed is None:
+        result.missing.append(action.video_id)
+        report("missing", action.video_id, "in no video store: apply downloads it")
+        return
+    source, placed_record = placed
+    state.put(placed_record)
+    state.note_stored(record.output.sha256, ["local", source])
+    result.fetched[action.video_id] = source
+    shown = workspace.display(workspace.output_path(request))
+    report("fetched", action.video_id, f"put {shown} in place from the {source} store")
 
 
 def fetch_video(stores: VideoStores, record: StateRecord, target: Path) -> str | None:

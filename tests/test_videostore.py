@@ -231,3 +231,39 @@ def test_stores_fetch_from_the_team_and_keep_a_local_copy(
     other, obj2 = video(tmp_path, "w.mp4", seed=2)
     assert stores.put(other, obj2) == ["local", "team"]
     assert stores.put(other, obj2) == []
+
+
+def test_pull_copies_several_videos_at_once_and_records_them_in_the_plan_s_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first two copies out of the store meet at a barrier: a pull that copied one
+    video at a time would leave the first one waiting there until it broke."""
+    import threading
+
+    from avatarflow.pull import pull
+    from avatarflow.videostore import LocalVideoStore
+
+    from .helpers import course, record_all
+
+    manifest = course(tmp_path)
+    record_all(manifest)
+    assert pull(manifest).stored == ["a", "b", "c"]  # every output into the local store
+    for name in ("a", "b", "c"):
+        (tmp_path / "build" / "videos" / f"{name}.mp4").unlink()
+    barrier, calls, real_get = threading.Barrier(2, timeout=30), [], LocalVideoStore.get
+
+    def get(store: LocalVideoStore, obj: StoredObject, dest: Path) -> bool:
+        calls.append(dest.name)
+        if len(calls) <= 2:
+            barrier.wait()  # BrokenBarrierError (the pull fails) unless two run at once
+        return real_get(store, obj, dest)
+
+    monkeypatch.setattr(LocalVideoStore, "get", get)
+    events: list[tuple[str, str | None]] = []
+    result = pull(manifest, on_event=lambda kind, video, _: events.append((kind, video)))
+    assert result.fetched == {"a": "local", "b": "local", "c": "local"}
+    assert events == [("fetched", "a"), ("fetched", "b"), ("fetched", "c")]
+    assert sorted(calls) == ["a.mp4", "b.mp4", "c.mp4"]
+    for name in ("a", "b", "c"):
+        assert (tmp_path / "build" / "videos" / f"{name}.mp4").exists()
+    assert pull(manifest).up_to_date == ["a", "b", "c"]  # and the records say so
