@@ -236,8 +236,8 @@ class AzureBlobStore(RenderKeyedStore):
             kept[name] = (etag, text)
         if len(unknown) >= INDEX_AFTER:
             etags = {name: etag for name, _, etag in listed}
-            for name, (etag, text) in self._from_index(unknown, etags).items():
-                self._keep(self._parse_render(name, text.encode()), text.encode(), etag)
+            for name, (etag, text, render) in self._from_index(unknown, etags).items():
+                self._keep(render, text.encode(), etag)
                 kept[name] = (etag, text)
             unknown = [name for name in unknown if name not in kept]
             self._unindexed = {self._hash_of(name) for name in unknown}
@@ -263,10 +263,12 @@ class AzureBlobStore(RenderKeyedStore):
     def index_blob(self) -> str:
         return self.name + INDEX_SUFFIX
 
-    def _from_index(self, names: list[str], etags: dict[str, str]) -> dict[str, tuple[str, str]]:
+    def _from_index(
+        self, names: list[str], etags: dict[str, str]
+    ) -> dict[str, tuple[str, str, RenderRecord]]:
         """Of the blobs ``names``, those the shared index holds at their listed ETag,
-        as (ETag, text), each text a valid record of its request. Anything else in the
-        index (stale, torn, not ours) is left to be read from its blob."""
+        as (ETag, text, record), each text a valid record of its request. Anything else
+        in the index (stale, torn, not ours) is left to be read from its blob."""
         try:
             raw, _ = self._download(self.index_blob, limit=MAX_INDEX_BYTES)
             data = json.loads(raw) if raw is not None else None
@@ -275,7 +277,7 @@ class AzureBlobStore(RenderKeyedStore):
         records = data.get("records") if isinstance(data, dict) else None
         if not isinstance(records, dict):
             return {}
-        found: dict[str, tuple[str, str]] = {}
+        found: dict[str, tuple[str, str, RenderRecord]] = {}
         for name in names:
             entry = records.get(self._hash_of(name))
             if not (isinstance(entry, list) and len(entry) == 2 and entry[0] == etags[name]):
@@ -284,8 +286,7 @@ class AzureBlobStore(RenderKeyedStore):
             if not isinstance(text, str) or len(text) > MAX_RECORD_BYTES:
                 continue
             with contextlib.suppress(StateError, UnicodeError):
-                self._parse_render(name, text.encode())
-                found[name] = (etags[name], text)
+                found[name] = (etags[name], text, self._parse_render(name, text.encode()))
         return found
 
     def share(self) -> None:
