@@ -87,7 +87,7 @@ def _pull(
     workspace: Workspace, stores: VideoStores, state: State, plan: Plan, report: Report
 ) -> PullResult:
     result = PullResult()
-    fetches: list[tuple[Action, StateRecord, VideoRequest]] = []
+    fetches: list[Action] = []  # each with its request and a record that delivered a video
     for action in plan.actions:
         record = action.record
         if action.kind is ActionKind.NOOP:
@@ -104,7 +104,7 @@ def _pull(
             and record is not None
             and record.output is not None
         ):
-            fetches.append((action, record, action.request))
+            fetches.append(action)
         else:
             result.missing.append(action.video_id)
             result.paid_renders += action.paid
@@ -115,16 +115,21 @@ def _pull(
     # a few at once: a team store's downloads wait on the network, a local copy on its
     # fsync. The records are written here, one at a time, in the plan's order.
     with ThreadPoolExecutor(max_workers=FETCHERS) as pool:
-        placed_all = pool.map(
-            lambda fetch: place_from_store(workspace, stores, fetch[1], fetch[2]), fetches
-        )
+        placed_all = pool.map(lambda action: _place(workspace, stores, action), fetches)
         try:
-            for (action, record, request), placed in zip(fetches, placed_all, strict=True):
-                _placed(workspace, state, result, report, action, record, request, placed)
+            for action, placed in zip(fetches, placed_all, strict=True):
+                _placed(workspace, state, result, report, action, placed)
         except BaseException:
             pool.shutdown(cancel_futures=True)  # a failure or Ctrl-C starts no other copy
             raise
     return result
+
+
+def _place(
+    workspace: Workspace, stores: VideoStores, action: Action
+) -> tuple[str, StateRecord] | None:
+    assert action.record is not None and action.request is not None
+    return place_from_store(workspace, stores, action.record, action.request)
 
 
 def _placed(
@@ -133,12 +138,11 @@ def _placed(
     result: PullResult,
     report: Report,
     action: Action,
-    record: StateRecord,
-    request: VideoRequest,
     placed: tuple[str, StateRecord] | None,
 ) -> None:
     """What one copy out of the stores leaves: its record, or the video as missing."""
-    assert record.output is not None
+    record, request = action.record, action.request
+    assert record is not None and record.output is not None and request is not None
     if placed is None:
         result.missing.append(action.video_id)
         report("missing", action.video_id, "in no video store: apply downloads it")

@@ -250,7 +250,7 @@ Style: Default,Arial,16,&H00FFFFFF,&H00FFFFFF,&H00000000,&H00000000,0,0,0,0,100,
 
 [Events]
 Format: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text
-""".replace("\\\n", "")
+"""
 _ASS_MARKUP_RE = re.compile(r"\\(?=[nNh])|\{(?=\\)")
 _WORD_JOINER = "\u2060"
 
@@ -268,9 +268,5 @@ def ass(cues: list[Cue]) -> str:
 
 
 def _centis(seconds: float) -> str:
-    """An ASS time: ``H:MM:SS.cc``."""
-    centis = round(seconds * 100)
-    hours, rest = divmod(centis, 360_000)
-    minutes, rest = divmod(rest, 6_000)
-    secs, centis = divmod(rest, 100)
-    return f"{hours}:{minutes:02d}:{secs:02d}.{centis:02d}"
+    """An ASS time, ``HH:MM:SS.cc``: WebVTT's to the hundredth."""
+    return _stamp(round(seconds, 2), ".")[:-1]
